@@ -1,0 +1,1 @@
+"""mathsight core: schema, data, models, registry, monitoring. Imports no front-end framework."""

@@ -1,0 +1,107 @@
+"""One settings object for the whole product, read once from the environment.
+
+Values come, highest priority first, from: keyword arguments, environment variables, the
+`[mathsight]` table of `.streamlit/secrets.toml` (so Streamlit secrets map onto it), then defaults.
+No other module reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA_DIR = PROJECT_ROOT.parent / "shared" / "data" / "uci-student-performance"
+INSECURE_VALUES = {"", "change-me", "changeme", "secret", "default", "mathsight"}
+
+
+class SecretsTomlSource(PydanticBaseSettingsSource):
+    """Reads the ``[mathsight]`` table of ``.streamlit/secrets.toml`` when the file exists."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        super().__init__(settings_cls)
+        self.values: dict[str, Any] = {}
+        if path.is_file():
+            self.values = dict(tomllib.loads(path.read_text("utf-8")).get("mathsight", {}))
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self.values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.values.items() if k in self.settings_cls.model_fields}
+
+
+class Settings(BaseSettings):
+    """Everything configurable about mathsight."""
+
+    model_config = SettingsConfigDict(env_prefix="MATHSIGHT_", extra="ignore")
+
+    env: Literal["development", "production", "test"] = "development"
+    database_url: str = Field(
+        default="",
+        validation_alias=AliasChoices("DATABASE_URL", "MATHSIGHT_DATABASE_URL", "database_url"),
+    )
+    data: Path | None = Field(default=None, description="explicit path to student-mat.csv")
+    home: Path = Field(default=PROJECT_ROOT / "data" / "local", description="local state directory")
+    raw_dir: Path = PROJECT_ROOT / "data" / "raw"
+    shared_data_dir: Path = SHARED_DATA_DIR
+    secret_key: str = Field(default="", description="HMAC key for artifacts and student keys")
+    cookie_key: str = Field(default="", description="signing key of the login cookie")
+    cookie_name: str = "mathsight_auth"
+    cookie_expiry_days: float = 1.0
+    admin_password: str = ""
+    log_dir: Path | None = None
+    log_max_bytes: int = 10_000_000
+    log_backups: int = 5
+    model_seed: int = 42
+
+    @model_validator(mode="after")
+    def _fill_local_defaults(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.home / 'mathsight.db'}"
+        if self.log_dir is None:
+            self.log_dir = self.home / "logs"
+        if self.env == "production":
+            for name in ("secret_key", "cookie_key"):
+                if getattr(self, name).strip().lower() in INSECURE_VALUES or len(getattr(self, name)) < 16:
+                    raise ValueError(
+                        f"MATHSIGHT_{name.upper()} must be set to a random value of at least 16 "
+                        "characters in production"
+                    )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        secrets_toml = SecretsTomlSource(settings_cls, PROJECT_ROOT / ".streamlit" / "secrets.toml")
+        return (init_settings, env_settings, secrets_toml)
+
+    def local_secret(self, name: str) -> str:
+        """The configured secret ``name``, or outside production a random one kept in ``home``."""
+        value = getattr(self, name)
+        if value:
+            return value
+        path = self.home / f".{name}"
+        if not path.exists():
+            self.home.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(32), "utf-8")
+            path.chmod(0o600)
+        return path.read_text("utf-8").strip()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; tests call ``get_settings.cache_clear()`` after changing the env."""
+    return Settings()

@@ -1,0 +1,137 @@
+"""Shared fixtures: the real data set, a temporary SQLite file and a PostgreSQL schema per session."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from model.settings import SHARED_DATA_DIR, get_settings
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "MATHSIGHT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1" or os.environ.get("CI") == "true"
+
+
+@pytest.fixture(scope="session")
+def student_csv_path() -> Path:
+    path = SHARED_DATA_DIR / "student-mat.csv"
+    if not path.is_file():
+        pytest.fail(f"the UCI maths file is needed at {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def raw_df(student_csv_path: Path) -> pd.DataFrame:
+    from model.data import load_raw
+
+    return load_raw(student_csv_path)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test gets its own local state directory and a fixed secret, never the developer's."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("MATHSIGHT_HOME", str(home))
+    monkeypatch.setenv("MATHSIGHT_ENV", "test")
+    monkeypatch.setenv("MATHSIGHT_SECRET_KEY", "test-secret-key-0123456789abcdef")
+    monkeypatch.setenv("MATHSIGHT_COOKIE_KEY", "test-cookie-key-0123456789abcdef")
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def _postgres_schema_url() -> str:
+    engine = sa.create_engine(POSTGRES_ADMIN_URL)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    except sa.exc.OperationalError as exc:
+        engine.dispose()
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"PostgreSQL is required (REQUIRE_POSTGRES=1/CI) but unreachable: {exc}")
+        pytest.skip("PostgreSQL not reachable on 127.0.0.1:5432")
+    engine.dispose()
+    return f"{POSTGRES_ADMIN_URL}?options=-csearch_path%3D{schema}"
+
+
+def _drop_postgres_schema(url: str) -> None:
+    schema = url.rsplit("%3D", 1)[1]
+    engine = sa.create_engine(POSTGRES_ADMIN_URL)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database, migrated by the test itself: a fresh SQLite file or PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    url = _postgres_schema_url()
+    try:
+        yield url
+    finally:
+        from model import db
+
+        db.dispose_engines()
+        _drop_postgres_schema(url)
+
+
+@pytest.fixture(scope="session")
+def trained_models(raw_df: pd.DataFrame) -> dict:
+    """Setup -> a GradeModel fitted on all 395 real students (default parameters, seed 0)."""
+    from model.training import train_setup
+
+    return {setup: train_setup(raw_df, setup, runs=0) for setup in ("early", "period1", "period2")}
+
+
+def install_models(url: str, trained: dict) -> dict[str, str]:
+    """Migrate the database at ``url`` and register + activate the trained versions; setup -> id."""
+    from model.db import get_engine, migrate
+    from model.training import register
+
+    engine = get_engine(url)
+    migrate(engine)
+    return {setup: register(engine, version, created_by="pytest", activate=True) for setup, version in trained.items()}
+
+
+@pytest.fixture
+def models_db_url(db_url: str, trained_models: dict) -> str:
+    """``db_url`` (SQLite and PostgreSQL) migrated, with an active model per setup."""
+    install_models(db_url, trained_models)
+    return db_url
+
+
+@pytest.fixture(scope="session")
+def _template_sqlite(tmp_path_factory: pytest.TempPathFactory, trained_models: dict) -> Path:
+    from model import db
+
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    url = f"sqlite:///{path}"
+    install_models(url, trained_models)
+    db.get_engine(url).dispose()
+    db.dispose_engines()
+    return path
+
+
+@pytest.fixture
+def app_db_url(_template_sqlite: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh SQLite file with active models, set as DATABASE_URL for the code under test."""
+    import shutil
+
+    target = tmp_path / "app.db"
+    shutil.copy(_template_sqlite, target)
+    url = f"sqlite:///{target}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    get_settings.cache_clear()
+    return url
