@@ -1,0 +1,330 @@
+"""The model registry: versions, signed artifacts, promotion and rollback, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from sklearn.linear_model import LinearRegression
+
+from model import db, registry
+from model.audit import list_audit
+from model.settings import get_settings
+from model.tables import ActiveModel, ModelVersion
+
+FEATURES = ["studytime", "failures", "absences", "G1", "G2"]
+
+
+@pytest.fixture(scope="module")
+def students(student_csv_path: Path) -> pd.DataFrame:
+    return pd.read_csv(student_csv_path, sep=";").head(60)
+
+
+@pytest.fixture(scope="module")
+def fitted(students: pd.DataFrame) -> LinearRegression:
+    return LinearRegression().fit(students[FEATURES], students["G3"])
+
+
+@pytest.fixture(autouse=True)
+def _fresh_engines() -> Iterator[None]:
+    yield
+    db.dispose_engines()
+
+
+@pytest.fixture
+def engine(db_url: str) -> sa.Engine:
+    db.migrate(db_url)
+    return db.get_engine(db_url)
+
+
+def _register(engine: sa.Engine, model: object, setup: str = "period2", algorithm: str = "linear") -> str:
+    with db.session_scope(engine) as session:
+        version = registry.register_version(
+            session,
+            model,
+            setup=setup,
+            algorithm=algorithm,
+            params={"fit_intercept": True},
+            data_sha256="0" * 64,
+            n_rows=60,
+            metrics={"rmse": np.float64(1.9), "n_folds": np.int64(10)},
+            reference={"absences": {"mean": 5.7}},
+            created_by="tester",
+        )
+        return version.id
+
+
+class Payload:
+    """A foreign pickle: unpickling it creates the marker file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[Path]]:
+        return (Path.touch, (self.marker,))
+
+
+def test_register_stores_a_signed_artifact_that_loads_back(engine: sa.Engine, fitted, students) -> None:
+    version_id = _register(engine, fitted)
+    assert version_id.startswith("period2-")
+    with db.session_scope(engine) as session:
+        version = registry.get_version(session, version_id)
+        assert version.artifact_sha256 == hashlib.sha256(version.artifact).hexdigest()
+        assert version.metrics == {"rmse": 1.9, "n_folds": 10}
+        assert version.created_at.tzinfo is not None
+        loaded = registry.load_artifact(version)
+    np.testing.assert_allclose(loaded.predict(students[FEATURES]), fitted.predict(students[FEATURES]))
+    with db.session_scope(engine) as session:
+        [row] = list_audit(session, action="model.register")
+        assert row.detail["version_id"] == version_id
+
+
+def test_list_versions_newest_first_and_by_setup(engine: sa.Engine, fitted) -> None:
+    first = _register(engine, fitted, "early")
+    second = _register(engine, fitted, "period2")
+    third = _register(engine, fitted, "early")
+    with db.session_scope(engine) as session:
+        assert [v.id for v in registry.list_versions(session)] == [third, second, first]
+        assert [v.id for v in registry.list_versions(session, "early")] == [third, first]
+        assert registry.list_versions(session, "period1") == []
+
+
+def test_unknown_version_and_setup_are_refused(engine: sa.Engine, fitted) -> None:
+    with db.session_scope(engine) as session:
+        with pytest.raises(registry.VersionNotFound, match="nope"):
+            registry.get_version(session, "nope")
+        with pytest.raises(registry.VersionNotFound):
+            registry.promote(session, "nope", by="admin")
+        with pytest.raises(ValueError, match="unknown setup"):
+            registry.register_version(
+                session,
+                fitted,
+                setup="late",
+                algorithm="linear",
+                params={},
+                data_sha256="0" * 64,
+                n_rows=1,
+                metrics={},
+                reference={},
+                created_by="t",
+            )
+
+
+def test_promote_and_rollback(engine: sa.Engine, fitted) -> None:
+    v1 = _register(engine, fitted)
+    v2 = _register(engine, fitted)
+    with db.session_scope(engine) as session:
+        assert registry.active_version_ids(session) == {}
+        with pytest.raises(registry.NothingToRollBack):
+            registry.rollback(session, "period2", by="admin")
+        registry.promote(session, v1, by="admin")
+    with db.session_scope(engine) as session:
+        assert registry.active_version_ids(session) == {"period2": v1}
+        registry.promote(session, v2, by="admin")
+    with db.session_scope(engine) as session:
+        assert registry.active_version_ids(session) == {"period2": v2}
+        active = registry.active_versions(session)
+        assert active["period2"].id == v2
+        assert session.get(ActiveModel, "period2").previous_version_id == v1
+        assert registry.rollback(session, "period2", by="admin") == v1
+    with db.session_scope(engine) as session:
+        assert registry.active_version_ids(session) == {"period2": v1}
+        with pytest.raises(registry.NothingToRollBack, match="period2"):
+            registry.rollback(session, "period2", by="admin")
+    with db.session_scope(engine) as session:
+        assert registry.active_version_ids(session) == {"period2": v1}
+        rollbacks = list_audit(session, action="model.rollback")
+        assert [r.detail for r in rollbacks] == [{"setup": "period2", "version_id": v1, "previous_version_id": v2}]
+
+
+def test_promote_is_audited_and_promoting_the_active_version_changes_nothing(engine: sa.Engine, fitted) -> None:
+    v1 = _register(engine, fitted)
+    v2 = _register(engine, fitted)
+    with db.session_scope(engine) as session:
+        registry.promote(session, v1, by="alice")
+        registry.promote(session, v2, by="bob")
+        registry.promote(session, v2, by="bob")
+    with db.session_scope(engine) as session:
+        promotions = list_audit(session, action="model.promote")
+        assert [(r.actor, r.detail) for r in reversed(promotions)] == [
+            ("alice", {"setup": "period2", "version_id": v1, "previous_version_id": None}),
+            ("bob", {"setup": "period2", "version_id": v2, "previous_version_id": v1}),
+        ]
+        active = session.get(ActiveModel, "period2")
+        assert (active.version_id, active.previous_version_id, active.activated_by) == (v2, v1, "bob")
+
+
+def test_setups_have_independent_active_versions(engine: sa.Engine, fitted) -> None:
+    early = _register(engine, fitted, "early")
+    period2 = _register(engine, fitted, "period2")
+    with db.session_scope(engine) as session:
+        registry.promote(session, early, by="admin")
+        registry.promote(session, period2, by="admin")
+    with db.session_scope(engine) as session:
+        assert registry.active_version_ids(session) == {"early": early, "period2": period2}
+        assert {s: v.id for s, v in registry.active_versions(session).items()} == {
+            "early": early,
+            "period2": period2,
+        }
+
+
+def test_a_tampered_artifact_is_refused_and_never_promoted(engine: sa.Engine, fitted) -> None:
+    version_id = _register(engine, fitted)
+    with db.session_scope(engine) as session:
+        version = registry.get_version(session, version_id)
+        tampered = bytearray(version.artifact)
+        tampered[len(tampered) // 2] ^= 0xFF
+        session.execute(sa.update(ModelVersion).where(ModelVersion.id == version_id).values(artifact=bytes(tampered)))
+    with db.session_scope(engine) as session:
+        version = registry.get_version(session, version_id)
+        with pytest.raises(registry.ArtifactIntegrityError, match=f"{version_id}.*modified or signed"):
+            registry.load_artifact(version)
+        with pytest.raises(registry.ArtifactIntegrityError):
+            registry.promote(session, version_id, by="admin")
+    with db.session_scope(engine) as session:
+        assert registry.active_version_ids(session) == {}
+
+
+def test_an_artifact_signed_with_another_key_is_refused(
+    engine: sa.Engine, fitted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    version_id = _register(engine, fitted)
+    monkeypatch.setenv("MATHSIGHT_SECRET_KEY", "another-installation-key-000000")
+    get_settings.cache_clear()
+    with db.session_scope(engine) as session:
+        version = registry.get_version(session, version_id)
+        with pytest.raises(registry.ArtifactIntegrityError, match=f"{version_id}.*another key"):
+            registry.load_artifact(version)
+
+
+def test_a_foreign_pickle_is_never_unpickled(engine: sa.Engine, tmp_path: Path) -> None:
+    # The payload is real: loading it unchecked does create its marker.
+    proof = tmp_path / "proof"
+    joblib.load(_as_file(registry.serialize(Payload(proof)), tmp_path))
+    assert proof.exists()
+
+    marker = tmp_path / "pwned"
+    blob = registry.serialize(Payload(marker))
+    sha = hashlib.sha256(blob).hexdigest()
+    foreign_hmac = hmac.new(b"attacker-key", blob, hashlib.sha256).hexdigest()
+    with db.session_scope(engine) as session:
+        session.add(
+            ModelVersion(
+                id="period2-foreign",
+                setup="period2",
+                algorithm="linear",
+                params={},
+                data_sha256="0" * 64,
+                n_rows=1,
+                metrics={},
+                reference={},
+                created_by="mallory",
+                artifact=blob,
+                artifact_sha256=sha,
+                artifact_hmac=foreign_hmac,
+            )
+        )
+    with db.session_scope(engine) as session:
+        version = registry.get_version(session, "period2-foreign")
+        with pytest.raises(registry.ArtifactIntegrityError, match="period2-foreign"):
+            registry.load_artifact(version)
+        with pytest.raises(registry.ArtifactIntegrityError):
+            registry.promote(session, "period2-foreign", by="mallory")
+    with pytest.raises(registry.ArtifactIntegrityError, match="export.joblib"):
+        registry.load_artifact_bytes(blob, sha, foreign_hmac, "export.joblib")
+    with pytest.raises(registry.ArtifactIntegrityError):
+        registry.load_artifact_bytes(blob, sha, "0" * 64, "export.joblib")
+    assert not marker.exists()
+
+
+def test_load_artifact_bytes_accepts_a_genuine_export(fitted, students) -> None:
+    blob = registry.serialize(fitted)
+    loaded = registry.load_artifact_bytes(blob, registry.sha256_hex(blob), registry.sign(blob), "file")
+    np.testing.assert_allclose(loaded.predict(students[FEATURES]), fitted.predict(students[FEATURES]))
+
+
+def test_concurrent_promotions_serialize_and_stay_consistent(engine: sa.Engine, fitted) -> None:
+    v1, v2, v3 = (_register(engine, fitted) for _ in range(3))
+    with db.session_scope(engine) as session:
+        registry.promote(session, v1, by="admin")
+    first_done = threading.Event()
+    errors: list[BaseException] = []
+
+    def slow_promote() -> None:
+        try:
+            with db.session_scope(engine) as session:
+                registry.promote(session, v2, by="a")
+                first_done.set()
+                time.sleep(0.5)  # keep the transaction (and its lock) open
+        except BaseException as exc:
+            errors.append(exc)
+            first_done.set()
+
+    def racing_promote() -> None:
+        try:
+            first_done.wait(10)
+            with db.session_scope(engine) as session:
+                registry.promote(session, v3, by="b")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=slow_promote), threading.Thread(target=racing_promote)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    with db.session_scope(engine) as session:
+        active = session.get(ActiveModel, "period2")
+        assert (active.version_id, active.previous_version_id) == (v3, v2)
+        details = [r.detail for r in reversed(list_audit(session, action="model.promote"))]
+        assert [(d["version_id"], d["previous_version_id"]) for d in details] == [
+            (v1, None),
+            (v2, v1),
+            (v3, v2),
+        ]
+
+
+def test_concurrent_rollbacks_undo_exactly_once(engine: sa.Engine, fitted) -> None:
+    v1, v2 = _register(engine, fitted), _register(engine, fitted)
+    with db.session_scope(engine) as session:
+        registry.promote(session, v1, by="admin")
+        registry.promote(session, v2, by="admin")
+    barrier = threading.Barrier(4)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def roll_back() -> None:
+        barrier.wait(10)
+        try:
+            with db.session_scope(engine) as session:
+                result = registry.rollback(session, "period2", by="admin")
+        except registry.NothingToRollBack:
+            result = "nothing"
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=roll_back) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(outcomes) == sorted([v1, "nothing", "nothing", "nothing"])
+    with db.session_scope(engine) as session:
+        assert registry.active_version_ids(session) == {"period2": v1}
+        assert len(list_audit(session, action="model.rollback")) == 1
+
+
+def _as_file(blob: bytes, directory: Path) -> Path:
+    path = directory / "artifact.joblib"
+    path.write_bytes(blob)
+    return path
