@@ -1,0 +1,71 @@
+"""What every page shares: the engine and model store (cached per process), the user, the guard.
+
+Pages call :func:`require_role` first; it is the one place roles are checked. The entry script
+(``dashboard/app.py``) logs the user in and stores a :class:`CurrentUser` in the session state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+from sqlalchemy.engine import Engine
+
+from model.db import get_engine, migrate
+from model.service import ModelStore
+from model.settings import get_settings
+
+USER_KEY = "mathsight_user"
+
+
+@dataclass(frozen=True)
+class CurrentUser:
+    """The logged-in user as the pages see it."""
+
+    id: int
+    username: str
+    name: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@st.cache_resource(show_spinner=False)
+def _engine(url: str) -> Engine:
+    engine = get_engine(url)
+    migrate(engine)
+    return engine
+
+
+@st.cache_resource(show_spinner=False)
+def _store(url: str) -> ModelStore:
+    return ModelStore(_engine(url))
+
+
+def engine() -> Engine:
+    """The migrated engine of the configured database (one per process)."""
+    return _engine(get_settings().database_url)
+
+
+def store() -> ModelStore:
+    """The active models (one store per process; follows promotions within seconds)."""
+    return _store(get_settings().database_url)
+
+
+def current_user() -> CurrentUser | None:
+    """The logged-in user, or None."""
+    return st.session_state.get(USER_KEY)
+
+
+def require_role(*roles: str) -> CurrentUser:
+    """The page guard: returns the user when their role is one of ``roles``, else refuses and stops."""
+    user = current_user()
+    if user is None:
+        st.error("Please log in to see this page.")
+        st.stop()
+    if roles and user.role not in roles:
+        st.error(f"Access refused: this page is for {' or '.join(roles)} accounts; you are signed in as a {user.role}.")
+        st.stop()
+    return user
