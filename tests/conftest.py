@@ -13,9 +13,7 @@ import sqlalchemy as sa
 
 from model.settings import SHARED_DATA_DIR, get_settings
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "MATHSIGHT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+POSTGRES_ADMIN_URL = os.environ.get("MATHSIGHT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1" or os.environ.get("CI") == "true"
 
 
@@ -34,16 +32,34 @@ def raw_df(student_csv_path: Path) -> pd.DataFrame:
     return load_raw(student_csv_path)
 
 
+TEST_ENV = {
+    "MATHSIGHT_ENV": "test",
+    "MATHSIGHT_SECRET_KEY": "test-secret-key-0123456789abcdef",
+    "MATHSIGHT_COOKIE_KEY": "test-cookie-key-0123456789abcdef",
+}
+
+
+def _apply_test_env(patch: pytest.MonkeyPatch, home: Path) -> None:
+    patch.setenv("MATHSIGHT_HOME", str(home))
+    for name, value in TEST_ENV.items():
+        patch.setenv(name, value)
+    patch.delenv("DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Session fixtures (trained models, template databases) see the same test secrets as tests."""
+    with pytest.MonkeyPatch.context() as patch:
+        _apply_test_env(patch, tmp_path_factory.mktemp("session-home"))
+        yield
+    get_settings.cache_clear()
+
+
 @pytest.fixture(autouse=True)
 def _isolated_settings(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every test gets its own local state directory and a fixed secret, never the developer's."""
-    home = tmp_path_factory.mktemp("home")
-    monkeypatch.setenv("MATHSIGHT_HOME", str(home))
-    monkeypatch.setenv("MATHSIGHT_ENV", "test")
-    monkeypatch.setenv("MATHSIGHT_SECRET_KEY", "test-secret-key-0123456789abcdef")
-    monkeypatch.setenv("MATHSIGHT_COOKIE_KEY", "test-cookie-key-0123456789abcdef")
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    get_settings.cache_clear()
+    _apply_test_env(monkeypatch, tmp_path_factory.mktemp("home"))
     yield
     get_settings.cache_clear()
 

@@ -1,0 +1,47 @@
+"""`python -m model ...` as a user runs it: exit codes and files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+
+from model.cli import main
+from model.settings import PROJECT_ROOT
+
+
+def test_predict_exit_codes_and_outputs(app_db_url: str, student_csv_path, tmp_path, capsys) -> None:
+    good = tmp_path / "class.csv"
+    good.write_text("\n".join(student_csv_path.read_text().splitlines()[:11]))
+    out = tmp_path / "out.csv"
+    assert main(["predict", "--input", str(good), "--output", str(out)]) == 0
+    table = pd.read_csv(out, encoding="utf-8-sig")
+    assert len(table) == 10 and {"predicted_g3", "lower", "upper", "p_pass", "band", "factor_1"} <= set(table.columns)
+    assert table["row"].tolist() == list(range(2, 12))
+
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text(good.read_text().replace('"at_home"', '"astronaut"', 1))
+    assert main(["predict", "--input", str(mixed), "--output", str(out)]) == 3
+    rejected = pd.read_csv(tmp_path / "out.rejected.csv", encoding="utf-8-sig")
+    assert rejected[["row", "column", "value"]].values.tolist() == [[2, "Mjob", "astronaut"]]
+    assert "astronaut" in capsys.readouterr().err
+
+    broken = tmp_path / "broken.csv"
+    broken.write_bytes(b"\x00\xff\x00 not a csv")
+    assert main(["predict", "--input", str(broken), "--output", str(out)]) == 2
+    assert main(["predict", "--input", str(tmp_path / "missing.csv"), "--output", str(out)]) == 2
+
+
+def test_versions_promote_and_rollback(app_db_url: str, capsys) -> None:
+    assert main(["versions"]) == 0
+    listing = capsys.readouterr().out
+    assert listing.count("*") == 3
+    assert main(["rollback", "early"]) == 2
+    assert "no previous model version" in capsys.readouterr().err
+    assert main(["promote", "early-does-not-exist"]) == 2
+
+
+def test_module_entry_point_runs(app_db_url: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "model", "--help"], capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert result.returncode == 0 and "evaluate" in result.stdout

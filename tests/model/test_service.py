@@ -1,0 +1,108 @@
+"""The prediction service end to end on real databases: validate, predict, explain, log."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from model import registry
+from model.db import get_engine, session_scope
+from model.predlog import student_key
+from model.schema import BatchRejected, InvalidInput
+from model.service import ModelStore, NoActiveModel, predict_batch, predict_one
+from model.tables import PredictionLog
+from model.training import register
+
+
+def _class_file(student_csv_path, extra_lines: list[str]) -> bytes:
+    lines = student_csv_path.read_text().splitlines()
+    header = "student_id;" + lines[0]
+    rows = [f"S{i:03d};{line}" for i, line in enumerate(lines[1:21], start=1)]
+    return "\n".join([header, *rows, *extra_lines]).encode()
+
+
+def _log(engine) -> pd.DataFrame:
+    with engine.connect() as conn:
+        return pd.read_sql(sa.select(PredictionLog), conn)
+
+
+def test_batch_predicts_valid_rows_and_logs_every_row(models_db_url: str, student_csv_path) -> None:
+    engine = get_engine(models_db_url)
+    bad = 'S999;"GP";"F";30;"U";"GT3";"A";4;4;"doctor";"teacher";"course";"mother";2;2;0;"yes";"no";"no";"no";"yes";"yes";"no";"no";4;3;4;1;1;3;6;5;6;6'  # noqa: E501
+    prediction = predict_batch(
+        ModelStore(engine), engine, _class_file(student_csv_path, [bad]), channel="cli", user_id=None
+    )
+    assert len(prediction.results) == 20 and prediction.n_rows == 21
+    assert prediction.rejected_rows == [22]
+    assert {p.column for p in prediction.problems if p.row == 22} == {"age", "Mjob"}
+    assert set(prediction.results["setup"]) == {"period2"}
+    assert prediction.results.loc[2, "student_id"] == "S001"
+    assert len(prediction.factors[2]) == 5
+    log = _log(engine)
+    assert len(log) == 21 and log["request_id"].nunique() == 1
+    assert (log["status"] == "ok").sum() == 20 and (log["status"] == "rejected").sum() == 1
+    assert "S001" not in set(log["student_key"].dropna())
+    assert student_key("S001") in set(log["student_key"])
+    assert log.loc[log.status == "ok", "inputs"].iloc[0]["Mjob"] in {
+        "at_home",
+        "health",
+        "other",
+        "services",
+        "teacher",
+    }
+
+
+def test_each_row_uses_the_richest_setup_its_grades_allow(models_db_url: str, raw_df: pd.DataFrame) -> None:
+    engine = get_engine(models_db_url)
+    frame = raw_df.head(3).drop(columns="G3").astype(object)
+    frame.loc[1, "G2"] = None
+    frame.loc[2, ["G1", "G2"]] = None
+    text = frame.to_csv(index=False, sep=";")
+    prediction = predict_batch(ModelStore(engine), engine, text, channel="cli")
+    assert list(prediction.results["setup"]) == ["period2", "period1", "early"]
+
+
+def test_one_student_and_field_named_errors(models_db_url: str, raw_df: pd.DataFrame) -> None:
+    engine = get_engine(models_db_url)
+    store = ModelStore(engine)
+    record = raw_df.iloc[0].drop(["G1", "G2", "G3"]).to_dict()
+    prediction = predict_one(store, engine, record, channel="ui")
+    assert prediction.results.iloc[0]["setup"] == "early"
+    with pytest.raises(InvalidInput) as caught:
+        predict_one(store, engine, record | {"studytime": 9, "Mjob": "pilot"}, channel="ui")
+    assert {p.column for p in caught.value.problems} == {"studytime", "Mjob"}
+    statuses = _log(engine)["status"].tolist()
+    assert statuses == ["ok", "rejected"]
+    predict_one(store, engine, record, channel="ui", log=False)
+    assert len(_log(engine)) == 2
+
+
+def test_rejected_file_is_logged_and_raised(models_db_url: str) -> None:
+    engine = get_engine(models_db_url)
+    with pytest.raises(BatchRejected):
+        predict_batch(ModelStore(engine), engine, b"\x00\x01binary", channel="api")
+    log = _log(engine)
+    assert list(log["status"]) == ["rejected"] and log["error_type"].iloc[0] == "BatchRejected"
+
+
+def test_store_follows_a_promotion(models_db_url: str, trained_models: dict, raw_df: pd.DataFrame) -> None:
+    engine = get_engine(models_db_url)
+    store = ModelStore(engine, refresh_seconds=0)
+    before = store.get("early").version_id
+    new_id = register(engine, trained_models["early"], created_by="pytest")
+    assert store.get("early").version_id == before
+    with session_scope(engine) as session:
+        registry.promote(session, new_id, by="pytest")
+    assert store.get("early").version_id == new_id
+    record = raw_df.iloc[0].drop(["G1", "G2", "G3"]).to_dict()
+    assert predict_one(store, engine, record, channel="ui").results.iloc[0]["model_version"] == new_id
+
+
+def test_no_active_model_is_a_clear_error(db_url: str, raw_df: pd.DataFrame) -> None:
+    from model.db import migrate
+
+    engine = get_engine(db_url)
+    migrate(engine)
+    with pytest.raises(NoActiveModel, match="python -m model train"):
+        predict_one(ModelStore(engine), engine, raw_df.iloc[0].drop(["G3"]).to_dict(), channel="ui", log=False)
