@@ -97,7 +97,10 @@ def _jsonable(value: Any) -> Any:
 
 
 def _json_dumps(value: Any) -> str:
-    return json.dumps(_jsonable(value), allow_nan=False, ensure_ascii=False)
+    try:  # fast path: the prediction log's inputs are already plain values
+        return json.dumps(value, allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return json.dumps(_jsonable(value), allow_nan=False, ensure_ascii=False)
 
 
 @contextmanager

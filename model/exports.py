@@ -34,10 +34,7 @@ def results_table(prediction: Prediction, top: int = 3) -> pd.DataFrame:
         table[column] = table[column].astype(float).round(1)
     table["p_pass"] = table["p_pass"].astype(float).round(3)
     for i in range(top):
-        table[f"factor_{i + 1}"] = [
-            prediction.factors[row][i].sentence if len(prediction.factors.get(row, [])) > i else ""
-            for row in table.index
-        ]
+        table[f"factor_{i + 1}"] = prediction.factors.sentences(i, table.index) if len(table) else []
     table.index.name = "row"
     return table.reset_index()
 

@@ -15,6 +15,7 @@ training mean in ``early``), which is what makes the period setups reliable on 3
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,13 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "period1": {"band_rule": "round"},
     "period2": {},
 }
+
+
+PARALLEL_ROWS = 2_000  # below this, one thread: thread start-up costs more than it saves
+
+
+def _threads(n_rows: int) -> int:
+    return 1 if n_rows < PARALLEL_ROWS else (os.cpu_count() or 1)
 
 
 def risk_level(p_pass: np.ndarray) -> np.ndarray:
@@ -223,21 +231,39 @@ class GradeModel(RegressorMixin, BaseEstimator):
         return frame
 
     # ------------------------------------------------------------------ predicting
-    def _raw_mean(self, X: pd.DataFrame) -> np.ndarray:
-        return self._anchor(X) + self.mean_head_.predict(X)
+    def _encode(self, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+        check_is_fitted(self, "mean_head_")
+        X = self._inputs(X, self.features_)
+        return X, self.mean_head_.named_steps["pre"].transform(X)
+
+    def _head(self, name: str, Z: np.ndarray, **kwargs: Any) -> np.ndarray:
+        head: Pipeline = getattr(self, name)
+        return head.named_steps["gbm"].predict(Z, num_threads=_threads(len(Z)), **kwargs)
+
+    def _raw_mean(self, X: pd.DataFrame, Z: np.ndarray) -> np.ndarray:
+        return self._anchor(X) + self._head("mean_head_", Z)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Predicted G3 (mean head), clipped to 0-20."""
-        check_is_fitted(self, "mean_head_")
-        X = self._inputs(X, self.features_)
-        return np.clip(self._raw_mean(X), 0, 20)
+        X, Z = self._encode(X)
+        return np.clip(self._raw_mean(X, Z), 0, 20)
 
     def predict_details(self, X: pd.DataFrame) -> pd.DataFrame:
         """Per row: predicted_g3, lower, upper, likely_g3, p_pass, band, risk (index kept)."""
-        check_is_fitted(self, "mean_head_")
-        X = self._inputs(X, self.features_)
-        mean = np.clip(self._raw_mean(X), 0, 20)
-        likely = np.clip(self._anchor(X) + self.median_head_.predict(X), 0, 20)
+        return self._details(*self._encode(X))
+
+    def predict_explained(self, X: pd.DataFrame) -> tuple[pd.DataFrame, Explanation]:
+        """``predict_details`` and ``explain`` in one pass over the encoded rows."""
+        X, Z = self._encode(X)
+        return self._details(X, Z), self._explain(X, Z)
+
+    def explain(self, X: pd.DataFrame) -> Explanation:
+        """Exact TreeSHAP of the mean head (LightGBM's own contributions), grouped per attribute."""
+        return self._explain(*self._encode(X))
+
+    def _details(self, X: pd.DataFrame, Z: np.ndarray) -> pd.DataFrame:
+        mean = np.clip(self._raw_mean(X, Z), 0, 20)
+        likely = np.clip(self._anchor(X) + self._head("median_head_", Z), 0, 20)
         p_pass = self.pass_map_.predict(likely)
         low, high = self.residual_bounds_
         return pd.DataFrame(
@@ -258,21 +284,16 @@ class GradeModel(RegressorMixin, BaseEstimator):
             return bands(likely)
         return self.band_table_[np.rint(likely / BAND_STEP).astype(int)]
 
-    def explain(self, X: pd.DataFrame) -> Explanation:
-        """Exact TreeSHAP of the mean head (LightGBM's own contributions), grouped per attribute."""
-        check_is_fitted(self, "mean_head_")
-        X = self._inputs(X, self.features_)
-        pre, gbm = self.mean_head_.named_steps["pre"], self.mean_head_.named_steps["gbm"]
-        contrib = gbm.booster_.predict(pre.transform(X), pred_contrib=True)
-        per_attribute = np.zeros((len(X), len(self.features_)))
-        np.add.at(per_attribute.T, self.attribute_index_, contrib[:, :-1].T)
+    def _explain(self, X: pd.DataFrame, Z: np.ndarray) -> Explanation:
+        contrib = self._head("mean_head_", Z, pred_contrib=True)
+        grouping = np.zeros((len(self.attribute_index_), len(self.features_)))
+        grouping[np.arange(len(self.attribute_index_)), self.attribute_index_] = 1.0
+        per_attribute = contrib[:, :-1] @ grouping
         base = float(contrib[0, -1]) if len(X) else 0.0
         anchor_column = ANCHOR[self.setup]
-        if anchor_column is None:
-            base += self.anchor_mean_
-        else:
+        if anchor_column is not None:
             position = self.features_.index(anchor_column)
             per_attribute[:, position] += X[anchor_column].to_numpy(float) - self.anchor_mean_
-            base += self.anchor_mean_
+        base += self.anchor_mean_
         frame = pd.DataFrame(per_attribute, columns=self.features_, index=X.index)
         return Explanation(base, frame, base + per_attribute.sum(axis=1))
