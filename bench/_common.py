@@ -1,0 +1,73 @@
+"""Shared set-up for the benchmarks: a temporary database with active models, class files."""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+
+def isolated_home() -> Path:
+    """Point mathsight's local state at a fresh temporary directory (call before other imports)."""
+    home = Path(tempfile.mkdtemp(prefix="mathsight-bench-"))
+    os.environ["MATHSIGHT_HOME"] = str(home)
+    os.environ.setdefault("MATHSIGHT_SECRET_KEY", "bench-secret-key-0123456789abcdef")
+    os.environ.setdefault("MATHSIGHT_COOKIE_KEY", "bench-cookie-key-0123456789abcdef")
+    from model.settings import get_settings
+
+    get_settings.cache_clear()
+    return home
+
+
+def engine_with_models(url: str | None = None) -> Engine:
+    """A migrated database (default: SQLite in the bench home) with an active model per setup."""
+    from model.data import load_raw
+    from model.db import get_engine, migrate
+    from model.training import ensure_default_models
+
+    engine = get_engine(url)
+    migrate(engine)
+    ensure_default_models(engine, load_raw(), runs=0)
+    return engine
+
+
+def class_frame(n_rows: int, seed: int = 0) -> pd.DataFrame:
+    """``n_rows`` students drawn from the real file, a third each with no grades, G1 only, G1 and G2.
+
+    For speed measurements only: resampled real rows, never used to judge model quality.
+    """
+    from model.data import load_raw
+
+    raw = load_raw()
+    frame = raw.sample(n_rows, replace=True, random_state=seed).reset_index(drop=True).drop(columns="G3")
+    frame = frame.astype({"G1": "Int64", "G2": "Int64"})
+    which = np.random.default_rng(seed).integers(0, 3, n_rows)
+    frame.loc[which == 0, ["G1", "G2"]] = pd.NA
+    frame.loc[which == 1, "G2"] = pd.NA
+    frame.insert(0, "student_id", [f"BENCH-{i:06d}" for i in range(n_rows)])
+    return frame
+
+
+def class_file(n_rows: int, seed: int = 0) -> bytes:
+    return class_frame(n_rows, seed).to_csv(index=False, sep=";").encode()
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
