@@ -1,0 +1,102 @@
+"""The dashboard's entry script: ``streamlit run dashboard/app.py``.
+
+Checks the settings, makes sure an admin exists, signs the user in and builds the navigation from
+their role. Each page guards itself with ``dashboard.context.require_role``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+ROOT = str(Path(__file__).resolve().parent.parent)
+if ROOT not in sys.path:  # `streamlit run dashboard/app.py` puts only dashboard/ on the path
+    sys.path.insert(0, ROOT)
+
+import streamlit as st  # noqa: E402
+from pydantic import ValidationError  # noqa: E402
+from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
+from streamlit.navigation.page import StreamlitPage  # noqa: E402
+
+from dashboard import auth  # noqa: E402
+from dashboard.context import CurrentUser, engine  # noqa: E402
+from model.settings import Settings, get_settings  # noqa: E402
+from model.users import UserError, ensure_first_admin  # noqa: E402
+
+FRAME = "=" * 72
+
+
+def _fail(message: str) -> NoReturn:
+    """Show why the app cannot run, tell the terminal too, and stop."""
+    print(f"mathsight: cannot start: {message}", file=sys.stderr, flush=True)
+    st.error(f"mathsight cannot start: {message}", icon=":material/error:")
+    st.stop()
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ValidationError as error:
+        _fail("; ".join(str(e["msg"]).removeprefix("Value error, ") for e in error.errors()))
+
+
+@st.cache_resource(show_spinner=False)
+def _first_admin(database_url: str) -> None:
+    """Once per process and database: create the first admin and print its password to the terminal."""
+    password = ensure_first_admin(engine())
+    if password is None:
+        return
+    shown = "from MATHSIGHT_ADMIN_PASSWORD" if password == get_settings().admin_password else password
+    print(
+        f"\n{FRAME}\nmathsight: first admin created: user admin, password {shown}\n"
+        f"Sign in and keep it safe: it is not shown again (reset it on the Users page).\n{FRAME}\n",
+        flush=True,
+    )
+
+
+def _start(settings: Settings) -> None:
+    try:
+        engine()
+        _first_admin(settings.database_url)
+    except SQLAlchemyError as error:
+        _fail(f"the database is not reachable ({type(error).__name__}); check DATABASE_URL")
+    except UserError as error:
+        _fail(f"MATHSIGHT_ADMIN_PASSWORD is not usable: {error}")
+
+
+def _sidebar(user: CurrentUser) -> None:
+    st.sidebar.markdown(f"Signed in as **{user.name}**  \n`{user.username}` · {user.role}")
+    auth.sign_out_button()
+
+
+def _navigation(role: str) -> StreamlitPage:
+    sections = {
+        section: [
+            st.Page(
+                spec.path,
+                title=spec.title,
+                icon=spec.icon,
+                default=spec.file == "predict.py",
+                visibility="visible" if visible else "hidden",
+            )  # fmt: skip
+            for spec, visible in entries
+        ]
+        for section, entries in auth.navigation(role).items()
+    }
+    return st.navigation(sections)
+
+
+def main() -> None:
+    st.set_page_config(page_title="mathsight", page_icon=":material/school:", layout="wide")
+    settings = _settings()
+    _start(settings)
+    user = auth.sign_in(engine(), settings)
+    if user is None:
+        st.caption("mathsight: early warning of maths failure, for teachers. Accounts are created by an administrator.")
+        st.stop()
+    _sidebar(user)
+    _navigation(user.role).run()
+
+
+main()

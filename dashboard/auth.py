@@ -1,0 +1,199 @@
+"""Sign-in glue: streamlit-authenticator on top of the users table, and the pages each role may open.
+
+The login widget checks bcrypt hashes built from ``model.users.login_accounts`` on every run, so a
+deactivated or locked user is refused at once (also when they come back with a valid cookie) and a
+role change applies on the next click. Sign-ins, failures and sign-outs go to the audit log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+import streamlit_authenticator as stauth
+from sqlalchemy.engine import Engine
+from streamlit_authenticator.utilities import LoginError
+
+from dashboard.context import USER_KEY, CurrentUser, current_user
+from model import users
+from model.audit import audit
+from model.db import session_scope
+from model.settings import PROJECT_ROOT, Settings
+
+PAGES_DIR = PROJECT_ROOT / "pages"
+LOGOUT_REQUEST = "mathsight_logout_requested"
+# The session keys streamlit-authenticator keeps; everything else is cleared when a user signs out.
+AUTH_KEYS = ("name", "authentication_status", "username", "email", "roles", "logout")
+LOGIN_FIELDS = {"Form name": "Sign in to mathsight", "Username": "Username", "Password": "Password",
+                "Login": "Sign in"}  # fmt: skip
+FAILURES = {
+    "unknown": "Wrong username or password.",
+    "password": f"Wrong username or password. After {users.MAX_FAILED_LOGINS} failed attempts in a row "
+    f"an account is locked for {users.LOCK_MINUTES} minutes.",
+    "locked": f"Too many failed attempts: this account is locked for up to {users.LOCK_MINUTES} minutes.",
+    "inactive": "This account is deactivated; ask an administrator.",
+}
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    """A page file of ``pages/`` and who may open it."""
+
+    file: str
+    title: str
+    icon: str
+    roles: tuple[str, ...]
+    section: str
+
+    @property
+    def path(self) -> Path:
+        return PAGES_DIR / self.file
+
+
+_TEACHING, _ADMIN = ("teacher", "admin"), ("admin",)
+PAGES = (
+    PageSpec("predict.py", "Predict one student", ":material/person_search:", _TEACHING, "Teaching"),
+    PageSpec("upload.py", "Upload a class", ":material/upload_file:", _TEACHING, "Teaching"),
+    PageSpec("outcomes.py", "Record outcomes", ":material/grading:", _TEACHING, "Teaching"),
+    PageSpec("my_students.py", "My students", ":material/groups:", _TEACHING, "Teaching"),
+    PageSpec("monitoring.py", "Monitoring", ":material/monitoring:", _ADMIN, "Administration"),
+    PageSpec("alerts.py", "Alerts", ":material/notifications:", _ADMIN, "Administration"),
+    PageSpec("models.py", "Model versions", ":material/model_training:", _ADMIN, "Administration"),
+    PageSpec("users.py", "Users", ":material/manage_accounts:", _ADMIN, "Administration"),
+    PageSpec("api_keys.py", "API keys", ":material/key:", _ADMIN, "Administration"),
+)
+
+
+def navigation(role: str) -> dict[str, list[tuple[PageSpec, bool]]]:
+    """Section -> (page, visible) for ``role``, only for page files that exist.
+
+    Pages the role may not open are still registered, hidden, so their URL reaches the page's own
+    guard and shows a refusal instead of silently landing elsewhere.
+    """
+    sections: dict[str, list[tuple[PageSpec, bool]]] = {}
+    for spec in PAGES:
+        if spec.path.is_file():
+            visible = role in spec.roles
+            section = spec.section if visible else PAGES[0].section
+            sections.setdefault(section, []).append((spec, visible))
+    return sections
+
+
+def _credentials(accounts: list[tuple[users.UserInfo, str]]) -> dict[str, Any]:
+    return {
+        "usernames": {
+            info.username: {
+                "name": info.name,
+                "email": info.email,
+                "password": password_hash,
+                "roles": [info.role],
+                "failed_login_attempts": 0,
+            }  # fmt: skip
+            for info, password_hash in accounts
+        }
+    }
+
+
+def _failed_username(credentials: dict[str, Any]) -> str | None:
+    """The known username whose password the widget just refused (None for an unknown name)."""
+    failed = [name for name, entry in credentials["usernames"].items() if entry.get("failed_login_attempts")]
+    return failed[0] if failed else None
+
+
+def _end_session(authenticator: stauth.Authenticate) -> None:
+    """Sign the browser session out (widget state and cookie) and drop every page's state."""
+    if st.session_state.get("authentication_status"):
+        authenticator.logout(location="unrendered")
+    else:
+        authenticator.cookie_controller.delete_cookie()
+        st.session_state["logout"] = True
+    for key in list(st.session_state.keys()):
+        if key not in AUTH_KEYS:
+            del st.session_state[key]
+
+
+def _login_form(authenticator: stauth.Authenticate, by_password: list[str]) -> bool | None:
+    """Run the widget (cookie check, then the form if needed); returns its authentication status."""
+    try:
+        authenticator.login(location="main", fields=LOGIN_FIELDS, key="mathsight-login",
+                            callback=lambda event: by_password.append(event["username"]))  # fmt: skip
+    except LoginError as error:  # a cookie naming a user who no longer exists
+        st.error(f"Sign-in refused: {error}")
+        _end_session(authenticator)
+        return None
+    return st.session_state.get("authentication_status")
+
+
+def sign_in(engine: Engine, settings: Settings) -> CurrentUser | None:
+    """Show the login form until someone signs in; returns the signed-in user, or None.
+
+    Also carries out a sign-out requested by :func:`sign_out_button` (before anything is drawn).
+    """
+    with session_scope(engine) as session:
+        accounts = users.login_accounts(session)
+    credentials = _credentials(accounts)
+    authenticator = stauth.Authenticate(
+        credentials,
+        settings.cookie_name,
+        settings.local_secret("cookie_key"),
+        settings.cookie_expiry_days,
+        auto_hash=False,
+        login_sleep_time=0,  # the cookie is read from the request headers; no need to wait for it
+    )
+    if st.session_state.pop(LOGOUT_REQUEST, False):
+        _sign_out(engine, authenticator)
+    by_password: list[str] = []
+    status = _login_form(authenticator, by_password)
+    if status is False:
+        _refuse(engine, _failed_username(credentials))
+        return None
+    if not status:
+        return None
+    user = _signed_in(engine, accounts, method="password" if by_password else "cookie")
+    if user is None:  # signed in by cookie, but barred since: end it and show the form
+        _end_session(authenticator)
+        _login_form(authenticator, by_password)
+    return user
+
+
+def _refuse(engine: Engine, username: str | None) -> None:
+    with session_scope(engine) as session:
+        reason = users.record_login(session, username, ok=False)
+    st.error(FAILURES.get(reason, FAILURES["unknown"]))
+    # Reset the widget's flag so a later rerun does not count this failure again.
+    st.session_state["authentication_status"] = None
+
+
+def _signed_in(engine: Engine, accounts: list[tuple[users.UserInfo, str]], method: str) -> CurrentUser | None:
+    """The CurrentUser of the signed-in username, refreshed from the database on every run."""
+    username = st.session_state.get("username")
+    info = next((info for info, _ in accounts if info.username == username), None)
+    if info is None or not info.active or info.locked():
+        st.error(FAILURES["inactive" if info is None or not info.active else "locked"])
+        return None
+    user = CurrentUser(id=info.id, username=info.username, name=info.name, role=info.role)
+    previous = current_user()
+    if previous is None or previous.id != user.id:
+        with session_scope(engine) as session:
+            users.record_login(session, user.username, ok=True, method=method)
+    st.session_state[USER_KEY] = user
+    return user
+
+
+def _sign_out(engine: Engine, authenticator: stauth.Authenticate) -> None:
+    user = current_user()
+    if user is not None:
+        with session_scope(engine) as session:
+            audit(session, "logout", user.username, user.id)
+    _end_session(authenticator)
+
+
+def _request_sign_out() -> None:
+    st.session_state[LOGOUT_REQUEST] = True
+
+
+def sign_out_button() -> None:
+    """The sidebar's "Log out" button; the next run (right after the click) signs the user out."""
+    st.sidebar.button("Log out", key="mathsight-logout", icon=":material/logout:", on_click=_request_sign_out)

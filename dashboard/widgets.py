@@ -1,0 +1,163 @@
+"""Streamlit widgets generated from ``model.schema``: the student form, field errors, a prediction panel.
+
+Each field gets a widget that fits its kind: a selectbox for categories and yes/no (codebook values,
+readable labels), a slider for 1-5 scales, a selectbox with words for the other coded scales, a
+number box for counts and grades. Ranges are not enforced by the widgets: the schema's validator
+checks them and its message is shown beside the field, so the rules live in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
+
+from dashboard.charts import shap_waterfall
+from model.explain import Factor, summary_text
+from model.pipelines import Explanation
+from model.schema import ATTRIBUTES, EXAMPLE_RECORD, FIELDS, GRADES, GROUPS, ID_COLUMN, FieldSpec, Problem
+
+COLUMNS = 3
+RISK_COLOURS = {"high": "red", "medium": "orange", "low": "green"}
+BAND_MEANING = {
+    "I": "16-20: excellent or very good",
+    "II": "14-15: good",
+    "III": "12-13: satisfactory",
+    "IV": "10-11: sufficient (a pass)",
+    "V": "0-9: fail",
+}
+SETUP_NOTES = {
+    "period2": "G1 and G2 given: using the period-2 model (the most accurate).",
+    "period1": "G1 given: using the period-1 model.",
+    "early": "No period grades given: using the early-warning model (the 30 attributes only, least accurate).",
+}
+
+
+@dataclass
+class StudentForm:
+    """What the form returned: whether it was submitted, the record it holds, an error slot per field."""
+
+    submitted: bool
+    record: dict[str, Any]
+    slots: dict[str, DeltaGenerator] = field(default_factory=dict)
+
+
+def _choice_label(spec: FieldSpec, value: Any) -> str:
+    words = spec.value_label(value)
+    return words if words == str(value) else f"{words} ({value})"
+
+
+def field_widget(spec: FieldSpec, default: Any, key: str, container: DeltaGenerator | None = None) -> Any:
+    """One input for ``spec``, prefilled with ``default``; returns the value in codebook form."""
+    box = container if container is not None else st.container()
+    if spec.allowed is not None:
+        options = list(spec.allowed)
+        index = options.index(default) if default in options else 0
+        return box.selectbox(spec.label, options, index=index, format_func=lambda v: _choice_label(spec, v),
+                             help=spec.help, key=key)  # fmt: skip
+    if spec.kind == "ordinal" and (spec.min, spec.max) == (1, 5):
+        return box.select_slider(spec.label, options=list(range(1, 6)), value=int(default), help=spec.help,
+                                 format_func=lambda v: f"{v} · {spec.value_label(v)}", key=key)  # fmt: skip
+    if spec.kind == "ordinal":
+        options = list(range(spec.min or 0, (spec.max or 0) + 1))
+        index = options.index(int(default)) if int(default) in options else 0
+        return box.selectbox(spec.label, options, index=index, format_func=lambda v: f"{v} · {spec.value_label(v)}",
+                             help=spec.help, key=key)  # fmt: skip
+    return box.number_input(spec.label, value=int(default), step=1, help=spec.help, key=key)
+
+
+def _grade_inputs(name: str, default: Any, key: str, slots: dict[str, DeltaGenerator]) -> int | None:
+    spec = FIELDS[name]
+    known = st.checkbox(f"{spec.label} known", value=default is not None, key=f"{key}:{name}:known",
+                        help="Tick when the grade exists; the model that uses it is then chosen.")  # fmt: skip
+    value = st.number_input(spec.label, value=int(default) if default is not None else 10, step=1,
+                            help=spec.help, key=f"{key}:{name}")  # fmt: skip
+    slots[name] = st.empty()
+    return int(value) if known else None
+
+
+def student_form(
+    key: str = "student", defaults: Mapping[str, Any] | None = None, submit_label: str = "Predict"
+) -> StudentForm:
+    """The whole student form in ``st.form``, grouped as in the schema; G1/G2 optional.
+
+    ``record`` holds the 30 attributes, each grade ticked as known, and ``student_id`` when given.
+    """
+    values = {**{k: v for k, v in EXAMPLE_RECORD.items() if k not in GRADES}, **(defaults or {})}
+    record: dict[str, Any] = {}
+    slots: dict[str, DeltaGenerator] = {}
+    with st.form(key):
+        student_id = st.text_input(
+            "Student id (optional)", value=str(values.get(ID_COLUMN) or ""), key=f"{key}:{ID_COLUMN}",
+            help="Your own reference for this student, so the real final grade can be linked later. "
+            "Only a keyed hash of it is stored, never the id itself.",
+        )  # fmt: skip
+        for group in GROUPS:
+            names = [n for n in (*ATTRIBUTES, *GRADES) if FIELDS[n].group == group]
+            st.subheader(group)
+            columns = st.columns(COLUMNS)
+            for i, name in enumerate(names):
+                with columns[i % COLUMNS]:
+                    if name in GRADES:
+                        record[name] = _grade_inputs(name, values.get(name), key, slots)
+                    else:
+                        record[name] = field_widget(FIELDS[name], values[name], f"{key}:{name}")
+                        slots[name] = st.empty()
+        submitted = st.form_submit_button(submit_label, type="primary")
+    record = {name: value for name, value in record.items() if value is not None}
+    if student_id.strip():
+        record[ID_COLUMN] = student_id.strip()
+    return StudentForm(submitted, record, slots)
+
+
+def problem_text(problem: Problem) -> str:
+    """A problem in words, naming the field, the value and what is allowed."""
+    text = problem.message
+    if problem.allowed and problem.allowed not in text:
+        text += f" (allowed: {problem.allowed})"
+    return text
+
+
+def show_problems(problems: Iterable[Problem], slots: Mapping[str, DeltaGenerator]) -> None:
+    """Each problem in a red box beside its field (or above, when it names no field on the form)."""
+    for problem in problems:
+        slot = slots.get(problem.column or "")
+        (slot if slot is not None else st).error(problem_text(problem), icon=":material/error:")
+
+
+def setup_note(setup: str, record: Mapping[str, Any]) -> str:
+    """One line on which model was used and why."""
+    if setup == "early" and "G2" in record and "G1" not in record:
+        return "G2 without G1 is not used (the grade models need G1): using the early-warning model."
+    return SETUP_NOTES[setup]
+
+
+def risk_badge(risk: str) -> None:
+    """A coloured badge: high, medium or low risk of failing."""
+    st.badge(f"{risk} risk of failing", color=RISK_COLOURS.get(risk, "gray"), icon=":material/flag:")
+
+
+def prediction_panel(
+    result: pd.Series, factors: list[Factor], explanation: Explanation, row: Any, record: Mapping[str, Any]
+) -> None:
+    """The result of one student: grade and interval, P(pass) and risk, band, model, waterfall, sentences."""
+    grade, p_pass = float(result["predicted_g3"]), float(result["p_pass"])
+    left, middle, right = st.columns(3)
+    left.metric("Predicted final grade (G3)", f"{grade:.1f} / 20",
+                help="The model's estimate of the final maths grade, 0-20; 10 is a pass.")  # fmt: skip
+    left.caption(f"90% interval: {result['lower']:.1f} to {result['upper']:.1f}")
+    middle.metric("Chance of passing (G3 ≥ 10)", f"{p_pass:.0%}")
+    with middle:
+        risk_badge(str(result["risk"]))
+    right.metric("Likely band", str(result["band"]), help="The 5 levels of Cortez & Silva (2008).")
+    right.caption(f"Band {result['band']}: {BAND_MEANING[str(result['band'])]}")
+    st.caption(f"Model version `{result['model_version']}` · setup **{result['setup']}**. "
+               f"{setup_note(str(result['setup']), record)}")  # fmt: skip
+    contributions = explanation.contributions.loc[row]
+    st.plotly_chart(shap_waterfall(explanation.base_value, contributions, grade), key=f"waterfall:{row}")
+    st.markdown(summary_text(grade, explanation.base_value, factors))
+    st.markdown("\n".join(f"- {factor.sentence}" for factor in factors))

@@ -1,0 +1,116 @@
+"""Users (admin): who can sign in, add a teacher or admin, deactivate or reactivate, reset a password."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.context import CurrentUser, engine, require_role
+from model import users
+from model.db import session_scope
+from model.tables import ROLES
+
+
+def _table(accounts: list[users.UserInfo]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "username": [u.username for u in accounts],
+            "name": [u.name for u in accounts],
+            "role": [u.role for u in accounts],
+            "active": [u.active for u in accounts],
+            "created": [u.created_at.strftime("%Y-%m-%d %H:%M") for u in accounts],
+            "failed sign-ins": [u.failed_logins for u in accounts],
+            "locked": ["yes" if u.locked() else "" for u in accounts],
+        }
+    )
+
+
+def _apply(action: Callable[..., object], done: str, admin: CurrentUser) -> bool:
+    """Run a ``model.users`` change (session first, actor added here); show success or the refusal."""
+    try:
+        with session_scope(engine()) as session:
+            action(session, actor=admin.username, actor_id=admin.id)
+    except users.UserError as error:
+        st.error(str(error), icon=":material/error:")
+        return False
+    st.success(done, icon=":material/check_circle:")
+    return True
+
+
+def _passwords(key: str) -> str | None:
+    """Two password boxes; the password when both agree, else None (with an error once submitted)."""
+    first = st.text_input("Password", type="password", key=f"{key}:password",
+                          help=f"At least {users.MIN_PASSWORD_LENGTH} characters.")  # fmt: skip
+    second = st.text_input("Password again", type="password", key=f"{key}:again")
+    return first if first == second else None
+
+
+def _add(admin: CurrentUser) -> None:
+    with st.form("add-user", clear_on_submit=False):
+        username = st.text_input("Username", key="add:username", help="Lower case letters, digits, . _ -")
+        name = st.text_input("Full name", key="add:name")
+        role = st.selectbox("Role", ROLES, key="add:role")
+        password = _passwords("add")
+        submitted = st.form_submit_button("Add user", type="primary")
+    if not submitted:
+        return
+    if password is None:
+        st.error("The two passwords differ.", icon=":material/error:")
+        return
+    action = partial(users.create_user, username=username, password=password, role=role, name=name)
+    _apply(action, done=f'Added {role} "{username.strip().lower()}".', admin=admin)
+
+
+def _activation(admin: CurrentUser, accounts: list[users.UserInfo]) -> None:
+    left, right = st.columns(2)
+    active = [u.username for u in accounts if u.active and u.username != admin.username]
+    inactive = [u.username for u in accounts if not u.active]
+    with left.form("deactivate-user"):
+        chosen = st.selectbox("Active user", active, key="deactivate:username")
+        if st.form_submit_button("Deactivate", disabled=not active) and chosen:
+            _apply(partial(users.deactivate, username=chosen), done=f'"{chosen}" can no longer sign in.', admin=admin)
+    with right.form("activate-user"):
+        chosen = st.selectbox("Deactivated user", inactive, key="activate:username")
+        if st.form_submit_button("Reactivate", disabled=not inactive) and chosen:
+            _apply(partial(users.activate, username=chosen), done=f'"{chosen}" can sign in again.', admin=admin)
+
+
+def _reset(admin: CurrentUser, accounts: list[users.UserInfo]) -> None:
+    with st.form("reset-password"):
+        chosen = st.selectbox("User", [u.username for u in accounts], key="reset:username")
+        password = _passwords("reset")
+        submitted = st.form_submit_button("Set password")
+    if not submitted or not chosen:
+        return
+    if password is None:
+        st.error("The two passwords differ.", icon=":material/error:")
+        return
+    _apply(
+        partial(users.set_password, username=chosen, password=password),
+        done=f'New password set for "{chosen}".',
+        admin=admin,
+    )
+
+
+def main() -> None:
+    admin = require_role("admin")
+    st.title("Users")
+    with session_scope(engine()) as session:
+        accounts = users.list_users(session)
+    add, activation, reset = st.tabs(["Add a user", "Deactivate or reactivate", "Reset a password"])
+    with add:
+        _add(admin)
+    with activation:
+        _activation(admin, accounts)
+    with reset:
+        _reset(admin, accounts)
+    with session_scope(engine()) as session:
+        accounts = users.list_users(session)
+    st.subheader(f"{len(accounts)} accounts")
+    st.dataframe(_table(accounts), hide_index=True)
+
+
+main()

@@ -1,0 +1,70 @@
+"""Dashboard fixtures: real user accounts in the app database and AppTest helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard.context import USER_KEY, CurrentUser
+from model import users
+from model.db import get_engine, session_scope
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = ROOT / "dashboard" / "app.py"
+TIMEOUT = 30
+
+
+@dataclass(frozen=True)
+class Account:
+    """A user row created for a test, with the password that signs it in."""
+
+    user: CurrentUser
+    password: str
+
+
+def _create(url: str, username: str, role: str, password: str) -> Account:
+    with session_scope(get_engine(url)) as session:
+        info = users.create_user(session, username, password, role=role, name=username.title(), actor="pytest")
+    return Account(CurrentUser(info.id, info.username, info.name, info.role), password)
+
+
+@pytest.fixture
+def admin_account(app_db_url: str) -> Account:
+    """An active admin (so the app creates no first admin of its own)."""
+    return _create(app_db_url, "head", "admin", "head-password-1")
+
+
+@pytest.fixture
+def teacher_account(app_db_url: str, admin_account: Account) -> Account:
+    """An active teacher."""
+    return _create(app_db_url, "tina", "teacher", "tina-password-1")
+
+
+def app_test() -> AppTest:
+    """The whole app (login, navigation), as a browser would open it."""
+    return AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+
+
+def page_test(page: str, user: CurrentUser) -> AppTest:
+    """One page run directly, as ``user`` (the way the entry script leaves the session)."""
+    at = AppTest.from_file(str(ROOT / "pages" / page), default_timeout=TIMEOUT)
+    at.session_state[USER_KEY] = user
+    return at
+
+
+def log_in(at: AppTest, username: str, password: str) -> AppTest:
+    """Fill and submit the real login form."""
+    at.text_input[0].input(username)
+    at.text_input[1].input(password)
+    return at.form_submit_button[0].click().run()
+
+
+def texts(at: AppTest) -> str:
+    """Everything the page says in words (markdown, titles, captions, alerts, metrics)."""
+    parts = [e.value for e in (*at.markdown, *at.title, *at.header, *at.subheader, *at.caption)]
+    parts += [e.value for e in (*at.error, *at.success, *at.info, *at.warning)]
+    parts += [f"{m.label} {m.value}" for m in at.metric]
+    return "\n".join(str(p) for p in parts)

@@ -1,0 +1,134 @@
+"""pages/predict.py through AppTest with a real teacher and real students of the UCI file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from streamlit.testing.v1 import AppTest
+
+from dashboard.widgets import SETUP_NOTES
+from model.db import get_engine, session_scope
+from model.schema import ATTRIBUTES, FIELDS, GRADES
+from model.service import ModelStore, predict_one
+from model.tables import PredictionLog
+from tests.dashboard.conftest import ROOT, TIMEOUT, Account, page_test, texts
+
+
+@pytest.fixture
+def student(raw_df: pd.DataFrame) -> dict[str, Any]:
+    """A real student who studies little and misses school (so the what-if has room to move)."""
+    row = raw_df[(raw_df.studytime == 1) & (raw_df.absences >= 6)].iloc[0]
+    return {name: row[name].item() if hasattr(row[name], "item") else row[name] for name in (*ATTRIBUTES, *GRADES)}
+
+
+def _fill(at: AppTest, record: dict[str, Any], grades: tuple[str, ...] = (), student_id: str = "") -> AppTest:
+    for name in ATTRIBUTES:
+        spec, key = FIELDS[name], f"student:{name}"
+        if spec.allowed is not None or (spec.kind == "ordinal" and (spec.min, spec.max) != (1, 5)):
+            at.selectbox(key=key).set_value(record[name])
+        elif spec.kind == "ordinal":
+            at.select_slider(key=key).set_value(record[name])
+        else:
+            at.number_input(key=key).set_value(record[name])
+    for grade in GRADES:
+        at.checkbox(key=f"student:{grade}:known").set_value(grade in grades)
+        at.number_input(key=f"student:{grade}").set_value(record[grade])
+    at.text_input(key="student:student_id").input(student_id)
+    return _submit(at, "Predict")
+
+
+def _submit(at: AppTest, label: str) -> AppTest:
+    return next(b for b in at.form_submit_button if b.label == label).click().run()
+
+
+def _log(url: str) -> list[PredictionLog]:
+    with session_scope(get_engine(url)) as session:
+        return list(session.scalars(sa.select(PredictionLog).order_by(PredictionLog.id)))
+
+
+def test_predicting_a_real_student_shows_the_whole_result_and_logs_once(
+    app_db_url: str, teacher_account: Account, student: dict[str, Any]
+) -> None:
+    at = _fill(page_test("predict.py", teacher_account.user).run(), student, student_id="S-042")
+    assert not at.exception
+    expected = predict_one(ModelStore(get_engine(app_db_url)), get_engine(app_db_url), student | {"G1": None,
+                           "G2": None}, channel="ui", log=False).results.iloc[0]  # fmt: skip
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Predicted final grade (G3)"] == f"{expected.predicted_g3:.1f} / 20"
+    assert metrics["Chance of passing (G3 ≥ 10)"] == f"{expected.p_pass:.0%}"
+    assert metrics["Likely band"] == expected.band
+    words = texts(at)
+    assert f"90% interval: {expected.lower:.1f} to {expected.upper:.1f}" in words
+    assert f"Band {expected.band}:" in words
+    assert expected.model_version in words and SETUP_NOTES["early"] in words
+    assert "An average student is predicted" in words and words.count(" points") >= 5
+    assert len(at.get("plotly_chart")) == 1
+    assert f"{expected.risk} risk of failing" in words
+    rows = _log(app_db_url)
+    assert len(rows) == 1
+    assert (rows[0].channel, rows[0].user_id, rows[0].status) == ("ui", teacher_account.user.id, "ok")
+    assert rows[0].student_key and rows[0].student_key != "S-042"
+
+
+def test_an_invalid_value_is_named_beside_its_field(
+    app_db_url: str, teacher_account: Account, student: dict[str, Any]
+) -> None:
+    at = _fill(page_test("predict.py", teacher_account.user).run(), student | {"age": 25, "absences": -3})
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert any('field "age"' in e and "25" in e and "15-22" in e for e in errors), errors
+    assert any('field "absences"' in e and "-3" in e and "0-93" in e for e in errors), errors
+    assert not at.metric
+    assert [row.status for row in _log(app_db_url)] == ["rejected"]
+
+
+def test_the_setup_follows_the_grades_given(app_db_url: str, teacher_account: Account, student: dict) -> None:
+    at = _fill(page_test("predict.py", teacher_account.user).run(), student, grades=("G1", "G2"))
+    assert SETUP_NOTES["period2"] in texts(at)
+    at = _fill(at, student, grades=("G1",))
+    assert SETUP_NOTES["period1"] in texts(at)
+    at = _fill(at, student, grades=("G2",))
+    assert "G2 without G1 is not used" in texts(at)
+    at = _fill(at, student, grades=())
+    assert SETUP_NOTES["early"] in texts(at)
+    assert [row.setup for row in _log(app_db_url)] == ["period2", "period1", "early", "early"]
+
+
+def test_what_if_shows_the_new_prediction_beside_the_old_one(
+    app_db_url: str, teacher_account: Account, student: dict[str, Any]
+) -> None:
+    at = _fill(page_test("predict.py", teacher_account.user).run(), student)
+    at.selectbox(key="whatif:studytime").set_value(4)
+    at.number_input(key="whatif:absences").set_value(0)
+    at = _submit(at, "Recompute")
+    assert not at.exception
+    table = at.table[0].value
+    assert list(table.columns) == ["As entered", "What if", "Change"]
+    engine = get_engine(app_db_url)
+    store = ModelStore(engine)
+    before = predict_one(store, engine, student | {"G1": None, "G2": None}, channel="ui", log=False).results.iloc[0]
+    changed = student | {"G1": None, "G2": None, "studytime": 4, "absences": 0}
+    after = predict_one(store, engine, changed, channel="ui", log=False).results.iloc[0]
+    assert table.loc["Predicted grade", "As entered"] == f"{before.predicted_g3:.1f}"
+    assert table.loc["Predicted grade", "What if"] == f"{after.predicted_g3:.1f}"
+    assert table.loc["Chance of passing", "What if"] == f"{after.p_pass:.0%}"
+    assert "Weekly study time: 1 → 4" in texts(at) and f"School absences: {student['absences']} → 0" in texts(at)
+    assert len(_log(app_db_url)) == 1  # the what-if is hypothetical: not logged
+
+
+def test_a_new_student_resets_the_what_if(teacher_account: Account, student: dict[str, Any]) -> None:
+    at = _fill(page_test("predict.py", teacher_account.user).run(), student)
+    at.selectbox(key="whatif:studytime").set_value(4)
+    at = _submit(at, "Recompute")
+    at = _fill(at, student | {"studytime": 2})
+    assert at.selectbox(key="whatif:studytime").value == 2
+    assert not at.table
+
+
+def test_without_a_user_the_page_refuses(app_db_url: str) -> None:
+    at = AppTest.from_file(str(ROOT / "pages" / "predict.py"), default_timeout=TIMEOUT).run()
+    assert any("log in" in e.value for e in at.error)
+    assert not at.form_submit_button
