@@ -1,0 +1,116 @@
+"""Plotly figures for a whole class: predicted grades, risk levels, the factors that lower grades."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from model.pipelines import Explanation
+from model.schema import FIELDS, PASS_MARK
+
+RISK_COLOURS = {"high": "#c62828", "medium": "#f9a825", "low": "#2e7d32"}
+RISK_LABELS = {
+    "high": ":red[High risk]",
+    "medium": ":orange[Medium risk]",
+    "low": ":green[Low risk]",
+}  # Streamlit markdown
+BAR_COLOUR = "#1f5fa8"
+MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
+
+
+def grade_histogram(results: pd.DataFrame, pass_mark: int = PASS_MARK) -> go.Figure:
+    """How many students are predicted each final grade (one bar per grade point), with the pass mark."""
+    figure = go.Figure(
+        go.Histogram(
+            x=results["predicted_g3"].astype(float),
+            xbins={"start": -0.5, "end": 20.5, "size": 1},
+            marker={"color": BAR_COLOUR},
+            hovertemplate="predicted grade %{x}: %{y} students<extra></extra>",
+        )
+    )
+    figure.add_vline(x=pass_mark - 0.5, line={"color": RISK_COLOURS["high"], "dash": "dash", "width": 2},
+                     annotation_text=f"pass mark {pass_mark}", annotation_position="top right")  # fmt: skip
+    figure.update_layout(
+        title="Predicted final grades",
+        xaxis={"title": "predicted grade (0-20)", "range": [-0.5, 20.5], "dtick": 2},
+        yaxis={"title": "students"},
+        bargap=0.05,
+        margin=MARGIN,
+        height=320,
+    )
+    return figure
+
+
+def risk_counts(results: pd.DataFrame) -> pd.Series:
+    """Students per risk level, always in the order high, medium, low (zeros included)."""
+    return results["risk"].value_counts().reindex(list(RISK_COLOURS), fill_value=0)
+
+
+def risk_chart(results: pd.DataFrame) -> go.Figure:
+    """One bar per risk level in its fixed colour (high red, medium amber, low green)."""
+    counts = risk_counts(results)
+    figure = go.Figure(
+        go.Bar(
+            x=[level.capitalize() for level in counts.index],
+            y=counts.to_numpy(),
+            marker={"color": [RISK_COLOURS[level] for level in counts.index]},
+            text=counts.to_numpy(),
+            textposition="outside",
+            hovertemplate="%{x} risk: %{y} students<extra></extra>",
+        )
+    )
+    figure.update_layout(title="Students per risk level", yaxis={"title": "students"}, margin=MARGIN, height=320)
+    return figure
+
+
+def lowering_factors(explanations: Mapping[str, Explanation], top: int = 3) -> pd.DataFrame:
+    """The attributes that most often pull this class's predicted grades down.
+
+    For each student, the ``top`` most negative contributions are taken (negative ones only); per
+    attribute the table gives ``students`` (how many students have it among theirs) and
+    ``mean_points`` (its mean contribution over those students, in grade points), most frequent first.
+    """
+    columns = ["attribute", "label", "students", "mean_points"]
+    frames = [e.contributions for e in explanations.values() if len(e.contributions)]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    contributions = pd.concat(frames).fillna(0.0)
+    values = contributions.to_numpy(dtype=float)
+    order = np.argsort(values, axis=1, kind="stable")[:, :top]
+    picked = np.take_along_axis(values, order, axis=1)
+    negative = picked < 0
+    found = pd.DataFrame({"attribute": contributions.columns.to_numpy()[order][negative], "points": picked[negative]})
+    table = found.groupby("attribute")["points"].agg(students="size", mean_points="mean").reset_index()
+    table.insert(1, "label", table["attribute"].map(lambda name: FIELDS[name].label))
+    return table.sort_values(["students", "mean_points"], ascending=[False, True], kind="stable")[columns].reset_index(
+        drop=True
+    )
+
+
+def lowering_factors_chart(table: pd.DataFrame, show: int = 10) -> go.Figure:
+    """Horizontal bars: how many students each of the ``show`` most frequent lowering factors affects."""
+    shown = table.head(show)
+    figure = go.Figure(
+        go.Bar(
+            orientation="h",
+            y=shown["label"],
+            x=shown["students"],
+            marker={"color": RISK_COLOURS["high"]},
+            customdata=shown["mean_points"].round(1),
+            text=[f"{n} students, {p:+.1f} points on average" for n, p in zip(shown["students"],
+                                                                                shown["mean_points"], strict=True)],
+            textposition="auto",
+            hovertemplate="%{y}: %{x} students, %{customdata:+.1f} points on average<extra></extra>",
+        )
+    )  # fmt: skip
+    figure.update_layout(
+        title="What most often lowers predicted grades in this class",
+        yaxis={"autorange": "reversed"},
+        xaxis={"title": "students with this among their 3 largest negative factors"},
+        margin=MARGIN,
+        height=80 + 34 * max(len(shown), 1),
+    )
+    return figure

@@ -1,0 +1,68 @@
+"""My students: the latest of my own predictions per student, with the real grade once recorded."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+import streamlit as st
+
+from dashboard.class_charts import RISK_LABELS
+from dashboard.context import engine, require_role
+from model.history import RISKS, history_counts, short_key, teacher_history
+
+LIMIT = 500
+ALL = "All"
+COLUMNS = {
+    "student_key": "Student key",
+    "created_at": st.column_config.DatetimeColumn("Latest prediction (UTC)", format="YYYY-MM-DD HH:mm"),
+    "risk": "Risk",
+    "p_pass": st.column_config.ProgressColumn("P(pass)", min_value=0.0, max_value=1.0, format="percent"),
+    "predicted_g3": st.column_config.NumberColumn("Predicted G3", format="%.1f"),
+    "lower": st.column_config.NumberColumn("From", format="%.1f"),
+    "upper": st.column_config.NumberColumn("To", format="%.1f"),
+    "band": "Band",
+    "setup": "Setup",
+    "predictions": st.column_config.NumberColumn("Predictions", format="%d"),
+    "outcome_g3": st.column_config.NumberColumn("Real G3", format="%d"),
+    "outcome_at": st.column_config.DatetimeColumn("Recorded (UTC)", format="YYYY-MM-DD"),
+}
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def date_bounds(chosen: tuple[date, ...]) -> tuple[datetime | None, datetime | None]:
+    """A picked date range as [since, until) in UTC; an unfinished pick bounds one side only."""
+    since = _day_start(chosen[0]) if len(chosen) >= 1 else None
+    until = _day_start(chosen[1] + timedelta(days=1)) if len(chosen) == 2 else None
+    return since, until
+
+
+user = require_role("teacher", "admin")
+st.title("My students")
+st.caption("Your own predictions only: the latest per student, with the real final grade once it is recorded. "
+           "Students appear under a pseudonymous key (their ids are never stored); type an id to find one. "
+           "Predictions made without a student id are listed under Record outcomes.")  # fmt: skip
+
+risk_col, id_col, date_col = st.columns(3)
+risk = risk_col.selectbox("Risk level", [ALL, *RISKS], key="history_risk", format_func=str.capitalize)
+student_id = id_col.text_input("Student id", key="history_student", placeholder="e.g. S042").strip() or None
+chosen = date_col.date_input("Latest prediction between", value=(), key="history_dates")
+since, until = date_bounds(tuple(chosen))
+filters = {"student_id": student_id, "risk": None if risk == ALL else risk, "since": since, "until": until}
+
+counts = history_counts(engine(), user.id, **filters)
+total, *levels = st.columns(1 + len(RISKS))
+total.metric("Students", f"{sum(counts.values()):,}")
+for column, level in zip(levels, RISKS, strict=True):
+    column.metric(RISK_LABELS[level], f"{counts[level]:,}")
+
+history = teacher_history(engine(), user.id, limit=LIMIT, **filters)
+if history.empty:
+    st.info("No predictions match." if any(filters.values()) else "You have made no predictions with a student id yet.")
+else:
+    if len(history) == LIMIT:
+        st.caption(f"Showing the {LIMIT:,} most recent students; narrow the filters to see others.")
+    shown = history.assign(student_key=history["student_key"].map(short_key))
+    st.dataframe(shown, hide_index=True, width="stretch", column_config=COLUMNS, column_order=list(COLUMNS))

@@ -1,0 +1,136 @@
+"""Record outcomes: real final grades (one at a time or by CSV) and "not useful" remarks on predictions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.context import CurrentUser, engine, require_role
+from model.exports import problems_table
+from model.history import recent_predictions, short_key
+from model.outcomes import MAX_REASON, PredictionNotFound, mark_not_useful, record_outcome, record_outcomes_csv
+from model.outcomes import template_csv as outcomes_template
+from model.schema import BatchRejected, InvalidInput
+
+IMPORT_KEY = "outcomes_import"
+RECENT = 50
+
+
+def one_outcome(user: CurrentUser) -> None:
+    """A form for one student's final grade."""
+    with st.form("outcome_one", clear_on_submit=False):
+        student_id = st.text_input("Student id", key="outcome_student", help="The id used when predicting.")
+        grade = st.number_input("Final grade (G3)", min_value=0, max_value=20, step=1, value=None, key="outcome_g3",
+                                help="The real final maths grade, a whole number from 0 to 20.")  # fmt: skip
+        submitted = st.form_submit_button("Record the grade", type="primary")
+    if not submitted:
+        return
+    try:
+        record_outcome(engine(), student_id, grade, user.id)
+    except InvalidInput as error:
+        for problem in error.problems:
+            st.error(problem.message)
+    else:
+        st.success(f"Recorded final grade {grade} for student {student_id.strip()}.")
+
+
+def import_file(upload: Any, user: CurrentUser) -> dict[str, Any]:
+    """Store the grades of an uploaded CSV once; the result is kept for reruns."""
+    result: dict[str, Any] = {"file_id": upload.file_id, "name": upload.name, "error": None, "imported": None}
+    try:
+        result["imported"] = record_outcomes_csv(engine(), upload.getvalue(), user.id)
+    except BatchRejected as error:
+        result["error"] = f"**{upload.name}** was not accepted: {error}."
+    return result
+
+
+def outcomes_file(user: CurrentUser) -> None:
+    """Grades for many students from a CSV with the columns student_id and G3."""
+    st.download_button("Download the outcomes template", outcomes_template(), "mathsight-outcomes-template.csv",
+                       "text/csv")  # fmt: skip
+    upload = st.file_uploader("Outcomes file (.csv: student_id, G3)", type=["csv"], key="outcomes_file")
+    last = st.session_state.get(IMPORT_KEY)
+    if upload is not None and (last is None or last["file_id"] != upload.file_id):
+        last = st.session_state[IMPORT_KEY] = import_file(upload, user)
+    if last is None:
+        return
+    if last["error"] is not None:
+        st.error(last["error"])
+        return
+    imported = last["imported"]
+    st.success(f"**{last['name']}**: stored {imported.stored:,} of {imported.n_rows:,} grades.")
+    if imported.problems:
+        st.warning(f"{len(imported.rejected_rows):,} rows were not stored; fix them and upload those rows again.")
+        st.dataframe(problems_table(imported.problems), hide_index=True, width="stretch")
+
+
+def _prediction_label(row: pd.Series) -> str:
+    who = f"student {short_key(row['student_key'])}" if row["student_key"] else "no student id"
+    return (f"#{row['prediction_id']} · {row['created_at']:%Y-%m-%d %H:%M} · {who} · "
+            f"predicted {row['predicted_g3']:.1f} ({row['risk']} risk)")  # fmt: skip
+
+
+def show_recent(recent: pd.DataFrame) -> None:
+    """The recent predictions table (students by key prefix)."""
+    shown = recent.assign(student_key=recent["student_key"].map(short_key))
+    st.dataframe(shown, hide_index=True, width="stretch", column_config={
+        "prediction_id": st.column_config.NumberColumn("Prediction", format="%d"),
+        "created_at": st.column_config.DatetimeColumn("When (UTC)", format="YYYY-MM-DD HH:mm"),
+        "channel": "Channel", "student_key": "Student key", "setup": "Setup", "risk": "Risk",
+        "predicted_g3": st.column_config.NumberColumn("Predicted G3", format="%.1f"),
+        "p_pass": st.column_config.ProgressColumn("P(pass)", min_value=0.0, max_value=1.0, format="percent"),
+        "not_useful": st.column_config.CheckboxColumn("Marked not useful"),
+    })  # fmt: skip
+
+
+def mark_form(recent: pd.DataFrame, user: CurrentUser) -> bool:
+    """A form to mark one of ``recent`` not useful with a reason; True when a remark was stored."""
+    rows = recent.set_index("prediction_id", drop=False)
+    with st.form("not_useful"):
+        chosen = st.selectbox("Prediction", list(rows.index), index=None, key="not_useful_id",
+                              format_func=lambda i: _prediction_label(rows.loc[i]))  # fmt: skip
+        reason = st.text_area("Why was it not useful?", max_chars=MAX_REASON, key="not_useful_reason")
+        submitted = st.form_submit_button("Mark as not useful")
+    if not submitted:
+        return False
+    if chosen is None:
+        st.error("Choose the prediction first.")
+        return False
+    try:
+        mark_not_useful(engine(), int(chosen), user.id, reason)
+    except InvalidInput as error:
+        st.error(error.problems[0].message)
+    except PredictionNotFound as error:
+        st.error(str(error))
+    else:
+        st.success(f"Prediction #{chosen} marked not useful. Thank you: this feeds the model monitoring.")
+        return True
+    return False
+
+
+def not_useful(user: CurrentUser) -> None:
+    """The user's recent predictions, and the form to mark one as not useful."""
+    recent = recent_predictions(engine(), user.id, limit=RECENT)
+    if recent.empty:
+        st.info("You have no predictions yet.")
+        return
+    table = st.container()
+    if mark_form(recent, user):
+        recent = recent_predictions(engine(), user.id, limit=RECENT)
+    with table:
+        show_recent(recent)
+
+
+user = require_role("teacher", "admin")
+st.title("Record outcomes")
+st.write("Record the real final grades of your students so the predictions can be checked, and tell us when "
+         "a prediction was not useful.")  # fmt: skip
+one, many = st.tabs(["One student", "From a CSV file"])
+with one:
+    one_outcome(user)
+with many:
+    outcomes_file(user)
+st.subheader("Your recent predictions")
+not_useful(user)

@@ -1,0 +1,160 @@
+"""Upload a class: validate a CSV, predict every valid row, report the bad ones, explain, chart, download."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.charts import shap_waterfall
+from dashboard.class_charts import grade_histogram, lowering_factors, lowering_factors_chart, risk_chart
+from dashboard.context import engine, require_role, store
+from model.exports import problems_table, results_table, to_csv_bytes
+from model.schema import MAX_ROWS, BatchRejected, template_csv
+from model.service import NoActiveModel, Prediction, predict_batch
+
+RESULT_KEY = "upload_result"
+ORDERS = {
+    "Highest risk first": ("p_pass", True),
+    "Lowest risk first": ("p_pass", False),
+    "Spreadsheet row": ("row", True),
+}
+MAX_PICK = 2000
+COLUMNS = {
+    "row": st.column_config.NumberColumn("Row", format="%d"),
+    "student_id": "Student id",
+    "risk": "Risk",
+    "p_pass": st.column_config.ProgressColumn("P(pass)", min_value=0.0, max_value=1.0, format="percent"),
+    "predicted_g3": st.column_config.NumberColumn("Predicted G3", format="%.1f"),
+    "lower": st.column_config.NumberColumn("From", format="%.1f"),
+    "upper": st.column_config.NumberColumn("To", format="%.1f"),
+    "likely_g3": st.column_config.NumberColumn("Most likely", format="%.1f"),
+    "band": "Band",
+    "setup": "Setup",
+    "model_version": "Model version",
+    "factor_1": "Main factor",
+    "factor_2": "Second factor",
+    "factor_3": "Third factor",
+}
+
+
+def predict_upload(upload: Any, user_id: int) -> dict[str, Any]:
+    """Predict an uploaded file once, with a progress bar; the result kept for later reruns."""
+    result: dict[str, Any] = {"file_id": upload.file_id, "name": upload.name, "error": None, "prediction": None}
+    bar = st.progress(0.0, text="Checking the file…")
+
+    def advance(done: float) -> None:
+        bar.progress(min(done, 1.0), text=f"Predicting… {done:.0%}")
+
+    try:
+        prediction = predict_batch(
+            store(), engine(), upload.getvalue(), channel="ui", user_id=user_id, progress=advance
+        )
+    except BatchRejected as error:
+        result["error"] = f"**{upload.name}** was not accepted: {error}."
+    except NoActiveModel as error:
+        result["error"] = f"No prediction is possible right now: {error}."
+    else:
+        table = results_table(prediction)
+        result |= {"prediction": prediction, "table": table, "results_csv": to_csv_bytes(table),
+                   "problems_csv": to_csv_bytes(problems_table(prediction.problems))}  # fmt: skip
+    bar.empty()
+    return result
+
+
+def show_summary(prediction: Prediction) -> None:
+    """Rows in the file, predicted, rejected."""
+    rows, predicted, rejected = st.columns(3)
+    rows.metric("Rows in the file", f"{prediction.n_rows:,}")
+    predicted.metric("Predicted", f"{len(prediction.results):,}")
+    rejected.metric("Rejected", f"{len(prediction.rejected_rows):,}")
+
+
+def show_problems(prediction: Prediction, problems_csv: bytes) -> None:
+    """The validation report (row, column, value, problem, allowed) and its download."""
+    if not prediction.problems:
+        st.success("Every row was valid.")
+        return
+    st.subheader("Validation report")
+    st.caption("Rows with a problem were not predicted; every other row was. Row numbers are as in a spreadsheet "
+               "(the header is row 1). Fix these cells and upload the file again to predict them.")  # fmt: skip
+    st.dataframe(problems_table(prediction.problems), hide_index=True, width="stretch",
+                 column_config={"row": st.column_config.NumberColumn("Row", format="%d")})  # fmt: skip
+    st.download_button("Download the validation report (CSV)", problems_csv, "mathsight-problems.csv", "text/csv")
+
+
+def show_results(table: pd.DataFrame, results_csv: bytes) -> pd.DataFrame:
+    """The sortable results table; returns it in the chosen order."""
+    st.subheader("Predictions")
+    order = st.radio("Order", list(ORDERS), horizontal=True, key="upload_order")
+    column, ascending = ORDERS[order]
+    ordered = table.sort_values([column, "row"], ascending=[ascending, True], kind="stable")
+    st.dataframe(ordered, hide_index=True, width="stretch", column_config=COLUMNS, column_order=list(COLUMNS))
+    st.download_button("Download the predictions (CSV)", results_csv, "mathsight-predictions.csv", "text/csv",
+                       type="primary")  # fmt: skip
+    return ordered
+
+
+def _student_label(row: pd.Series) -> str:
+    who = row["student_id"] if isinstance(row["student_id"], str) else "no student id"
+    return f"row {row['row']} · {who} · {row['risk']} risk · predicted {row['predicted_g3']:.1f}"
+
+
+def show_explanation(prediction: Prediction, ordered: pd.DataFrame) -> None:
+    """The SHAP waterfall and the plain sentences for one student the teacher picks."""
+    st.subheader("Why? One student's explanation")
+    choices = ordered.head(MAX_PICK).set_index("row", drop=False)
+    if len(ordered) > MAX_PICK:
+        st.caption(
+            f"The list holds the first {MAX_PICK:,} students in the order above; change the order to reach others."
+        )
+    row = st.selectbox("Student", list(choices.index), index=None, placeholder="Choose a student to explain",
+                       format_func=lambda r: _student_label(choices.loc[r]),
+                       key="upload_student")  # fmt: skip
+    if row is None:
+        return
+    result = prediction.results.loc[row]
+    explanation = prediction.explanations[result["setup"]]
+    figure = shap_waterfall(explanation.base_value, explanation.contributions.loc[row], float(result["predicted_g3"]))
+    st.plotly_chart(figure, width="stretch")
+    st.markdown("\n".join(f"- {factor.sentence}" for factor in prediction.factors[row]))
+
+
+def show_class_charts(prediction: Prediction) -> None:
+    """Predicted grades, risk levels and the factors that most often lower grades in this class."""
+    st.subheader("The class at a glance")
+    left, right = st.columns(2)
+    left.plotly_chart(grade_histogram(prediction.results), width="stretch")
+    right.plotly_chart(risk_chart(prediction.results), width="stretch")
+    factors = lowering_factors(prediction.explanations)
+    if not factors.empty:
+        st.plotly_chart(lowering_factors_chart(factors), width="stretch")
+
+
+user = require_role("teacher", "admin")
+st.title("Upload a class")
+st.write("Upload a CSV file of your students (one row each, the columns of the template). Every valid row is "
+         "predicted; rows with a problem are listed with what to fix.")  # fmt: skip
+st.download_button("Download the CSV template", template_csv(), "mathsight-class-template.csv", "text/csv")
+limit_mb = st.get_option("server.maxUploadSize")
+upload = st.file_uploader("Class file (.csv)", type=["csv"], key="upload_file")
+st.caption(f"A .csv file of up to {limit_mb} MB and {MAX_ROWS:,} students, ';' or ',' separated. The uploader "
+           f"refuses a larger file: split it into smaller ones.")  # fmt: skip
+
+last = st.session_state.get(RESULT_KEY)
+if upload is not None and (last is None or last["file_id"] != upload.file_id):
+    last = st.session_state[RESULT_KEY] = predict_upload(upload, user.id)
+
+if last is None:
+    st.info("No class uploaded yet.")
+elif last["error"] is not None:
+    st.error(last["error"])
+else:
+    st.caption(f"Results for **{last['name']}**.")
+    show_summary(last["prediction"])
+    show_problems(last["prediction"], last["problems_csv"])
+    if len(last["table"]):
+        ordered = show_results(last["table"], last["results_csv"])
+        show_explanation(last["prediction"], ordered)
+        show_class_charts(last["prediction"])

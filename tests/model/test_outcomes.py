@@ -1,0 +1,143 @@
+"""Outcomes (real final grades) and "not useful" feedback, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from model.db import get_engine, session_scope
+from model.outcomes import (
+    MAX_REASON,
+    PredictionNotFound,
+    mark_not_useful,
+    record_outcome,
+    record_outcomes_csv,
+    template_csv,
+)
+from model.predlog import student_key
+from model.schema import BatchRejected, InvalidInput
+from model.service import ModelStore, predict_one
+from model.tables import Feedback, Outcome, PredictionLog, User
+
+
+def add_user(engine, username: str, role: str = "teacher") -> int:
+    with session_scope(engine) as session:
+        user = User(username=username, name=username.title(), password_hash="unused-in-this-test", role=role)
+        session.add(user)
+        session.flush()
+        return user.id
+
+
+def _outcomes(engine) -> pd.DataFrame:
+    with engine.connect() as connection:
+        return pd.DataFrame(connection.execute(sa.select(Outcome).order_by(Outcome.id)).mappings().all())
+
+
+def _predict(engine, raw_df: pd.DataFrame, user_id: int, student_id: str) -> int:
+    record = raw_df.drop(columns=["G3"]).iloc[0].to_dict() | {"student_id": student_id}
+    predict_one(ModelStore(engine), engine, record, channel="ui", user_id=user_id)
+    with engine.connect() as connection:
+        return connection.execute(sa.select(sa.func.max(PredictionLog.id))).scalar_one()
+
+
+def test_one_outcome_is_stored_under_the_student_key(models_db_url: str) -> None:
+    engine = get_engine(models_db_url)
+    teacher = add_user(engine, "ana")
+    record_outcome(engine, " S042 ", "14", teacher)
+    stored = _outcomes(engine)
+    assert stored[["student_key", "g3", "recorded_by"]].to_dict("records") == [
+        {"student_key": student_key("S042"), "g3": 14, "recorded_by": teacher}
+    ]
+    assert "S042" not in stored.to_string()
+
+
+@pytest.mark.parametrize(
+    ("student_id", "g3", "field", "words"),
+    [
+        ("S1", 21, "G3", 'field "G3": 21 is out of range 0-20'),
+        ("S1", "abc", "G3", 'field "G3": "abc" is not a whole number'),
+        ("S1", "12.5", "G3", 'field "G3": "12.5" is not a whole number'),
+        ("S1", None, "G3", 'field "G3": missing value; allowed: 0-20'),
+        ("  ", 12, "student_id", 'field "student_id": missing value'),
+    ],
+)
+def test_bad_outcome_names_the_field_and_what_is_allowed(
+    models_db_url: str, student_id: str, g3: object, field: str, words: str
+) -> None:
+    engine = get_engine(models_db_url)
+    with pytest.raises(InvalidInput) as caught:
+        record_outcome(engine, student_id, g3, None)
+    (problem,) = caught.value.problems
+    assert (problem.column, problem.message) == (field, words)
+    assert _outcomes(engine).empty
+
+
+def test_outcomes_csv_stores_good_rows_in_one_insert_and_reports_bad_ones(models_db_url: str) -> None:
+    engine = get_engine(models_db_url)
+    teacher = add_user(engine, "ana")
+    data = 'student_id;G3\nS1;12\nS2;25\n;9\nS4;"7"\n\nS6;x\nS7;0\n'
+    statements: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    result = record_outcomes_csv(engine, data.encode(), teacher)
+    inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT INTO OUTCOME")]
+    assert (result.stored, result.n_rows, result.rejected_rows) == (3, 6, [3, 4, 7])
+    assert [(p.row, p.column, p.value, p.allowed) for p in result.problems] == [
+        (3, "G3", "25", "0-20"),
+        (4, "student_id", "", "any non-blank text"),
+        (7, "G3", "x", "0-20"),
+    ]
+    assert result.problems[0].message == 'row 3, column "G3": 25 is out of range 0-20'
+    assert len(inserts) == 1
+    stored = _outcomes(engine)
+    assert stored["g3"].tolist() == [12, 7, 0]
+    assert stored["student_key"].tolist() == [student_key(s) for s in ("S1", "S4", "S7")]
+
+
+def test_outcomes_csv_template_round_trips_and_comma_works(models_db_url: str) -> None:
+    engine = get_engine(models_db_url)
+    assert record_outcomes_csv(engine, template_csv(), None).stored == 1
+    assert record_outcomes_csv(engine, "Student_ID,g3\nA,10\n", None).stored == 1
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (b"\x00\x01binary\x00", "not a text file"),
+        (b"student_id;grade\nS1;12\n", "missing required columns: G3"),
+        (b"student_id,G3\n", "no data rows"),
+    ],
+)
+def test_unusable_outcomes_file_is_rejected_whole(models_db_url: str, data: bytes, words: str) -> None:
+    engine = get_engine(models_db_url)
+    with pytest.raises(BatchRejected, match=words):
+        record_outcomes_csv(engine, data, None)
+    assert _outcomes(engine).empty
+
+
+def test_not_useful_only_on_own_prediction(models_db_url: str, raw_df: pd.DataFrame) -> None:
+    engine = get_engine(models_db_url)
+    ana, ben = add_user(engine, "ana"), add_user(engine, "ben")
+    anas = _predict(engine, raw_df, ana, "S1")
+    with pytest.raises(PredictionNotFound, match=f"prediction {anas} is not one of your predictions"):
+        mark_not_useful(engine, anas, ben, "looks wrong")
+    with pytest.raises(PredictionNotFound):
+        mark_not_useful(engine, 10**9, ana, "no such prediction")
+    feedback_id = mark_not_useful(engine, anas, ana, "  She moved school mid-year.  ")
+    with engine.connect() as connection:
+        rows = connection.execute(sa.select(Feedback)).mappings().all()
+    assert [(r["id"], r["prediction_id"], r["user_id"], r["reason"]) for r in rows] == [
+        (feedback_id, anas, ana, "She moved school mid-year.")
+    ]
+    with pytest.raises(InvalidInput, match="already marked not useful"):
+        mark_not_useful(engine, anas, ana, "again")
+
+
+@pytest.mark.parametrize(("reason", "words"), [("   ", "missing value"), ("x" * (MAX_REASON + 1), "at most 500")])
+def test_not_useful_needs_a_short_reason(models_db_url: str, raw_df: pd.DataFrame, reason: str, words: str) -> None:
+    engine = get_engine(models_db_url)
+    ana = add_user(engine, "ana")
+    prediction_id = _predict(engine, raw_df, ana, "S1")
+    with pytest.raises(InvalidInput, match=words) as caught:
+        mark_not_useful(engine, prediction_id, ana, reason)
+    assert caught.value.problems[0].column == "reason"
