@@ -1,0 +1,113 @@
+"""What routes get injected: the app's state (engine, models, limiter, metrics) and the caller's key.
+
+A key comes in the ``X-API-Key`` header (or ``Authorization: Bearer <key>``, for scrapers). The key
+dependency answers 401 for a missing, malformed, unknown or revoked key, 403 when its scope does not
+cover the endpoint, and 429 (with ``Retry-After``) when the key has used up its rate limit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from api.errors import ApiError
+from api.metrics import ApiMetrics
+from api.settings import ApiSettings
+from model.apikeys import KeyHolder, authenticate
+from model.db import session_scope
+from model.ratelimit import RateLimiter
+from model.service import ModelStore
+
+API_KEY_HEADER = "X-API-Key"
+
+
+@dataclass
+class AppState:
+    """Everything one app holds for its lifetime."""
+
+    settings: ApiSettings
+    engine: Engine
+    store: ModelStore
+    limiter: RateLimiter
+    metrics: ApiMetrics
+    access_log: logging.Logger
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.mathsight
+
+
+def get_engine(request: Request) -> Engine:
+    return get_state(request).engine
+
+
+def get_store(request: Request) -> ModelStore:
+    return get_state(request).store
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """A session committed after the route returns (rolled back if it raised)."""
+    with session_scope(get_state(request).engine) as session:
+        yield session
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+StoreDep = Annotated[ModelStore, Depends(get_store)]
+SessionDep = Annotated[Session, Depends(get_session)]
+
+api_key_header = APIKeyHeader(
+    name=API_KEY_HEADER,
+    auto_error=False,
+    description="An API key (`ms_<prefix>_<secret>`) created by an admin on the API keys page or with "
+    "`python -m model apikey create USERNAME --scope predict`.",
+)
+
+
+def _presented_key(request: Request, header: str | None) -> str | None:
+    if header:
+        return header
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" else None
+
+
+def require(scope: str) -> Callable[..., KeyHolder]:
+    """A dependency admitting keys whose scope covers ``scope`` and which are within their rate limit."""
+
+    def key_holder(request: Request, header: Annotated[str | None, Security(api_key_header)] = None) -> KeyHolder:
+        state = get_state(request)
+        presented = _presented_key(request, header)
+        if not presented:
+            raise ApiError(401, f"an API key is required in the {API_KEY_HEADER} header",
+                           headers={"WWW-Authenticate": "ApiKey"})  # fmt: skip
+        holder = authenticate(state.engine, presented)
+        if holder is None:
+            raise ApiError(401, "the API key is not valid (unknown, mistyped or revoked)",
+                           headers={"WWW-Authenticate": "ApiKey"})  # fmt: skip
+        request.state.key = holder
+        if not holder.allows(scope):
+            raise ApiError(403, f'this endpoint needs a key with scope "{scope}"; this key has "{holder.scope}"')
+        decision = state.limiter.hit(holder.prefix)
+        request.state.rate = decision
+        if not decision.allowed:
+            raise ApiError(
+                429,
+                f"rate limit of {decision.limit} requests per {state.limiter.window_seconds} s exceeded; "
+                f"retry in {decision.retry_after} s",
+                headers={"Retry-After": str(decision.retry_after)},
+            )
+        return holder
+
+    return key_holder
+
+
+PredictKey = Annotated[KeyHolder, Depends(require("predict"))]
+AdminKey = Annotated[KeyHolder, Depends(require("admin"))]
+CurrentKey = PredictKey

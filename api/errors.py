@@ -1,0 +1,137 @@
+"""Every error the API returns, as JSON: ``{"error", "message", "details": [{"row", "field", "value", "allowed"}]}``.
+
+``error`` is a stable code a program can test (``invalid_input``, ``unauthorized`` ...), ``message``
+a sentence for a person, ``details`` one entry per problem (each also carries its own ``message``).
+Internal errors say only that something went wrong and give the request id; never a stack trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from model.schema import BatchRejected, InvalidInput, Problem
+from model.service import NoActiveModel
+
+ERROR_CODES = {
+    400: "invalid_input",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
+MAX_DETAILS = 1000
+
+
+class ApiError(Exception):
+    """An error response to send: status, code, message, per-problem details and extra headers."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        error: str | None = None,
+        details: Iterable[Mapping[str, Any]] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.error = error or ERROR_CODES.get(status, "error")
+        self.details = list(details)
+        self.headers = dict(headers or {})
+
+
+def problem_detail(problem: Problem) -> dict[str, Any]:
+    """One ``details`` entry from a core :class:`~model.schema.Problem`."""
+    return {"row": problem.row, "field": problem.column, "value": problem.value, "allowed": problem.allowed,
+            "message": problem.message}  # fmt: skip
+
+
+def detail(message: str, *, row: int | None = None, field: str | None = None, value: Any = None,
+           allowed: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """A ``details`` entry made by the API itself."""
+    shown = None if value is None else str(value)[:200]
+    return {"row": row, "field": field, "value": shown, "allowed": allowed, "message": message}
+
+
+def error_response(
+    status: int,
+    message: str,
+    *,
+    error: str | None = None,
+    details: Iterable[Mapping[str, Any]] = (),
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """The JSON response for an error."""
+    body = {"error": error or ERROR_CODES.get(status, "error"), "message": message,
+            "details": list(details)[:MAX_DETAILS], **extra}  # fmt: skip
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+def summary(problems: list[Problem], shown: int = 3) -> str:
+    """The first few problem messages in one sentence."""
+    messages = [p.message for p in problems[:shown]]
+    more = len(problems) - shown
+    return "; ".join(messages) + (f"; and {more} more problems" if more > 0 else "")
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.message, error=exc.error, details=exc.details, headers=exc.headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    message = exc.detail if isinstance(exc.detail, str) else ERROR_CODES.get(exc.status_code, "error")
+    if exc.status_code == 404:
+        message = f"no such endpoint: {request.method} {request.url.path[:200]}; see /docs"
+    return error_response(exc.status_code, message, headers=exc.headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = [
+        detail(str(err.get("msg", "invalid")), field=".".join(str(p) for p in err.get("loc", ()))[:200])
+        for err in exc.errors()
+    ]
+    return error_response(400, "the request is not valid: " + "; ".join(d["message"] for d in details[:3]),
+                          details=details)  # fmt: skip
+
+
+async def _invalid_input(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InvalidInput)
+    return error_response(400, summary(exc.problems), details=[problem_detail(p) for p in exc.problems])
+
+
+async def _batch_rejected(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, BatchRejected)
+    return error_response(400, str(exc), details=[problem_detail(exc.problem)])
+
+
+async def _no_active_model(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, NoActiveModel)
+    return error_response(503, f"no model is active for setup {exc.setup!r}; an admin must activate one",
+                          headers={"Retry-After": "60"})  # fmt: skip
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map every expected exception to its JSON error (unexpected ones: see ``api.middleware``)."""
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(InvalidInput, _invalid_input)
+    app.add_exception_handler(BatchRejected, _batch_rejected)
+    app.add_exception_handler(NoActiveModel, _no_active_model)

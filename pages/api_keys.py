@@ -1,0 +1,79 @@
+"""API keys (admin): create a key for a user (shown once), see every key, revoke one. All audited."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.context import CurrentUser, engine, require_role
+from model import apikeys, users
+from model.db import session_scope
+from model.tables import SCOPES
+
+SCOPE_HELP = "predict: the prediction endpoints, models and schema. admin: also /metrics."
+
+
+def _stamp(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else ""
+
+
+def _table(keys: list[apikeys.ApiKeyInfo]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "prefix": [k.prefix for k in keys],
+            "user": [k.username for k in keys],
+            "scope": [k.scope for k in keys],
+            "created": [_stamp(k.created_at) for k in keys],
+            "last used": [_stamp(k.last_used_at) or "never" for k in keys],
+            "status": ["active" if k.active else f"revoked {_stamp(k.revoked_at)}" for k in keys],
+        }
+    )
+
+
+def _create(admin: CurrentUser) -> None:
+    with session_scope(engine()) as session:
+        accounts = {u.username: u.id for u in users.list_users(session) if u.active}
+    with st.form("create-key"):
+        username = st.selectbox("User", list(accounts), key="create:user", help="The key acts as this user.")
+        scope = st.radio("Scope", SCOPES, key="create:scope", horizontal=True, help=SCOPE_HELP)
+        submitted = st.form_submit_button("Create key", type="primary")
+    if not submitted or username is None:
+        return
+    try:
+        plaintext, info = apikeys.create_key(engine(), accounts[username], scope, actor=admin.username,
+                                             actor_id=admin.id)  # fmt: skip
+    except apikeys.ApiKeyError as error:
+        st.error(str(error), icon=":material/error:")
+        return
+    st.success(f'Created {info.scope} key {info.prefix} for "{info.username}".', icon=":material/check_circle:")
+    st.warning("Copy the key now: it is shown only this once and cannot be recovered.", icon=":material/key:")
+    st.code(plaintext, language=None)
+
+
+def _revoke(admin: CurrentUser, keys: list[apikeys.ApiKeyInfo]) -> None:
+    active = {f"{k.prefix} ({k.username}, {k.scope})": k.prefix for k in keys if k.active}
+    with st.form("revoke-key"):
+        chosen = st.selectbox("Active key", list(active), key="revoke:key")
+        submitted = st.form_submit_button("Revoke", disabled=not active)
+    if submitted and chosen:
+        info = apikeys.revoke_key(engine(), active[chosen], actor=admin.username, actor_id=admin.id)
+        st.success(f"Revoked key {info.prefix}: it no longer works.", icon=":material/check_circle:")
+
+
+def main() -> None:
+    admin = require_role("admin")
+    st.title("API keys")
+    st.caption("Keys let other systems call the REST API (header X-API-Key). Only a hash of each key is kept.")
+    create, revoke = st.tabs(["Create a key", "Revoke a key"])
+    with create:
+        _create(admin)
+    with revoke:
+        _revoke(admin, apikeys.list_keys(engine(), include_revoked=False))
+    keys = apikeys.list_keys(engine())
+    st.subheader(f"{sum(k.active for k in keys)} active keys")
+    st.dataframe(_table(keys), hide_index=True)
+
+
+main()
