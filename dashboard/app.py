@@ -22,9 +22,7 @@ from streamlit.navigation.page import StreamlitPage  # noqa: E402
 from dashboard import auth  # noqa: E402
 from dashboard.context import CurrentUser, engine  # noqa: E402
 from model.settings import Settings, get_settings  # noqa: E402
-from model.users import UserError, ensure_first_admin  # noqa: E402
-
-FRAME = "=" * 72
+from model.users import UserError, ensure_first_admin, first_admin_message  # noqa: E402
 
 
 def _fail(message: str) -> NoReturn:
@@ -47,12 +45,7 @@ def _first_admin(database_url: str) -> None:
     password = ensure_first_admin(engine())
     if password is None:
         return
-    shown = "from MATHSIGHT_ADMIN_PASSWORD" if password == get_settings().admin_password else password
-    print(
-        f"\n{FRAME}\nmathsight: first admin created: user admin, password {shown}\n"
-        f"Sign in and keep it safe: it is not shown again (reset it on the Users page).\n{FRAME}\n",
-        flush=True,
-    )
+    print(first_admin_message(password), flush=True)
 
 
 def _start(settings: Settings) -> None:

@@ -60,7 +60,10 @@ def current_user() -> CurrentUser | None:
 
 
 def require_role(*roles: str) -> CurrentUser:
-    """The page guard: returns the user when their role is one of ``roles``, else refuses and stops."""
+    """The page guard: returns the user when their role is one of ``roles``, else refuses and stops.
+
+    Admin-only pages also get the banner of open monitoring alerts.
+    """
     user = current_user()
     if user is None:
         st.error("Please log in to see this page.")
@@ -68,4 +71,8 @@ def require_role(*roles: str) -> CurrentUser:
     if roles and user.role not in roles:
         st.error(f"Access refused: this page is for {' or '.join(roles)} accounts; you are signed in as a {user.role}.")
         st.stop()
+    if roles == ("admin",):
+        from dashboard.monitor_charts import open_alerts_banner
+
+        open_alerts_banner(engine())
     return user

@@ -16,6 +16,7 @@ training mean in ``early``), which is what makes the period setups reliable on 3
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,6 +99,25 @@ def _band_table(residuals: np.ndarray) -> np.ndarray:
     return names[counts.argmax(axis=1)].astype(object)
 
 
+Getter = Callable[[str, bool], np.ndarray]
+
+
+def _getter(X: pd.DataFrame | Mapping[str, Any]) -> Getter:
+    """Column access as arrays (float with NaN for numbers, object for categories) for a frame or a record."""
+    if isinstance(X, pd.DataFrame):
+        return lambda name, numeric: (
+            X[name].to_numpy(dtype=float, na_value=np.nan) if numeric else X[name].to_numpy(dtype=object)
+        )
+
+    def one(name: str, numeric: bool) -> np.ndarray:
+        value = X.get(name)
+        if numeric:
+            return np.array([np.nan if value is None else float(value)])
+        return np.array([value], dtype=object)
+
+    return one
+
+
 @dataclass(frozen=True)
 class Explanation:
     """SHAP values of the mean head grouped to original attributes, in grade points.
@@ -164,11 +184,9 @@ class GradeModel(RegressorMixin, BaseEstimator):
         )
         return mean, median
 
-    def _anchor(self, X: pd.DataFrame) -> np.ndarray:
+    def _anchor(self, get: Getter, n: int) -> np.ndarray:
         column = ANCHOR[self.setup]
-        if column is None:
-            return np.full(len(X), self.anchor_mean_)
-        return X[column].to_numpy(dtype=float)
+        return np.full(n, self.anchor_mean_) if column is None else get(column, True)
 
     def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series) -> GradeModel:
         """Fit both heads, then the interval and the P(pass) map on out-of-fold predictions."""
@@ -177,7 +195,7 @@ class GradeModel(RegressorMixin, BaseEstimator):
         y = np.asarray(y, dtype=float)
         self.features_ = features
         self.anchor_mean_ = float(y.mean())
-        anchor = self._anchor(X)
+        anchor = self._anchor(_getter(X), len(X))
         pre = _preprocessor(SETUP_FEATURES[self.setup]).fit(X)
         Z = pre.transform(X)
         oof_mean, oof_median = np.empty(len(y)), np.empty(len(y))
@@ -231,69 +249,102 @@ class GradeModel(RegressorMixin, BaseEstimator):
         return frame
 
     # ------------------------------------------------------------------ predicting
-    def _encode(self, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    def _encode(self, X: pd.DataFrame | Mapping[str, Any]) -> tuple[Getter, np.ndarray]:
+        """The one-hot matrix of ``X`` (a frame, or one record as a mapping), equal to the saved
+        preprocessor's ``transform`` without its per-call pandas overhead."""
         check_is_fitted(self, "mean_head_")
-        X = self._inputs(X, self.features_)
-        return X, self.mean_head_.named_steps["pre"].transform(X)
+        present = X.columns if isinstance(X, pd.DataFrame) else X.keys()
+        missing = [f for f in self.features_ if f not in present]
+        if missing:
+            raise ValueError(f"missing input columns: {', '.join(missing)}")
+        get = _getter(X)
+        blocks = []
+        for column, categories in self._encoding_plan():
+            if categories is None:
+                blocks.append(get(column, True)[:, None])
+            else:
+                blocks.append((get(column, False)[:, None] == categories[None, :]).astype(float))
+        return get, np.hstack(blocks)
+
+    def _encoding_plan(self) -> list[tuple[str, np.ndarray | None]]:
+        """(column, kept categories or None for numbers) in the preprocessor's output order."""
+        plan = self.__dict__.get("_plan")
+        if plan is None:
+            plan = []
+            for name, transformer, columns in self.mean_head_.named_steps["pre"].transformers_:
+                if name == "cat":
+                    drops = transformer.drop_idx_ if transformer.drop_idx_ is not None else [None] * len(columns)
+                    for column, categories, drop in zip(columns, transformer.categories_, drops, strict=True):
+                        kept = [c for i, c in enumerate(categories) if drop is None or i != drop]
+                        plan.append((column, np.asarray(kept, dtype=object)))
+                elif name == "num":
+                    plan.extend((column, None) for column in columns)
+            self.__dict__["_plan"] = plan
+        return plan
 
     def _head(self, name: str, Z: np.ndarray, **kwargs: Any) -> np.ndarray:
         head: Pipeline = getattr(self, name)
-        return head.named_steps["gbm"].predict(Z, num_threads=_threads(len(Z)), **kwargs)
-
-    def _raw_mean(self, X: pd.DataFrame, Z: np.ndarray) -> np.ndarray:
-        return self._anchor(X) + self._head("mean_head_", Z)
+        return head.named_steps["gbm"].booster_.predict(Z, num_threads=_threads(len(Z)), **kwargs)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Predicted G3 (mean head), clipped to 0-20."""
-        X, Z = self._encode(X)
-        return np.clip(self._raw_mean(X, Z), 0, 20)
+        get, Z = self._encode(X)
+        return np.clip(self._anchor(get, len(Z)) + self._head("mean_head_", Z), 0, 20)
 
     def predict_details(self, X: pd.DataFrame) -> pd.DataFrame:
         """Per row: predicted_g3, lower, upper, likely_g3, p_pass, band, risk (index kept)."""
-        return self._details(*self._encode(X))
+        return pd.DataFrame(self._details(*self._encode(X)), index=X.index)
 
     def predict_explained(self, X: pd.DataFrame) -> tuple[pd.DataFrame, Explanation]:
         """``predict_details`` and ``explain`` in one pass over the encoded rows."""
-        X, Z = self._encode(X)
-        return self._details(X, Z), self._explain(X, Z)
+        get, Z = self._encode(X)
+        base, per_attribute = self._explain(get, Z)
+        frame = pd.DataFrame(per_attribute, columns=self.features_, index=X.index)
+        details = pd.DataFrame(self._details(get, Z), index=X.index)
+        return details, Explanation(base, frame, base + per_attribute.sum(axis=1))
 
     def explain(self, X: pd.DataFrame) -> Explanation:
         """Exact TreeSHAP of the mean head (LightGBM's own contributions), grouped per attribute."""
-        return self._explain(*self._encode(X))
+        base, per_attribute = self._explain(*self._encode(X))
+        frame = pd.DataFrame(per_attribute, columns=self.features_, index=X.index)
+        return Explanation(base, frame, base + per_attribute.sum(axis=1))
 
-    def _details(self, X: pd.DataFrame, Z: np.ndarray) -> pd.DataFrame:
-        mean = np.clip(self._raw_mean(X, Z), 0, 20)
-        likely = np.clip(self._anchor(X) + self._head("median_head_", Z), 0, 20)
+    def predict_record(self, record: Mapping[str, Any]) -> tuple[dict[str, Any], float, np.ndarray]:
+        """One student without pandas: (details as scalars, SHAP base value, contributions per feature)."""
+        get, Z = self._encode(record)
+        base, per_attribute = self._explain(get, Z)
+        details = {k: v[0].item() if isinstance(v[0], np.generic) else v[0] for k, v in self._details(get, Z).items()}
+        return details, base, per_attribute[0]
+
+    def _details(self, get: Getter, Z: np.ndarray) -> dict[str, np.ndarray]:
+        anchor = self._anchor(get, len(Z))
+        mean = np.clip(anchor + self._head("mean_head_", Z), 0, 20)
+        likely = np.clip(anchor + self._head("median_head_", Z), 0, 20)
         p_pass = self.pass_map_.predict(likely)
         low, high = self.residual_bounds_
-        return pd.DataFrame(
-            {
-                "predicted_g3": mean,
-                "lower": np.clip(mean + low, 0, 20),
-                "upper": np.clip(mean + high, 0, 20),
-                "likely_g3": likely,
-                "p_pass": p_pass,
-                "band": self._bands(likely),
-                "risk": risk_level(p_pass),
-            },
-            index=X.index,
-        )
+        return {
+            "predicted_g3": mean,
+            "lower": np.clip(mean + low, 0, 20),
+            "upper": np.clip(mean + high, 0, 20),
+            "likely_g3": likely,
+            "p_pass": p_pass,
+            "band": self._bands(likely),
+            "risk": risk_level(p_pass),
+        }
 
     def _bands(self, likely: np.ndarray) -> np.ndarray:
         if self.band_rule == "round":
             return bands(likely)
         return self.band_table_[np.rint(likely / BAND_STEP).astype(int)]
 
-    def _explain(self, X: pd.DataFrame, Z: np.ndarray) -> Explanation:
+    def _explain(self, get: Getter, Z: np.ndarray) -> tuple[float, np.ndarray]:
         contrib = self._head("mean_head_", Z, pred_contrib=True)
         grouping = np.zeros((len(self.attribute_index_), len(self.features_)))
         grouping[np.arange(len(self.attribute_index_)), self.attribute_index_] = 1.0
         per_attribute = contrib[:, :-1] @ grouping
-        base = float(contrib[0, -1]) if len(X) else 0.0
+        base = (float(contrib[0, -1]) if len(Z) else 0.0) + self.anchor_mean_
         anchor_column = ANCHOR[self.setup]
         if anchor_column is not None:
             position = self.features_.index(anchor_column)
-            per_attribute[:, position] += X[anchor_column].to_numpy(float) - self.anchor_mean_
-        base += self.anchor_mean_
-        frame = pd.DataFrame(per_attribute, columns=self.features_, index=X.index)
-        return Explanation(base, frame, base + per_attribute.sum(axis=1))
+            per_attribute[:, position] += get(anchor_column, True) - self.anchor_mean_
+        return base, per_attribute

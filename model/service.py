@@ -20,9 +20,10 @@ from sqlalchemy.engine import Engine
 
 from model import registry
 from model.db import session_scope
-from model.explain import Factor, factors_per_row
+from model.explain import FactorTable
+from model.logs import log_request
 from model.pipelines import Explanation, GradeModel
-from model.predlog import student_key, write_log
+from model.predlog import student_key, student_keys, write_log
 from model.schema import (
     ATTRIBUTES,
     GRADES,
@@ -30,6 +31,7 @@ from model.schema import (
     Problem,
     ValidationResult,
     row_setups,
+    setup_for,
     validate_batch,
     validate_record,
 )
@@ -105,7 +107,7 @@ class Prediction:
     """Predictions for accepted rows (index = the user's row numbers) and their explanations."""
 
     results: pd.DataFrame
-    factors: dict[Any, list[Factor]]
+    factors: FactorTable
     explanations: dict[str, Explanation]
     problems: list[Problem] = field(default_factory=list)
     n_rows: int = 0
@@ -130,7 +132,7 @@ def predict_frame(
 ) -> Prediction:
     """Predict validated rows (``ValidationResult.accepted`` form); no logging."""
     setups = row_setups(accepted) if len(accepted) else pd.Series(dtype=object)
-    parts, factors, explanations = [], {}, {}
+    parts, tables, explanations = [], [], {}
     done = 0
     for setup in ("period2", "period1", "early"):
         rows = accepted[setups == setup]
@@ -139,21 +141,24 @@ def predict_frame(
         model = store.get(setup)
         for start in range(0, len(rows), CHUNK_ROWS):
             chunk = rows.iloc[start : start + CHUNK_ROWS]
-            details = model.estimator.predict_details(chunk)
+            if explain:
+                details, explanation = model.estimator.predict_explained(chunk)
+                explanations[setup] = _concat_explanations(explanations.get(setup), explanation)
+                tables.append(FactorTable.build(explanation, chunk, top))
+            else:
+                details = model.estimator.predict_details(chunk)
             details.insert(0, "model_version", model.version_id)
             details.insert(0, "setup", setup)
             ids = chunk[ID_COLUMN] if ID_COLUMN in chunk else pd.Series(None, index=chunk.index, dtype=object)
             details.insert(0, "student_id", ids)
             parts.append(details)
-            if explain:
-                explanation = model.estimator.explain(chunk)
-                explanations[setup] = _concat_explanations(explanations.get(setup), explanation)
-                factors.update(zip(chunk.index, factors_per_row(explanation, chunk, top), strict=True))
             done += len(chunk)
             if progress is not None:
                 progress(done / len(accepted))
     results = pd.concat(parts).loc[accepted.index] if parts else pd.DataFrame(columns=RESULT_COLUMNS)
-    return Prediction(results=results, factors=factors, explanations=explanations, n_rows=len(accepted))
+    return Prediction(
+        results=results, factors=FactorTable.concat(tables), explanations=explanations, n_rows=len(accepted)
+    )
 
 
 def _concat_explanations(old: Explanation | None, new: Explanation) -> Explanation:
@@ -178,29 +183,43 @@ def _log_rows(
 ) -> list[dict[str, Any]]:
     n = max(len(accepted) + len(prediction.rejected_rows), 1)
     share = latency_ms / n
-    inputs = accepted[[c for c in (*ATTRIBUTES, *GRADES) if c in accepted.columns]]
-    records = inputs.astype(object).where(inputs.notna(), None).to_dict("records")
     results = prediction.results
-    rows = []
-    for (_, result), record in zip(results.iterrows(), records, strict=True):
-        rows.append({
-            "request_id": request_id, "channel": channel, "user_id": user_id, "model_version_id": result.model_version,
-            "setup": result.setup, "student_key": student_key(result.student_id), "inputs": record,
-            "predicted_g3": float(result.predicted_g3), "lower": float(result.lower), "upper": float(result.upper),
-            "p_pass": float(result.p_pass), "band": result.band, "risk": result.risk, "latency_ms": share,
-            "status": status, "error_type": None,
-        })  # fmt: skip
-    for _ in prediction.rejected_rows:
-        rows.append({"request_id": request_id, "channel": channel, "user_id": user_id, "latency_ms": share,
-                     "status": "rejected", "error_type": "validation"})  # fmt: skip
+    columns = [c for c in (*ATTRIBUTES, *GRADES) if c in accepted.columns]
+    ordered = accepted.loc[results.index, columns] if columns else accepted
+    values = [_plain_list(ordered[c]) for c in columns]
+    inputs = [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)] if columns else []
+    fixed = {"request_id": request_id, "channel": channel, "user_id": user_id, "latency_ms": share,
+             "status": status, "error_type": None}  # fmt: skip
+    rows = [
+        fixed | {"model_version_id": version, "setup": setup, "student_key": key, "inputs": record,
+                 "predicted_g3": g3, "lower": lower, "upper": upper, "p_pass": p, "band": band, "risk": risk}
+        for version, setup, key, record, g3, lower, upper, p, band, risk in zip(
+            results["model_version"].tolist(), results["setup"].tolist(), student_keys(results["student_id"].tolist()),
+            inputs,
+            *(results[c].astype(float).tolist() for c in ("predicted_g3", "lower", "upper", "p_pass")),
+            results["band"].tolist(), results["risk"].tolist(), strict=True,
+        )
+    ]  # fmt: skip
+    rejected = fixed | {"status": "rejected", "error_type": "validation"}
+    rows.extend(dict(rejected) for _ in prediction.rejected_rows)
     return rows
+
+
+def _plain_list(column: pd.Series) -> list[Any]:
+    """Python values (int/str/None) of a column, for JSON."""
+    if column.hasnans:
+        return [None if pd.isna(v) else (int(v) if isinstance(v, np.integer | int) else v) for v in column.tolist()]
+    return column.tolist()
 
 
 def log_failure(engine: Engine, *, channel: str, user_id: int | None, error: BaseException, latency_ms: float) -> None:
     """Record a request that failed outright (whole file rejected, no model, internal error)."""
     status = "rejected" if isinstance(error, ValueError) else "error"
-    write_log(engine, [{"request_id": uuid.uuid4().hex, "channel": channel, "user_id": user_id, "status": status,
+    request_id = uuid.uuid4().hex
+    write_log(engine, [{"request_id": request_id, "channel": channel, "user_id": user_id, "status": status,
                         "error_type": type(error).__name__, "latency_ms": latency_ms}])  # fmt: skip
+    log_request(request_id=request_id, channel=channel, n_rows=0, latency_ms=latency_ms, status=status,
+                error_type=type(error).__name__)  # fmt: skip
 
 
 def predict_validated(
@@ -227,6 +246,10 @@ def predict_validated(
         _log_rows(prediction, validation.accepted, channel=channel, user_id=user_id,
                   request_id=prediction.request_id, latency_ms=prediction.latency_ms),
     )  # fmt: skip
+    n_rejected = len(prediction.rejected_rows)
+    log_request(request_id=prediction.request_id, channel=channel, n_rows=validation.n_rows, n_rejected=n_rejected,
+                latency_ms=prediction.latency_ms, setups=prediction.results["setup"].value_counts().to_dict(),
+                status="ok" if not n_rejected else "partial" if len(prediction.results) else "rejected")  # fmt: skip
     return prediction
 
 
@@ -275,21 +298,33 @@ def predict_one(
             log_failure(engine, channel=channel, user_id=user_id, error=error,
                         latency_ms=(time.perf_counter() - started) * 1000)  # fmt: skip
         raise
-    frame = _record_frame(clean)
-    validation = ValidationResult(accepted=frame, problems=[], extra_columns=[], n_rows=1)
-    if not log:
-        prediction = predict_frame(store, frame, top=top)
-        prediction.latency_ms = (time.perf_counter() - started) * 1000
-        return prediction
-    return predict_validated(store, engine, validation, channel=channel, user_id=user_id, top=top, started=started)
-
-
-def _record_frame(clean: Mapping[str, Any]) -> pd.DataFrame:
-    frame = pd.DataFrame([dict(clean)], index=pd.Index([1], name="row"))
-    for grade in GRADES:
-        if grade not in frame:
-            frame[grade] = pd.NA
-        frame[grade] = frame[grade].astype("Int64")
-    if ID_COLUMN not in frame:
-        frame[ID_COLUMN] = None
-    return frame
+    model = store.get(setup_for(clean))
+    details, base, contributions = model.estimator.predict_record(clean)
+    index = pd.Index([1], name="row")
+    results = pd.DataFrame(
+        [{"student_id": clean.get(ID_COLUMN), "setup": model.setup, "model_version": model.version_id, **details}],
+        index=index,
+    )
+    names = np.asarray(model.estimator.features_, dtype=object)
+    order = np.argsort(-np.abs(contributions), kind="stable")[:top]
+    factors = FactorTable(
+        index, names[order][None, :], contributions[order][None, :],
+        np.array([clean.get(name) for name in names[order]], dtype=object)[None, :],
+    )  # fmt: skip
+    explanation = Explanation(
+        base, pd.DataFrame([contributions], columns=names, index=index), np.array([base + contributions.sum()])
+    )
+    prediction = Prediction(results, factors, {model.setup: explanation}, n_rows=1, request_id=uuid.uuid4().hex)
+    prediction.latency_ms = (time.perf_counter() - started) * 1000
+    if log:
+        inputs = {name: clean[name] for name in (*ATTRIBUTES, *GRADES) if name in clean}
+        key = student_key(clean.get(ID_COLUMN))
+        write_log(engine, [{
+            "request_id": prediction.request_id, "channel": channel, "user_id": user_id,
+            "model_version_id": model.version_id, "setup": model.setup, "student_key": key,
+            "inputs": inputs, **{k: float(details[k]) for k in ("predicted_g3", "lower", "upper", "p_pass")},
+            "band": details["band"], "risk": details["risk"], "latency_ms": prediction.latency_ms, "status": "ok",
+        }])  # fmt: skip
+        log_request(request_id=prediction.request_id, channel=channel, n_rows=1, n_rejected=0,
+                    latency_ms=prediction.latency_ms, setups={model.setup: 1}, status="ok")  # fmt: skip
+    return prediction

@@ -7,17 +7,22 @@ the migrated schema matches this metadata.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.functions import FunctionElement
 
 SETUPS = ("early", "period1", "period2")
 ROLES = ("teacher", "admin")
 SCOPES = ("predict", "admin")
 CHANNELS = ("ui", "api", "cli")
 STATUSES = ("ok", "rejected", "error")
+MONITORING_COLUMNS = (
+    *("latency_ms", "created_at", "is_demo", "status", "channel", "band", "risk", "error_type", "predicted_g3"),
+)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -59,6 +64,24 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+class utc_day(FunctionElement[date]):
+    """The UTC calendar day of a timestamp column, as a ``date`` (an index expression of the log)."""
+
+    type = sa.Date()
+    inherit_cache = True
+
+
+@compiles(utc_day, "sqlite")
+def _utc_day_sqlite(element: utc_day, compiler: Any, **kw: Any) -> str:
+    # SQLite keeps UTC timestamps as 'YYYY-MM-DD HH:MM:SS.ffffff' text.
+    return f"substr({compiler.process(element.clauses, **kw)}, 1, 10)"
+
+
+@compiles(utc_day, "postgresql")
+def _utc_day_postgresql(element: utc_day, compiler: Any, **kw: Any) -> str:
+    return f"(({compiler.process(element.clauses, **kw)} AT TIME ZONE 'UTC')::date)"
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> sa.CheckConstraint:
@@ -157,6 +180,10 @@ class PredictionLog(Base):
         sa.Index("ix_prediction_log_channel_created_at", "channel", "created_at"),
         sa.Index("ix_prediction_log_student_key", "student_key"),
         sa.Index("ix_prediction_log_request_id", "request_id"),
+        # Covering indexes of the monitoring queries (migration 0003): per-day aggregates and
+        # per-day latency percentiles walk the first in order; whole-window percentiles the second.
+        sa.Index("ix_prediction_log_day", utc_day(sa.column("created_at")), *MONITORING_COLUMNS),
+        sa.Index("ix_prediction_log_latency_ms", "latency_ms", "created_at", "is_demo"),
     )
 
     id: Mapped[int] = mapped_column(BigIntegerId, primary_key=True)
@@ -240,3 +267,13 @@ class Alert(Base):
     detail: Mapped[dict[str, Any] | None]
     acknowledged_by: Mapped[str | None] = mapped_column(sa.String(128))
     acknowledged_at: Mapped[datetime | None]
+
+
+class RateLimitCounter(Base):
+    """Requests a caller made in one fixed window (rows of past windows are pruned)."""
+
+    __tablename__ = "rate_limit_counter"
+
+    bucket: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    window_start: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    hits: Mapped[int]

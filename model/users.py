@@ -221,6 +221,16 @@ def record_login(session: Session, username: str | None, ok: bool, method: str =
     return reason
 
 
+def first_admin_message(password: str) -> str:
+    """The framed terminal message that shows a new first admin's password once."""
+    frame = "=" * 72
+    shown = "from MATHSIGHT_ADMIN_PASSWORD" if password == get_settings().admin_password else password
+    return (
+        f"\n{frame}\nmathsight: first admin created: user admin, password {shown}\n"
+        f"Sign in and keep it safe: it is not shown again (reset it on the Users page).\n{frame}\n"
+    )
+
+
 def ensure_first_admin(engine: Engine) -> str | None:
     """Make sure an active admin exists; returns the new admin's password, or None if one existed.
 

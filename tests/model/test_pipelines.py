@@ -69,3 +69,11 @@ def test_fitting_is_deterministic(raw_df: pd.DataFrame) -> None:
     first = GradeModel(setup="early", random_state=3).fit(raw_df, raw_df["G3"]).predict(raw_df)
     second = GradeModel(setup="early", random_state=3).fit(raw_df, raw_df["G3"]).predict(raw_df)
     np.testing.assert_array_equal(first, second)
+
+
+@pytest.mark.parametrize("setup", ["early", "period2"])
+def test_fast_encoding_equals_the_saved_preprocessor(trained_models: dict, raw_df: pd.DataFrame, setup: str) -> None:
+    model = trained_models[setup].estimator
+    _, fast = model._encode(raw_df)
+    reference = model.mean_head_.named_steps["pre"].transform(GradeModel._inputs(raw_df, model.features_))
+    np.testing.assert_array_equal(fast, reference)

@@ -1,0 +1,184 @@
+"""Plotly figures of the monitoring page, and the open-alerts banner of admin pages.
+
+Every builder takes the small aggregated frames of :mod:`model.monitoring` / :mod:`model.drift`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from sqlalchemy.engine import Engine
+
+from model.alerts import open_alerts
+from model.db import session_scope
+from model.drift import PSI_ACT, PSI_WATCH, AttributeDrift
+from model.schema import FIELDS
+
+REFERENCE, RECENT = "#9aa5b1", "#1f5fa8"
+SERIES = {"ui": "#1f5fa8", "api": "#2e7d32", "cli": "#8e6c00", "ok": "#2e7d32", "rejected": "#e0a800",
+          "error": "#c62828", "high": "#c62828", "medium": "#e0a800", "low": "#2e7d32", "I": "#1b5e20",
+          "II": "#43a047", "III": "#9ccc65", "IV": "#fbc02d", "V": "#c62828"}  # fmt: skip
+
+
+def _layout(figure: go.Figure, title: str, yaxis: str, height: int = 320) -> go.Figure:
+    figure.update_layout(
+        title=title,
+        yaxis_title=yaxis,
+        height=height,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        legend={"orientation": "h", "y": -0.15},
+        hovermode="x unified",
+    )
+    return figure
+
+
+def stacked_bars(frame: pd.DataFrame, columns: Sequence[str], title: str, yaxis: str = "rows") -> go.Figure:
+    """One stacked bar per day, one segment per column (channel, status, band, risk level...)."""
+    figure = go.Figure(
+        [go.Bar(x=frame["day"], y=frame[c], name=str(c), marker_color=SERIES.get(str(c))) for c in columns]
+    )
+    figure.update_layout(barmode="stack")
+    return _layout(figure, title, yaxis)
+
+
+def shares_over_time(frame: pd.DataFrame, columns: Sequence[str], title: str) -> go.Figure:
+    """Each column's share of the day's rows, stacked to 100% (how a distribution moves over time)."""
+    totals = frame[list(columns)].sum(axis=1).where(lambda t: t > 0)
+    figure = go.Figure(
+        [
+            go.Scatter(
+                x=frame["day"],
+                y=frame[c] / totals,
+                name=str(c),
+                stackgroup="one",
+                mode="lines",
+                line={"width": 0.5, "color": SERIES.get(str(c))},
+            )
+            for c in columns
+        ]
+    )
+    figure.update_yaxes(tickformat=".0%", range=[0, 1])
+    return _layout(figure, title, "share of predictions")
+
+
+def latency_chart(frame: pd.DataFrame) -> go.Figure:
+    """Latency per row, p50 and p95, per day."""
+    figure = go.Figure(
+        [
+            go.Scatter(x=frame["day"], y=frame["p50"], name="p50", mode="lines+markers", line={"color": RECENT}),
+            go.Scatter(x=frame["day"], y=frame["p95"], name="p95", mode="lines+markers", line={"color": "#c62828"}),
+        ]
+    )
+    return _layout(figure, "Latency per student row", "milliseconds")
+
+
+def error_rate_chart(frame: pd.DataFrame) -> go.Figure:
+    """Share of rows not predicted (rejected or failed), per day."""
+    figure = go.Figure(go.Bar(x=frame["day"], y=frame["error_rate"], marker_color="#c62828", name="error rate"))
+    figure.update_yaxes(tickformat=".1%")
+    return _layout(figure, "Error rate (rejected + failed rows)", "share of rows")
+
+
+def error_types_chart(frame: pd.DataFrame) -> go.Figure:
+    """Failed rows by error type."""
+    labels = frame["status"] + ": " + frame["error_type"]
+    figure = go.Figure(go.Bar(x=frame["n"], y=labels, orientation="h", marker_color="#c62828"))
+    figure.update_yaxes(autorange="reversed")
+    return _layout(figure, "Error types", "", height=120 + 28 * max(len(frame), 1))
+
+
+def grade_histogram(frame: pd.DataFrame) -> go.Figure:
+    """How many predictions fall on each whole predicted grade."""
+    colors = ["#c62828" if g < 10 else RECENT for g in frame["grade"]]
+    figure = go.Figure(go.Bar(x=frame["grade"], y=frame["n"], marker_color=colors))
+    figure.update_xaxes(title="predicted G3 (fail below 10)", range=[-0.5, 20.5])
+    return _layout(figure, "Predicted grades", "predictions")
+
+
+def feedback_chart(frame: pd.DataFrame) -> go.Figure:
+    """Remarks of "not useful" per prediction, per day."""
+    figure = go.Figure(go.Scatter(x=frame["day"], y=frame["rate"], mode="lines+markers", line={"color": "#8e6c00"}))
+    figure.update_yaxes(tickformat=".1%")
+    return _layout(figure, 'Feedback rate ("not useful" per prediction)', "share of predictions")
+
+
+def realized_chart(frame: pd.DataFrame) -> go.Figure:
+    """Realized pass/fail metrics per period, with the count each rests on in the hover."""
+    figure = go.Figure(
+        [
+            go.Scatter(
+                x=frame["period"],
+                y=frame[m],
+                name=m.replace("_", "-"),
+                mode="lines+markers",
+                customdata=frame["n"],
+                hovertemplate="%{y:.2f} (n=%{customdata})",
+            )
+            for m in ("accuracy", "precision", "recall", "f1", "roc_auc")
+        ]
+    )
+    figure.update_yaxes(range=[0, 1.02])
+    return _layout(figure, "Realized pass/fail quality (fail = positive)", "score")
+
+
+def realized_error_chart(frame: pd.DataFrame) -> go.Figure:
+    """Realized MAE and RMSE of the predicted grade per period."""
+    figure = go.Figure(
+        [
+            go.Bar(
+                x=frame["period"],
+                y=frame[m],
+                name=m.upper(),
+                customdata=frame["n"],
+                hovertemplate="%{y:.2f} points (n=%{customdata})",
+            )
+            for m in ("mae", "rmse")
+        ]
+    )
+    return _layout(figure, "Realized grade error", "grade points")
+
+
+def psi_chart(table: pd.DataFrame) -> go.Figure:
+    """PSI per attribute, most drifted first, with the watch and act thresholds."""
+    colors = ["#c62828" if s == "act" else "#e0a800" if s == "watch" else "#2e7d32" for s in table["status"]]
+    figure = go.Figure(go.Bar(x=table["psi"], y=table["label"], orientation="h", marker_color=colors))
+    for value, name in ((PSI_WATCH, "watch"), (PSI_ACT, "act")):
+        figure.add_vline(x=value, line_dash="dash", line_color="#555", annotation_text=name)
+    figure.update_yaxes(autorange="reversed")
+    return _layout(figure, "Drift per attribute (PSI)", "", height=120 + 22 * len(table))
+
+
+def distribution_chart(drift: AttributeDrift) -> go.Figure:
+    """The reference and recent distributions of one attribute over each other (Evidently style)."""
+    shares = drift.distributions()
+    labels = [FIELDS[drift.attribute].value_label(_as_value(b)) for b in shares["bin"]]
+    figure = go.Figure(
+        [
+            go.Bar(x=labels, y=shares["reference"], name="training reference", marker_color=REFERENCE, opacity=0.7),
+            go.Bar(x=labels, y=shares["recent"], name="recent traffic", marker_color=RECENT, opacity=0.7),
+        ]
+    )
+    figure.update_layout(barmode="overlay")
+    figure.update_yaxes(tickformat=".0%")
+    title = (f"{drift.label}: {drift.test} p = {drift.p_value:.3g}, PSI = {drift.psi:.3f} "
+             f"({drift.status}; n = {drift.n_recent} recent vs {drift.n_reference} reference)")  # fmt: skip
+    return _layout(figure, title, "share of rows")
+
+
+def _as_value(label: str) -> str | int:
+    return int(label) if label.isdigit() else label
+
+
+def open_alerts_banner(engine: Engine) -> int:
+    """A red banner listing the unacknowledged alerts (for admin pages); returns how many there are."""
+    with session_scope(engine) as session:
+        alerts = [(a.rule, (a.detail or {}).get("message", ""), a.last_seen) for a in open_alerts(session)]
+    if alerts:
+        lines = "\n".join(
+            f"- **{rule}**: {message} (last seen {seen:%Y-%m-%d %H:%M} UTC)" for rule, message, seen in alerts
+        )
+        st.error(f"{len(alerts)} open alert(s) — see the Alerts page to acknowledge:\n{lines}", icon="🚨")
+    return len(alerts)

@@ -1,0 +1,76 @@
+"""The "Monitoring" and "Alerts" pages (admin): charts after demo traffic, drift table, acknowledging alerts."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from model import alerts
+from model.db import get_engine, session_scope
+from model.monitor_cli import demo_traffic
+from model.service import ModelStore
+from model.tables import Alert
+from tests.dashboard.conftest import Account, page_test, texts
+from tests.model.test_drift import log_students, shifted
+
+
+@pytest.fixture
+def demo(app_db_url: str, raw_df: pd.DataFrame) -> str:
+    engine = get_engine(app_db_url)
+    summary = demo_traffic(engine, ModelStore(engine), raw_df, days=14, rows_per_day=25, seed=3)
+    assert summary.rows > 200 and summary.outcomes > 0 and summary.rejected > 0
+    return app_db_url
+
+
+@pytest.mark.parametrize("page", ["monitoring.py", "alerts.py"])
+def test_a_teacher_is_refused(teacher_account: Account, page: str) -> None:
+    at = page_test(page, teacher_account.user).run()
+    assert "Access refused" in texts(at)
+    assert not at.get("plotly_chart") and not at.dataframe
+
+
+def test_the_admin_sees_every_chart_after_demo_traffic(demo: str, admin_account: Account) -> None:
+    at = page_test("monitoring.py", admin_account.user).run()
+    assert not at.exception, at.exception
+    said = texts(at)
+    assert "Demo data" in said and "Rows logged" in said
+    assert len(at.get("plotly_chart")) >= 12  # traffic, predictions, drift and realized charts
+    drift_table = at.dataframe[0].value
+    assert drift_table["psi"].is_monotonic_decreasing
+    assert {"test", "statistic", "p_value", "threshold", "status"} <= set(drift_table.columns)
+    assert drift_table.iloc[0]["status"] in ("watch", "act")  # the demo's last week drifts
+    realized = at.dataframe[1].value
+    assert realized["n"].sum() > 0 and {"mae", "rmse", "accuracy", "f1", "roc_auc"} <= set(realized.columns)
+
+
+def test_demo_rows_can_be_hidden(demo: str, admin_account: Account) -> None:
+    at = page_test("monitoring.py", admin_account.user).run()
+    at.toggle[0].set_value(False).run()
+    assert "No predictions in this time range yet." in texts(at)
+
+
+def test_the_drift_chart_follows_the_chosen_attribute(demo: str, admin_account: Account) -> None:
+    at = page_test("monitoring.py", admin_account.user).run()
+    chooser = next(s for s in at.selectbox if s.label == "Distribution of")
+    chooser.set_value("Mother's job").run()
+    figure = at.get("plotly_chart")[-3].proto.spec  # the distribution chart precedes the two realized charts
+    assert "Mother's job" in figure and "training reference" in figure and "recent traffic" in figure
+
+
+def test_open_alerts_are_shown_and_acknowledged(app_db_url: str, admin_account: Account, raw_df: pd.DataFrame) -> None:
+    engine = get_engine(app_db_url)
+    log_students(engine, shifted(raw_df), at=pd.Timestamp.now(tz="UTC").to_pydatetime())
+    assert [f.rule for f in alerts.evaluate_alerts(engine)] == ["max_psi"]
+    at = page_test("alerts.py", admin_account.user).run()
+    assert "1 open alert" in texts(at) and "max_psi" in texts(at)
+    monitoring_page = page_test("monitoring.py", admin_account.user).run()
+    assert "1 open alert" in texts(monitoring_page)  # the banner on the monitoring page too
+    at.form_submit_button[0].click().run()
+    assert "Acknowledged #" in texts(at) or "open alert" not in texts(at)
+    with session_scope(engine) as session:
+        [alert] = session.scalars(sa.select(Alert)).all()
+        assert alert.acknowledged_by == admin_account.user.username
+    at.run()
+    assert "open alert" not in texts(at)
+    assert at.dataframe[0].value["acknowledged by"].tolist() == [admin_account.user.username]

@@ -1,0 +1,150 @@
+"""Drift statistics against scipy on known distributions, and counted by SQL on both databases."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from scipy.stats import chi2_contingency, ks_2samp
+
+from model import db, drift
+from model.monitoring import Window
+from model.predlog import write_log
+from model.schema import ATTRIBUTES, GRADES
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def test_psi_matches_its_formula_and_is_zero_for_equal_shares() -> None:
+    reference, recent = np.array([50, 30, 20]), np.array([20, 30, 50])
+    e, a = reference / 100, recent / 100
+    assert drift.psi(reference, recent) == pytest.approx(np.sum((a - e) * np.log(a / e)))
+    assert drift.psi([10, 20, 30], [20, 40, 60]) == pytest.approx(0.0)
+    assert drift.psi([10, 0], [5, 5]) > drift.PSI_ACT  # an empty reference bin counts as a tiny share
+
+
+def test_numeric_drift_is_the_ks_test_of_scipy_on_known_distributions() -> None:
+    rng = np.random.default_rng(0)
+    reference = rng.poisson(4, 400)
+    shifted = rng.poisson(7, 3000)
+    result = drift.numeric_drift("absences", reference.tolist(), Counter(shifted.tolist()))
+    expected = ks_2samp(reference, shifted)
+    assert result.test == "KS"
+    assert result.statistic == pytest.approx(expected.statistic)
+    assert result.p_value == pytest.approx(expected.pvalue)
+    assert result.n_recent == 3000 and result.status == "act"
+    same = drift.numeric_drift("absences", reference.tolist(), Counter(rng.poisson(4, 3000).tolist()))
+    assert same.status == "ok" and same.p_value > 0.01
+
+
+def test_numeric_bins_come_from_the_reference_deciles() -> None:
+    reference = list(range(1, 6)) * 20  # studytime-like codes 1..5
+    result = drift.numeric_drift("freetime", reference, {5: 10})
+    assert result.bins == ("≤ 1", "2", "3", "4", "5", "≥ 6")
+    assert result.reference_share == pytest.approx((0.2, 0.2, 0.2, 0.2, 0.2, 0.0))
+    assert result.recent_share == pytest.approx((0, 0, 0, 0, 1.0, 0))
+
+
+def test_categorical_drift_is_scipy_s_chi_square_of_the_contingency_table() -> None:
+    reference = {"teacher": 40, "health": 30, "services": 90, "at_home": 60, "other": 175}
+    recent = {"teacher": 20, "health": 10, "services": 40, "at_home": 120, "other": 60}
+    result = drift.categorical_drift("Mjob", reference, recent)
+    table = np.array([[reference[c] for c in result.bins], [recent[c] for c in result.bins]])
+    expected = chi2_contingency(table)
+    assert result.test == "chi-square"
+    assert result.statistic == pytest.approx(expected.statistic)
+    assert result.p_value == pytest.approx(expected.pvalue)
+    assert result.psi == pytest.approx(drift.psi(table[0], table[1]))
+
+
+def test_a_category_seen_on_one_side_only_still_gets_a_test() -> None:
+    result = drift.categorical_drift("higher", {"yes": 375, "no": 20}, {"no": 50})
+    assert result.bins == ("yes", "no") and result.p_value < 1e-6 and result.status == "act"
+    empty = drift.categorical_drift("higher", {"yes": 375, "no": 20}, {})
+    assert (empty.statistic, empty.p_value, empty.psi, empty.n_recent) == (0.0, 1.0, 0.0, 0)
+
+
+@pytest.fixture
+def engine(models_db_url: str) -> Iterator[sa.Engine]:
+    yield db.get_engine(models_db_url)
+    db.dispose_engines()
+
+
+def log_students(engine: sa.Engine, students: pd.DataFrame, at: datetime = NOW - timedelta(hours=1)) -> None:
+    """Write ``students`` (real-data rows) as accepted early predictions."""
+    inputs = students[[*ATTRIBUTES, *GRADES]].astype(object)
+    inputs = inputs.where(inputs.notna(), None)
+    request_id = uuid.uuid4().hex
+    write_log(engine, [
+        {"request_id": request_id, "channel": "api", "created_at": at, "status": "ok", "setup": "early",
+         "inputs": record, "is_demo": False}
+        for record in inputs.to_dict("records")
+    ])  # fmt: skip
+
+
+def shifted(raw_df: pd.DataFrame) -> pd.DataFrame:
+    """The real students with more absences and more mothers at home."""
+    frame = raw_df.copy()
+    frame["absences"] = frame["absences"] + 10
+    frame.loc[frame.index % 2 == 0, "Mjob"] = "at_home"
+    return frame
+
+
+def test_the_real_data_against_its_own_reference_shows_no_drift(engine: sa.Engine, raw_df: pd.DataFrame) -> None:
+    log_students(engine, raw_df)
+    report = drift.drift_report(engine, Window.last(1, NOW))
+    assert report is not None and report.n_recent == len(raw_df)
+    assert [a.attribute for a in report.attributes] == list(ATTRIBUTES)
+    assert report.max_psi == pytest.approx(0.0, abs=1e-9)
+    assert {a.status for a in report.attributes} == {"ok"}
+    assert min(a.p_value for a in report.attributes) > 0.99
+
+
+def test_sql_counts_give_scipy_s_statistics_on_a_known_shift(engine: sa.Engine, raw_df: pd.DataFrame) -> None:
+    recent = shifted(raw_df)
+    log_students(engine, recent)
+    log_students(engine, raw_df, at=NOW - timedelta(days=3))  # outside the window
+    report = drift.drift_report(engine, Window.last(1, NOW))
+    assert report is not None
+    absences = report.get("absences")
+    expected = ks_2samp(raw_df["absences"], recent["absences"])
+    assert (absences.statistic, absences.p_value) == pytest.approx((expected.statistic, expected.pvalue))
+    mjob = report.get("Mjob")
+    categories = list(mjob.bins)
+    table = [raw_df["Mjob"].value_counts().reindex(categories, fill_value=0),
+             recent["Mjob"].value_counts().reindex(categories, fill_value=0)]  # fmt: skip
+    expected_chi = chi2_contingency(np.array(table))
+    assert (mjob.statistic, mjob.p_value) == pytest.approx((expected_chi.statistic, expected_chi.pvalue))
+    assert absences.status == mjob.status == "act"
+    assert report.table()["attribute"].tolist()[:2] == ["absences", "Mjob"]
+    assert report.get("age").status == "ok"
+
+
+def test_a_setup_report_includes_its_grades_and_only_its_rows(engine: sa.Engine, raw_df: pd.DataFrame) -> None:
+    log_students(engine, raw_df)
+    assert drift.drift_report(engine, Window.last(1, NOW), setup="period2").n_recent == 0
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE prediction_log SET setup = 'period2'"))
+    report = drift.drift_report(engine, Window.last(1, NOW), setup="period2")
+    assert [a.attribute for a in report.attributes][-2:] == ["G1", "G2"]
+    assert report.get("G2").n_recent == len(raw_df) and report.max_psi == pytest.approx(0.0, abs=1e-9)
+
+
+def test_only_the_most_recent_rows_are_compared(engine: sa.Engine, raw_df: pd.DataFrame) -> None:
+    log_students(engine, raw_df, at=NOW - timedelta(hours=2))
+    latest = shifted(raw_df).iloc[:100]
+    log_students(engine, latest, at=NOW - timedelta(minutes=5))
+    report = drift.drift_report(engine, Window.last(1, NOW), max_rows=100)
+    expected = drift.numeric_drift("absences", raw_df["absences"].tolist(), Counter(latest["absences"].tolist()))
+    assert report.n_recent == 100 and report.get("absences") == expected
+
+
+def test_no_active_model_means_no_report(db_url: str) -> None:
+    db.migrate(db_url)
+    assert drift.drift_report(db.get_engine(db_url), Window.last(1, NOW)) is None

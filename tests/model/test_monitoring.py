@@ -1,0 +1,184 @@
+"""Monitoring aggregations on SQLite and PostgreSQL: counts, percentiles, feedback, realized metrics."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from sklearn import metrics
+
+from model import db, monitoring
+from model.predlog import write_log
+from model.tables import Feedback, Outcome, PredictionLog
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+DAY1, DAY2 = NOW - timedelta(days=2), NOW - timedelta(days=1)
+
+
+@pytest.fixture
+def engine(models_db_url: str) -> Iterator[sa.Engine]:
+    yield db.get_engine(models_db_url)
+    db.dispose_engines()
+
+
+def _row(at: datetime, **values: object) -> dict[str, object]:
+    """A log row; every row its own request (the log skips repeated idempotency keys)."""
+    ok = values.get("status", "ok") == "ok"
+    base = {
+        "request_id": uuid.uuid4().hex,
+        "channel": "ui",
+        "created_at": at,
+        "status": "ok",
+        "latency_ms": 10.0,
+        "is_demo": False,
+    }
+    if ok:
+        base |= {"setup": "early", "predicted_g3": 12.0, "p_pass": 0.8, "band": "III", "risk": "low", "inputs": {}}
+    return base | values
+
+
+def _window(include_demo: bool = True) -> monitoring.Window:
+    return monitoring.Window(NOW - timedelta(days=3), NOW, include_demo)
+
+
+@pytest.fixture
+def traffic(engine: sa.Engine) -> dict[str, list[float]]:
+    """Two days of rows with known channels, statuses, latencies, bands, risks and a demo row."""
+    rng = np.random.default_rng(1)
+    latencies = {"day1": list(rng.lognormal(2, 1, 37)), "day2": list(rng.lognormal(3, 0.5, 20))}
+    rows = [_row(DAY1 + timedelta(minutes=i), latency_ms=v, channel=("ui", "api", "cli")[i % 3])
+            for i, v in enumerate(latencies["day1"])]  # fmt: skip
+    rows += [_row(DAY2 + timedelta(minutes=i), latency_ms=v, channel="api", band="V", risk="high", predicted_g3=7.4)
+             for i, v in enumerate(latencies["day2"])]  # fmt: skip
+    rows += [_row(DAY2, status="rejected", error_type="validation", latency_ms=None)] * 2
+    rows += [_row(DAY2, status="error", error_type="NoActiveModel", latency_ms=None)]
+    rows += [_row(DAY2, is_demo=True, channel="cli", latency_ms=None), _row(NOW, channel="cli")]  # last: outside
+    write_log(engine, rows)
+    return latencies
+
+
+def test_volume_status_and_error_types_per_day(engine: sa.Engine, traffic: dict) -> None:
+    volume = monitoring.volume_by_day(engine, _window()).set_index("day")
+    assert volume.loc["2026-11-18"].to_dict() == {"ui": 13, "api": 12, "cli": 12}
+    assert volume.loc["2026-11-19"].to_dict() == {"ui": 3, "api": 20, "cli": 1}
+    status = monitoring.status_by_day(engine, _window()).set_index("day")
+    assert status.loc["2026-11-19", ["ok", "rejected", "error", "total"]].tolist() == [21, 2, 1, 24]
+    assert status.loc["2026-11-19", "error_rate"] == pytest.approx(3 / 24)
+    types = monitoring.error_types(engine, _window())
+    assert types.values.tolist() == [["rejected", "validation", 2], ["error", "NoActiveModel", 1]]
+    assert monitoring.error_summary(engine, _window()) == {"total": 61, "failed": 3, "error_rate": 3 / 61}
+
+
+def test_demo_rows_are_counted_and_can_be_left_out(engine: sa.Engine, traffic: dict) -> None:
+    assert monitoring.demo_rows(engine, _window()) == 1
+    without = monitoring.volume_by_day(engine, _window(include_demo=False)).set_index("day")
+    assert without.loc["2026-11-19", "cli"] == 0
+
+
+def test_latency_percentiles_match_numpy_per_day_and_overall(engine: sa.Engine, traffic: dict) -> None:
+    by_day = monitoring.latency_by_day(engine, _window()).set_index("day")
+    for day, values in (("2026-11-18", traffic["day1"]), ("2026-11-19", traffic["day2"])):
+        assert by_day.loc[day, "n"] == len(values)
+        assert by_day.loc[day, "p50"] == pytest.approx(np.percentile(values, 50))
+        assert by_day.loc[day, "p95"] == pytest.approx(np.percentile(values, 95))
+    summary = monitoring.latency_summary(engine, _window())
+    every = traffic["day1"] + traffic["day2"]
+    assert summary["n"] == len(every)
+    assert summary["p50"] == pytest.approx(np.percentile(every, 50))
+    assert summary["p95"] == pytest.approx(np.percentile(every, 95))
+
+
+def test_an_empty_window_has_no_latency(engine: sa.Engine) -> None:
+    assert monitoring.latency_summary(engine, _window()) == {"n": 0, "p50": None, "p95": None}
+    assert monitoring.latency_by_day(engine, _window()).empty
+
+
+def test_bands_risk_and_grade_histogram(engine: sa.Engine, traffic: dict) -> None:
+    bands = monitoring.bands_by_day(engine, _window()).set_index("day")
+    assert bands.loc["2026-11-18"].to_dict() == {"I": 0, "II": 0, "III": 37, "IV": 0, "V": 0}
+    assert bands.loc["2026-11-19", "V"] == 20
+    risk = monitoring.risk_by_day(engine, _window()).set_index("day")
+    assert risk.loc["2026-11-19"].to_dict() == {"high": 20, "medium": 0, "low": 1}
+    histogram = monitoring.predicted_grade_histogram(engine, _window())
+    assert dict(zip(histogram["grade"], histogram["n"], strict=True)) == {7: 20, 12: 38}
+
+
+def test_feedback_rate_counts_remarks_on_the_window_s_predictions(engine: sa.Engine, traffic: dict) -> None:
+    with engine.begin() as connection:
+        ids = connection.execute(sa.select(PredictionLog.id).where(PredictionLog.status == "ok")).scalars().all()
+        connection.execute(
+            sa.insert(Feedback), [{"prediction_id": i, "reason": "off"} for i in (ids[0], ids[1], ids[-1])]
+        )
+    summary = monitoring.feedback_summary(engine, _window())
+    assert summary == {"predictions": 58, "feedback": 2, "rate": 2 / 58}  # ids[-1] is outside the window
+    by_day = monitoring.feedback_by_day(engine, _window()).set_index("day")
+    assert by_day.loc["2026-11-18", ["predictions", "feedback"]].tolist() == [37, 2]
+    assert by_day.loc["2026-11-19", "feedback"] == 0
+
+
+def _realized_rows(engine: sa.Engine, raw_df: pd.DataFrame, trained_models: dict) -> pd.DataFrame:
+    """Real predictions of the early model for 120 real students, with their real G3 as outcome."""
+    students = raw_df.iloc[:120]
+    details = trained_models["early"].estimator.predict_details(students)
+    with engine.connect() as connection:
+        version = connection.execute(sa.text("SELECT version_id FROM active_model WHERE setup = 'early'")).scalar_one()
+    keys = [f"k{i}" for i in range(len(students))]
+    write_log(engine, [
+        _row(DAY1 + timedelta(days=i % 2), student_key=k, model_version_id=version,
+             predicted_g3=float(d.predicted_g3), p_pass=float(d.p_pass))
+        for i, (k, d) in enumerate(zip(keys, details.itertuples(), strict=True))
+    ])  # fmt: skip
+    older = [{"student_key": k, "g3": 0, "recorded_at": NOW - timedelta(days=5)} for k in keys]
+    latest = [{"student_key": k, "g3": int(g), "recorded_at": NOW} for k, g in zip(keys, students["G3"], strict=True)]
+    with engine.begin() as connection:
+        connection.execute(sa.insert(Outcome), older + latest)
+    return pd.DataFrame({"pred": details["predicted_g3"].to_numpy(), "p_pass": details["p_pass"].to_numpy(),
+                         "g3": students["G3"].to_numpy(), "version": version})  # fmt: skip
+
+
+def _sklearn(expected: pd.DataFrame) -> dict[str, float]:
+    failed = expected["g3"] < 10
+    flagged = expected["p_pass"] < 0.5
+    return {
+        "n": len(expected),
+        "mae": metrics.mean_absolute_error(expected["g3"], expected["pred"]),
+        "rmse": metrics.root_mean_squared_error(expected["g3"], expected["pred"]),
+        "accuracy": metrics.accuracy_score(failed, flagged),
+        "precision": metrics.precision_score(failed, flagged),
+        "recall": metrics.recall_score(failed, flagged),
+        "f1": metrics.f1_score(failed, flagged),
+        "roc_auc": metrics.roc_auc_score(failed, 1 - expected["p_pass"]),
+    }
+
+
+def test_realized_metrics_match_sklearn_using_the_latest_outcome(
+    engine: sa.Engine, raw_df: pd.DataFrame, trained_models: dict
+) -> None:
+    expected = _realized_rows(engine, raw_df, trained_models)
+    table = monitoring.realized_by_version(engine, _window())
+    assert table["model_version_id"].tolist() == [expected["version"][0]]
+    assert table.iloc[0]["setup"] == "early"
+    got = table.iloc[0][list(monitoring.REALIZED_METRICS)].to_dict()
+    assert got == pytest.approx(_sklearn(expected))
+
+
+def test_realized_metrics_over_time_split_by_week(
+    engine: sa.Engine, raw_df: pd.DataFrame, trained_models: dict
+) -> None:
+    expected = _realized_rows(engine, raw_df, trained_models)
+    weekly = monitoring.realized_over_time(engine, _window(), freq="D")
+    assert weekly["n"].tolist() == [60, 60]
+    day1 = expected.iloc[::2].reset_index(drop=True)
+    assert weekly.iloc[0][list(monitoring.REALIZED_METRICS)].to_dict() == pytest.approx(_sklearn(day1))
+
+
+def test_realized_metrics_without_both_classes_leave_undefined_ones_empty() -> None:
+    rows = pd.DataFrame({"predicted_g3": [12.0, 14.0], "p_pass": [0.9, 0.8], "g3": [13, 15]})
+    result = monitoring.realized_metrics(rows)
+    assert result["accuracy"] == 1.0 and result["roc_auc"] is None and result["precision"] is None
+    assert monitoring.realized_metrics(rows.iloc[:0]) == {"n": 0} | dict.fromkeys(monitoring.REALIZED_METRICS[1:])
