@@ -154,7 +154,11 @@ def prediction_panel(
     with middle:
         risk_badge(str(result["risk"]))
     right.metric("Likely band", str(result["band"]), help="The 5 levels of Cortez & Silva (2008).")
-    right.caption(f"Band {result['band']}: {BAND_MEANING[str(result['band'])]}")
+    right.caption(f"Band {result['band']}: {BAND_MEANING[str(result['band'])]}; most likely grade "
+                  f"{float(result['likely_g3']):.0f}")  # fmt: skip
+    st.caption("The predicted grade is an average over what may happen, pulled down by the small chance of a "
+               "final grade of 0 (students who drop out); the chance of passing and the band describe the most "
+               "likely outcome, so they can point a little higher than the average.")  # fmt: skip
     st.caption(f"Model version `{result['model_version']}` · setup **{result['setup']}**. "
                f"{setup_note(str(result['setup']), record)}")  # fmt: skip
     contributions = explanation.contributions.loc[row]
