@@ -21,7 +21,7 @@ from scipy.stats import chi2_contingency, ks_2samp
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 
-from model import registry
+from model import crypto, registry
 from model.db import session_scope
 from model.monitoring import LOG, Window
 from model.schema import ATTRIBUTES, CATEGORICAL, FIELDS, SETUP_FEATURES
@@ -211,7 +211,15 @@ def _recent_values(engine: Engine, window: Window, names: Sequence[str], setup: 
 def recent_counts(
     engine: Engine, window: Window, attributes: Sequence[str], setup: str | None = None, max_rows: int = MAX_ROWS
 ) -> dict[str, dict[Any, int]]:
-    """Attribute -> {value: rows} over the window's most recent ``max_rows`` predicted rows, one query."""
+    """Attribute -> {value: rows} over the window's most recent ``max_rows`` predicted rows, one query.
+
+    When inputs are encrypted at rest SQL cannot read them: the same bounded sample is decrypted and
+    counted in the core instead.
+    """
+    if crypto.keyring().encrypts:
+        inputs = crypto.recent_inputs(engine, window.start, max_rows, until=window.end, setup=setup,
+                                      include_demo=window.include_demo)  # fmt: skip
+        return crypto.value_counts(inputs, attributes)
     recent = _recent_values(engine, window, attributes, setup, max_rows)
     parts = []
     for name in attributes:

@@ -1,8 +1,9 @@
 """Model registry: trained versions with signed artifacts, and the version each setup serves.
 
-An artifact is the joblib serialization of a fitted model, stored with its SHA-256 and an
-HMAC-SHA256 keyed by the ``secret_key`` setting. Both are checked before anything is unpickled, so
-a modified artifact, or one signed with another key, is refused and never executed.
+An artifact is the joblib serialization of a fitted model, encrypted with AES-256-GCM when a data
+key is set (:mod:`model.crypto`), stored with the SHA-256 and an HMAC-SHA256 (keyed by the
+``secret_key`` setting) of the stored bytes. Both are checked before anything is decrypted or
+unpickled, so a modified artifact, or one signed with another key, is refused and never executed.
 
 The functions take the caller's session and leave committing to it (``db.session_scope``);
 ``promote`` and ``rollback`` change the active version and write their audit row in that one
@@ -23,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, undefer
 
+from model import crypto
 from model.audit import audit
 from model.settings import get_settings
 from model.tables import SETUPS, ActiveModel, ModelVersion, utcnow
@@ -88,9 +90,9 @@ def verify_artifact_bytes(blob: bytes, sha256: str, hmac: str, label: str) -> No
 
 
 def load_artifact_bytes(blob: bytes, sha256: str, hmac: str, label: str) -> Any:
-    """Verify ``blob`` (e.g. read from an export file), then unpickle it."""
+    """Verify the stored bytes ``blob`` (e.g. read from an export file), decrypt them if needed, unpickle."""
     verify_artifact_bytes(blob, sha256, hmac, label)
-    return joblib.load(io.BytesIO(blob))
+    return joblib.load(io.BytesIO(crypto.decrypt_artifact(blob)))
 
 
 def verify_artifact(version: ModelVersion) -> None:
@@ -120,7 +122,7 @@ def register_version(
     """Store a fitted model as a new (inactive) version with a signed artifact; audited."""
     if setup not in SETUPS:
         raise ValueError(f"unknown setup {setup!r}; expected one of {', '.join(SETUPS)}")
-    blob = serialize(obj)
+    blob = crypto.encrypt_artifact(serialize(obj))
     now = utcnow()
     version = ModelVersion(
         id=f"{setup}-{now:%Y%m%dT%H%M%S}-{secrets.token_hex(2)}",

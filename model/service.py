@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
 from model import registry
@@ -78,17 +79,25 @@ class ModelStore:
             now = time.monotonic()
             if not force and now - self._checked_at < self.refresh_seconds:
                 return
-            with session_scope(self.engine) as session:
-                active = registry.active_version_ids(session)
-                for setup, version_id in active.items():
-                    current = self._models.get(setup)
-                    if current is None or current.version_id != version_id:
-                        version = registry.get_version(session, version_id)
-                        estimator = registry.load_artifact(version)
-                        self._models[setup] = LoadedModel(version_id, setup, estimator, dict(version.metrics))
-                for setup in set(self._models) - set(active):
-                    del self._models[setup]
+            try:
+                self._reload()
+            except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError):
+                # The database is down: keep serving the loaded models (the log spools meanwhile).
+                if not self._models:
+                    raise
             self._checked_at = now
+
+    def _reload(self) -> None:
+        with session_scope(self.engine) as session:
+            active = registry.active_version_ids(session)
+            for setup, version_id in active.items():
+                current = self._models.get(setup)
+                if current is None or current.version_id != version_id:
+                    version = registry.get_version(session, version_id)
+                    estimator = registry.load_artifact(version)
+                    self._models[setup] = LoadedModel(version_id, setup, estimator, dict(version.metrics))
+            for setup in set(self._models) - set(active):
+                del self._models[setup]
 
     def get(self, setup: str) -> LoadedModel:
         self.refresh()

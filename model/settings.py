@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     log_max_bytes: int = 10_000_000
     log_backups: int = 5
     model_seed: int = 42
+    data_key: str = Field(default="", description="AES-256-GCM key for data at rest: base64 of 32 bytes")
+    data_key_previous: str = Field(default="", description="the data key being rotated out (read-only)")
+    retention_days: int | None = Field(default=None, ge=1, description="prediction log rows kept this many days")
+    spool_dir: Path | None = Field(default=None, description="where log rows wait while the database is down")
 
     @model_validator(mode="after")
     def _fill_local_defaults(self) -> Settings:
@@ -67,6 +71,8 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{self.home / 'mathsight.db'}"
         if self.log_dir is None:
             self.log_dir = self.home / "logs"
+        if self.spool_dir is None:
+            self.spool_dir = self.home / "spool"
         if self.env == "production":
             for name in ("secret_key", "cookie_key"):
                 if getattr(self, name).strip().lower() in INSECURE_VALUES or len(getattr(self, name)) < 16:

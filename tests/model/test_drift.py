@@ -148,3 +148,23 @@ def test_only_the_most_recent_rows_are_compared(engine: sa.Engine, raw_df: pd.Da
 def test_no_active_model_means_no_report(db_url: str) -> None:
     db.migrate(db_url)
     assert drift.drift_report(db.get_engine(db_url), Window.last(1, NOW)) is None
+
+
+def test_drift_reads_encrypted_inputs_through_the_core(
+    engine: sa.Engine, raw_df: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from model import crypto
+    from model.settings import get_settings
+    from model.tables import PredictionLog
+
+    monkeypatch.setenv("MATHSIGHT_DATA_KEY", crypto.generate_key())
+    get_settings.cache_clear()
+    recent = shifted(raw_df)
+    log_students(engine, recent)
+    with engine.connect() as connection:
+        stored = connection.execute(sa.select(PredictionLog.inputs).limit(1)).scalar_one()
+    assert set(stored) == {"enc"}
+    report = drift.drift_report(engine, Window.last(1, NOW))
+    assert report is not None and report.n_recent == len(raw_df)
+    expected = ks_2samp(raw_df["absences"], recent["absences"])
+    assert report.get("absences").p_value == pytest.approx(expected.pvalue)
