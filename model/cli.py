@@ -18,10 +18,18 @@ from model.exports import problems_table, results_table, to_csv_bytes
 from model.schema import SETUPS, BatchRejected
 from model.service import ModelStore, NoActiveModel, predict_batch
 from model.training import BOOTSTRAP_RUNS, ensure_default_models, register, train_setup
+from model.users import ensure_first_admin, first_admin_message
 
 EXIT_OK, EXIT_ALERT, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 # Modules that add their own sub-commands with ``register(subparsers)``.
-EXTENSIONS: tuple[str, ...] = ()
+EXTENSIONS: tuple[str, ...] = (
+    "model.apikeys_cli",
+    "model.monitor_cli",
+    "model.security_cli",
+    "model.compare",
+    "model.modelcard",
+    "model.export",
+)
 
 
 class CommandError(Exception):
@@ -50,6 +58,9 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
         print(f"trained and activated {version_id}")
     if not created:
         print("every setup already has an active model")
+    password = ensure_first_admin(engine)
+    if password is not None:
+        print(first_admin_message(password), flush=True)
     return EXIT_OK
 
 

@@ -1,0 +1,257 @@
+"""Model versions (admin): the registry per setup; train, compare, promote, roll back, model cards, export."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from streamlit.runtime.uploaded_file_manager import UploadedFile
+
+from dashboard.context import CurrentUser, engine, require_role, store
+from model import jobs, registry
+from model.compare import Comparison, compare_versions, setup_overview
+from model.data import load_raw
+from model.db import session_scope
+from model.export import OnnxUnavailable, export_version, to_onnx
+from model.exports import problems_table
+from model.modelcard import METRIC_LABELS, ModelCard, build_model_card
+from model.schema import SETUPS, BatchRejected
+from model.settings import get_settings
+
+SETUP_LABELS = {"early": "early (30 attributes)", "period1": "period1 (+ G1)", "period2": "period2 (+ G1, G2)"}
+JOB_KEY, FLASH_KEY, SEEN_KEY = "models_job", "models_flash", "models_job_seen"
+BUNDLED = "Bundled UCI maths data (395 students)"
+UPLOADED = "Upload a CSV"
+
+
+# ---------------------------------------------------------------- cached computations (versions are immutable)
+
+
+@st.cache_data(show_spinner="Comparing on the 395 reference students…", max_entries=16)
+def _comparison(url: str, version_a: str, version_b: str) -> Comparison:
+    with session_scope(engine()) as session:
+        return compare_versions(session, version_a, version_b, load_raw())
+
+
+@st.cache_data(show_spinner="Building the model card (ten cross-validation fits)…", max_entries=16)
+def _card(url: str, version_id: str, active_id: str | None) -> ModelCard:
+    with session_scope(engine()) as session:
+        return build_model_card(session, version_id, load_raw())
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _export_zip(url: str, version_id: str) -> bytes:
+    with session_scope(engine()) as session:
+        return export_version(session, version_id).to_zip()
+
+
+@st.cache_data(show_spinner="Converting to ONNX…", max_entries=8)
+def _onnx(url: str, version_id: str) -> bytes:
+    with session_scope(engine()) as session:
+        return to_onnx(registry.load_artifact(registry.get_version(session, version_id)))
+
+
+# ---------------------------------------------------------------- sections
+
+
+def _flash() -> None:
+    message = st.session_state.pop(FLASH_KEY, None)
+    if message:
+        st.success(message)
+
+
+def show_versions(setup: str, table: pd.DataFrame) -> None:
+    if table.empty:
+        st.info(f"No version of the {setup} setup yet: train one below.")
+        return
+    st.dataframe(
+        table, hide_index=True, width="stretch",
+        column_config={"active": st.column_config.CheckboxColumn("Active"),
+                       "created_at": st.column_config.DatetimeColumn("Created (UTC)", format="YYYY-MM-DD HH:mm"),
+                       "data": st.column_config.TextColumn("Data SHA-256", help="first 12 hex digits")},
+    )  # fmt: skip
+    st.caption("Metrics: mean ± std over the protocol runs (10-fold cross-validation each) on the training data.")
+
+
+def _start_job(user: CurrentUser, setup: str, source: str, upload: UploadedFile | None, runs: int) -> None:
+    try:
+        if source == UPLOADED:
+            if upload is None:
+                st.error("Choose a CSV file to upload, or train on the bundled data.")
+                return
+            frame, label = jobs.validate_training_data(upload.getvalue(), setup), f"upload {upload.name}"
+        else:
+            frame, label = load_raw(), "bundled UCI data"
+        job = jobs.start_training(frame, setup, runs=runs, created_by=user.username, source=label)
+    except BatchRejected as error:
+        st.error(f"The file was not accepted: {error}.")
+    except jobs.TrainingDataRejected as error:
+        st.error(f"{error}. Nothing was trained. Row numbers are as in a spreadsheet (the header is row 1).")
+        st.dataframe(problems_table(error.problems), hide_index=True, width="stretch")
+    except jobs.JobError as error:
+        st.warning(str(error))
+    else:
+        st.session_state[JOB_KEY] = job.id
+
+
+def _job_status(job: jobs.TrainingJob) -> None:
+    if job.status == "done":
+        st.success(f"Training finished in {job.seconds:.0f} s: version **{job.version_id}** stored, inactive. "
+                   "Compare it with the active one, then promote it.")  # fmt: skip
+    elif job.status == "failed":
+        st.error(f"Training job {job.id} failed: {job.error}")
+    else:
+        st.progress(job.progress, text=f"Training {job.setup} on {job.n_rows} rows: {job.stage} ({job.progress:.0%})")
+
+
+@st.fragment(run_every=1.0)
+def poll_job(job_id: str) -> None:
+    """The progress of a running job, polled every second; reruns the page once when it ends."""
+    job = jobs.get_job(job_id)
+    _job_status(job)
+    if job.finished:
+        st.session_state[SEEN_KEY] = job.id
+        st.rerun()
+
+
+def show_training(user: CurrentUser, setup: str) -> None:
+    st.subheader("Train a new version")
+    st.caption("Training runs in a separate process, so predictions go on as usual. The new version is stored "
+               "inactive: nobody uses it until it is promoted.")  # fmt: skip
+    with st.form("train_form"):
+        source = st.radio("Training data", [BUNDLED, UPLOADED], horizontal=True, key="train_source")
+        upload = st.file_uploader("CSV with the 30 attributes, G1, G2 and G3 (';' or ',')", type=["csv", "txt"],
+                                  key="train_file")  # fmt: skip
+        runs = st.number_input("Protocol runs (10-fold cross-validation each)", 1, jobs.MAX_RUNS, 5, key="train_runs")
+        submitted = st.form_submit_button(f"Train a new {setup} version", type="primary")
+    if submitted:
+        _start_job(user, setup, source, upload, int(runs))
+    job = jobs.running_job()
+    job_id = job.id if job is not None else st.session_state.get(JOB_KEY)
+    if job_id is None:
+        return
+    job = jobs.get_job(job_id)
+    if job.finished and st.session_state.get(SEEN_KEY) == job.id:
+        _job_status(job)
+    else:
+        poll_job(job_id)
+
+
+def _importance_figure(importance: pd.Series, title: str, x_max: float) -> go.Figure:
+    shown = importance.dropna().head(12)[::-1]
+    figure = go.Figure(go.Bar(x=shown.to_numpy(), y=list(shown.index), orientation="h", marker_color="#1f5fa8"))
+    figure.update_layout(title=title, xaxis={"title": "mean |SHAP| (grade points)", "range": [0, x_max]},
+                         height=420, margin={"l": 10, "r": 10, "t": 40, "b": 10})  # fmt: skip
+    return figure
+
+
+def show_comparison(result: Comparison) -> None:
+    agree, diff = st.columns(2)
+    where = f"share of the {result.n_reference} reference students on the same side of P(pass) = 0.5"
+    agree.metric("Same pass/fail call", f"{result.pass_agreement:.1f}%", help=where)
+    diff.metric("Mean |difference| of predicted grades", f"{result.mean_abs_difference:.2f} points")
+    table = result.metrics.rename(index=METRIC_LABELS).rename(columns={
+        "a_mean": f"A mean ({result.a.id})", "a_std": "A std", "b_mean": f"B mean ({result.b.id})", "b_std": "B std",
+        "difference": "B - A", "better": "better"})  # fmt: skip
+    st.dataframe(table.round(3), width="stretch")
+    x_max = float(result.importance.max().max()) * 1.05
+    left, right = st.columns(2)
+    left.plotly_chart(_importance_figure(result.importance["a"], f"A: {result.a.id}", x_max), width="stretch")
+    right.plotly_chart(_importance_figure(result.importance["b"], f"B: {result.b.id}", x_max), width="stretch")
+
+
+def compare_section(ids: list[str], active_id: str | None) -> None:
+    st.subheader("Compare two versions")
+    if len(ids) < 2:
+        st.info("Train a second version to compare.")
+        return
+    left, right = st.columns(2)
+    first = ids.index(active_id) if active_id in ids else 1
+    version_a = left.selectbox("Version A", ids, index=first, key="compare_a")
+    version_b = right.selectbox("Version B", ids, index=0 if first != 0 else 1, key="compare_b")
+    if st.button("Compare", key="compare_button"):
+        st.session_state["compare_pair"] = (version_a, version_b)
+    if st.session_state.get("compare_pair") == (version_a, version_b):
+        show_comparison(_comparison(get_settings().database_url, version_a, version_b))
+
+
+def _confirmed_action(label: str, confirm: str, key: str) -> bool:
+    """A two-step action: the button only works once the confirmation box is ticked."""
+    sure = st.checkbox(confirm, key=f"{key}_confirm")
+    return st.button(label, key=f"{key}_button", disabled=not sure, type="primary")
+
+
+def promotion_section(user: CurrentUser, setup: str, ids: list[str], active_id: str | None,
+                      previous_id: str | None) -> None:  # fmt: skip
+    st.subheader("Promote or roll back")
+    st.caption("The switch is one database transaction and is audited; every instance serves the new version "
+               f"within {store().refresh_seconds:.0f} seconds.")  # fmt: skip
+    candidates = [i for i in ids if i != active_id]
+    if candidates:
+        chosen = st.selectbox("Version to promote", candidates, key="promote_choice")
+        confirm = f"I confirm that {chosen} becomes the active {setup} model for every user"
+        if _confirmed_action(f"Promote {chosen}", confirm, "promote"):
+            with session_scope(engine()) as session:
+                registry.promote(session, chosen, by=user.username)
+            _done(f"{chosen} is now the active {setup} model.")
+    if previous_id is not None:
+        confirm = f"I confirm the roll back of {setup} from {active_id} to {previous_id}"
+        if _confirmed_action(f"Roll back to {previous_id}", confirm, "rollback"):
+            with session_scope(engine()) as session:
+                version_id = registry.rollback(session, setup, by=user.username)
+            _done(f"{setup} rolled back to {version_id}.")
+    else:
+        st.caption("No previous version to roll back to.")
+
+
+def _done(message: str) -> None:
+    store().refresh(force=True)
+    st.session_state[FLASH_KEY] = message
+    for key in ("promote_confirm", "rollback_confirm"):
+        st.session_state.pop(key, None)
+    st.rerun()
+
+
+def card_and_export_section(ids: list[str], active_id: str | None) -> None:
+    st.subheader("Model card and export")
+    version_id = st.selectbox("Version", ids, index=ids.index(active_id) if active_id in ids else 0, key="card_choice")
+    url = get_settings().database_url
+    download, onnx = st.columns(2)
+    download.download_button("Download the artifact (joblib + JSON sidecar, zip)", _export_zip(url, version_id),
+                             f"{version_id}.zip", "application/zip", key="export_zip")  # fmt: skip
+    try:
+        onnx.download_button("Download the predicted-grade graph (ONNX)", _onnx(url, version_id),
+                             f"{version_id}.onnx", "application/octet-stream", key="export_onnx")  # fmt: skip
+    except OnnxUnavailable as error:
+        onnx.caption(f"ONNX export unavailable: {error}")
+    if st.button("Show the model card", key="card_button"):
+        st.session_state["card_version"] = version_id
+    if st.session_state.get("card_version") == version_id:
+        card = _card(url, version_id, active_id)
+        markdown = card.to_markdown()
+        if card.flagged:
+            st.warning(f"{len(card.flagged)} fairness gap(s) flagged; see the Fairness section of the card.")
+        st.download_button("Download the model card (Markdown)", markdown.encode("utf-8"),
+                           f"model-card-{version_id}.md", "text/markdown", key="card_download")  # fmt: skip
+        with st.container(border=True):
+            st.markdown(markdown)
+
+
+def main() -> None:
+    user = require_role("admin")
+    st.title("Model versions")
+    _flash()
+    setup = st.radio("Setup", SETUPS, format_func=SETUP_LABELS.__getitem__, horizontal=True, key="models_setup")
+    with session_scope(engine()) as session:
+        overview = setup_overview(session, setup)
+    show_versions(setup, overview.versions)
+    ids = list(overview.versions["version"]) if not overview.versions.empty else []
+    show_training(user, setup)
+    if not ids:
+        return
+    compare_section(ids, overview.active_id)
+    promotion_section(user, setup, ids, overview.active_id, overview.previous_id)
+    card_and_export_section(ids, overview.active_id)
+
+
+main()

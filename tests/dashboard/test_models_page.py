@@ -1,0 +1,130 @@
+"""The "Model versions" page (admin): versions, training in the background, compare, promote, roll back, card."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+from streamlit.testing.v1 import AppTest
+
+from model import jobs
+from model.audit import list_audit
+from model.db import get_engine, session_scope
+from model.registry import active_version_ids
+from tests.dashboard.conftest import Account, app_test, log_in, page_test, texts
+
+TRAINING_DEADLINE = 300.0
+
+
+def open_page(user: Account) -> AppTest:
+    return page_test("models.py", user.user).run()
+
+
+def versions(at: AppTest) -> pd.DataFrame:
+    return at.dataframe[0].value
+
+
+def train_on_the_page(at: AppTest) -> str:
+    """Start a one-run training of the bundled data and rerun the page until the job reports."""
+    at.number_input(key="train_runs").set_value(1)
+    at.button[0].click().run()  # the form's submit button comes first
+    deadline = time.monotonic() + TRAINING_DEADLINE
+    while "Training finished" not in texts(at) and "failed" not in texts(at):
+        assert time.monotonic() < deadline, "the training job did not finish in time"
+        time.sleep(0.5)
+        at.run()
+    assert "Training finished" in texts(at), texts(at)
+    return texts(at)
+
+
+def test_a_teacher_is_refused(teacher_account: Account) -> None:
+    at = open_page(teacher_account)
+    assert "Access refused" in at.error[0].value
+    assert not at.title and not at.dataframe and not at.button
+
+
+def test_admin_sees_the_versions_of_each_setup(app_db_url: str, admin_account: Account) -> None:
+    at = open_page(admin_account)
+    assert not at.exception
+    table = versions(at)
+    with session_scope(get_engine(app_db_url)) as session:
+        active = active_version_ids(session)
+    assert list(table["version"]) == [active["early"]]
+    assert table["active"].tolist() == [True]
+    assert {"algorithm", "data", "rows", "created_at", "created_by", "RMSE"} <= set(table.columns)
+    at.radio(key="models_setup").set_value("period2").run()
+    assert list(versions(at)["version"]) == [active["period2"]]
+    assert "Train a second version to compare." in texts(at)
+
+
+def test_a_bad_training_file_is_reported_and_nothing_starts(
+    app_db_url: str, admin_account: Account, student_csv_path: Path
+) -> None:
+    at = open_page(admin_account)
+    frame = pd.read_csv(student_csv_path, sep=";", dtype=str, keep_default_na=False)
+    frame.loc[0, "Mjob"] = "pilot"
+    at.radio(key="train_source").set_value("Upload a CSV")
+    at.file_uploader(key="train_file").upload("train.csv", frame.to_csv(sep=";", index=False).encode(), "text/csv")
+    at.button[0].click().run()
+    assert "Nothing was trained" in at.error[0].value
+    problems = at.dataframe[1].value
+    assert problems[["row", "column", "value"]].values.tolist() == [[2, "Mjob", "pilot"]]
+    assert "teacher" in problems["allowed"].item()
+    assert not at.get("progress") and jobs.running_job() is None and not jobs.list_jobs()
+
+
+def test_train_compare_promote_roll_back_and_model_card(app_db_url: str, admin_account: Account) -> None:
+    engine = get_engine(app_db_url)
+    with session_scope(engine) as session:
+        old = active_version_ids(session)["period2"]
+    at = open_page(admin_account)
+    at.radio(key="models_setup").set_value("period2").run()
+    train_on_the_page(at)
+    table = versions(at)
+    assert len(table) == 2 and table["active"].tolist() == [False, True]
+    new = table["version"].iloc[0]
+    assert table["created_by"].iloc[0] == "head" and table["runs"].iloc[0] == 1
+
+    at.button(key="compare_button").click().run()
+    assert not at.exception
+    said = texts(at)
+    assert "Same pass/fail call" in said and "Mean |difference| of predicted grades" in said
+    assert len(at.get("plotly_chart")) == 2
+    metrics = at.dataframe[1].value
+    assert "RMSE (grade points)" in metrics.index
+
+    assert at.button(key="promote_button").disabled
+    at.checkbox(key="promote_confirm").check().run()
+    at.button(key="promote_button").click().run()
+    assert f"{new} is now the active period2 model." in texts(at)
+    with session_scope(engine) as session:
+        assert active_version_ids(session)["period2"] == new
+        assert [(r.actor, r.detail["version_id"]) for r in list_audit(session, "model.promote")][0] == ("head", new)
+
+    assert at.button(key="rollback_button").disabled
+    at.checkbox(key="rollback_confirm").check().run()
+    at.button(key="rollback_button").click().run()
+    assert f"period2 rolled back to {old}." in texts(at)
+    with session_scope(engine) as session:
+        assert active_version_ids(session)["period2"] == old
+
+    at.button(key="card_button").click().run()
+    assert not at.exception
+    card = next(m.value for m in at.markdown if m.value.startswith("# Model card"))
+    assert "## Fairness" in card and "never an automatic judgment" in card
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert any("model card" in label for label in labels) and any("ONNX" in label for label in labels)
+
+
+def test_the_app_routes_an_admin_to_the_page_and_refuses_a_teacher(
+    admin_account: Account, teacher_account: Account
+) -> None:
+    admin = log_in(app_test().run(), admin_account.user.username, admin_account.password)
+    admin.switch_page("../pages/models.py").run()
+    assert not admin.exception and [t.value for t in admin.title] == ["Model versions"]
+
+    teacher = log_in(app_test().run(), teacher_account.user.username, teacher_account.password)
+    teacher.switch_page("../pages/models.py").run()
+    assert any("Access refused" in e.value for e in teacher.error)
+    assert not [t for t in teacher.title if t.value == "Model versions"]
