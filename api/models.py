@@ -6,24 +6,14 @@ reads the same messages as a teacher in the dashboard); responses are built as p
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from model.schema import ATTRIBUTES, EXAMPLE_RECORD, FIELDS, GRADES, ID_COLUMN, SETUPS, FieldSpec
+from model.schema import ATTRIBUTES, EXAMPLE_RECORD, FIELDS, GRADES, ID_COLUMN, SETUPS, pydantic_field
 
 INPUT_FIELDS = (*ATTRIBUTES, *GRADES)
 EXAMPLE_STUDENT: dict[str, Any] = {ID_COLUMN: "S001", **EXAMPLE_RECORD}
-
-
-def _input_field(spec: FieldSpec) -> tuple[Any, Any]:
-    info: dict[str, Any] = {"title": spec.label, "description": spec.help, "examples": [EXAMPLE_RECORD[spec.name]]}
-    if spec.allowed is not None:
-        return Literal[spec.allowed], Field(**info)  # type: ignore[valid-type]
-    number = Annotated[int, Field(ge=spec.min, le=spec.max)]
-    if spec.required:
-        return number, Field(**info)
-    return number | None, Field(default=None, **info)
 
 
 StudentInput: type[BaseModel] = create_model(  # type: ignore[call-overload]
@@ -35,7 +25,7 @@ StudentInput: type[BaseModel] = create_model(  # type: ignore[call-overload]
         str | None,
         Field(default=None, title="Student id", description="Optional; echoed back, stored only as a keyed hash"),
     ),
-    **{name: _input_field(FIELDS[name]) for name in INPUT_FIELDS},
+    **{name: pydantic_field(FIELDS[name], EXAMPLE_RECORD[name]) for name in INPUT_FIELDS},
 )
 
 

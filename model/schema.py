@@ -794,8 +794,11 @@ def json_schema() -> dict[str, Any]:
     }
 
 
-def _pydantic_field(spec: FieldSpec) -> tuple[Any, Any]:
-    info = {"title": spec.label, "description": spec.help}
+def pydantic_field(spec: FieldSpec, example: Any = None) -> tuple[Any, Any]:
+    """The pydantic (type, Field) of ``spec``, for typed models and OpenAPI docs built from the schema."""
+    info: dict[str, Any] = {"title": spec.label, "description": spec.help}
+    if example is not None:
+        info["examples"] = [example]
     if spec.allowed is not None:
         return Literal[spec.allowed], Field(**info)  # type: ignore[valid-type]
     number = Annotated[int, Field(ge=spec.min, le=spec.max)]
@@ -809,5 +812,5 @@ StudentRecord: type[BaseModel] = create_model(  # type: ignore[call-overload]
     __config__=ConfigDict(extra="ignore"),
     __doc__="One student in canonical form (the output of validate_record; for typing and OpenAPI docs).",
     student_id=(str | None, Field(default=None, title="Student id", description="Optional, passed through")),
-    **{name: _pydantic_field(spec) for name, spec in FIELDS.items()},
+    **{name: pydantic_field(spec) for name, spec in FIELDS.items()},
 )
