@@ -7,6 +7,7 @@ role change applies on the next click. Sign-ins, failures and sign-outs go to th
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ FAILURES = {
     "locked": f"Too many failed attempts: this account is locked for up to {users.LOCK_MINUTES} minutes.",
     "inactive": "This account is deactivated; ask an administrator.",
 }
+THROTTLED = "Too many failed sign-in attempts from this computer: wait {seconds} seconds before trying again."
 
 
 @dataclass(frozen=True)
@@ -126,13 +128,23 @@ def _login_form(authenticator: stauth.Authenticate, by_password: list[str]) -> b
     return st.session_state.get("authentication_status")
 
 
+def client_address() -> str:
+    """The address the browser connects from (``users.UNKNOWN_CLIENT`` for localhost, tests, proxies)."""
+    address = st.context.ip_address
+    return address if isinstance(address, str) and address else users.UNKNOWN_CLIENT
+
+
 def sign_in(engine: Engine, settings: Settings) -> CurrentUser | None:
     """Show the login form until someone signs in; returns the signed-in user, or None.
 
     Also carries out a sign-out requested by :func:`sign_out_button` (before anything is drawn).
+    While the client must wait after repeated failures (``users.CLIENT_THROTTLE``) no password can
+    match; a valid sign-in cookie still works.
     """
+    client = client_address()
+    waiting = users.CLIENT_THROTTLE.wait_seconds(client) > 0
     with session_scope(engine) as session:
-        accounts = users.login_accounts(session)
+        accounts = users.login_accounts(session, bar_all=waiting)
     credentials = _credentials(accounts)
     authenticator = stauth.Authenticate(
         credentials,
@@ -147,7 +159,7 @@ def sign_in(engine: Engine, settings: Settings) -> CurrentUser | None:
     by_password: list[str] = []
     status = _login_form(authenticator, by_password)
     if status is False:
-        _refuse(engine, _failed_username(credentials))
+        _refuse(engine, _failed_username(credentials), client, waiting)
         return None
     if not status:
         return None
@@ -158,10 +170,15 @@ def sign_in(engine: Engine, settings: Settings) -> CurrentUser | None:
     return user
 
 
-def _refuse(engine: Engine, username: str | None) -> None:
+def _refuse(engine: Engine, username: str | None, client: str, waiting: bool) -> None:
+    """Count a failed attempt per user (unless refused unchecked) and per client, audit it, say why."""
     with session_scope(engine) as session:
-        reason = users.record_login(session, username, ok=False)
-    st.error(FAILURES.get(reason, FAILURES["unknown"]))
+        reason = "throttled" if waiting else users.record_login(session, username, ok=False)
+        wait = users.CLIENT_THROTTLE.failed(client)
+        if waiting:
+            users.record_throttled(session, client, wait)
+    message = FAILURES.get(reason, FAILURES["unknown"])
+    st.error(THROTTLED.format(seconds=math.ceil(wait)) if wait > 0 else message)
     # Reset the widget's flag so a later rerun does not count this failure again.
     st.session_state["authentication_status"] = None
 

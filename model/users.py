@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -29,6 +33,10 @@ MAX_PASSWORD_BYTES = 72
 MAX_FAILED_LOGINS = 5
 LOCK_MINUTES = 15
 FIRST_ADMIN = "admin"
+CLIENT_MAX_FAILURES = 5
+CLIENT_WINDOW_SECONDS = 15 * 60
+CLIENT_MAX_WAIT_SECONDS = 15 * 60
+UNKNOWN_CLIENT = "unknown"
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}")
 
 
@@ -185,14 +193,15 @@ def _barred_hash() -> str:
     return bcrypt.hashpw(secrets.token_bytes(32), bcrypt.gensalt()).decode("ascii")
 
 
-def login_accounts(session: Session) -> list[tuple[UserInfo, str]]:
+def login_accounts(session: Session, bar_all: bool = False) -> list[tuple[UserInfo, str]]:
     """Every user with the hash the login widget should check: the real one for those who may sign
-    in now (active, not locked), one that matches nothing for the others (so their attempts are seen)."""
+    in now (active, not locked), one that matches nothing for the others (so their attempts are seen)
+    and for everyone when ``bar_all`` (a client that must wait)."""
     now = utcnow()
     accounts = []
     for row in session.scalars(sa.select(User).order_by(User.username)):
         info = UserInfo.of(row)
-        allowed = info.active and not info.locked(now)
+        allowed = info.active and not info.locked(now) and not bar_all
         accounts.append((info, row.password_hash if allowed else _barred_hash()))
     return accounts
 
@@ -219,6 +228,70 @@ def record_login(session: Session, username: str | None, ok: bool, method: str =
         row.locked_until = utcnow() + timedelta(minutes=LOCK_MINUTES)
         audit(session, "user_locked", "system", row.id, username=row.username, minutes=LOCK_MINUTES)
     return reason
+
+
+class ClientThrottle:
+    """Exponential back-off per client address, in process memory and thread-safe.
+
+    Failed sign-ins are remembered per client for ``window`` seconds. From the ``max_failures``-th
+    failure in that window on, the client must wait ``2 ** (n - max_failures)`` seconds (capped at
+    ``max_wait``) after its latest failure, ``n`` being its failures in the window; an attempt made
+    while it must wait is refused unchecked and counts as a failure. ``clock`` (seconds) is injectable.
+    """
+
+    def __init__(
+        self,
+        max_failures: int = CLIENT_MAX_FAILURES,
+        window: float = CLIENT_WINDOW_SECONDS,
+        max_wait: float = CLIENT_MAX_WAIT_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_failures, self.window, self.max_wait, self.clock = max_failures, window, max_wait, clock
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, client: str, now: float) -> deque[float]:
+        failures = self._failures.get(client, deque())
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
+        return failures
+
+    def _wait(self, failures: deque[float], now: float) -> float:
+        if len(failures) < self.max_failures:
+            return 0.0
+        wait = min(2.0 ** (len(failures) - self.max_failures), self.max_wait)
+        return max(0.0, failures[-1] + wait - now)
+
+    def wait_seconds(self, client: str) -> float:
+        """How long ``client`` must still wait before its next attempt is checked (0 when it may try)."""
+        with self._lock:
+            now = self.clock()
+            return self._wait(self._recent(client, now), now)
+
+    def failed(self, client: str) -> float:
+        """Count a failed (or refused) attempt of ``client``; returns the wait it now faces."""
+        with self._lock:
+            now = self.clock()
+            if len(self._failures) > 10_000:  # forget clients whose failures have all expired
+                self._failures = {key: q for key, q in self._failures.items() if self._recent(key, now)}
+            failures = self._recent(client, now)
+            failures.append(now)
+            self._failures[client] = failures
+            return self._wait(failures, now)
+
+    def clear(self) -> None:
+        """Forget every failure (tests, or an operator after an incident)."""
+        with self._lock:
+            self._failures.clear()
+
+
+CLIENT_THROTTLE = ClientThrottle()
+
+
+def record_throttled(session: Session, client: str | None, wait_seconds: float) -> None:
+    """Audit a sign-in attempt refused unchecked because its client must wait (``login_throttled``)."""
+    audit(session, "login_throttled", "(client)", None, client=client or UNKNOWN_CLIENT,
+          wait_seconds=round(wait_seconds, 1))  # fmt: skip
 
 
 def first_admin_message(password: str) -> str:

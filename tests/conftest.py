@@ -59,7 +59,10 @@ def _session_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
 @pytest.fixture(autouse=True)
 def _isolated_settings(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every test gets its own local state directory and a fixed secret, never the developer's."""
+    from model.users import CLIENT_THROTTLE
+
     _apply_test_env(monkeypatch, tmp_path_factory.mktemp("home"))
+    CLIENT_THROTTLE.clear()
     yield
     get_settings.cache_clear()
 

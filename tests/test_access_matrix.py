@@ -1,0 +1,196 @@
+"""Who gets what: every dashboard page and every API endpoint against every kind of caller, and a
+teacher asking for another teacher's students (history, the My students page, "not useful")."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from starlette.routing import Route
+
+from api.main import create_app
+from api.settings import ApiSettings
+from dashboard.auth import PAGES, PageSpec
+from dashboard.context import CurrentUser
+from model import users
+from model.apikeys import create_key, revoke_key
+from model.db import get_engine, session_scope
+from model.history import history_counts, recent_predictions, teacher_history
+from model.outcomes import PredictionNotFound, mark_not_useful
+from model.predlog import student_key
+from model.schema import EXAMPLE_RECORD
+from model.service import ModelStore, predict_batch
+from model.tables import Feedback, PredictionLog
+from tests.api.conftest import make_keys
+from tests.dashboard.conftest import Account, admin_account, page_test, teacher_account, texts
+
+__all__ = ["admin_account", "teacher_account"]  # fixtures shared with the dashboard tests
+
+ROLES = ("anonymous", "teacher", "other teacher", "admin")
+LOGIN_REQUIRED = "Please log in to see this page."
+REFUSED = "Access refused"
+
+
+@pytest.fixture
+def other_teacher(app_db_url: str, admin_account: Account) -> CurrentUser:
+    """A second teacher, "otto"."""
+    with session_scope(get_engine(app_db_url)) as session:
+        info = users.create_user(session, "otto", "otto-password-1", role="teacher", name="Otto", actor="pytest")
+    return CurrentUser(info.id, info.username, info.name, info.role)
+
+
+@pytest.fixture
+def people(admin_account: Account, teacher_account: Account, other_teacher: CurrentUser) -> dict:
+    """Role name -> the CurrentUser the page sees (None for a visitor who has not signed in)."""
+    return {"anonymous": None, "teacher": teacher_account.user, "other teacher": other_teacher,
+            "admin": admin_account.user}  # fmt: skip
+
+
+# --- pages -------------------------------------------------------------------------------------
+
+
+def _allowed(spec: PageSpec, role: str) -> bool:
+    return role != "anonymous" and role.removeprefix("other ") in spec.roles
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("spec", PAGES, ids=[spec.file for spec in PAGES])
+def test_page_access(spec: PageSpec, role: str, people: dict) -> None:
+    at = page_test(spec.file, people[role]).run()  # a visitor who has not signed in has no user
+    assert not at.exception, at.exception
+    titles = [title.value for title in at.title]
+    errors = [error.value for error in at.error]
+    if _allowed(spec, role):
+        assert titles == [spec.title] and not errors, (titles, errors)
+    elif role == "anonymous":
+        assert errors == [LOGIN_REQUIRED] and not titles, (titles, errors)
+    else:
+        assert len(errors) == 1 and errors[0].startswith(REFUSED) and not titles, (titles, errors)
+        assert "for admin accounts; you are signed in as a teacher" in errors[0]
+
+
+def test_the_matrix_covers_every_page_file() -> None:
+    files = {path.name for path in PAGES[0].path.parent.glob("*.py")} - {"__init__.py"}
+    assert files == {spec.file for spec in PAGES}
+    assert {spec.file for spec in PAGES if spec.roles == ("admin",)} == {
+        "monitoring.py", "alerts.py", "models.py", "users.py", "api_keys.py"
+    }  # fmt: skip
+
+
+# --- API endpoints -----------------------------------------------------------------------------
+
+KEYS = ("no key", "revoked key", "predict key", "admin key")
+PUBLIC = {key: 200 for key in KEYS}
+NEEDS_PREDICT = {"no key": 401, "revoked key": 401, "predict key": 200, "admin key": 200}
+NEEDS_ADMIN = {"no key": 401, "revoked key": 401, "predict key": 403, "admin key": 200}
+STUDENT = {"student_id": "S-1", **EXAMPLE_RECORD}
+ENDPOINTS = {  # (method, path) -> (JSON body or None, expected status per key)
+    ("POST", "/v1/predict"): (STUDENT, NEEDS_PREDICT),
+    ("POST", "/v1/predict/batch"): ([STUDENT, {**STUDENT, "student_id": "S-2"}], NEEDS_PREDICT),
+    ("GET", "/v1/models"): (None, NEEDS_PREDICT),
+    ("GET", "/v1/schema"): (None, NEEDS_PREDICT),
+    ("GET", "/metrics"): (None, NEEDS_ADMIN),
+    ("GET", "/healthz"): (None, PUBLIC),
+    ("GET", "/openapi.json"): (None, PUBLIC),
+    ("GET", "/docs"): (None, PUBLIC),
+    ("GET", "/docs/oauth2-redirect"): (None, PUBLIC),
+    ("GET", "/redoc"): (None, PUBLIC),
+}
+
+
+@pytest.fixture
+def api(app_db_url: str) -> Iterator[tuple[TestClient, dict[str, str | None]]]:
+    """A client of the real app on the test database, and the key each kind of caller presents."""
+    made = make_keys(app_db_url)
+    engine = get_engine(app_db_url)
+    revoked, _ = create_key(engine, made.teacher_id, "predict")
+    revoke_key(engine, revoked)
+    presented = {"no key": None, "revoked key": revoked, "predict key": made.predict, "admin key": made.admin}
+    with TestClient(create_app(ApiSettings(database_url=app_db_url, api_rate_limit=1000))) as client:
+        yield client, presented
+
+
+def test_the_matrix_covers_every_route(api: tuple[TestClient, dict]) -> None:
+    app = api[0].app
+    paths = app.openapi()["paths"]
+    documented = {(method.upper(), path) for path, operations in paths.items() for method in operations}
+    built_in = {(method, route.path) for route in app.routes if isinstance(route, Route)
+                for method in route.methods or () if method != "HEAD"}  # fmt: skip
+    assert documented | built_in == set(ENDPOINTS)
+
+
+@pytest.mark.parametrize("key", KEYS)
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=[f"{m} {p}" for m, p in ENDPOINTS])
+def test_endpoint_access(endpoint: tuple[str, str], key: str, api: tuple[TestClient, dict]) -> None:
+    client, presented = api
+    (method, path), (body, expected) = endpoint, ENDPOINTS[endpoint]
+    headers = {"X-API-Key": presented[key]} if presented[key] else {}
+    response = client.request(method, path, json=body, headers=headers)
+    assert response.status_code == expected[key], response.text
+    if response.status_code in (401, 403):
+        assert response.json()["error"] == {401: "unauthorized", 403: "forbidden"}[response.status_code]
+
+
+def test_no_refused_call_reaches_the_prediction_log(api: tuple[TestClient, dict], app_db_url: str) -> None:
+    client, presented = api
+    for key in ("no key", "revoked key"):
+        headers = {"X-API-Key": presented[key]} if presented[key] else {}
+        assert client.post("/v1/predict", json=STUDENT, headers=headers).status_code == 401
+    with get_engine(app_db_url).connect() as connection:
+        assert connection.scalar(sa.select(sa.func.count()).select_from(PredictionLog)) == 0
+
+
+# --- one teacher's students are not another's --------------------------------------------------
+
+
+def _predict(url: str, raw_df: pd.DataFrame, user: CurrentUser, ids: list[str], start: int) -> None:
+    engine = get_engine(url)
+    frame = raw_df.drop(columns=["G3"]).iloc[start : start + len(ids)].copy()
+    frame.insert(0, "student_id", ids)
+    predict_batch(ModelStore(engine), engine, frame.to_csv(sep=";", index=False), channel="ui", user_id=user.id)
+
+
+@pytest.fixture
+def two_classes(app_db_url: str, teacher_account: Account, other_teacher: CurrentUser, raw_df: pd.DataFrame) -> dict:
+    """Tina predicts S1-S3; Otto predicts X9 (and S1, a student they share, is Tina's only)."""
+    _predict(app_db_url, raw_df, teacher_account.user, ["S1", "S2", "S3"], 0)
+    _predict(app_db_url, raw_df, other_teacher, ["X9"], 50)
+    with get_engine(app_db_url).connect() as connection:
+        rows = connection.execute(sa.select(PredictionLog.id, PredictionLog.user_id)).all()
+    tina_ids = [row.id for row in rows if row.user_id == teacher_account.user.id]
+    return {"tina": teacher_account.user, "otto": other_teacher, "tina_prediction_ids": tina_ids}
+
+
+def test_history_of_another_teacher_never_holds_the_first_teachers_rows(app_db_url: str, two_classes: dict) -> None:
+    engine, tina, otto = get_engine(app_db_url), two_classes["tina"], two_classes["otto"]
+    tina_keys = {student_key(s) for s in ("S1", "S2", "S3")}
+    assert set(teacher_history(engine, tina.id)["student_key"]) == tina_keys
+    assert set(teacher_history(engine, otto.id)["student_key"]) == {student_key("X9")}
+    for student in ("S1", "S2", "S3"):  # asking by the other teacher's student id finds nothing
+        assert teacher_history(engine, otto.id, student_id=student).empty
+        assert sum(history_counts(engine, otto.id, student_id=student).values()) == 0
+    assert set(recent_predictions(engine, otto.id)["prediction_id"]).isdisjoint(two_classes["tina_prediction_ids"])
+
+
+def test_my_students_page_of_another_teacher_shows_none_of_the_first_teachers(
+    app_db_url: str, two_classes: dict
+) -> None:
+    at = page_test("my_students.py", two_classes["otto"]).run()
+    assert not at.exception
+    assert at.dataframe[0].value["student_key"].tolist() == [student_key("X9")[:10]]
+    assert at.metric[0].value == "1"
+    at.text_input(key="history_student").input("S1").run()
+    assert not at.dataframe and at.info[0].value == "No predictions match."
+    assert all(student_key(s)[:10] not in texts(at) for s in ("S1", "S2", "S3"))
+
+
+def test_marking_another_teachers_prediction_not_useful_is_refused(app_db_url: str, two_classes: dict) -> None:
+    engine, tina_prediction = get_engine(app_db_url), two_classes["tina_prediction_ids"][0]
+    with pytest.raises(PredictionNotFound):
+        mark_not_useful(engine, tina_prediction, two_classes["otto"].id, "not my student")
+    with get_engine(app_db_url).connect() as connection:
+        assert connection.scalar(sa.select(sa.func.count()).select_from(Feedback)) == 0
+    assert mark_not_useful(engine, tina_prediction, two_classes["tina"].id, "already moved school") > 0

@@ -1,0 +1,116 @@
+"""Login protection: per-client back-off (core with an injected clock, and through the real login
+form), audited; XSRF protection and the upload limit in the Streamlit configuration."""
+
+from __future__ import annotations
+
+import inspect
+import tomllib
+from pathlib import Path
+
+import pytest
+from extra_streamlit_components import CookieManager
+
+from dashboard import auth
+from dashboard.context import USER_KEY
+from model import users
+from model.audit import list_audit
+from model.db import get_engine, session_scope
+from tests.dashboard.conftest import Account, admin_account, app_test, log_in, teacher_account
+
+__all__ = ["admin_account", "teacher_account"]  # fixtures shared with the dashboard tests
+
+CONFIG = Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml"
+
+
+class Clock:
+    """A clock the test moves by hand (seconds)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def throttle(clock: Clock, monkeypatch: pytest.MonkeyPatch) -> users.ClientThrottle:
+    """A fresh process-wide throttle on the test's clock (the app reads ``users.CLIENT_THROTTLE``)."""
+    fresh = users.ClientThrottle(clock=clock)
+    monkeypatch.setattr(users, "CLIENT_THROTTLE", fresh)
+    return fresh
+
+
+def test_four_failures_cost_nothing_the_fifth_one_second_then_doubling(
+    throttle: users.ClientThrottle, clock: Clock
+) -> None:
+    waits = [throttle.failed("10.0.0.7") for _ in range(users.CLIENT_MAX_FAILURES - 1)]
+    assert waits == [0.0] * 4 and throttle.wait_seconds("10.0.0.7") == 0.0
+    assert throttle.failed("10.0.0.7") == 1.0
+    clock.now += 0.4
+    assert throttle.wait_seconds("10.0.0.7") == pytest.approx(0.6)
+    assert throttle.wait_seconds("10.0.0.8") == 0.0  # another client is not affected
+    clock.now += 0.6
+    assert throttle.wait_seconds("10.0.0.7") == 0.0
+    assert [throttle.failed("10.0.0.7") for _ in range(3)] == [2.0, 4.0, 8.0]
+
+
+def test_the_wait_is_capped_and_failures_expire_after_the_window(throttle: users.ClientThrottle, clock: Clock) -> None:
+    for _ in range(40):
+        wait = throttle.failed("10.0.0.7")
+    assert wait == users.CLIENT_MAX_WAIT_SECONDS
+    clock.now += users.CLIENT_WINDOW_SECONDS + 1
+    assert throttle.wait_seconds("10.0.0.7") == 0.0
+    assert throttle.failed("10.0.0.7") == 0.0  # a fresh start
+
+
+def test_a_throttled_attempt_is_audited_with_the_client_and_the_wait(models_db_url: str) -> None:
+    with session_scope(get_engine(models_db_url)) as session:
+        users.record_throttled(session, "10.0.0.7", 4.04)
+        users.record_throttled(session, None, 1)
+    with session_scope(get_engine(models_db_url)) as session:
+        rows = list_audit(session, "login_throttled")
+    assert sorted((row.detail["client"], row.detail["wait_seconds"]) for row in rows) == [
+        ("10.0.0.7", 4.0),
+        ("unknown", 1),
+    ]
+
+
+def _audit(url: str, action: str) -> list:
+    with session_scope(get_engine(url)) as session:
+        return list_audit(session, action)
+
+
+def test_login_form_makes_a_failing_client_wait_even_with_the_right_password(
+    app_db_url: str, teacher_account: Account, throttle: users.ClientThrottle, clock: Clock
+) -> None:
+    at = app_test().run()
+    for attempt in range(users.CLIENT_MAX_FAILURES):  # alternate a real and an unknown user
+        log_in(at, "tina" if attempt % 2 else "nobody", "not-the-password")
+    assert [e.value for e in at.error] == [auth.THROTTLED.format(seconds=1)]
+    log_in(at, "tina", teacher_account.password)  # right password, but the client must wait
+    assert USER_KEY not in at.session_state
+    assert [e.value for e in at.error] == [auth.THROTTLED.format(seconds=2)]
+    log_in(at, "ghost", "not-the-password")  # the same words whether the user exists or not
+    assert [e.value for e in at.error] == [auth.THROTTLED.format(seconds=4)]
+    throttled = _audit(app_db_url, "login_throttled")
+    assert [(row.detail["client"], row.detail["wait_seconds"]) for row in throttled] == [("unknown", 4), ("unknown", 2)]
+    assert len(_audit(app_db_url, "login_failed")) == users.CLIENT_MAX_FAILURES  # unchecked ones are not
+    clock.now += 4
+    log_in(at, "tina", teacher_account.password)
+    assert at.session_state[USER_KEY] == teacher_account.user
+
+
+def test_streamlit_config_keeps_xsrf_protection_and_the_upload_limit() -> None:
+    server = tomllib.loads(CONFIG.read_text(encoding="utf-8"))["server"]
+    assert server["enableXsrfProtection"] is True
+    assert server["maxUploadSize"] == 20
+
+
+def test_the_login_cookie_is_same_site_strict() -> None:
+    """streamlit-authenticator sets its cookie without naming SameSite: the component's default applies."""
+    assert inspect.signature(CookieManager.set).parameters["same_site"].default == "strict"
