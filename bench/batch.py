@@ -50,16 +50,23 @@ def _bare_seconds(store, frame) -> float:
 
 
 def _loop_seconds_per_row(store, frame) -> float:
+    """The way most grade apps do it: per student, the sklearn pipeline's predict and a SHAP call."""
+    import shap
+
     from model.schema import row_setups
 
     rows = frame.iloc[:LOOP_ROWS]
     setups = row_setups(rows)
+    explainers = {}
     started = time.perf_counter()
     for i in range(len(rows)):
         estimator = store.get(setups.iloc[i]).estimator
-        one = rows.iloc[[i]]
-        estimator.predict_details(one)
-        estimator.explain(one)
+        pipeline = estimator.mean_head_
+        if setups.iloc[i] not in explainers:
+            explainers[setups.iloc[i]] = shap.TreeExplainer(pipeline.named_steps["gbm"])
+        one = estimator._inputs(rows.iloc[[i]], estimator.features_)
+        pipeline.predict(one)
+        explainers[setups.iloc[i]].shap_values(pipeline.named_steps["pre"].transform(one))
     return (time.perf_counter() - started) / len(rows)
 
 
