@@ -1,0 +1,109 @@
+"""What a person does in the browser, shared by the journeys: sign in and out, open a page, take a screenshot."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from playwright.sync_api import Locator, Page, expect
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+TIMEOUT_MS = 30_000  # a 2-core machine under load: model loading and first renders are slow
+COOKIE_NAME = "mathsight_auth"  # model.settings.Settings.cookie_name
+
+
+@dataclass(frozen=True)
+class Account:
+    """A user the live app knows, with the password that signs it in."""
+
+    username: str
+    password: str
+    name: str
+
+
+ADMIN = Account("admin", "browser-admin-pass-01", "Administrator")  # the app's first admin (MATHSIGHT_ADMIN_PASSWORD)
+TEACHER = Account("tina", "tina-browser-pass-01", "Tina Teacher")
+SECOND_TEACHER = Account("theo", "theo-browser-pass-01", "Theo Teacher")
+
+
+def log_in(page: Page, account: Account) -> None:
+    """Open the app, sign in through the real form and wait until the sign-in has settled.
+
+    After a sign-in the cookie component writes the cookie and then reports it back, each time
+    rerunning the app; a click sent before that report can be overridden by it (a sidebar link
+    then snaps back to the landing page), so this waits for the report, as a person would wait
+    for the page to finish loading.
+    """
+    with page.expect_websocket() as connection:
+        page.goto("/")
+    page.get_by_role("textbox", name="Username").fill(account.username)
+    page.get_by_role("textbox", name="Password").fill(account.password)
+    with connection.value.expect_event("framesent", predicate=_reports_cookie):
+        page.get_by_role("button", name="Sign in").click()
+    expect(heading(page, "Predict one student")).to_be_visible()
+    expect(page.get_by_test_id("stSidebar").get_by_text(f"Signed in as {account.name}").first).to_be_visible()
+    settle(page)
+
+
+def _reports_cookie(payload: str | bytes) -> bool:
+    """True for a message to the server that carries the sign-in cookie (the cookie component's report)."""
+    data = payload.encode() if isinstance(payload, str) else payload
+    return f'"{COOKIE_NAME}":"'.encode() in data
+
+
+def wait_for_cookie_deleted(page: Page) -> None:
+    """Wait until the sign-in cookie is gone: only then does opening a URL not sign the user in again."""
+    page.wait_for_function(f"!document.cookie.split('; ').some(c => c.startsWith('{COOKIE_NAME}='))")
+
+
+def log_out(page: Page) -> None:
+    """Press the sidebar's Log out button and wait for the login form."""
+    page.get_by_test_id("stSidebar").get_by_role("button", name="Log out").click()
+    expect(login_form(page)).to_be_visible()
+
+
+def login_form(page: Page) -> Locator:
+    """The sign-in form's submit button (present only while nobody is signed in)."""
+    return page.get_by_role("button", name="Sign in")
+
+
+def heading(page: Page, title: str) -> Locator:
+    """The heading ``title``; ``first`` because while a run redraws the page the old copy lingers a moment."""
+    return page.get_by_role("heading", name=title, exact=True).first
+
+
+def settle(page: Page) -> None:
+    """Wait until the app's current run has finished (and with it the redraw of the page)."""
+    expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning")
+
+
+def open_page(page: Page, title: str) -> None:
+    """Open a page through the sidebar navigation and wait for its title and the end of its run."""
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=title, exact=True).click()
+    expect(heading(page, title)).to_be_visible()
+    settle(page)
+
+
+def metric_value(page: Page, label: str) -> str:
+    """The displayed value of the ``st.metric`` labelled ``label`` (once the page has been drawn)."""
+    settle(page)
+    metric = page.get_by_test_id("stMetric").filter(has=page.get_by_test_id("stMetricLabel").get_by_text(label))
+    return metric.get_by_test_id("stMetricValue").inner_text()
+
+
+def screenshot(page: Page, name: str, top: Locator | None = None) -> Path | None:
+    """Save ``docs/screenshots/<name>.png`` for the README when ``MATHSIGHT_SCREENSHOTS=1``; else do nothing.
+
+    ``top`` is scrolled to the top of the window first, so the picture shows that part of the page.
+    """
+    if os.environ.get("MATHSIGHT_SCREENSHOTS") != "1":
+        return None
+    if top is not None:
+        top.evaluate("element => element.scrollIntoView({block: 'start'})")
+    settle(page)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=path)
+    return path
