@@ -186,6 +186,7 @@ def run_job(directory: Path, job_id: str) -> None:
 
 
 _processes: dict[str, subprocess.Popen[bytes]] = {}
+QUEUED_GRACE_SECONDS = 60
 
 
 def _alive(job: TrainingJob) -> bool:
@@ -193,7 +194,9 @@ def _alive(job: TrainingJob) -> bool:
     if process is not None:
         return process.poll() is None
     if job.pid is None:
-        return True  # started by another process and not yet picked up: trust the record
+        # Started by another process and not yet picked up: trust the record for a minute, no longer
+        # (a record left "queued" by a restart must not block training forever).
+        return (datetime.now(UTC) - datetime.fromisoformat(job.created_at)).total_seconds() < QUEUED_GRACE_SECONDS
     try:
         os.kill(job.pid, 0)
     except ProcessLookupError:

@@ -30,7 +30,7 @@ if figures.demo_rows:
     st.info(
         f"Demo data: {figures.demo_rows:,} of these rows were written by `python -m model demo-traffic` "
         "(simulated traffic through the real models); switch off *Include demo data* to hide them.",
-        icon="🧪",
+        icon=":material/science:",
     )
 cells = st.columns(5)
 cells[0].metric("Rows logged", f"{figures.rows:,}")
