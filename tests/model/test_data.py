@@ -112,9 +112,7 @@ def test_shared_dir_beats_cache(student_csv_path: Path, dirs: dict[str, Path]) -
     assert locate_dataset() == shared
 
 
-def test_default_settings_find_the_shared_file(
-    student_csv_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_default_settings_find_the_shared_file(student_csv_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MATHSIGHT_DATA", raising=False)
     monkeypatch.delenv("MATHSIGHT_SHARED_DATA_DIR", raising=False)
     get_settings.cache_clear()
@@ -250,9 +248,7 @@ def test_download_nested_zip(student_csv_path: Path, server: Server, tmp_path: P
 
 
 def test_download_flat_zip(student_csv_path: Path, server: Server, tmp_path: Path) -> None:
-    server.routes["/flat.zip"] = _zip(
-        {"README": b"x", "student/student-mat.csv": student_csv_path.read_bytes()}
-    )
+    server.routes["/flat.zip"] = _zip({"README": b"x", "student/student-mat.csv": student_csv_path.read_bytes()})
     got = download_dataset(server.url("/flat.zip"), tmp_path)
     assert got.read_bytes() == student_csv_path.read_bytes()
 
@@ -264,9 +260,7 @@ def test_download_replaces_an_old_cache_file(student_csv_path: Path, server: Ser
     assert sorted(p.name for p in tmp_path.iterdir()) == ["student-mat.csv"]
 
 
-def test_corrupted_csv_is_refused_and_nothing_is_cached(
-    student_csv_path: Path, server: Server, tmp_path: Path
-) -> None:
+def test_corrupted_csv_is_refused_and_nothing_is_cached(student_csv_path: Path, server: Server, tmp_path: Path) -> None:
     raw = bytearray(student_csv_path.read_bytes())
     raw[100] ^= 0x01
     server.routes["/uci.zip"] = _uci_like(bytes(raw))
@@ -324,9 +318,7 @@ def test_locate_downloads_once_then_uses_the_cache(
     assert load_raw().shape == (395, 33)
 
 
-def test_download_defaults_to_the_settings_cache(
-    student_csv_path: Path, server: Server, dirs: dict[str, Path]
-) -> None:
+def test_download_defaults_to_the_settings_cache(student_csv_path: Path, server: Server, dirs: dict[str, Path]) -> None:
     server.routes["/uci.zip"] = _uci_like(student_csv_path.read_bytes())
     assert download_dataset(server.url("/uci.zip")) == dirs["raw"] / "student-mat.csv"
 
