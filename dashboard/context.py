@@ -7,13 +7,16 @@ Pages call :func:`require_role` first; it is the one place roles are checked. Th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import streamlit as st
 from sqlalchemy.engine import Engine
 
 from model.db import get_engine, migrate
-from model.service import ModelStore
 from model.settings import get_settings
+
+if TYPE_CHECKING:  # the model stack loads on the first prediction, not on the sign-in page
+    from model.service import ModelStore
 
 USER_KEY = "mathsight_user"
 
@@ -41,6 +44,8 @@ def _engine(url: str) -> Engine:
 
 @st.cache_resource(show_spinner=False)
 def _store(url: str) -> ModelStore:
+    from model.service import ModelStore
+
     return ModelStore(_engine(url))
 
 
