@@ -26,8 +26,9 @@ from model.schema import EXAMPLE_RECORD
 from model.settings import PROJECT_ROOT
 from model.tables import PredictionLog
 from model.training import register
-from tests.api.conftest import Keys, free_port, make_keys, wait_healthy
+from tests.api.conftest import Keys, make_keys
 from tests.conftest import _drop_postgres_schema, _postgres_schema_url, install_models
+from tests.servers import free_port, stop_process, wait_healthy
 
 REQUESTS = 32  # half CSV class files, half JSON batches, alternating between the two replicas
 THREADS = 8
@@ -60,15 +61,6 @@ def _start(database_url: str, home: Path) -> tuple[subprocess.Popen, str]:
     return process, f"http://127.0.0.1:{port}"
 
 
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def replicas(tmp_path_factory: pytest.TempPathFactory, trained_models: dict) -> Iterator[Replicas]:
     """A fresh PostgreSQL schema with active models and keys, and two replicas, each with its own state dir."""
@@ -88,7 +80,7 @@ def replicas(tmp_path_factory: pytest.TempPathFactory, trained_models: dict) -> 
         yield Replicas(url, (started[0][1], started[1][1]), keys, homes)
     finally:
         for process in processes:
-            _stop(process)
+            stop_process(process)
         db.dispose_engines()
         _drop_postgres_schema(url)
 

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -23,6 +20,7 @@ from model.apikeys import create_key
 from model.db import get_engine, session_scope
 from model.settings import PROJECT_ROOT, get_settings
 from model.users import create_user
+from tests.servers import free_port, stop_process, wait_healthy
 
 PASSWORD = "correct-horse-battery"
 
@@ -75,27 +73,6 @@ def client(make_client: Callable[..., TestClient]) -> TestClient:
     return make_client()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 90.0) -> None:
-    """Poll /healthz until it answers 200; fail if the server exits or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"uvicorn exited with code {process.returncode}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)  # polling interval, not a wait for timing
-    raise TimeoutError(f"{url}/healthz not healthy after {timeout} s")
-
-
 @dataclass(frozen=True)
 class LiveServer:
     url: str
@@ -131,9 +108,4 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, _template_sqlite: Path
         yield LiveServer(url, keys, home)
     finally:
         log.close()
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)

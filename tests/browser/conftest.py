@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.browser.ui import ADMIN, ROOT, SECOND_TEACHER, TEACHER, TIMEOUT_MS, Account
 from tests.conftest import TEST_ENV
+from tests.servers import free_port, stop_process
 
 CHROMIUM = Path(os.environ.get("MATHSIGHT_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -59,12 +59,6 @@ class LiveApp:
                               text=True, timeout=timeout)  # fmt: skip
         assert done.returncode == 0, f"python -m model {' '.join(args)} exited {done.returncode}:\n{done.stderr}"
         return done
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _create_users(database_url: str, accounts: list[Account]) -> None:
@@ -101,15 +95,6 @@ def _wait_until_healthy(app: LiveApp) -> None:
             pytest.fail(f"the dashboard did not answer /_stcore/health within {STARTUP_SECONDS} s:\n{app.log_tail()}")
 
 
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=15)
-
-
 @pytest.fixture(scope="session")
 def chromium() -> Path:
     """Debian's Chromium; skips the browser tests when missing, except in CI."""
@@ -130,7 +115,7 @@ def live_app(chromium: Path, _template_sqlite: Path, tmp_path_factory: pytest.Te
     _create_users(database_url, [TEACHER, SECOND_TEACHER])
     env = {**os.environ, **TEST_ENV, "MATHSIGHT_HOME": str(where / "home"), "DATABASE_URL": database_url,
            "MATHSIGHT_ADMIN_PASSWORD": ADMIN.password, "PYTHONUNBUFFERED": "1"}  # fmt: skip
-    port = _free_port()
+    port = free_port()
     log_path = where / "server.log"
     command = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
                "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none",
@@ -142,7 +127,7 @@ def live_app(chromium: Path, _template_sqlite: Path, tmp_path_factory: pytest.Te
         _wait_until_healthy(app)
         yield app
     finally:
-        _stop(process)
+        stop_process(process, timeout=15)
 
 
 @pytest.fixture(scope="session")
