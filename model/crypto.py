@@ -32,6 +32,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -147,7 +148,7 @@ class Keyring:
         """The JSON value to store for a row's inputs: ``{"enc": ...}`` under the current key, or as is."""
         if inputs is None or self.current is None:
             return None if inputs is None else dict(inputs)
-        plaintext = json.dumps(inputs, separators=(",", ":"), ensure_ascii=False, default=_plain).encode("utf-8")
+        plaintext = orjson.dumps(inputs, default=_plain, option=orjson.OPT_SERIALIZE_NUMPY)
         sealed = base64.b64encode(self.current.seal(plaintext, _INPUTS_AAD)).decode("ascii")
         return {ENC_FIELD: f"{INPUTS_VERSION}:{self.current.key_id}:{sealed}"}
 

@@ -6,7 +6,6 @@ in its query string (``?options=-csearch_path%3Dmy_schema``); engines and migrat
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -61,10 +61,10 @@ def _create_engine(url: str) -> Engine:
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(parsed, json_serializer=_json_dumps)
+        engine = sa.create_engine(parsed, json_serializer=json_dumps)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return sa.create_engine(parsed, pool_pre_ping=True, json_serializer=_json_dumps)
+    return sa.create_engine(parsed, pool_pre_ping=True, json_serializer=json_dumps)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -96,11 +96,12 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _json_dumps(value: Any) -> str:
+def json_dumps(value: Any) -> str:
+    """JSON text of a stored value (orjson: compact UTF-8, NaN as null); the engines' JSON serializer."""
     try:  # fast path: the prediction log's inputs are already plain values
-        return json.dumps(value, allow_nan=False, ensure_ascii=False)
-    except (TypeError, ValueError):
-        return json.dumps(_jsonable(value), allow_nan=False, ensure_ascii=False)
+        return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    except TypeError:
+        return orjson.dumps(_jsonable(value)).decode()
 
 
 @contextmanager

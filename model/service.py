@@ -24,7 +24,7 @@ from model.db import session_scope
 from model.explain import FactorTable
 from model.logs import log_request
 from model.pipelines import Explanation, GradeModel
-from model.predlog import student_key, student_keys, write_log
+from model.predlog import student_key, student_keys, write_log, write_log_columns
 from model.schema import (
     ATTRIBUTES,
     GRADES,
@@ -180,7 +180,7 @@ def _concat_explanations(old: Explanation | None, new: Explanation) -> Explanati
     )
 
 
-def _log_rows(
+def _log_columns(
     prediction: Prediction,
     accepted: pd.DataFrame,
     *,
@@ -188,30 +188,29 @@ def _log_rows(
     user_id: int | None,
     request_id: str,
     latency_ms: float,
-    status: str = "ok",
-) -> list[dict[str, Any]]:
-    n = max(len(accepted) + len(prediction.rejected_rows), 1)
-    share = latency_ms / n
+) -> tuple[dict[str, Any], int]:
+    """The request's log rows, column by column: the predicted rows, then one per rejected row."""
     results = prediction.results
+    n_ok, n_rejected = len(results), len(prediction.rejected_rows)
+    n = n_ok + n_rejected
     columns = [c for c in (*ATTRIBUTES, *GRADES) if c in accepted.columns]
-    ordered = accepted.loc[results.index, columns] if columns else accepted
+    ordered = accepted.loc[results.index, columns] if columns else accepted.loc[results.index]
     values = [_plain_list(ordered[c]) for c in columns]
-    inputs = [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)] if columns else []
-    fixed = {"request_id": request_id, "channel": channel, "user_id": user_id, "latency_ms": share,
-             "status": status, "error_type": None}  # fmt: skip
-    rows = [
-        fixed | {"model_version_id": version, "setup": setup, "student_key": key, "inputs": record,
-                 "predicted_g3": g3, "lower": lower, "upper": upper, "p_pass": p, "band": band, "risk": risk}
-        for version, setup, key, record, g3, lower, upper, p, band, risk in zip(
-            results["model_version"].tolist(), results["setup"].tolist(), student_keys(results["student_id"].tolist()),
-            inputs,
-            *(results[c].astype(float).tolist() for c in ("predicted_g3", "lower", "upper", "p_pass")),
-            results["band"].tolist(), results["risk"].tolist(), strict=True,
-        )
-    ]  # fmt: skip
-    rejected = fixed | {"status": "rejected", "error_type": "validation"}
-    rows.extend(dict(rejected) for _ in prediction.rejected_rows)
-    return rows
+    inputs = [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)] if columns else [None] * n_ok
+    missing = [None] * n_rejected
+    log: dict[str, Any] = {
+        "request_id": request_id, "channel": channel, "user_id": user_id, "latency_ms": latency_ms / max(n, 1),
+        "status": ["ok"] * n_ok + ["rejected"] * n_rejected,
+        "error_type": [None] * n_ok + ["validation"] * n_rejected,
+        "model_version_id": results["model_version"].tolist() + missing,
+        "setup": results["setup"].tolist() + missing,
+        "student_key": student_keys(results["student_id"].tolist()) + missing,
+        "inputs": inputs + missing,
+        **{c: results[c].astype(float).tolist() + missing for c in ("predicted_g3", "lower", "upper", "p_pass")},
+        "band": results["band"].tolist() + missing,
+        "risk": results["risk"].tolist() + missing,
+    }  # fmt: skip
+    return log, n
 
 
 def _plain_list(column: pd.Series) -> list[Any]:
@@ -250,10 +249,10 @@ def predict_validated(
     prediction.n_rows = validation.n_rows
     prediction.request_id = uuid.uuid4().hex
     prediction.latency_ms = (time.perf_counter() - started) * 1000
-    write_log(
+    write_log_columns(
         engine,
-        _log_rows(prediction, validation.accepted, channel=channel, user_id=user_id,
-                  request_id=prediction.request_id, latency_ms=prediction.latency_ms),
+        *_log_columns(prediction, validation.accepted, channel=channel, user_id=user_id,
+                      request_id=prediction.request_id, latency_ms=prediction.latency_ms),
     )  # fmt: skip
     n_rejected = len(prediction.rejected_rows)
     log_request(request_id=prediction.request_id, channel=channel, n_rows=validation.n_rows, n_rejected=n_rejected,
