@@ -106,3 +106,26 @@ def test_no_active_model_is_a_clear_error(db_url: str, raw_df: pd.DataFrame) -> 
     migrate(engine)
     with pytest.raises(NoActiveModel, match="python -m model train"):
         predict_one(ModelStore(engine), engine, raw_df.iloc[0].drop(["G3"]).to_dict(), channel="ui", log=False)
+
+
+def test_logged_batch_rows_hold_exactly_what_was_predicted(models_db_url: str, raw_df: pd.DataFrame) -> None:
+    """The column-wise driver insert stores the same values SQLAlchemy's own binding would."""
+    from datetime import UTC, datetime, timedelta
+
+    engine = get_engine(models_db_url)
+    frame = raw_df.head(80).drop(columns="G3")
+    frame.insert(0, "student_id", [f"R{i}" for i in range(80)])
+    before = datetime.now(UTC)
+    prediction = predict_batch(ModelStore(engine), engine, frame.to_csv(index=False, sep=";"), channel="api")
+    log = _log(engine).sort_values("id").reset_index(drop=True)
+    results = prediction.results.reset_index(drop=True)
+    assert list(log["idempotency_key"]) == [f"{prediction.request_id}:{i}" for i in range(80)]
+    for column in ("predicted_g3", "lower", "upper", "p_pass"):
+        pd.testing.assert_series_equal(log[column], results[column].astype(float), check_names=False)
+    assert list(log["band"]) == list(results["band"]) and list(log["risk"]) == list(results["risk"])
+    assert list(log["student_key"]) == [student_key(f"R{i}") for i in range(80)]
+    assert log["inputs"][3] == {k: (int(v) if not isinstance(v, str) else v) for k, v in frame.iloc[3, 1:].items()}
+    assert not log["is_demo"].any() and set(log["channel"]) == {"api"}
+    created = pd.to_datetime(log["created_at"], utc=True)
+    assert created.nunique() == 1 and before - timedelta(seconds=1) <= created[0] <= datetime.now(UTC)
+    assert log["latency_ms"].sum() == pytest.approx(prediction.latency_ms)
