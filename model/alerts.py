@@ -101,9 +101,11 @@ def protocol_accuracy(metrics: dict[str, Any]) -> float | None:
 
 
 def _realized(engine: Engine, now: datetime, rules: AlertRules) -> list[Firing]:
-    table = monitoring.realized_by_version(engine, monitoring.Window.last(rules.realized_days, now))
     with session_scope(engine) as session:
         active = {v.id: v for v in registry.active_versions(session).values()}
+    if not active:
+        return []
+    table = monitoring.realized_by_version(engine, monitoring.Window.last(rules.realized_days, now), list(active))
     firings = []
     for row in table.itertuples():
         version = active.get(row.model_version_id)

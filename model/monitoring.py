@@ -3,8 +3,8 @@
 Every figure is an SQL aggregation over a time :class:`Window` of the log, so a page or a check reads
 a few dozen rows whatever the size of the table. Days are UTC calendar days. Latency is per logged row
 (a batch's time is shared evenly among its rows). Realized quality sets each logged prediction beside
-the latest real grade recorded for the same pseudonymous ``student_key``; those joined rows are few,
-so the metrics themselves are computed in Python.
+the latest real grade recorded for the same pseudonymous ``student_key`` and aggregates the pairs in
+SQL too (ROC-AUC from ranks by window functions); Python only divides the sums.
 
 Pass/fail metrics treat *fail* (G3 below the pass mark) as the positive class, the case the early
 warning exists to catch: a student is predicted to fail when ``p_pass < 0.5`` (as in the protocol),
@@ -13,15 +13,17 @@ and ROC-AUC ranks students by ``1 - p_pass``.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from scipy.stats import rankdata
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from model.pipelines import RISK_THRESHOLDS
 from model.schema import BANDS, PASS_MARK
@@ -283,81 +285,114 @@ def latest_outcomes() -> sa.Subquery:
     return sa.select(ranked.c.student_key, ranked.c.g3).where(ranked.c.rank == 1).subquery("latest_outcome")
 
 
-def realized_rows(engine: Engine, window: Window) -> pd.DataFrame:
-    """Predictions of the window whose student has a recorded grade: created_at, model_version_id,
-    setup, predicted_g3, p_pass, g3."""
+class utc_week(FunctionElement[date]):
+    """The Monday (UTC) starting the ISO week of a timestamp column, as a ``date``."""
+
+    type = sa.Date()
+    inherit_cache = True
+
+
+@compiles(utc_week, "sqlite")
+def _utc_week_sqlite(element: utc_week, compiler: Any, **kw: Any) -> str:
+    return f"date(substr({compiler.process(element.clauses, **kw)}, 1, 10), 'weekday 0', '-6 days')"
+
+
+@compiles(utc_week, "postgresql")
+def _utc_week_postgresql(element: utc_week, compiler: Any, **kw: Any) -> str:
+    return f"(date_trunc('week', {compiler.process(element.clauses, **kw)} AT TIME ZONE 'UTC')::date)"
+
+
+PERIODS = {"day": _row_day, "week": utc_week(LOG.created_at)}
+
+
+def _realized(
+    engine: Engine, window: Window, key: sa.ColumnElement[Any], *extra: sa.ColumnElement[bool]
+) -> pd.DataFrame:
+    """Per value of ``key``: the sums the realized metrics are made of, aggregated in SQL.
+
+    ROC-AUC is Mann-Whitney's U from the rank sum of the failed students, students ranked by
+    ``1 - p_pass`` within their group with ties given their average rank (window functions).
+    """
     latest = latest_outcomes()
-    query = (
-        sa.select(LOG.created_at, LOG.model_version_id, LOG.setup, LOG.predicted_g3, LOG.p_pass, latest.c.g3)
+    joined = (
+        sa.select(
+            key.label("key"),
+            LOG.setup,
+            LOG.p_pass,
+            (LOG.predicted_g3 - latest.c.g3).label("error"),
+            sa.case((latest.c.g3 < PASS_MARK, 1), else_=0).label("failed"),
+            sa.case((LOG.p_pass < 0.5, 1), else_=0).label("flagged"),
+        )
         .join_from(PredictionLog.__table__, latest, latest.c.student_key == LOG.student_key)
-        .where(window.where(LOG.status == "ok"))
-        .order_by(LOG.created_at)
+        .where(window.where(LOG.status == "ok", LOG.p_pass.is_not(None), LOG.predicted_g3.is_not(None), *extra))
+        .subquery("joined")
+    )
+    j = joined.c
+    average_rank = sa.func.rank().over(partition_by=j.key, order_by=j.p_pass.desc()) + (
+        sa.func.count().over(partition_by=(j.key, j.p_pass)) - 1
+    ) / sa.literal(2.0)
+    ranked = sa.select(j.key, j.setup, j.error, j.failed, j.flagged, average_rank.label("rank")).subquery("ranked")
+    r = ranked.c
+    query = (
+        sa.select(
+            r.key,
+            sa.func.min(r.setup).label("setup"),
+            sa.func.count().label("n"),
+            sa.func.sum(sa.func.abs(r.error)).label("abs_error"),
+            sa.func.sum(r.error * r.error).label("squared_error"),
+            sa.func.sum(r.failed).label("failed"),
+            sa.func.sum(r.flagged).label("flagged"),
+            sa.func.sum(r.failed * r.flagged).label("hits"),
+            sa.func.sum(sa.case((r.failed == 1, r.rank), else_=0)).label("failed_rank_sum"),
+        )
+        .group_by(r.key)
+        .order_by(r.key)
     )
     return _frame(engine, query)
 
 
-def roc_auc(positive: np.ndarray, score: np.ndarray) -> float | None:
-    """Area under the ROC curve (Mann-Whitney U with average ranks for ties); None with one class only."""
-    positive = np.asarray(positive, dtype=bool)
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    if n_pos == 0 or n_neg == 0:
-        return None
-    ranks = rankdata(score)
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def _ratio(numerator: int, denominator: int) -> float | None:
+def _ratio(numerator: float, denominator: float) -> float | None:
     return numerator / denominator if denominator else None
 
 
-def realized_metrics(rows: pd.DataFrame) -> dict[str, float | int | None]:
-    """MAE and RMSE of the predicted grade; accuracy, precision, recall, F1 and ROC-AUC for *fail*.
-
-    ``rows`` holds predicted_g3, p_pass and the real g3; metrics undefined on them are None.
-    """
-    if rows.empty:
-        return {"n": 0} | dict.fromkeys(REALIZED_METRICS[1:])
-    error = rows["predicted_g3"].to_numpy(float) - rows["g3"].to_numpy(float)
-    p_pass = rows["p_pass"].to_numpy(float)
-    failed = rows["g3"].to_numpy(float) < PASS_MARK
-    flagged = p_pass < 0.5
-    hits = int((failed & flagged).sum())
-    precision, recall = _ratio(hits, int(flagged.sum())), _ratio(hits, int(failed.sum()))
-    f1 = _ratio(2 * hits, int(flagged.sum() + failed.sum()))
+def _metrics(sums: Mapping[str, Any]) -> dict[str, float | int | None]:
+    """MAE and RMSE of the predicted grade; accuracy, precision, recall, F1 and ROC-AUC for *fail*."""
+    n = int(sums["n"])
+    failed, flagged, hits = int(sums["failed"]), int(sums["flagged"]), int(sums["hits"])
+    passed = n - failed
+    auc = None
+    if failed and passed:
+        auc = (float(sums["failed_rank_sum"]) - failed * (failed + 1) / 2) / (failed * passed)
     return {
-        "n": len(rows),
-        "mae": float(np.abs(error).mean()),
-        "rmse": float(np.sqrt((error**2).mean())),
-        "accuracy": float((failed == flagged).mean()),
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "roc_auc": roc_auc(failed, 1 - p_pass),
+        "n": n,
+        "mae": float(sums["abs_error"]) / n,
+        "rmse": math.sqrt(float(sums["squared_error"]) / n),
+        "accuracy": (n - failed - flagged + 2 * hits) / n,
+        "precision": _ratio(hits, flagged),
+        "recall": _ratio(hits, failed),
+        "f1": _ratio(2 * hits, flagged + failed),
+        "roc_auc": auc,
     }
 
 
-def _metrics_by(rows: pd.DataFrame, key: str | pd.Series) -> pd.DataFrame:
-    groups = [{"key": name, **realized_metrics(group)} for name, group in rows.groupby(key, sort=True)]
-    return pd.DataFrame(groups, columns=["key", *REALIZED_METRICS])
+def _metrics_table(sums: pd.DataFrame, key: str, with_setup: bool = False) -> pd.DataFrame:
+    rows = [{key: row["key"], **({"setup": row["setup"]} if with_setup else {}), **_metrics(row)}
+            for row in sums.to_dict("records")]  # fmt: skip
+    return pd.DataFrame(rows, columns=[key, *(["setup"] if with_setup else []), *REALIZED_METRICS])
 
 
-def realized_by_version(engine: Engine, window: Window) -> pd.DataFrame:
-    """Realized metrics per model version (and its setup), with the count of rows each rests on."""
-    rows = realized_rows(engine, window)
-    table = _metrics_by(rows, "model_version_id").rename(columns={"key": "model_version_id"})
-    setups = rows.drop_duplicates("model_version_id").set_index("model_version_id")["setup"]
-    table.insert(1, "setup", table["model_version_id"].map(setups))
+def realized_by_version(engine: Engine, window: Window, versions: Sequence[str] | None = None) -> pd.DataFrame:
+    """Realized metrics per model version (and its setup), with the count of rows each rests on;
+    ``versions`` limits the table to those ids."""
+    extra = [] if versions is None else [LOG.model_version_id.in_(list(versions))]
+    return _metrics_table(_realized(engine, window, LOG.model_version_id, *extra), "model_version_id", True)
+
+
+def realized_over_time(engine: Engine, window: Window, period: str = "week") -> pd.DataFrame:
+    """Realized metrics per UTC ``period`` ("day", or "week" starting on Monday) of prediction time."""
+    table = _metrics_table(_realized(engine, window, PERIODS[period]), "period")
+    table["period"] = pd.to_datetime(table["period"].astype(str))
     return table
-
-
-def realized_over_time(engine: Engine, window: Window, freq: str = "W-MON") -> pd.DataFrame:
-    """Realized metrics per period of prediction time (default: weeks starting on Monday)."""
-    rows = realized_rows(engine, window)
-    if rows.empty:
-        return pd.DataFrame(columns=["period", *REALIZED_METRICS])
-    created = pd.to_datetime(rows["created_at"], utc=True).dt.tz_localize(None)
-    periods = created.dt.to_period(freq).dt.start_time
-    return _metrics_by(rows, periods).rename(columns={"key": "period"})
 
 
 # -------------------------------------------------------------------------------------------- overview

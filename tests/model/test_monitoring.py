@@ -171,14 +171,30 @@ def test_realized_metrics_over_time_split_by_week(
     engine: sa.Engine, raw_df: pd.DataFrame, trained_models: dict
 ) -> None:
     expected = _realized_rows(engine, raw_df, trained_models)
-    weekly = monitoring.realized_over_time(engine, _window(), freq="D")
+    weekly = monitoring.realized_over_time(engine, _window(), period="day")
     assert weekly["n"].tolist() == [60, 60]
     day1 = expected.iloc[::2].reset_index(drop=True)
     assert weekly.iloc[0][list(monitoring.REALIZED_METRICS)].to_dict() == pytest.approx(_sklearn(day1))
 
 
-def test_realized_metrics_without_both_classes_leave_undefined_ones_empty() -> None:
-    rows = pd.DataFrame({"predicted_g3": [12.0, 14.0], "p_pass": [0.9, 0.8], "g3": [13, 15]})
-    result = monitoring.realized_metrics(rows)
-    assert result["accuracy"] == 1.0 and result["roc_auc"] is None and result["precision"] is None
-    assert monitoring.realized_metrics(rows.iloc[:0]) == {"n": 0} | dict.fromkeys(monitoring.REALIZED_METRICS[1:])
+def test_realized_metrics_without_both_classes_leave_undefined_ones_empty(engine: sa.Engine) -> None:
+    write_log(engine, [_row(DAY1, student_key=f"p{i}", predicted_g3=12.0 + i, p_pass=0.9 - i / 10) for i in range(2)])
+    with engine.begin() as connection:
+        connection.execute(sa.insert(Outcome), [{"student_key": f"p{i}", "g3": 13 + 2 * i, "recorded_at": NOW}
+                                                 for i in range(2)])  # fmt: skip
+    result = monitoring.realized_by_version(engine, _window()).iloc[0]
+    assert result["n"] == 2 and result["accuracy"] == 1.0 and result["mae"] == pytest.approx(1.5)
+    assert result["roc_auc"] is None and result["precision"] is None and result["recall"] is None
+    assert monitoring.realized_by_version(engine, _window(), versions=["none"]).empty
+
+
+def test_realized_roc_auc_averages_tied_scores_like_sklearn(engine: sa.Engine) -> None:
+    p_pass = [0.2, 0.2, 0.2, 0.7, 0.7, 0.9, 0.4, 0.4]
+    g3 = [8, 12, 9, 11, 7, 15, 12, 3]
+    write_log(engine, [_row(DAY1, student_key=f"t{i}", predicted_g3=10.0, p_pass=p) for i, p in enumerate(p_pass)])
+    with engine.begin() as connection:
+        connection.execute(sa.insert(Outcome), [{"student_key": f"t{i}", "g3": g, "recorded_at": NOW}
+                                                 for i, g in enumerate(g3)])  # fmt: skip
+    failed = np.array(g3) < 10
+    got = monitoring.realized_by_version(engine, _window()).iloc[0]
+    assert got["roc_auc"] == pytest.approx(metrics.roc_auc_score(failed, 1 - np.array(p_pass)))
