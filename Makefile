@@ -23,7 +23,7 @@ models: data
 	$(PY) -m model bootstrap
 
 run: models
-	$(VENV)/bin/streamlit run dashboard/app.py --server.address localhost --server.port $(PORT)
+	$(VENV)/bin/streamlit run dashboard/server.py --server.address localhost --server.port $(PORT)
 
 api: models
 	$(VENV)/bin/uvicorn api.main:app --host 127.0.0.1 --port 8000

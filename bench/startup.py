@@ -70,7 +70,7 @@ def main() -> None:
     trivial = Path(tempfile.mkdtemp()) / "hello.py"
     trivial.write_text("import streamlit as st\nst.write('hello bench')\n")
     base, base_rss = _serve(trivial, env, "hello bench")
-    ours, ours_rss = _serve(PROJECT_ROOT / "dashboard" / "app.py", env, "Sign in to mathsight")
+    ours, ours_rss = _serve(PROJECT_ROOT / "dashboard" / "server.py", env, "Sign in to mathsight")
     print(f"login page shown after {ours:.2f} s  [target <= 5 s]; trivial Streamlit app: {base:.2f} s")
     print(f"ratio mathsight / trivial app: {ours / base:.2f}")
     print(f"dashboard process RSS at the login page: {ours_rss:.0f} MB  [target <= 400 MB]; trivial: {base_rss:.0f} MB")

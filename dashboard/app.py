@@ -1,4 +1,4 @@
-"""The dashboard's entry script: ``streamlit run dashboard/app.py``.
+"""The dashboard's script, served by ``dashboard/server.py`` (``streamlit run dashboard/server.py``).
 
 Checks the settings, makes sure an admin exists, signs the user in and builds the navigation from
 their role. Each page guards itself with ``dashboard.context.require_role``.
@@ -87,8 +87,10 @@ def main() -> None:
     user = auth.sign_in(engine(), settings)
     if user is None:
         st.caption("mathsight: early warning of maths failure, for teachers. Accounts are created by an administrator.")
+        auth.cookie_removal()
         st.stop()
     _sidebar(user)
+    auth.cookie_transfer()
     _navigation(user.role).run()
 
 

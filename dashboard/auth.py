@@ -7,7 +7,9 @@ role change applies on the next click. Sign-ins, failures and sign-outs go to th
 
 from __future__ import annotations
 
+import html
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ import streamlit_authenticator as stauth
 from sqlalchemy.engine import Engine
 from streamlit_authenticator.utilities import LoginError
 
+from dashboard import session_cookie
 from dashboard.context import USER_KEY, CurrentUser, current_user
 from model import users
 from model.audit import audit
@@ -25,6 +28,8 @@ from model.settings import PROJECT_ROOT, Settings
 
 PAGES_DIR = PROJECT_ROOT / "pages"
 LOGOUT_REQUEST = "mathsight_logout_requested"
+COOKIE_HANDOFF = "mathsight_cookie_handoff"  # (one-time code, issued at): the browser fetches its cookie
+COOKIE_CLEAR = "mathsight_cookie_clear"  # the browser must drop its sign-in cookie
 # The session keys streamlit-authenticator keeps; everything else is cleared when a user signs out.
 AUTH_KEYS = ("name", "authentication_status", "username", "email", "roles", "logout")
 LOGIN_FIELDS = {"Form name": "Sign in to mathsight", "Username": "Username", "Password": "Password",
@@ -109,11 +114,37 @@ def _end_session(authenticator: stauth.Authenticate) -> None:
     if st.session_state.get("authentication_status"):
         authenticator.logout(location="unrendered")
     else:
-        authenticator.cookie_controller.delete_cookie()
         st.session_state["logout"] = True
     for key in list(st.session_state.keys()):
         if key not in AUTH_KEYS:
             del st.session_state[key]
+    st.session_state[COOKIE_CLEAR] = True
+
+
+def _hidden_request(path: str) -> None:
+    """Have the browser load ``path`` of this server once (a hidden image): how the page reaches the
+    cookie routes, whose answers set or clear the ``HttpOnly`` cookie that page scripts cannot touch."""
+    st.html(f'<img src="{html.escape(path)}" alt="" width="1" height="1" style="position:absolute;opacity:0">')
+
+
+def cookie_transfer() -> None:
+    """While a fresh sign-in's code is valid, the hidden request that turns it into the sign-in cookie
+    (redrawn unchanged on later runs, so the browser loads it once)."""
+    handoff = st.session_state.get(COOKIE_HANDOFF)
+    if handoff is None:
+        return
+    code, issued = handoff
+    if time.time() - issued > session_cookie.CODE_SECONDS:
+        del st.session_state[COOKIE_HANDOFF]
+        return
+    with st.sidebar:
+        _hidden_request(f"{session_cookie.SESSION_PATH}?code={code}")
+
+
+def cookie_removal() -> None:
+    """After a sign-out, the hidden request that deletes the browser's sign-in cookie."""
+    if st.session_state.get(COOKIE_CLEAR):
+        _hidden_request(session_cookie.SIGNOUT_PATH)
 
 
 def _login_form(authenticator: stauth.Authenticate, by_password: list[str]) -> bool | None:
@@ -150,7 +181,7 @@ def sign_in(engine: Engine, settings: Settings) -> CurrentUser | None:
         credentials,
         settings.cookie_name,
         settings.local_secret("cookie_key"),
-        settings.cookie_expiry_days,
+        0,  # the widget must not write the cookie from the browser: the server does (session_cookie)
         auto_hash=False,
         login_sleep_time=0,  # the cookie is read from the request headers; no need to wait for it
     )
@@ -167,6 +198,9 @@ def sign_in(engine: Engine, settings: Settings) -> CurrentUser | None:
     if user is None:  # signed in by cookie, but barred since: end it and show the form
         _end_session(authenticator)
         _login_form(authenticator, by_password)
+    elif by_password:
+        st.session_state.pop(COOKIE_CLEAR, None)
+        st.session_state[COOKIE_HANDOFF] = (session_cookie.handoff_code(user.username, settings), time.time())
     return user
 
 

@@ -3,14 +3,12 @@ form), audited; XSRF protection and the upload limit in the Streamlit configurat
 
 from __future__ import annotations
 
-import inspect
 import tomllib
 from pathlib import Path
 
 import pytest
-from extra_streamlit_components import CookieManager
 
-from dashboard import auth
+from dashboard import auth, session_cookie
 from dashboard.context import USER_KEY
 from model import users
 from model.audit import list_audit
@@ -111,6 +109,23 @@ def test_streamlit_config_keeps_xsrf_protection_and_the_upload_limit() -> None:
     assert server["maxUploadSize"] == 20
 
 
-def test_the_login_cookie_is_same_site_strict() -> None:
-    """streamlit-authenticator sets its cookie without naming SameSite: the component's default applies."""
-    assert inspect.signature(CookieManager.set).parameters["same_site"].default == "strict"
+def test_the_xsrf_cookie_is_same_site_strict() -> None:
+    assert tomllib.loads(CONFIG.read_text(encoding="utf-8"))["server"]["xsrfCookieSameSite"] == "strict"
+
+
+def _hidden_requests(at) -> list[str]:
+    return [str(element.value) for element in at.get("html")]
+
+
+def test_a_password_sign_in_hands_the_cookie_to_the_server_and_sign_out_clears_it(teacher_account: Account) -> None:
+    """The widget writes no cookie from the browser; the page has the browser fetch it from the server."""
+    at = log_in(app_test().run(), teacher_account.user.username, teacher_account.password)
+    assert at.session_state[USER_KEY] == teacher_account.user
+    requests = _hidden_requests(at)
+    assert len(requests) == 1 and 'src="auth/session?code=' in requests[0]
+    code = requests[0].split("code=", 1)[1].split('"', 1)[0]
+    assert session_cookie.redeem(code) == teacher_account.user.username and session_cookie.redeem(code) is None
+    at.sidebar.button(key="mathsight-logout").click().run()
+    assert USER_KEY not in at.session_state and auth.COOKIE_HANDOFF not in at.session_state
+    assert _hidden_requests(at) == ['<img src="auth/signout" alt="" width="1" height="1" '
+                                    'style="position:absolute;opacity:0">']  # fmt: skip

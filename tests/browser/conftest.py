@@ -1,6 +1,6 @@
 """Real-browser fixtures: the dashboard started for real on a free port, and headless Debian Chromium.
 
-The app runs as ``python -m streamlit run dashboard/app.py`` with its own MATHSIGHT_HOME and a
+The app runs as ``python -m streamlit run dashboard/server.py`` with its own MATHSIGHT_HOME and a
 temporary SQLite database holding active models (a copy of the session's template) and two teachers;
 the first admin is created by the app itself from ``MATHSIGHT_ADMIN_PASSWORD``. Chromium is Debian's
 (``/usr/bin/chromium``) driven by Playwright; without it these tests skip, except in CI
@@ -117,7 +117,7 @@ def live_app(chromium: Path, _template_sqlite: Path, tmp_path_factory: pytest.Te
            "MATHSIGHT_ADMIN_PASSWORD": ADMIN.password, "PYTHONUNBUFFERED": "1"}  # fmt: skip
     port = free_port()
     log_path = where / "server.log"
-    command = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
+    command = [sys.executable, "-m", "streamlit", "run", "dashboard/server.py", "--server.port", str(port),
                "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none",
                "--browser.gatherUsageStats", "false"]  # fmt: skip
     with log_path.open("wb") as log:

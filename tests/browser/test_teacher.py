@@ -20,7 +20,7 @@ from tests.browser.ui import (
     open_page,
     screenshot,
     settle,
-    wait_for_cookie_deleted,
+    sign_in_cookie,
 )
 
 pytestmark = pytest.mark.browser
@@ -120,6 +120,19 @@ def test_teacher_opening_admin_urls_is_refused(page: Page) -> None:
         expect(page.get_by_test_id("stSidebar").get_by_text(f"Signed in as {TEACHER.name}").first).to_be_visible()
 
 
+def test_the_sign_in_cookie_is_http_only_and_survives_a_reload(page: Page) -> None:
+    log_in(page, TEACHER)
+    cookie = sign_in_cookie(page)
+    assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/"
+    assert cookie["expires"] > 0  # kept across browser restarts until it expires, not a session cookie
+    assert "mathsight_auth" not in page.evaluate("document.cookie")  # page scripts cannot read it
+    xsrf = next(c for c in page.context.cookies() if c["name"] == "_streamlit_xsrf")  # XSRF protection is on
+    assert xsrf["sameSite"] == "Strict"
+    page.reload()
+    expect(page.get_by_test_id("stSidebar").get_by_text(f"Signed in as {TEACHER.name}").first).to_be_visible()
+    expect(login_form(page)).to_have_count(0)
+
+
 def test_logout_ends_the_session(new_page: Callable[[], Page]) -> None:
     page = new_page()
     log_in(page, TEACHER)
@@ -131,7 +144,6 @@ def test_logout_ends_the_session(new_page: Callable[[], Page]) -> None:
     assert int(metric_value(page, "Students")) >= 1
 
     log_out(page)
-    wait_for_cookie_deleted(page)
     page.goto("/my_students")
     expect(login_form(page)).to_be_visible()
     settle(page)

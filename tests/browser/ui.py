@@ -29,39 +29,33 @@ SECOND_TEACHER = Account("theo", "theo-browser-pass-01", "Theo Teacher")
 
 
 def log_in(page: Page, account: Account) -> None:
-    """Open the app, sign in through the real form and wait until the sign-in has settled.
+    """Open the app, sign in through the real form and wait until the browser holds the sign-in cookie.
 
-    After a sign-in the cookie component writes the cookie and then reports it back, each time
-    rerunning the app; a click sent before that report can be overridden by it (a sidebar link
-    then snaps back to the landing page), so this waits for the report, as a person would wait
-    for the page to finish loading.
+    After a password sign-in the page loads ``auth/session`` once, whose answer sets the HttpOnly
+    cookie; this waits for that answer, as a person would wait for the page to finish loading.
     """
-    with page.expect_websocket() as connection:
-        page.goto("/")
+    page.goto("/")
     page.get_by_role("textbox", name="Username").fill(account.username)
     page.get_by_role("textbox", name="Password").fill(account.password)
-    with connection.value.expect_event("framesent", predicate=_reports_cookie):
+    with page.expect_response(lambda response: "/auth/session?" in response.url) as answer:
         page.get_by_role("button", name="Sign in").click()
+    assert answer.value.status == 204
     expect(heading(page, "Predict one student")).to_be_visible()
     expect(page.get_by_test_id("stSidebar").get_by_text(f"Signed in as {account.name}").first).to_be_visible()
     settle(page)
 
 
-def _reports_cookie(payload: str | bytes) -> bool:
-    """True for a message to the server that carries the sign-in cookie (the cookie component's report)."""
-    data = payload.encode() if isinstance(payload, str) else payload
-    return f'"{COOKIE_NAME}":"'.encode() in data
-
-
-def wait_for_cookie_deleted(page: Page) -> None:
-    """Wait until the sign-in cookie is gone: only then does opening a URL not sign the user in again."""
-    page.wait_for_function(f"!document.cookie.split('; ').some(c => c.startsWith('{COOKIE_NAME}='))")
+def sign_in_cookie(page: Page) -> dict | None:
+    """The browser's sign-in cookie (HttpOnly cookies included), or None."""
+    return next((c for c in page.context.cookies() if c["name"] == COOKIE_NAME), None)
 
 
 def log_out(page: Page) -> None:
-    """Press the sidebar's Log out button and wait for the login form."""
-    page.get_by_test_id("stSidebar").get_by_role("button", name="Log out").click()
-    expect(login_form(page)).to_be_visible()
+    """Press the sidebar's Log out button, wait for the login form and for the cookie to be deleted."""
+    with page.expect_response(lambda response: "/auth/signout" in response.url) as answer:
+        page.get_by_test_id("stSidebar").get_by_role("button", name="Log out").click()
+        expect(login_form(page)).to_be_visible()
+    assert answer.value.status == 204 and sign_in_cookie(page) is None
 
 
 def login_form(page: Page) -> Locator:

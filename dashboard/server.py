@@ -1,0 +1,20 @@
+"""The dashboard's ASGI app: ``streamlit run dashboard/server.py`` (or ``uvicorn dashboard.server:app``).
+
+Streamlit's own ``App`` serving ``dashboard/app.py``, plus the routes that set and clear the
+``HttpOnly`` sign-in cookie (:mod:`dashboard.session_cookie`).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = str(Path(__file__).resolve().parent.parent)
+if ROOT not in sys.path:  # `streamlit run dashboard/server.py` puts only dashboard/ on the path
+    sys.path.insert(0, ROOT)
+
+import streamlit as st  # noqa: E402
+
+from dashboard.session_cookie import routes  # noqa: E402
+
+app = st.App(str(Path(__file__).resolve().parent / "app.py"), routes=routes())

@@ -1,0 +1,85 @@
+"""The server-set sign-in cookie: one-time codes, HttpOnly/SameSite/Secure, refusals (real HTTP routes)."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from dashboard import session_cookie
+from model.settings import get_settings
+
+
+@pytest.fixture
+def client() -> TestClient:
+    return TestClient(Starlette(routes=session_cookie.routes()), base_url="http://testserver")
+
+
+def _set_cookie(response) -> str:
+    return response.headers.get("set-cookie", "")
+
+
+def test_a_code_sets_an_http_only_strict_cookie_the_login_widget_accepts(client: TestClient) -> None:
+    settings = get_settings()
+    response = client.get("/auth/session", params={"code": session_cookie.handoff_code("tina")})
+    assert response.status_code == 204 and response.headers["cache-control"] == "no-store"
+    header = _set_cookie(response)
+    assert header.startswith(f"{settings.cookie_name}=")
+    assert "HttpOnly" in header and "SameSite=strict" in header and "Path=/" in header
+    assert f"Max-Age={int(settings.cookie_expiry_days * 86400)}" in header and "Secure" not in header
+    token = response.cookies[settings.cookie_name]
+    claims = jwt.decode(token, settings.local_secret("cookie_key"), algorithms=["HS256"])  # as the widget reads it
+    assert claims["username"] == "tina" and claims["exp_date"] > time.time()
+
+
+def test_a_code_works_once(client: TestClient) -> None:
+    code = session_cookie.handoff_code("tina")
+    assert client.get("/auth/session", params={"code": code}).status_code == 204
+    again = client.get("/auth/session", params={"code": code})
+    assert again.status_code == 403 and not _set_cookie(again)
+
+
+@pytest.mark.parametrize("case", ["expired", "cookie key", "session token", "garbage", "missing"])
+def test_bad_codes_are_refused(client: TestClient, case: str) -> None:
+    settings = get_settings()
+    code = {
+        "expired": session_cookie.handoff_code("tina", now=time.time() - session_cookie.CODE_SECONDS - 5),
+        "cookie key": jwt.encode({"sub": "admin", "purpose": "mathsight-session-cookie", "jti": "x",
+                                  "exp": int(time.time()) + 60}, settings.local_secret("cookie_key"), "HS256"),
+        "session token": session_cookie.session_token("admin"),
+        "garbage": "not-a-token",
+        "missing": None,
+    }[case]  # fmt: skip
+    response = client.get("/auth/session", params={} if code is None else {"code": code})
+    assert response.status_code == 403 and not _set_cookie(response)
+
+
+def test_a_code_cannot_pass_for_the_cookie() -> None:
+    code = session_cookie.handoff_code("admin")
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(code, get_settings().local_secret("cookie_key"), algorithms=["HS256"])
+
+
+def test_requests_started_by_another_site_are_refused(client: TestClient) -> None:
+    code = session_cookie.handoff_code("tina")
+    cross = client.get("/auth/session", params={"code": code}, headers={"Sec-Fetch-Site": "cross-site"})
+    assert cross.status_code == 403 and not _set_cookie(cross)
+    assert client.get("/auth/signout", headers={"Sec-Fetch-Site": "same-site"}).status_code == 403
+    same = client.get("/auth/session", params={"code": code}, headers={"Sec-Fetch-Site": "same-origin"})
+    assert same.status_code == 204  # the refused attempt did not use the code up
+
+
+def test_behind_https_the_cookie_is_secure(client: TestClient) -> None:
+    response = client.get("/auth/session", params={"code": session_cookie.handoff_code("tina")},
+                          headers={"X-Forwarded-Proto": "https"})  # fmt: skip
+    assert "Secure" in _set_cookie(response)
+
+
+def test_sign_out_deletes_the_cookie(client: TestClient) -> None:
+    response = client.get("/auth/signout")
+    header = _set_cookie(response)
+    assert response.status_code == 204
+    assert header.startswith(f"{get_settings().cookie_name}=") and "Max-Age=0" in header and "HttpOnly" in header
