@@ -61,7 +61,7 @@ class LiveApp:
         return done
 
 
-def _create_users(database_url: str, accounts: list[Account]) -> None:
+def create_users(database_url: str, accounts: list[Account]) -> None:
     from model import users
     from model.db import get_engine, session_scope
 
@@ -106,13 +106,9 @@ def chromium() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
-def live_app(chromium: Path, _template_sqlite: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
-    """The dashboard served on a free 127.0.0.1 port, with active models, an admin and two teachers."""
-    where = tmp_path_factory.mktemp("live-app")
-    shutil.copy(_template_sqlite, where / "app.db")
-    database_url = f"sqlite:///{where / 'app.db'}"
-    _create_users(database_url, [TEACHER, SECOND_TEACHER])
+def start_dashboard(database_url: str, where: Path) -> LiveApp:
+    """``streamlit run dashboard/server.py`` on a free 127.0.0.1 port over ``database_url``, state in ``where``;
+    returns once it answers its health check."""
     env = {**os.environ, **TEST_ENV, "MATHSIGHT_HOME": str(where / "home"), "DATABASE_URL": database_url,
            "MATHSIGHT_ADMIN_PASSWORD": ADMIN.password, "PYTHONUNBUFFERED": "1"}  # fmt: skip
     port = free_port()
@@ -125,9 +121,24 @@ def live_app(chromium: Path, _template_sqlite: Path, tmp_path_factory: pytest.Te
     app = LiveApp(f"http://127.0.0.1:{port}", database_url, env, log_path, process)
     try:
         _wait_until_healthy(app)
+    except BaseException:
+        stop_process(process, timeout=15)
+        raise
+    return app
+
+
+@pytest.fixture(scope="session")
+def live_app(chromium: Path, _template_sqlite: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
+    """The dashboard served on a free 127.0.0.1 port, with active models, an admin and two teachers."""
+    where = tmp_path_factory.mktemp("live-app")
+    shutil.copy(_template_sqlite, where / "app.db")
+    database_url = f"sqlite:///{where / 'app.db'}"
+    create_users(database_url, [TEACHER, SECOND_TEACHER])
+    app = start_dashboard(database_url, where)
+    try:
         yield app
     finally:
-        stop_process(process, timeout=15)
+        stop_process(app.process, timeout=15)
 
 
 @pytest.fixture(scope="session")
