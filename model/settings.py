@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     secret_key: str = Field(default="", description="HMAC key for artifacts and student keys")
     cookie_key: str = Field(default="", description="signing key of the login cookie")
     cookie_name: str = "mathsight_auth"
-    cookie_expiry_days: float = 1.0
+    cookie_expiry_days: float = Field(default=1.0, gt=0, description="days a sign-in cookie stays valid")
     admin_password: str = ""
     log_dir: Path | None = None
     log_max_bytes: int = 10_000_000
