@@ -27,7 +27,7 @@ from model.alerts import AlertRules, evaluate_alerts
 from model.db import get_engine, migrate
 from model.drift import drift_report
 from model.monitoring import LOG, Window, overview
-from model.predlog import student_key
+from model.predlog import prepare_rows, student_key
 from model.schema import ATTRIBUTES, GRADES, TARGET, validate_frame
 from model.service import ModelStore, predict_frame
 from model.tables import Feedback, Outcome, PredictionLog
@@ -157,9 +157,10 @@ def _log_rows(
 
 
 def _insert_log(engine: Engine, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert the demo rows as the service would (idempotency keys, inputs encrypted under a data key);
+    returns their ids, for the feedback remarks."""
     ids: list[int] = []
-    columns = {c.name for c in PredictionLog.__table__.columns} - {"id"}
-    complete = [{name: row.get(name) for name in columns} for row in rows]
+    complete = prepare_rows(rows)
     with engine.begin() as connection:
         for start in range(0, len(complete), CHUNK):
             query = sa.insert(PredictionLog).returning(PredictionLog.id, sort_by_parameter_order=True)

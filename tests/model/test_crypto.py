@@ -182,3 +182,16 @@ def test_rotate_key_command(keyed_db: str, monkeypatch: pytest.MonkeyPatch, caps
     assert "set MATHSIGHT_DATA_KEY" in capsys.readouterr().err
     assert cli.main(["rotate-key", "--generate"]) == 0
     assert crypto.DataKey.from_text(capsys.readouterr().out.strip())
+
+
+def test_demo_traffic_is_encrypted_like_real_traffic(keyed_db: str, raw_df: pd.DataFrame, trained_models: dict) -> None:
+    from model.monitor_cli import demo_traffic
+
+    install_models(keyed_db, {s: trained_models[s] for s in ("period1", "period2")})
+    engine = get_engine(keyed_db)
+    summary = demo_traffic(engine, ModelStore(engine), raw_df, days=3, rows_per_day=10, seed=1)
+    raw = _raw_inputs(engine)
+    assert len(raw) == summary.rows - summary.rejected > 0
+    assert all('"enc"' in text and "Mjob" not in text for text in raw)
+    keys = _stored(engine, PredictionLog.idempotency_key)
+    assert None not in keys and len(set(keys)) == len(keys)
