@@ -17,8 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from model.predlog import student_key
-from model.schema import FIELDS, ID_COLUMN, TARGET, BatchRejected, InvalidInput, Problem, read_batch
-from model.schema import _parse_cell as parse_cell
+from model.schema import FIELDS, ID_COLUMN, TARGET, BatchRejected, InvalidInput, Problem, parse_cell, read_batch
 from model.tables import Feedback, Outcome, PredictionLog
 
 MAX_REASON = 500

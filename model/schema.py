@@ -350,7 +350,7 @@ def _parse_category(spec: FieldSpec, raw: Any) -> tuple[str | None, str | None]:
     return value, None
 
 
-def _parse_cell(spec: FieldSpec, raw: Any) -> tuple[Any, str | None]:
+def parse_cell(spec: FieldSpec, raw: Any) -> tuple[Any, str | None]:
     """``(canonical, None)``, ``(None, None)`` for a blank cell, or ``(None, reason)``."""
     if _is_blank(raw):
         return None, None
@@ -540,7 +540,7 @@ def _check_column(spec: FieldSpec, values: pd.Series, required: bool) -> _Column
     reasons = np.empty(n + 1, dtype=object)
     raws = np.empty(n + 1, dtype=object)
     for i, raw in enumerate([*uniques, None]):
-        canon[i], reasons[i] = _parse_cell(spec, raw)
+        canon[i], reasons[i] = parse_cell(spec, raw)
         raws[i] = _raw_text(raw)
         if canon[i] is None and reasons[i] is None and required:
             reasons[i] = _missing_reason(spec)
@@ -664,7 +664,7 @@ def validate_record(record: Mapping[str, Any], require_target: bool = False) -> 
         result[ID_COLUMN] = None if _is_blank(given[ID_COLUMN]) else str(given[ID_COLUMN])
     for name, spec in FIELDS.items():
         raw = given.get(name)
-        value, reason = _parse_cell(spec, raw)
+        value, reason = parse_cell(spec, raw)
         if value is None and reason is None and (spec.required or (require_target and name == TARGET)):
             reason = _missing_reason(spec)
         if reason is not None:
@@ -735,7 +735,7 @@ def describe_value(name: str, value: Any) -> str:
     Raises ``KeyError`` for an unknown field and ``ValueError`` for a value it may not hold.
     """
     spec = FIELDS[name]
-    canonical, reason = _parse_cell(spec, value)
+    canonical, reason = parse_cell(spec, value)
     if reason is not None:
         raise ValueError(f'field "{name}": {reason}')
     label = spec.label[0].lower() + spec.label[1:]
