@@ -277,3 +277,14 @@ class RateLimitCounter(Base):
     bucket: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     window_start: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
     hits: Mapped[int]
+
+
+class LoginFailure(Base):
+    """A failed (or refused) sign-in from a client address, for the back-off every replica shares."""
+
+    __tablename__ = "login_failure"
+    __table_args__ = (sa.Index("ix_login_failure_client_failed_at", "client", "failed_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntegerId, primary_key=True)
+    client: Mapped[str] = mapped_column(sa.String(64))
+    failed_at: Mapped[float] = mapped_column(sa.Double)  # seconds since the epoch

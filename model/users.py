@@ -12,7 +12,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -24,9 +24,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from model.audit import audit
-from model.db import session_scope
+from model.db import get_engine, session_scope
 from model.settings import get_settings
-from model.tables import ROLES, User, utcnow
+from model.tables import ROLES, LoginFailure, User, utcnow
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_BYTES = 72
@@ -237,6 +237,7 @@ class ClientThrottle:
     failure in that window on, the client must wait ``2 ** (n - max_failures)`` seconds (capped at
     ``max_wait``) after its latest failure, ``n`` being its failures in the window; an attempt made
     while it must wait is refused unchecked and counts as a failure. ``clock`` (seconds) is injectable.
+    :class:`DatabaseClientThrottle` keeps the same count in the database, for every replica.
     """
 
     def __init__(
@@ -256,7 +257,8 @@ class ClientThrottle:
             failures.popleft()
         return failures
 
-    def _wait(self, failures: deque[float], now: float) -> float:
+    def _wait(self, failures: Sequence[float], now: float) -> float:
+        """The wait after ``failures`` (the client's failure times in the window, oldest first)."""
         if len(failures) < self.max_failures:
             return 0.0
         wait = min(2.0 ** (len(failures) - self.max_failures), self.max_wait)
@@ -285,7 +287,41 @@ class ClientThrottle:
             self._failures.clear()
 
 
-CLIENT_THROTTLE = ClientThrottle()
+class DatabaseClientThrottle(ClientThrottle):
+    """:class:`ClientThrottle` with the failures in the ``login_failure`` table: every dashboard
+    replica on the database sees the same count, and a restart forgets nothing. ``engine`` defaults to
+    the configured database (read at each call); ``clock`` is wall-clock seconds since the epoch."""
+
+    def __init__(self, engine: Engine | None = None, clock: Callable[[], float] = time.time, **limits: float) -> None:
+        super().__init__(clock=clock, **limits)  # type: ignore[arg-type]
+        self.engine = engine
+
+    def _times(self, connection: sa.Connection, client: str, now: float) -> list[float]:
+        query = (
+            sa.select(LoginFailure.failed_at)
+            .where(LoginFailure.client == client, LoginFailure.failed_at > now - self.window)
+            .order_by(LoginFailure.failed_at)
+        )
+        return list(connection.execute(query).scalars())
+
+    def wait_seconds(self, client: str) -> float:
+        now = self.clock()
+        with (self.engine or get_engine()).connect() as connection:
+            return self._wait(self._times(connection, client[:64], now), now)
+
+    def failed(self, client: str) -> float:
+        now, client = self.clock(), client[:64]
+        with (self.engine or get_engine()).begin() as connection:
+            connection.execute(sa.delete(LoginFailure).where(LoginFailure.failed_at <= now - self.window))
+            connection.execute(sa.insert(LoginFailure).values(client=client, failed_at=now))
+            return self._wait(self._times(connection, client, now), now)
+
+    def clear(self) -> None:
+        with (self.engine or get_engine()).begin() as connection:
+            connection.execute(sa.delete(LoginFailure))
+
+
+CLIENT_THROTTLE: ClientThrottle = DatabaseClientThrottle()
 
 
 def record_throttled(session: Session, client: str | None, wait_seconds: float) -> None:

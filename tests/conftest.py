@@ -59,10 +59,10 @@ def _session_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
 @pytest.fixture(autouse=True)
 def _isolated_settings(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every test gets its own local state directory and a fixed secret, never the developer's."""
-    from model.users import CLIENT_THROTTLE
+    from model import users
 
     _apply_test_env(monkeypatch, tmp_path_factory.mktemp("home"))
-    CLIENT_THROTTLE.clear()
+    monkeypatch.setattr(users, "CLIENT_THROTTLE", users.DatabaseClientThrottle())  # its state: the test's database
     yield
     get_settings.cache_clear()
 

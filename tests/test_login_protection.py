@@ -4,6 +4,7 @@ form), audited; XSRF protection and the upload limit in the Streamlit configurat
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,8 @@ from dashboard import auth, session_cookie
 from dashboard.context import USER_KEY
 from model import users
 from model.audit import list_audit
-from model.db import get_engine, session_scope
+from model.db import dispose_engines, get_engine, migrate, session_scope
+from tests.conftest import _drop_postgres_schema, _postgres_schema_url
 from tests.dashboard.conftest import Account, admin_account, app_test, log_in, teacher_account
 
 __all__ = ["admin_account", "teacher_account"]  # fixtures shared with the dashboard tests
@@ -35,12 +37,34 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-def throttle(clock: Clock, monkeypatch: pytest.MonkeyPatch) -> users.ClientThrottle:
-    """A fresh process-wide throttle on the test's clock (the app reads ``users.CLIENT_THROTTLE``)."""
-    fresh = users.ClientThrottle(clock=clock)
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def throttle(
+    request: pytest.FixtureRequest, clock: Clock, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[users.ClientThrottle]:
+    """A fresh process-wide throttle on the test's clock (the app reads ``users.CLIENT_THROTTLE``):
+    in memory, or in the ``login_failure`` table of a fresh SQLite or PostgreSQL database."""
+    url = None
+    if request.param == "memory":
+        fresh = users.ClientThrottle(clock=clock)
+    else:
+        url = f"sqlite:///{tmp_path / 'throttle.db'}" if request.param == "sqlite" else _postgres_schema_url()
+        migrate(get_engine(url))
+        fresh = users.DatabaseClientThrottle(get_engine(url), clock=clock)
     monkeypatch.setattr(users, "CLIENT_THROTTLE", fresh)
-    return fresh
+    yield fresh
+    if request.param == "postgresql":
+        dispose_engines()
+        _drop_postgres_schema(url)
+
+
+def test_replicas_share_the_database_throttle(db_url: str, clock: Clock) -> None:
+    """Two processes' throttles on one database: failures counted by one make the other wait."""
+    migrate(get_engine(db_url))
+    first, second = (users.DatabaseClientThrottle(get_engine(db_url), clock=clock) for _ in range(2))
+    for i in range(users.CLIENT_MAX_FAILURES - 1):
+        (first if i % 2 else second).failed("10.0.0.9")
+    assert second.failed("10.0.0.9") == 1.0 and first.wait_seconds("10.0.0.9") == 1.0
+    assert second.wait_seconds("10.0.0.10") == 0.0
 
 
 def test_four_failures_cost_nothing_the_fifth_one_second_then_doubling(
