@@ -206,10 +206,13 @@ def sign_in(engine: Engine, settings: Settings) -> CurrentUser | None:
 
 def _refuse(engine: Engine, username: str | None, client: str, waiting: bool) -> None:
     """Count a failed attempt per user (unless refused unchecked) and per client, audit it, say why."""
-    with session_scope(engine) as session:
-        reason = "throttled" if waiting else users.record_login(session, username, ok=False)
-        wait = users.CLIENT_THROTTLE.failed(client)
-        if waiting:
+    reason = "throttled"
+    if not waiting:
+        with session_scope(engine) as session:
+            reason = users.record_login(session, username, ok=False)
+    wait = users.CLIENT_THROTTLE.failed(client)  # its own transaction (the database throttle writes)
+    if waiting:
+        with session_scope(engine) as session:
             users.record_throttled(session, client, wait)
     message = FAILURES.get(reason, FAILURES["unknown"])
     st.error(THROTTLED.format(seconds=math.ceil(wait)) if wait > 0 else message)
