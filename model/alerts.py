@@ -16,12 +16,11 @@ from __future__ import annotations
 import json
 import logging
 import urllib.request
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -29,29 +28,35 @@ from model import monitoring, registry
 from model.audit import audit
 from model.db import session_scope
 from model.drift import drift_report
+from model.settings import Settings, get_settings
 from model.tables import Alert
 
 logger = logging.getLogger("mathsight.alerts")
 
 
-class AlertRules(BaseSettings):
-    """Alert thresholds and windows; each may be set as ``MATHSIGHT_ALERT_<NAME>``."""
+@dataclass(frozen=True)
+class AlertRules:
+    """Alert thresholds and windows: the ``alert_*`` fields of the settings (``MATHSIGHT_ALERT_<NAME>``)."""
 
-    model_config = SettingsConfigDict(env_prefix="MATHSIGHT_ALERT_", extra="ignore")
+    window_days: float
+    min_rows: int
+    error_rate: float
+    p95_latency_ms: float
+    feedback_rate: float
+    drift_days: float
+    min_drift_rows: int
+    max_psi: float
+    realized_days: float
+    min_outcomes: int
+    accuracy_drop: float
+    webhook_url: str
+    webhook_timeout: float
 
-    window_days: float = 1.0
-    min_rows: int = 50
-    error_rate: float = 0.05
-    p95_latency_ms: float = 2_000.0
-    feedback_rate: float = 0.10
-    drift_days: float = 7.0
-    min_drift_rows: int = 200
-    max_psi: float = 0.25
-    realized_days: float = 90.0
-    min_outcomes: int = 30
-    accuracy_drop: float = 0.10
-    webhook_url: str = ""
-    webhook_timeout: float = 5.0
+    @classmethod
+    def configured(cls, settings: Settings | None = None, **overrides: Any) -> AlertRules:
+        """The rules as configured, with ``overrides`` (by rule name) on top."""
+        settings = settings or get_settings()
+        return cls(**{f.name: getattr(settings, f"alert_{f.name}") for f in fields(cls)} | overrides)
 
 
 @dataclass(frozen=True)
@@ -123,7 +128,7 @@ def _realized(engine: Engine, now: datetime, rules: AlertRules) -> list[Firing]:
 def check_rules(engine: Engine, now: datetime | None = None, rules: AlertRules | None = None) -> list[Firing]:
     """Every rule that fires at ``now`` (nothing is recorded)."""
     now = now or datetime.now(UTC)
-    rules = rules or AlertRules()
+    rules = rules or AlertRules.configured()
     window = monitoring.Window.last(rules.window_days, now)
     return [*_operational(engine, window, rules), *_drift(engine, now, rules), *_realized(engine, now, rules)]
 
@@ -147,7 +152,7 @@ def _record(session: Session, firing: Firing, now: datetime) -> Alert | None:
 def evaluate_alerts(engine: Engine, now: datetime | None = None, rules: AlertRules | None = None) -> list[Firing]:
     """Check every rule, record the firings in the ``alert`` table, notify the webhook of new ones."""
     now = now or datetime.now(UTC)
-    rules = rules or AlertRules()
+    rules = rules or AlertRules.configured()
     firings = check_rules(engine, now, rules)
     with session_scope(engine) as session:
         opened = [f for f in firings if _record(session, f, now) is not None]

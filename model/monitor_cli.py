@@ -62,7 +62,7 @@ def _print_overview(engine: Engine, days: float) -> None:
     latency = "-" if figures.p95_ms is None else f"p50 {figures.p50_ms:.1f} ms, p95 {figures.p95_ms:.1f} ms"
     print(f"last {days:g} days: {figures.rows} rows, {figures.error_rate:.1%} failed, latency {latency}, "
           f"feedback {figures.feedback_rate:.1%}{' (includes demo rows)' if figures.demo_rows else ''}")  # fmt: skip
-    report = drift_report(engine, Window.last(AlertRules().drift_days))
+    report = drift_report(engine, Window.last(AlertRules.configured().drift_days))
     if report is not None and report.n_recent:
         print(report.table()[["attribute", "test", "p_value", "psi", "status"]].head(5).to_string(index=False))
 

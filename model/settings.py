@@ -64,6 +64,20 @@ class Settings(BaseSettings):
     data_key_previous: str = Field(default="", description="the data key being rotated out (read-only)")
     retention_days: int | None = Field(default=None, ge=1, description="prediction log rows kept this many days")
     spool_dir: Path | None = Field(default=None, description="where log rows wait while the database is down")
+    # Alert rules (model.alerts.AlertRules): thresholds, and the windows they judge, in days.
+    alert_window_days: float = Field(default=1.0, gt=0, description="window of the error, latency, feedback rules")
+    alert_min_rows: int = Field(default=50, ge=1, description="rows a window needs before those rules judge it")
+    alert_error_rate: float = Field(default=0.05, ge=0, le=1)
+    alert_p95_latency_ms: float = Field(default=2_000.0, gt=0, description="p95 latency per logged row")
+    alert_feedback_rate: float = Field(default=0.10, ge=0, le=1, description='"not useful" remarks per prediction')
+    alert_drift_days: float = Field(default=7.0, gt=0)
+    alert_min_drift_rows: int = Field(default=200, ge=1)
+    alert_max_psi: float = Field(default=0.25, gt=0)
+    alert_realized_days: float = Field(default=90.0, gt=0)
+    alert_min_outcomes: int = Field(default=30, ge=1)
+    alert_accuracy_drop: float = Field(default=0.10, ge=0, le=1, description="vs the version's protocol accuracy")
+    alert_webhook_url: str = Field(default="", description="where newly opened alerts are posted (JSON)")
+    alert_webhook_timeout: float = Field(default=5.0, gt=0)
 
     @model_validator(mode="after")
     def _fill_local_defaults(self) -> Settings:

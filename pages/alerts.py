@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pandas as pd
 import streamlit as st
 
@@ -52,5 +54,5 @@ else:
     st.dataframe(history, hide_index=True)
 
 with st.expander("Rules and thresholds (set with MATHSIGHT_ALERT_* environment variables)"):
-    rules = AlertRules().model_dump(exclude={"webhook_url"})
+    rules = {k: v for k, v in asdict(AlertRules.configured()).items() if k != "webhook_url"}
     st.dataframe(pd.DataFrame({"setting": list(rules), "value": [str(v) for v in rules.values()]}), hide_index=True)

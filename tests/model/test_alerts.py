@@ -33,7 +33,7 @@ def engine(models_db_url: str) -> Iterator[sa.Engine]:
 
 
 def rules(**overrides: object) -> alerts.AlertRules:
-    return alerts.AlertRules(**overrides)
+    return alerts.AlertRules.configured(**overrides)
 
 
 def test_the_real_data_fires_nothing(engine: sa.Engine, raw_df: pd.DataFrame) -> None:
