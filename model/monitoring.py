@@ -33,6 +33,7 @@ LOG = PredictionLog.__table__.c
 PERCENTILES = (0.5, 0.95)
 RISKS = tuple(level for level, _ in RISK_THRESHOLDS)
 UNION_LIMIT = 200  # SELECTs per UNION ALL (SQLite allows 500)
+SORT_ROWS = 200_000  # a window's latencies up to this many are sorted; beyond, the latency index is walked
 REALIZED_METRICS = ("n", "mae", "rmse", "accuracy", "precision", "recall", "f1", "roc_auc")
 
 
@@ -125,12 +126,15 @@ def _interpolate(sorted_pair: list[float], p: float, n: int) -> float:
 def _nth_values(window: Window, p: float, n: int, day: Any = None) -> sa.Select[Any]:
     """The two latencies around rank ``p * (n - 1)`` (of ``day``, or of the window): ORDER BY/LIMIT/OFFSET.
 
-    A day is read from ``ix_prediction_log_day`` in latency order; the whole window walks
+    A day is read from ``ix_prediction_log_day`` in latency order. A window of many rows walks
     ``ix_prediction_log_latency_ms`` in order, its bounds wrapped in ``likely()`` so that SQLite does
-    not range-scan another index and sort instead.
+    not range-scan another index and sort instead; a window of few rows (a day's alert check) is
+    range-scanned on the day index and sorted, rather than walking the latency index of the whole log.
     """
-    if day is None:
+    if day is None and n > SORT_ROWS:
         where = sa.and_(*(sa.func.likely(c) for c in window.conditions(LOG.latency_ms.is_not(None))))
+    elif day is None:  # few rows: read them by the day index and sort them, not the whole latency index
+        where = window.where(LOG.latency_ms.is_not(None))
     else:
         where = window.where(LOG.latency_ms.is_not(None), _row_day == day)
     ranked = (

@@ -80,7 +80,13 @@ def test_demo_rows_are_counted_and_can_be_left_out(engine: sa.Engine, traffic: d
     assert without.loc["2026-11-19", "cli"] == 0
 
 
-def test_latency_percentiles_match_numpy_per_day_and_overall(engine: sa.Engine, traffic: dict) -> None:
+@pytest.mark.parametrize("walk", [False, True], ids=["sorted", "index-walk"])
+def test_latency_percentiles_match_numpy_per_day_and_overall(
+    engine: sa.Engine, traffic: dict, walk: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both ways SQLite finds a window's percentiles: sorting few rows, walking the latency index for many."""
+    if walk:
+        monkeypatch.setattr(monitoring, "SORT_ROWS", 0)
     by_day = monitoring.latency_by_day(engine, _window()).set_index("day")
     for day, values in (("2026-11-18", traffic["day1"]), ("2026-11-19", traffic["day2"])):
         assert by_day.loc[day, "n"] == len(values)
