@@ -62,8 +62,7 @@ def write_log(engine: Engine, rows: Sequence[dict[str, Any]]) -> None:
     insert, rows spooled earlier are replayed.
     """
     if rows:
-        keys = list(dict.fromkeys(key for row in rows for key in row))
-        write_log_columns(engine, {key: [row.get(key) for row in rows] for key in keys}, len(rows))
+        write_log_columns(engine, _columns_of(rows), len(rows))
 
 
 def write_log_columns(engine: Engine, columns: Columns, n: int) -> None:
@@ -106,10 +105,13 @@ def prepare_columns(columns: Columns, n: int) -> Columns:
 
 def prepare_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Complete rows for insertion (as :func:`prepare_columns`), e.g. for the spool."""
-    if not rows:
-        return []
-    keys = list(dict.fromkeys(key for row in rows for key in row))
-    return _rows_of(prepare_columns({key: [row.get(key) for row in rows] for key in keys}, len(rows)), len(rows))
+    return _rows_of(prepare_columns(_columns_of(rows), len(rows)), len(rows)) if rows else []
+
+
+def _columns_of(rows: Sequence[dict[str, Any]]) -> Columns:
+    """Rows as columns: every key any row names, None where a row leaves it out."""
+    keys = dict.fromkeys(key for row in rows for key in row)
+    return {key: [row.get(key) for row in rows] for key in keys}
 
 
 def _rows_of(columns: Columns, n: int) -> list[dict[str, Any]]:
@@ -117,17 +119,11 @@ def _rows_of(columns: Columns, n: int) -> list[dict[str, Any]]:
     return [dict(zip(lists, values, strict=True)) for values in zip(*lists.values(), strict=True)]
 
 
-def insert_rows(engine: Engine, rows: Sequence[dict[str, Any]], returning: bool = False) -> int | None:
-    """Insert prepared rows in one statement, skipping idempotency keys already stored.
-
-    With ``returning`` the number of rows really inserted is returned (else None).
-    """
+def insert_rows(engine: Engine, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert prepared rows (e.g. replayed from the spool) in one statement, skipping idempotency keys
+    already stored; returns how many were really inserted."""
     if not rows:
-        return 0 if returning else None
-    if not returning:
-        keys = list(dict.fromkeys(key for row in rows for key in row))
-        _insert_columns(engine, {key: [row.get(key) for row in rows] for key in keys}, len(rows))
-        return None
+        return 0
     with engine.begin() as connection:
         return len(connection.execute(_statement(engine).returning(PredictionLog.id), list(rows)).all())
 

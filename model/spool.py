@@ -170,7 +170,7 @@ def replay_spool(engine: Engine, batch_rows: int = BATCH_ROWS) -> ReplayResult:
         for path in _claim():
             rows, bad = _read(path)
             for start in range(0, len(rows), batch_rows):
-                inserted += insert_rows(engine, rows[start : start + batch_rows], returning=True) or 0
+                inserted += insert_rows(engine, rows[start : start + batch_rows])
             read, unreadable = read + len(rows), unreadable + bad
             if bad:
                 path.rename(path.with_suffix(".unreadable"))
