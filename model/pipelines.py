@@ -172,6 +172,12 @@ class GradeModel(RegressorMixin, BaseEstimator):
         self.cv = cv
         self.random_state = random_state
 
+    _CACHES = ("_plan", "_table_shap")  # derived from the fitted heads on first use; never saved
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        return {key: value for key, value in state.items() if key not in self._CACHES}
+
     # ------------------------------------------------------------------ fitting
     def _boosters(self) -> tuple[lgb.LGBMRegressor, lgb.LGBMRegressor]:
         common = {

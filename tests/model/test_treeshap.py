@@ -69,3 +69,15 @@ def _splits(tree: dict) -> list[dict]:
             found.append(node)
             stack.extend((node["left_child"], node["right_child"]))
     return found
+
+
+def test_the_lookup_tables_are_not_saved_with_the_model(trained_models: dict, raw_df: pd.DataFrame) -> None:
+    """They are rebuilt from the saved trees on first use, so an artifact never carries stale tables."""
+    import pickle
+
+    model = trained_models["early"].estimator
+    model.explain(raw_df)
+    assert "_table_shap" in model.__dict__
+    copy = pickle.loads(pickle.dumps(model))
+    assert "_table_shap" not in copy.__dict__ and "_plan" not in copy.__dict__
+    np.testing.assert_allclose(copy.explain(raw_df).contributions, model.explain(raw_df).contributions, atol=1e-12)
