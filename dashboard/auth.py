@@ -138,13 +138,17 @@ def cookie_transfer() -> None:
         del st.session_state[COOKIE_HANDOFF]
         return
     with st.sidebar:
-        _hidden_request(f"{session_cookie.SESSION_PATH}?code={code}")
+        _hidden_request(f"{_route(session_cookie.SESSION_PATH)}?code={code}")
 
 
 def cookie_removal() -> None:
     """After a sign-out, the hidden request that deletes the browser's sign-in cookie."""
     if st.session_state.get(COOKIE_CLEAR):
-        _hidden_request(session_cookie.SIGNOUT_PATH)
+        _hidden_request(_route(session_cookie.SIGNOUT_PATH))
+
+
+def _route(path: str) -> str:
+    return session_cookie.url_path(path, str(st.get_option("server.baseUrlPath") or ""))
 
 
 def _login_form(authenticator: stauth.Authenticate, by_password: list[str]) -> bool | None:

@@ -17,4 +17,5 @@ import streamlit as st  # noqa: E402
 
 from dashboard.session_cookie import routes  # noqa: E402
 
-app = st.App(str(Path(__file__).resolve().parent / "app.py"), routes=routes())
+# Streamlit serves its own routes under server.baseUrlPath, but not an App's extra ones: mount them there.
+app = st.App(str(Path(__file__).resolve().parent / "app.py"), routes=routes(st.get_option("server.baseUrlPath")))

@@ -7,12 +7,15 @@ routes of the dashboard's ASGI app (``dashboard/server.py``):
 
 - ``GET auth/session?code=...`` sets the cookie. Right after a password sign-in the page loads this
   address once (a hidden image). The code is a one-time token valid for two minutes, signed with a
-  key derived from the cookie key (so it can never pass for the cookie itself).
+  key derived from the cookie key (so it can never pass for the cookie itself); redeemed codes are
+  kept in the database (``used_signin_code``), so a code works once whichever replica gets it.
 - ``GET auth/signout`` clears it; the page loads it on signing out.
 
-Both refuse requests another site starts (``Sec-Fetch-Site``). The widget still reads the cookie from
-the request headers of each new browser session (``st.context.cookies``), so a reload keeps the user
-signed in until the cookie expires, while page scripts never see the token.
+Both refuse requests another site starts (``Sec-Fetch-Site``); ``auth/session`` also refuses anything
+but the page's own image load, so a code sent as a link cannot sign a victim in as its owner. The
+widget still reads the cookie from the request headers of each new browser session
+(``st.context.cookies``), so a reload keeps the user signed in until the cookie expires, while page
+scripts never see the token.
 """
 
 from __future__ import annotations
@@ -20,23 +23,25 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 
 import jwt
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from model.db import get_engine
 from model.settings import Settings, get_settings
+from model.tables import UsedSigninCode
 
 SESSION_PATH = "auth/session"
 SIGNOUT_PATH = "auth/signout"
 CODE_SECONDS = 120
 _PURPOSE = "mathsight-session-cookie"
-_used_codes: dict[str, float] = {}  # jti -> expiry (one use each, per process)
-_used_lock = threading.Lock()
 
 
 def _code_key(settings: Settings) -> bytes:
@@ -59,8 +64,9 @@ def session_token(username: str, settings: Settings | None = None) -> str:
     return jwt.encode({"username": username, "exp_date": expires}, settings.local_secret("cookie_key"), "HS256")
 
 
-def redeem(code: str, settings: Settings | None = None) -> str | None:
-    """The username a valid, unused code was issued for (the code is then used up), else None."""
+def redeem(code: str, settings: Settings | None = None, engine: Engine | None = None) -> str | None:
+    """The username a valid, unused code was issued for (the code is then used up, for every replica
+    on the database), else None."""
     settings = settings or get_settings()
     try:
         claims = jwt.decode(code, _code_key(settings), algorithms=["HS256"], options={"require": ["exp", "jti"]})
@@ -68,19 +74,26 @@ def redeem(code: str, settings: Settings | None = None) -> str | None:
         return None
     if claims.get("purpose") != _PURPOSE or not isinstance(claims.get("sub"), str):
         return None
-    now = time.time()
-    with _used_lock:
-        for jti in [j for j, expiry in _used_codes.items() if expiry < now]:
-            del _used_codes[jti]
-        if claims["jti"] in _used_codes:
-            return None
-        _used_codes[claims["jti"]] = float(claims["exp"])
+    engine = engine or get_engine(settings.database_url)
+    with engine.begin() as connection:
+        connection.execute(sa.delete(UsedSigninCode).where(UsedSigninCode.expires_at < time.time()))
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.insert(UsedSigninCode).values(jti=str(claims["jti"])[:64],
+                                                                expires_at=float(claims["exp"])))  # fmt: skip
+    except IntegrityError:  # redeemed before, here or on another replica
+        return None
     return claims["sub"]
 
 
-def _same_origin(request: Request) -> bool:
-    """False for a request another site made the browser send (no header: an old browser or a tool)."""
-    return request.headers.get("sec-fetch-site", "same-origin") in ("same-origin", "none")
+def _same_origin(request: Request, image: bool = False) -> bool:
+    """False for a request that another site, or a link opened from outside (``Sec-Fetch-Site: none``),
+    made the browser send; with ``image`` also for one that is not an image load. A request without
+    these headers (an old browser, a tool) passes."""
+    site = request.headers.get("sec-fetch-site", "same-origin")
+    if image:
+        return site == "same-origin" and request.headers.get("sec-fetch-dest", "image") == "image"
+    return site in ("same-origin", "none")
 
 
 def _secure(request: Request) -> bool:
@@ -91,9 +104,10 @@ def _answer(status: int) -> Response:
     return Response(status_code=status, headers={"Cache-Control": "no-store"})
 
 
-async def set_session(request: Request) -> Response:
-    """``GET auth/session?code=...``: set the sign-in cookie for the code's user."""
-    if not _same_origin(request):
+def set_session(request: Request) -> Response:
+    """``GET auth/session?code=...``: set the sign-in cookie for the code's user (the page's own hidden
+    image only: a code in a link opened from elsewhere could sign a victim in as someone else)."""
+    if not _same_origin(request, image=True):
         return _answer(403)
     settings = get_settings()
     username = redeem(request.query_params.get("code", ""), settings)
@@ -107,7 +121,7 @@ async def set_session(request: Request) -> Response:
     return response
 
 
-async def clear_session(request: Request) -> Response:
+def clear_session(request: Request) -> Response:
     """``GET auth/signout``: delete the sign-in cookie."""
     if not _same_origin(request):
         return _answer(403)
@@ -117,7 +131,12 @@ async def clear_session(request: Request) -> Response:
     return response
 
 
-def routes() -> list[Route]:
-    """The two cookie routes, for ``st.App(routes=...)``."""
-    return [Route(f"/{SESSION_PATH}", set_session, methods=["GET"]),
-            Route(f"/{SIGNOUT_PATH}", clear_session, methods=["GET"])]  # fmt: skip
+def url_path(path: str, base: str = "") -> str:
+    """The absolute path of one of the routes under Streamlit's ``server.baseUrlPath`` ``base``."""
+    return "/" + "/".join(part for part in (base.strip("/"), path) if part)
+
+
+def routes(base: str = "") -> list[Route]:
+    """The two cookie routes, for ``st.App(routes=...)``, under the app's base URL path."""
+    return [Route(url_path(SESSION_PATH, base), set_session, methods=["GET"]),
+            Route(url_path(SIGNOUT_PATH, base), clear_session, methods=["GET"])]  # fmt: skip

@@ -83,8 +83,15 @@ def write_log_columns(engine: Engine, columns: Columns, n: int) -> None:
 
 def prepare_columns(columns: Columns, n: int) -> Columns:
     """Every log column, a creation time, idempotency keys (``<request_id>:<i>``) and encrypted inputs."""
-    complete: Columns = dict.fromkeys(LOG_FIELDS) | {"created_at": utcnow()} | dict(columns)
+    now = utcnow()
+    complete: Columns = dict.fromkeys(LOG_FIELDS) | {"created_at": now} | dict(columns)
+    if isinstance(complete["created_at"], list):
+        complete["created_at"] = [now if at is None else at for at in complete["created_at"]]
+    elif complete["created_at"] is None:
+        complete["created_at"] = now
     given = complete.get("idempotency_key")
+    if given is not None and not isinstance(given, list) and n > 1:
+        raise ValueError("one idempotency key cannot stand for several log rows")
     if given is None or (isinstance(given, list) and None in given):
         request_ids = complete["request_id"]
         if isinstance(request_ids, list):
@@ -137,7 +144,8 @@ def _insert_columns(engine: Engine, columns: Columns, n: int) -> None:
     """One ``executemany`` of plain tuples at the driver: each column's bind conversion runs once per
     distinct value and the inputs are serialized by orjson, which for a 100k-row class saves seconds
     of per-row work in SQLAlchemy. Columns left out take their scalar default (as SQLAlchemy would)."""
-    compiled = _statement(engine).compile(dialect=engine.dialect, column_keys=list(columns))
+    # inline(): no RETURNING of the new ids (PostgreSQL would send back one per row for nothing)
+    compiled = _statement(engine).inline().compile(dialect=engine.dialect, column_keys=list(columns))
     names = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
     values = {}
     for name in names:

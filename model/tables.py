@@ -91,7 +91,7 @@ def _one_of(column: str, values: tuple[str, ...]) -> sa.CheckConstraint:
 
 class Base(DeclarativeBase):
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: sa.JSON()}
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: sa.JSON(none_as_null=True)}  # None: SQL NULL
 
 
 class ModelVersion(Base):
@@ -288,3 +288,12 @@ class LoginFailure(Base):
     id: Mapped[int] = mapped_column(BigIntegerId, primary_key=True)
     client: Mapped[str] = mapped_column(sa.String(64))
     failed_at: Mapped[float] = mapped_column(sa.Double)  # seconds since the epoch
+
+
+class UsedSigninCode(Base):
+    """A sign-in cookie hand-off code already redeemed (kept until it expires): one use, on any replica."""
+
+    __tablename__ = "used_signin_code"
+
+    jti: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    expires_at: Mapped[float] = mapped_column(sa.Double)  # seconds since the epoch

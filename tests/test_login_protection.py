@@ -146,10 +146,10 @@ def test_a_password_sign_in_hands_the_cookie_to_the_server_and_sign_out_clears_i
     at = log_in(app_test().run(), teacher_account.user.username, teacher_account.password)
     assert at.session_state[USER_KEY] == teacher_account.user
     requests = _hidden_requests(at)
-    assert len(requests) == 1 and 'src="auth/session?code=' in requests[0]
+    assert len(requests) == 1 and 'src="/auth/session?code=' in requests[0]
     code = requests[0].split("code=", 1)[1].split('"', 1)[0]
     assert session_cookie.redeem(code) == teacher_account.user.username and session_cookie.redeem(code) is None
     at.sidebar.button(key="mathsight-logout").click().run()
     assert USER_KEY not in at.session_state and auth.COOKIE_HANDOFF not in at.session_state
-    assert _hidden_requests(at) == ['<img src="auth/signout" alt="" width="1" height="1" '
+    assert _hidden_requests(at) == ['<img src="/auth/signout" alt="" width="1" height="1" '
                                     'style="position:absolute;opacity:0">']  # fmt: skip

@@ -10,11 +10,15 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from dashboard import session_cookie
+from model.db import dispose_engines, get_engine, migrate
 from model.settings import get_settings
+from tests.conftest import _drop_postgres_schema, _postgres_schema_url
 
 
 @pytest.fixture
 def client() -> TestClient:
+    """The routes over HTTP, on the configured (migrated, per-test) database."""
+    migrate(get_engine())
     return TestClient(Starlette(routes=session_cookie.routes()), base_url="http://testserver")
 
 
@@ -63,13 +67,27 @@ def test_a_code_cannot_pass_for_the_cookie() -> None:
         jwt.decode(code, get_settings().local_secret("cookie_key"), algorithms=["HS256"])
 
 
-def test_requests_started_by_another_site_are_refused(client: TestClient) -> None:
+@pytest.mark.parametrize(
+    ("headers", "allowed"),
+    [
+        ({"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Dest": "image"}, False),
+        ({"Sec-Fetch-Site": "same-site", "Sec-Fetch-Dest": "image"}, False),
+        ({"Sec-Fetch-Site": "none", "Sec-Fetch-Dest": "document"}, False),  # a link opened from an e-mail
+        ({"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Dest": "document"}, False),  # not the page's image
+        ({"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Dest": "image"}, True),
+    ],
+)
+def test_only_the_pages_own_image_load_redeems_a_code(client: TestClient, headers: dict, allowed: bool) -> None:
     code = session_cookie.handoff_code("tina")
-    cross = client.get("/auth/session", params={"code": code}, headers={"Sec-Fetch-Site": "cross-site"})
-    assert cross.status_code == 403 and not _set_cookie(cross)
+    answer = client.get("/auth/session", params={"code": code}, headers=headers)
+    assert answer.status_code == (204 if allowed else 403) and bool(_set_cookie(answer)) == allowed
+    if not allowed:  # a refused attempt does not use the code up
+        assert client.get("/auth/session", params={"code": code}).status_code == 204
+
+
+def test_sign_out_refuses_other_sites(client: TestClient) -> None:
     assert client.get("/auth/signout", headers={"Sec-Fetch-Site": "same-site"}).status_code == 403
-    same = client.get("/auth/session", params={"code": code}, headers={"Sec-Fetch-Site": "same-origin"})
-    assert same.status_code == 204  # the refused attempt did not use the code up
+    assert client.get("/auth/signout", headers={"Sec-Fetch-Site": "none"}).status_code == 204
 
 
 def test_behind_https_the_cookie_is_secure(client: TestClient) -> None:
@@ -83,3 +101,25 @@ def test_sign_out_deletes_the_cookie(client: TestClient) -> None:
     header = _set_cookie(response)
     assert response.status_code == 204
     assert header.startswith(f"{get_settings().cookie_name}=") and "Max-Age=0" in header and "HttpOnly" in header
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_code_works_once_across_replicas(backend: str, tmp_path) -> None:
+    """Two dashboard processes on one database: a code redeemed by one is refused by the other."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}" if backend == "sqlite" else _postgres_schema_url()
+    try:
+        engine = get_engine(url)
+        migrate(engine)
+        code = session_cookie.handoff_code("tina")
+        assert session_cookie.redeem(code, engine=engine) == "tina"
+        assert session_cookie.redeem(code, engine=engine) is None
+    finally:
+        if backend == "postgresql":
+            dispose_engines()
+            _drop_postgres_schema(url)
+
+
+def test_the_routes_follow_the_base_url_path() -> None:
+    routes = session_cookie.routes("/school/")
+    assert [route.path for route in routes] == ["/school/auth/session", "/school/auth/signout"]
+    assert session_cookie.url_path("auth/session", "") == "/auth/session"

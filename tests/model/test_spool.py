@@ -315,3 +315,30 @@ def test_postgresql_outage_under_load_loses_no_prediction_and_logs_each_row_once
 def test_model_store_keeps_serving_while_the_registry_is_unreachable(proxied_postgres, raw_df: pd.DataFrame) -> None:
     load = _outage_under_load(proxied_postgres, raw_df, outage_seconds=3.0, refresh_seconds=0.2)
     assert load.failures == []
+
+
+def test_prepared_rows_fill_missing_times_and_refuse_one_key_for_many() -> None:
+    from datetime import UTC, datetime
+
+    from model.predlog import prepare_columns
+
+    at = datetime(2026, 1, 5, 8, 30, tzinfo=UTC)
+    rows = prepare_rows([{"request_id": "r", "channel": "ui", "status": "ok", "created_at": at},
+                         {"request_id": "r", "channel": "ui", "status": "ok"}])  # fmt: skip
+    assert rows[0]["created_at"] == at and rows[1]["created_at"] > at
+    assert [row["idempotency_key"] for row in rows] == ["r:0", "r:1"]
+    with pytest.raises(ValueError, match="idempotency key"):
+        prepare_columns({"request_id": "r", "idempotency_key": "k"}, 2)
+
+
+def test_rows_without_inputs_store_sql_null_whichever_way_they_are_written(db_url: str) -> None:
+    from model.db import migrate
+    from model.predlog import insert_rows
+
+    engine = get_engine(db_url)
+    migrate(engine)
+    write_log(engine, [{"request_id": "direct", "channel": "api", "status": "rejected"}])
+    insert_rows(engine, prepare_rows([{"request_id": "replayed", "channel": "api", "status": "rejected"}]))
+    with engine.connect() as connection:
+        nulls = connection.execute(sa.select(sa.func.count()).where(PredictionLog.inputs.is_(None))).scalar_one()
+    assert nulls == 2
