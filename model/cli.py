@@ -13,8 +13,8 @@ from pathlib import Path
 from model import data as data_module
 from model import registry
 from model.db import get_engine, migrate, session_scope
+from model.downloads import problems_table, results_table, to_csv_bytes
 from model.evaluation import comparison_table, evaluate, to_json
-from model.exports import problems_table, results_table, to_csv_bytes
 from model.schema import SETUPS, BatchRejected
 from model.service import ModelStore, NoActiveModel, predict_batch
 from model.training import BOOTSTRAP_RUNS, ensure_default_models, register, train_setup

@@ -12,8 +12,8 @@ from model import jobs, registry
 from model.compare import Comparison, compare_versions, setup_overview
 from model.data import load_raw
 from model.db import session_scope
+from model.downloads import problems_table
 from model.export import OnnxUnavailable, export_version, to_onnx
-from model.exports import problems_table
 from model.modelcard import METRIC_LABELS, ModelCard, build_model_card
 from model.schema import SETUPS, BatchRejected
 from model.settings import get_settings

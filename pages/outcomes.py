@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.context import CurrentUser, engine, require_role
-from model.exports import problems_table
+from model.downloads import problems_table
 from model.history import recent_predictions, short_key
 from model.outcomes import MAX_REASON, PredictionNotFound, mark_not_useful, record_outcome, record_outcomes_csv
 from model.outcomes import template_csv as outcomes_template

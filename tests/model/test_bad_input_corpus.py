@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from model.db import get_engine
-from model.exports import FORMULA_PREFIXES, problems_table, results_table, to_csv_bytes
+from model.downloads import FORMULA_PREFIXES, problems_table, results_table, to_csv_bytes
 from model.schema import MAX_ROWS, BatchRejected
 from model.service import ModelStore, Prediction, predict_batch
 from model.tables import PredictionLog
