@@ -12,11 +12,13 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import streamlit as st
 import streamlit_authenticator as stauth
 from sqlalchemy.engine import Engine
+from streamlit_authenticator.models import cookie_model
 from streamlit_authenticator.utilities import LoginError
 
 from dashboard import session_cookie
@@ -25,6 +27,28 @@ from model import users
 from model.audit import audit
 from model.db import session_scope
 from model.settings import PROJECT_ROOT, Settings
+
+
+class _ServerSetCookie:
+    """Stands in for the login widget's browser-side cookie manager (a component that reads and writes
+    cookies from page scripts and reruns the app when it reports): mathsight's sign-in cookie is set
+    and cleared by the server (:mod:`dashboard.session_cookie`) and the widget reads it from the
+    request headers, so nothing needs to run in the browser."""
+
+    def __init__(self, *_args: Any, **_kwargs: Any) -> None:
+        pass
+
+    def get(self, *_args: Any, **_kwargs: Any) -> None:
+        return None
+
+    def set(self, *_args: Any, **_kwargs: Any) -> None:
+        pass
+
+    def delete(self, *_args: Any, **_kwargs: Any) -> None:
+        pass
+
+
+cookie_model.stx = SimpleNamespace(CookieManager=_ServerSetCookie)  # streamlit-authenticator 0.4.2's only use
 
 PAGES_DIR = PROJECT_ROOT / "pages"
 LOGOUT_REQUEST = "mathsight_logout_requested"

@@ -141,6 +141,12 @@ def _hidden_requests(at) -> list[str]:
     return [str(element.value) for element in at.get("html")]
 
 
+def test_the_sign_in_page_runs_no_browser_cookie_component() -> None:
+    """The widget's cookie manager (a component that reruns the app when it reports) is not drawn."""
+    at = app_test().run()
+    assert at.get("component_instance") == [] and at.text_input and not at.exception
+
+
 def test_a_password_sign_in_hands_the_cookie_to_the_server_and_sign_out_clears_it(teacher_account: Account) -> None:
     """The widget writes no cookie from the browser; the page has the browser fetch it from the server."""
     at = log_in(app_test().run(), teacher_account.user.username, teacher_account.password)
