@@ -314,7 +314,7 @@ class GradeModel(RegressorMixin, BaseEstimator):
         return details, Explanation(base, frame, raw)
 
     def explain(self, X: pd.DataFrame) -> Explanation:
-        """Exact TreeSHAP of the mean head (LightGBM's own contributions), grouped per attribute."""
+        """Exact TreeSHAP of the mean head (see ``_contributions``), grouped per attribute."""
         base, per_attribute = self._explain(*self._encode(X))
         frame = pd.DataFrame(per_attribute, columns=self.features_, index=X.index)
         return Explanation(base, frame, base + per_attribute.sum(axis=1))
