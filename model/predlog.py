@@ -168,13 +168,11 @@ def _insert_columns(engine: Engine, columns: Columns, n: int) -> None:
 def _driver_values(dialect: sa.Dialect, key: str, value: Any, n: int) -> list[Any]:
     """A column's ``n`` values as the driver takes them (what SQLAlchemy's bind processing gives)."""
     column = PredictionLog.__table__.c[key]
-    if isinstance(column.type, sa.JSON):
-        process = lambda v: None if v is None else json_dumps(v)  # noqa: E731
-    else:
-        process = column.type.dialect_impl(dialect).bind_processor(dialect) or (lambda v: v)
-    if not isinstance(value, list):
-        return [process(value)] * n
-    if isinstance(column.type, sa.JSON):
-        return [process(v) for v in value]
+    values = value if isinstance(value, list) else [value] * n
+    if isinstance(column.type, sa.JSON):  # dicts: unhashable, so serialized one by one
+        return [None if v is None else json_dumps(v) for v in values]
+    process = column.type.dialect_impl(dialect).bind_processor(dialect)
+    if process is None:
+        return values
     done: dict[Any, Any] = {}
-    return [done[v] if v in done else done.setdefault(v, process(v)) for v in value]
+    return [done[v] if v in done else done.setdefault(v, process(v)) for v in values]
