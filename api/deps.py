@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session
 from api.errors import ApiError
 from api.metrics import ApiMetrics
 from api.settings import ApiSettings
-from model.apikeys import KeyHolder, authenticate
-from model.db import session_scope
-from model.ratelimit import RateLimiter
-from model.service import ModelStore
+from model.accounts.apikeys import KeyHolder, authenticate
+from model.accounts.ratelimit import RateLimiter
+from model.serving.service import ModelStore
+from model.store.db import session_scope
 
 API_KEY_HEADER = "X-API-Key"
 

@@ -15,8 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from model.schema import BatchRejected, InvalidInput, Problem
-from model.service import NoActiveModel
+from model.schema.fields import BatchRejected, InvalidInput, Problem
+from model.serving.service import NoActiveModel
 
 ERROR_CODES = {
     400: "invalid_input",
@@ -54,7 +54,7 @@ class ApiError(Exception):
 
 
 def problem_detail(problem: Problem) -> dict[str, Any]:
-    """One ``details`` entry from a core :class:`~model.schema.Problem`."""
+    """One ``details`` entry from a core :class:`~model.schema.fields.Problem`."""
     return {"row": problem.row, "field": problem.column, "value": problem.value, "allowed": problem.allowed,
             "message": problem.message}  # fmt: skip
 

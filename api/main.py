@@ -18,9 +18,9 @@ from api.metrics import ApiMetrics
 from api.middleware import ApiMiddleware, access_logger, close_logger
 from api.routes import router
 from api.settings import ApiSettings
-from model.db import get_engine, migrate
-from model.ratelimit import make_limiter
-from model.service import ModelStore, NoActiveModel
+from model.accounts.ratelimit import make_limiter
+from model.serving.service import ModelStore, NoActiveModel
+from model.store.db import get_engine, migrate
 
 API_VERSION = "1.0"
 DESCRIPTION = f"""

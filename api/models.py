@@ -1,4 +1,4 @@
-"""The API's request and response shapes for the OpenAPI docs, generated from ``model.schema``.
+"""The API's request and response shapes for the OpenAPI docs, generated from ``model.schema.fields``.
 
 Requests are described here but validated by the schema module's own validator (so an API caller
 reads the same messages as a teacher in the dashboard); responses are built as plain dicts.
@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from model.schema import ATTRIBUTES, EXAMPLE_RECORD, FIELDS, GRADES, ID_COLUMN, SETUPS, pydantic_field
+from model.schema.fields import ATTRIBUTES, EXAMPLE_RECORD, FIELDS, GRADES, ID_COLUMN, SETUPS, pydantic_field
 
 INPUT_FIELDS = (*ATTRIBUTES, *GRADES)
 EXAMPLE_STUDENT: dict[str, Any] = {ID_COLUMN: "S001", **EXAMPLE_RECORD}

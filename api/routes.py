@@ -24,9 +24,10 @@ from api.models import (
     PredictResponse,
     student_input_schema,
 )
-from model import registry, service
-from model.registry import RegistryError
-from model.schema import BatchRejected, json_schema, validate_frame
+from model.schema.fields import BatchRejected, json_schema, validate_frame
+from model.serving import service
+from model.store import registry
+from model.store.registry import RegistryError
 
 JSON_TYPES = ("application/json",)
 CSV_TYPES = ("text/csv", "application/csv")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from model.ratelimit import Storage
+from model.accounts.ratelimit import Storage
 from model.settings import Settings
 
 MB = 1024 * 1024

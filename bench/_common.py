@@ -27,9 +27,9 @@ def isolated_home() -> Path:
 
 def engine_with_models(url: str | None = None) -> Engine:
     """A migrated database (default: SQLite in the bench home) with an active model per setup."""
-    from model.data import load_raw
-    from model.db import get_engine, migrate
-    from model.training import ensure_default_models
+    from model.ml.dataset import load_raw
+    from model.ml.training import ensure_default_models
+    from model.store.db import get_engine, migrate
 
     engine = get_engine(url)
     migrate(engine)
@@ -42,7 +42,7 @@ def class_frame(n_rows: int, seed: int = 0) -> pd.DataFrame:
 
     For speed measurements only: resampled real rows, never used to judge model quality.
     """
-    from model.data import load_raw
+    from model.ml.dataset import load_raw
 
     raw = load_raw()
     frame = raw.sample(n_rows, replace=True, random_state=seed).reset_index(drop=True).drop(columns="G3")

@@ -48,9 +48,9 @@ def _payloads(folder: Path) -> None:
 
 
 def _admin_key() -> str:
-    from model.apikeys import create_key
-    from model.db import get_engine, session_scope
-    from model.users import create_user
+    from model.accounts.apikeys import create_key
+    from model.accounts.users import create_user
+    from model.store.db import get_engine, session_scope
 
     engine = get_engine()
     with session_scope(engine) as session:

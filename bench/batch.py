@@ -19,8 +19,8 @@ LOOP_ROWS = 300
 def _end_to_end(home: str, n_rows: int, queue: multiprocessing.Queue) -> None:
     os.environ["MATHSIGHT_HOME"] = home
     from bench._common import class_file, peak_rss_mb
-    from model.db import get_engine
-    from model.service import ModelStore, predict_batch
+    from model.serving.service import ModelStore, predict_batch
+    from model.store.db import get_engine
 
     data = class_file(n_rows)
     engine = get_engine()
@@ -35,7 +35,7 @@ def _end_to_end(home: str, n_rows: int, queue: multiprocessing.Queue) -> None:
 def _bare_seconds(store, frame) -> float:
     import shap
 
-    from model.schema import row_setups
+    from model.schema.fields import row_setups
 
     setups = row_setups(frame)
     started = time.perf_counter()
@@ -53,7 +53,7 @@ def _loop_seconds_per_row(store, frame) -> float:
     """The way most grade apps do it: per student, the sklearn pipeline's predict and a SHAP call."""
     import shap
 
-    from model.schema import row_setups
+    from model.schema.fields import row_setups
 
     rows = frame.iloc[:LOOP_ROWS]
     setups = row_setups(rows)
@@ -72,8 +72,8 @@ def _loop_seconds_per_row(store, frame) -> float:
 
 def main() -> None:
     from bench._common import class_frame, engine_with_models, isolated_home
-    from model.schema import validate_frame
-    from model.service import ModelStore
+    from model.schema.fields import validate_frame
+    from model.serving.service import ModelStore
 
     home = isolated_home()
     engine = engine_with_models()

@@ -26,12 +26,13 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from model import alerts, drift, monitoring
-from model.data import load_raw
-from model.db import dispose_engines, get_engine, migrate
-from model.schema import ATTRIBUTES, GRADES
-from model.tables import Feedback, Outcome
-from model.training import register, train_setup
+from model.ml.dataset import load_raw
+from model.ml.training import register, train_setup
+from model.monitoring import alerts, drift
+from model.monitoring import queries as monitoring
+from model.schema.fields import ATTRIBUTES, GRADES
+from model.store.db import dispose_engines, get_engine, migrate
+from model.store.tables import Feedback, Outcome
 
 BENCH_ROWS = int(os.environ.get("BENCH_ROWS", 1_000_000))
 DAYS = 90

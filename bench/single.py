@@ -12,8 +12,8 @@ CALLS = 1000
 
 def main() -> None:
     from bench._common import class_frame, engine_with_models, isolated_home, percentile
-    from model.schema import validate_frame
-    from model.service import ModelStore, predict_one
+    from model.schema.fields import validate_frame
+    from model.serving.service import ModelStore, predict_one
 
     isolated_home()
     engine = engine_with_models()

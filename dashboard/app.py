@@ -21,8 +21,8 @@ from streamlit.navigation.page import StreamlitPage  # noqa: E402
 
 from dashboard import auth  # noqa: E402
 from dashboard.context import CurrentUser, engine  # noqa: E402
+from model.accounts.users import UserError, ensure_first_admin, first_admin_message  # noqa: E402
 from model.settings import Settings, get_settings  # noqa: E402
-from model.users import UserError, ensure_first_admin, first_admin_message  # noqa: E402
 
 
 def _fail(message: str) -> NoReturn:

@@ -1,6 +1,6 @@
 """Sign-in glue: streamlit-authenticator on top of the users table, and the pages each role may open.
 
-The login widget checks bcrypt hashes built from ``model.users.login_accounts`` on every run, so a
+The login widget checks bcrypt hashes built from ``model.accounts.users.login_accounts`` on every run, so a
 deactivated or locked user is refused at once (also when they come back with a valid cookie) and a
 role change applies on the next click. Sign-ins, failures and sign-outs go to the audit log.
 """
@@ -23,10 +23,10 @@ from streamlit_authenticator.utilities import LoginError
 
 from dashboard import session_cookie
 from dashboard.context import USER_KEY, CurrentUser, current_user
-from model import users
-from model.audit import audit
-from model.db import session_scope
+from model.accounts import users
+from model.accounts.audit import audit
 from model.settings import PROJECT_ROOT, Settings
+from model.store.db import session_scope
 
 
 class _ServerSetCookie:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from model.schema import FIELDS
+from model.schema.fields import FIELDS
 
 UP, DOWN = "#2e7d32", "#c62828"
 

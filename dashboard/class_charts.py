@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from model.pipelines import Explanation
-from model.schema import FIELDS, PASS_MARK
+from model.ml.grade_model import Explanation
+from model.schema.fields import FIELDS, PASS_MARK
 
 RISK_COLOURS = {"high": "#c62828", "medium": "#f9a825", "low": "#2e7d32"}
 RISK_LABELS = {

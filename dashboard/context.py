@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from model.db import get_engine, migrate
 from model.settings import get_settings
+from model.store.db import get_engine, migrate
 
 if TYPE_CHECKING:  # the model stack loads on the first prediction, not on the sign-in page
-    from model.service import ModelStore
+    from model.serving.service import ModelStore
 
 USER_KEY = "mathsight_user"
 
@@ -44,7 +44,7 @@ def _engine(url: str) -> Engine:
 
 @st.cache_resource(show_spinner=False)
 def _store(url: str) -> ModelStore:
-    from model.service import ModelStore
+    from model.serving.service import ModelStore
 
     return ModelStore(_engine(url))
 

@@ -1,6 +1,6 @@
 """Plotly figures of the monitoring page, and the open-alerts banner of admin pages.
 
-Every builder takes the small aggregated frames of :mod:`model.monitoring` / :mod:`model.drift`.
+Every builder takes the small aggregated frames of :mod:`model.monitoring.queries` / :mod:`model.monitoring.drift`.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import plotly.graph_objects as go
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from model.alerts import open_alerts
-from model.db import session_scope
-from model.drift import PSI_ACT, PSI_WATCH, AttributeDrift
-from model.schema import FIELDS
+from model.monitoring.alerts import open_alerts
+from model.monitoring.drift import PSI_ACT, PSI_WATCH, AttributeDrift
+from model.schema.fields import FIELDS
+from model.store.db import session_scope
 
 REFERENCE, RECENT = "#9aa5b1", "#1f5fa8"
 SERIES = {"ui": "#1f5fa8", "api": "#2e7d32", "cli": "#8e6c00", "ok": "#2e7d32", "rejected": "#e0a800",

@@ -34,9 +34,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from model.db import get_engine
 from model.settings import Settings, get_settings
-from model.tables import UsedSigninCode
+from model.store.db import get_engine
+from model.store.tables import UsedSigninCode
 
 SESSION_PATH = "auth/session"
 SIGNOUT_PATH = "auth/signout"

@@ -12,9 +12,9 @@ import getpass
 import sys
 from collections.abc import Sequence
 
-from model import users
-from model.db import get_engine, migrate, session_scope
-from model.tables import ROLES
+from model.accounts import users
+from model.store.db import get_engine, migrate, session_scope
+from model.store.tables import ROLES
 
 EXIT_OK, EXIT_REFUSED = 0, 2
 ACTOR = "cli"

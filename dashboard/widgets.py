@@ -1,4 +1,4 @@
-"""Streamlit widgets generated from ``model.schema``: the student form, field errors, a prediction panel.
+"""Streamlit widgets generated from ``model.schema.fields``: the student form, field errors, a prediction panel.
 
 Each field gets a widget that fits its kind: a selectbox for categories and yes/no (codebook values,
 readable labels), a slider for 1-5 scales, a selectbox with words for the other coded scales, a
@@ -17,9 +17,9 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from dashboard.charts import shap_waterfall
-from model.explain import Factor, summary_text
-from model.pipelines import Explanation
-from model.schema import ATTRIBUTES, EXAMPLE_RECORD, FIELDS, GRADES, GROUPS, ID_COLUMN, FieldSpec, Problem
+from model.ml.explain import Factor, summary_text
+from model.ml.grade_model import Explanation
+from model.schema.fields import ATTRIBUTES, EXAMPLE_RECORD, FIELDS, GRADES, GROUPS, ID_COLUMN, FieldSpec, Problem
 
 COLUMNS = 3
 RISK_COLOURS = {"high": "red", "medium": "orange", "low": "green"}

@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     data_key_previous: str = Field(default="", description="the data key being rotated out (read-only)")
     retention_days: int | None = Field(default=None, ge=1, description="prediction log rows kept this many days")
     spool_dir: Path | None = Field(default=None, description="where log rows wait while the database is down")
-    # Alert rules (model.alerts.AlertRules): thresholds, and the windows they judge, in days.
+    # Alert rules (model.monitoring.alerts.AlertRules): thresholds, and the windows they judge, in days.
     alert_window_days: float = Field(default=1.0, gt=0, description="window of the error, latency, feedback rules")
     alert_min_rows: int = Field(default=50, ge=1, description="rows a window needs before those rules judge it")
     alert_error_rate: float = Field(default=0.05, ge=0, le=1)

@@ -8,8 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.context import engine, require_role
-from model.alerts import AlertRules, acknowledge, alert_history, evaluate_alerts, open_alerts
-from model.db import session_scope
+from model.monitoring.alerts import AlertRules, acknowledge, alert_history, evaluate_alerts, open_alerts
+from model.store.db import session_scope
 
 user = require_role("admin")
 st.title("Alerts")

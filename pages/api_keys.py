@@ -8,9 +8,9 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.context import CurrentUser, engine, require_role
-from model import apikeys, users
-from model.db import session_scope
-from model.tables import SCOPES
+from model.accounts import apikeys, users
+from model.store.db import session_scope
+from model.store.tables import SCOPES
 
 SCOPE_HELP = "predict: the prediction endpoints, models and schema. admin: also /metrics."
 

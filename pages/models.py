@@ -8,15 +8,16 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from dashboard.context import CurrentUser, engine, require_role, store
-from model import jobs, registry
-from model.compare import Comparison, compare_versions, setup_overview
-from model.data import load_raw
-from model.db import session_scope
-from model.downloads import problems_table
-from model.export import OnnxUnavailable, export_version, to_onnx
-from model.modelcard import METRIC_LABELS, ModelCard, build_model_card
-from model.schema import SETUPS, BatchRejected
+from model.ml import jobs
+from model.ml.compare import Comparison, compare_versions, setup_overview
+from model.ml.dataset import load_raw
+from model.ml.export import OnnxUnavailable, export_version, to_onnx
+from model.ml.modelcard import METRIC_LABELS, ModelCard, build_model_card
+from model.schema.fields import SETUPS, BatchRejected
+from model.serving.downloads import problems_table
 from model.settings import get_settings
+from model.store import registry
+from model.store.db import session_scope
 
 SETUP_LABELS = {"early": "early (30 attributes)", "period1": "period1 (+ G1)", "period2": "period2 (+ G1, G2)"}
 JOB_KEY, FLASH_KEY, SEEN_KEY = "models_job", "models_flash", "models_job_seen"

@@ -8,9 +8,9 @@ import streamlit as st
 
 from dashboard import monitor_charts as charts
 from dashboard.context import engine, require_role
-from model import monitoring
-from model.drift import PSI_ACT, PSI_WATCH, drift_report
-from model.schema import SETUPS
+from model.monitoring import queries as monitoring
+from model.monitoring.drift import PSI_ACT, PSI_WATCH, drift_report
+from model.schema.fields import SETUPS
 
 RANGES = {"Last 24 hours": 1, "Last 7 days": 7, "Last 30 days": 30, "Last 90 days": 90, "Last 365 days": 365}
 DRIFT_SCOPES = {"All traffic (the 30 attributes)": None} | {f"Setup {s} only": s for s in SETUPS}

@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboard.class_charts import RISK_LABELS
 from dashboard.context import engine, require_role
-from model.history import RISKS, history_counts, short_key, teacher_history
+from model.serving.history import RISKS, history_counts, short_key, teacher_history
 
 LIMIT = 500
 ALL = "All"

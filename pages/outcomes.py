@@ -8,11 +8,11 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.context import CurrentUser, engine, require_role
-from model.downloads import problems_table
-from model.history import recent_predictions, short_key
-from model.outcomes import MAX_REASON, PredictionNotFound, mark_not_useful, record_outcome, record_outcomes_csv
-from model.outcomes import template_csv as outcomes_template
-from model.schema import BatchRejected, InvalidInput
+from model.schema.fields import BatchRejected, InvalidInput
+from model.serving.downloads import problems_table
+from model.serving.history import recent_predictions, short_key
+from model.serving.outcomes import MAX_REASON, PredictionNotFound, mark_not_useful, record_outcome, record_outcomes_csv
+from model.serving.outcomes import template_csv as outcomes_template
 
 IMPORT_KEY = "outcomes_import"
 RECENT = 50

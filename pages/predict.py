@@ -9,8 +9,8 @@ import streamlit as st
 
 from dashboard.context import CurrentUser, engine, require_role, store
 from dashboard.widgets import field_widget, prediction_panel, show_problems, student_form
-from model.schema import ACTIONABLE, FIELDS, InvalidInput
-from model.service import NoActiveModel, Prediction, predict_one
+from model.schema.fields import ACTIONABLE, FIELDS, InvalidInput
+from model.serving.service import NoActiveModel, Prediction, predict_one
 
 HONEST_NOTE = (
     "A decision aid, not a judgment: the prediction says how students like this one fared, not what this "

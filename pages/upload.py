@@ -10,9 +10,9 @@ import streamlit as st
 from dashboard.charts import shap_waterfall
 from dashboard.class_charts import grade_histogram, lowering_factors, lowering_factors_chart, risk_chart
 from dashboard.context import engine, require_role, store
-from model.downloads import problems_table, results_table, to_csv_bytes
-from model.schema import MAX_ROWS, BatchRejected, template_csv
-from model.service import NoActiveModel, Prediction, predict_batch
+from model.schema.fields import MAX_ROWS, BatchRejected, template_csv
+from model.serving.downloads import problems_table, results_table, to_csv_bytes
+from model.serving.service import NoActiveModel, Prediction, predict_batch
 
 RESULT_KEY = "upload_result"
 ORDERS = {

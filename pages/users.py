@@ -9,9 +9,9 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.context import CurrentUser, engine, require_role
-from model import users
-from model.db import session_scope
-from model.tables import ROLES
+from model.accounts import users
+from model.store.db import session_scope
+from model.store.tables import ROLES
 
 
 def _table(accounts: list[users.UserInfo]) -> pd.DataFrame:
@@ -29,7 +29,7 @@ def _table(accounts: list[users.UserInfo]) -> pd.DataFrame:
 
 
 def _apply(action: Callable[..., object], done: str, admin: CurrentUser) -> bool:
-    """Run a ``model.users`` change (session first, actor added here); show success or the refusal."""
+    """Run a ``model.accounts.users`` change (session first, actor added here); show success or the refusal."""
     try:
         with session_scope(engine()) as session:
             action(session, actor=admin.username, actor_id=admin.id)

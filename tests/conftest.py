@@ -27,7 +27,7 @@ def student_csv_path() -> Path:
 
 @pytest.fixture(scope="session")
 def raw_df(student_csv_path: Path) -> pd.DataFrame:
-    from model.data import load_raw
+    from model.ml.dataset import load_raw
 
     return load_raw(student_csv_path)
 
@@ -59,7 +59,7 @@ def _session_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
 @pytest.fixture(autouse=True)
 def _isolated_settings(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every test gets its own local state directory and a fixed secret, never the developer's."""
-    from model import users
+    from model.accounts import users
 
     _apply_test_env(monkeypatch, tmp_path_factory.mktemp("home"))
     monkeypatch.setattr(users, "CLIENT_THROTTLE", users.DatabaseClientThrottle())  # its state: the test's database
@@ -100,7 +100,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     try:
         yield url
     finally:
-        from model import db
+        from model.store import db
 
         db.dispose_engines()
         _drop_postgres_schema(url)
@@ -109,15 +109,15 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def trained_models(raw_df: pd.DataFrame) -> dict:
     """Setup -> a GradeModel fitted on all 395 real students (default parameters, seed 0)."""
-    from model.training import train_setup
+    from model.ml.training import train_setup
 
     return {setup: train_setup(raw_df, setup, runs=0) for setup in ("early", "period1", "period2")}
 
 
 def install_models(url: str, trained: dict) -> dict[str, str]:
     """Migrate the database at ``url`` and register + activate the trained versions; setup -> id."""
-    from model.db import get_engine, migrate
-    from model.training import register
+    from model.ml.training import register
+    from model.store.db import get_engine, migrate
 
     engine = get_engine(url)
     migrate(engine)
@@ -133,7 +133,7 @@ def models_db_url(db_url: str, trained_models: dict) -> str:
 
 @pytest.fixture(scope="session")
 def _template_sqlite(tmp_path_factory: pytest.TempPathFactory, trained_models: dict) -> Path:
-    from model import db
+    from model.store import db
 
     path = tmp_path_factory.mktemp("template") / "template.db"
     url = f"sqlite:///{path}"

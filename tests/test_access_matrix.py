@@ -15,15 +15,15 @@ from api.main import create_app
 from api.settings import ApiSettings
 from dashboard.auth import PAGES, PageSpec
 from dashboard.context import CurrentUser
-from model import users
-from model.apikeys import create_key, revoke_key
-from model.db import get_engine, session_scope
-from model.history import history_counts, recent_predictions, teacher_history
-from model.outcomes import PredictionNotFound, mark_not_useful
-from model.predlog import student_key
-from model.schema import EXAMPLE_RECORD
-from model.service import ModelStore, predict_batch
-from model.tables import Feedback, PredictionLog
+from model.accounts import users
+from model.accounts.apikeys import create_key, revoke_key
+from model.schema.fields import EXAMPLE_RECORD
+from model.serving.history import history_counts, recent_predictions, teacher_history
+from model.serving.outcomes import PredictionNotFound, mark_not_useful
+from model.serving.predlog.writer import student_key
+from model.serving.service import ModelStore, predict_batch
+from model.store.db import get_engine, session_scope
+from model.store.tables import Feedback, PredictionLog
 from tests.api.conftest import make_keys
 from tests.dashboard.conftest import Account, admin_account, page_test, teacher_account, texts
 

@@ -17,14 +17,18 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from model import apikeys, cli, crypto, logs, spool
-from model.db import get_engine, session_scope
-from model.outcomes import mark_not_useful, record_outcome, record_outcomes_csv
-from model.predlog import write_log
-from model.service import ModelStore, predict_batch, predict_one
+from model import logs
+from model.accounts import apikeys
+from model.accounts.users import check_password, create_user, record_login
+from model.cli import main as cli
+from model.serving.outcomes import mark_not_useful, record_outcome, record_outcomes_csv
+from model.serving.predlog import spool
+from model.serving.predlog.writer import write_log
+from model.serving.service import ModelStore, predict_batch, predict_one
 from model.settings import get_settings
-from model.tables import PredictionLog
-from model.users import check_password, create_user, record_login
+from model.store import crypto
+from model.store.db import get_engine, session_scope
+from model.store.tables import PredictionLog
 
 STUDENTS = ["STU-4711-Maria", "STU-4712-Jonas", "STU-4713-Lena", "STU-4714-Emre"]
 NAMES = ["Maria", "Jonas", "Lena", "Emre"]

@@ -20,12 +20,12 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from model import db, registry
-from model.db import get_engine, session_scope
-from model.schema import EXAMPLE_RECORD
+from model.ml.training import register
+from model.schema.fields import EXAMPLE_RECORD
 from model.settings import PROJECT_ROOT
-from model.tables import PredictionLog
-from model.training import register
+from model.store import db, registry
+from model.store.db import get_engine, session_scope
+from model.store.tables import PredictionLog
 from tests.api.conftest import Keys, make_keys
 from tests.conftest import _drop_postgres_schema, _postgres_schema_url, install_models
 from tests.servers import free_port, stop_process, wait_healthy

@@ -16,10 +16,10 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from api.settings import ApiSettings
-from model.apikeys import create_key
-from model.db import get_engine, session_scope
+from model.accounts.apikeys import create_key
+from model.accounts.users import create_user
 from model.settings import PROJECT_ROOT, get_settings
-from model.users import create_user
+from model.store.db import get_engine, session_scope
 from tests.servers import free_port, stop_process, wait_healthy
 
 PASSWORD = "correct-horse-battery"

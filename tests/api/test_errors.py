@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from api.settings import ApiSettings
-from model.apikeys import revoke_key
-from model.db import get_engine, migrate
-from model.schema import EXAMPLE_RECORD
+from model.accounts.apikeys import revoke_key
+from model.schema.fields import EXAMPLE_RECORD
+from model.store.db import get_engine, migrate
 from tests.api.conftest import Keys
 
 ERROR_KEYS = {"error", "message", "details"}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from model.schema import EXAMPLE_RECORD
+from model.schema.fields import EXAMPLE_RECORD
 from tests.api.conftest import LiveServer
 
 

@@ -7,9 +7,9 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from api.settings import ApiSettings
-from model.db import get_engine
-from model.schema import ATTRIBUTES, EXAMPLE_RECORD
-from model.tables import PredictionLog
+from model.schema.fields import ATTRIBUTES, EXAMPLE_RECORD
+from model.store.db import get_engine
+from model.store.tables import PredictionLog
 from tests.api.conftest import make_keys
 
 

@@ -8,9 +8,9 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from model.db import get_engine
-from model.schema import ATTRIBUTES, EXAMPLE_RECORD
-from model.tables import PredictionLog
+from model.schema.fields import ATTRIBUTES, EXAMPLE_RECORD
+from model.store.db import get_engine
+from model.store.tables import PredictionLog
 from tests.api.conftest import Keys
 
 STUDENT = {"student_id": "S-42", **EXAMPLE_RECORD}

@@ -62,8 +62,8 @@ class LiveApp:
 
 
 def create_users(database_url: str, accounts: list[Account]) -> None:
-    from model import users
-    from model.db import get_engine, session_scope
+    from model.accounts import users
+    from model.store.db import get_engine, session_scope
 
     engine = get_engine(database_url)
     with session_scope(engine) as session:

@@ -17,8 +17,8 @@ SETUP = "early"  # the predict form's default (no grades ticked) uses this setup
 
 
 def _active_version(app: LiveApp, setup: str) -> str:
-    from model import registry
-    from model.db import get_engine, session_scope
+    from model.store import registry
+    from model.store.db import get_engine, session_scope
 
     engine = get_engine(app.database_url)
     with session_scope(engine) as session:

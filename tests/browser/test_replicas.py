@@ -14,10 +14,10 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Browser, Page, expect
 
-from model import db, registry
-from model.db import get_engine, session_scope
-from model.tables import PredictionLog
-from model.training import register
+from model.ml.training import register
+from model.store import db, registry
+from model.store.db import get_engine, session_scope
+from model.store.tables import PredictionLog
 from tests.browser.conftest import TIMEOUT_MS, VIEWPORT, LiveApp, create_users, start_dashboard
 from tests.browser.ui import TEACHER, heading, log_in, metric_value, open_page, settle
 from tests.conftest import _drop_postgres_schema, _postgres_schema_url, install_models

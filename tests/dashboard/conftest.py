@@ -9,8 +9,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.context import USER_KEY, CurrentUser
-from model import users
-from model.db import get_engine, session_scope
+from model.accounts import users
+from model.store.db import get_engine, session_scope
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "dashboard" / "app.py"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from model.apikeys import authenticate, list_keys
-from model.audit import list_audit
-from model.db import get_engine, session_scope
+from model.accounts.apikeys import authenticate, list_keys
+from model.accounts.audit import list_audit
+from model.store.db import get_engine, session_scope
 from tests.dashboard.conftest import Account, page_test, texts
 
 

@@ -9,11 +9,11 @@ import sqlalchemy as sa
 
 from dashboard import auth
 from dashboard.context import USER_KEY
-from model import users
-from model.audit import list_audit
-from model.db import get_engine, session_scope
+from model.accounts import users
+from model.accounts.audit import list_audit
 from model.settings import get_settings
-from model.tables import User
+from model.store.db import get_engine, session_scope
+from model.store.tables import User
 from tests.dashboard.conftest import Account, app_test, log_in, texts
 
 REFUSAL = "Access refused"

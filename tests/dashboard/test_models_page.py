@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
-from model import jobs
-from model.audit import list_audit
-from model.db import get_engine, session_scope
-from model.registry import active_version_ids
+from model.accounts.audit import list_audit
+from model.ml import jobs
+from model.store.db import get_engine, session_scope
+from model.store.registry import active_version_ids
 from tests.dashboard.conftest import Account, app_test, log_in, page_test, texts
 
 TRAINING_DEADLINE = 300.0

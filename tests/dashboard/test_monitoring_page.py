@@ -6,11 +6,11 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from model import alerts
-from model.db import get_engine, session_scope
-from model.monitor_cli import demo_traffic
-from model.service import ModelStore
-from model.tables import Alert
+from model.cli.monitor import demo_traffic
+from model.monitoring import alerts
+from model.serving.service import ModelStore
+from model.store.db import get_engine, session_scope
+from model.store.tables import Alert
 from tests.dashboard.conftest import Account, page_test, texts
 from tests.model.test_drift import log_students, shifted
 

@@ -12,12 +12,12 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.class_charts import RISK_LABELS
 from dashboard.context import CurrentUser
-from model import users
-from model.db import get_engine, session_scope
-from model.outcomes import record_outcome
-from model.predlog import student_key
-from model.service import ModelStore, predict_batch
-from model.tables import PredictionLog
+from model.accounts import users
+from model.serving.outcomes import record_outcome
+from model.serving.predlog.writer import student_key
+from model.serving.service import ModelStore, predict_batch
+from model.store.db import get_engine, session_scope
+from model.store.tables import PredictionLog
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "my_students.py")
 LAST_WEEK = datetime.now(UTC) - timedelta(days=7)

@@ -9,10 +9,10 @@ import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from dashboard.context import CurrentUser
-from model.db import get_engine
-from model.predlog import student_key
-from model.service import ModelStore, predict_one
-from model.tables import Feedback, Outcome
+from model.serving.predlog.writer import student_key
+from model.serving.service import ModelStore, predict_one
+from model.store.db import get_engine
+from model.store.tables import Feedback, Outcome
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "outcomes.py")
 

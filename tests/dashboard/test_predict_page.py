@@ -10,10 +10,10 @@ import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from dashboard.widgets import SETUP_NOTES
-from model.db import get_engine, session_scope
-from model.schema import ATTRIBUTES, FIELDS, GRADES
-from model.service import ModelStore, predict_one
-from model.tables import PredictionLog
+from model.schema.fields import ATTRIBUTES, FIELDS, GRADES
+from model.serving.service import ModelStore, predict_one
+from model.store.db import get_engine, session_scope
+from model.store.tables import PredictionLog
 from tests.dashboard.conftest import ROOT, TIMEOUT, Account, page_test, texts
 
 

@@ -10,8 +10,8 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from dashboard import session_cookie
-from model.db import dispose_engines, get_engine, migrate
 from model.settings import get_settings
+from model.store.db import dispose_engines, get_engine, migrate
 from tests.conftest import _drop_postgres_schema, _postgres_schema_url
 
 

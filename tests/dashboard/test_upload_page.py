@@ -13,10 +13,10 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.class_charts import grade_histogram, lowering_factors, risk_chart, risk_counts
 from dashboard.context import CurrentUser
-from model.db import get_engine
-from model.schema import PASS_MARK, validate_frame
-from model.service import ModelStore, predict_frame
-from model.tables import PredictionLog
+from model.schema.fields import PASS_MARK, validate_frame
+from model.serving.service import ModelStore, predict_frame
+from model.store.db import get_engine
+from model.store.tables import PredictionLog
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "upload.py")
 EVIL_ID = '=HYPERLINK("http://evil.example","click")'

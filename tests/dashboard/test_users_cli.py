@@ -6,8 +6,8 @@ import os
 import subprocess
 import sys
 
-from model import users
-from model.db import get_engine, session_scope
+from model.accounts import users
+from model.store.db import get_engine, session_scope
 from tests.dashboard.conftest import ROOT
 
 

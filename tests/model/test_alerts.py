@@ -17,9 +17,10 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from model import alerts, db
-from model.predlog import write_log
-from model.tables import Alert, ModelVersion, Outcome
+from model.monitoring import alerts
+from model.serving.predlog.writer import write_log
+from model.store import db
+from model.store.tables import Alert, ModelVersion, Outcome
 from tests.model.test_drift import log_students, shifted
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

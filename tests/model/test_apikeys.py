@@ -7,12 +7,12 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from model import apikeys
-from model.apikeys import ApiKeyError, authenticate, create_key, list_keys, revoke_key
-from model.cli import main as cli_main
-from model.db import get_engine, migrate, session_scope
-from model.tables import ApiKey, AuditLog, utcnow
-from model.users import create_user, deactivate
+from model.accounts import apikeys
+from model.accounts.apikeys import ApiKeyError, authenticate, create_key, list_keys, revoke_key
+from model.accounts.users import create_user, deactivate
+from model.cli.main import main as cli_main
+from model.store.db import get_engine, migrate, session_scope
+from model.store.tables import ApiKey, AuditLog, utcnow
 
 
 @pytest.fixture

@@ -19,11 +19,11 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model.db import get_engine
-from model.downloads import FORMULA_PREFIXES, problems_table, results_table, to_csv_bytes
-from model.schema import MAX_ROWS, BatchRejected
-from model.service import ModelStore, Prediction, predict_batch
-from model.tables import PredictionLog
+from model.schema.fields import MAX_ROWS, BatchRejected
+from model.serving.downloads import FORMULA_PREFIXES, problems_table, results_table, to_csv_bytes
+from model.serving.service import ModelStore, Prediction, predict_batch
+from model.store.db import get_engine
+from model.store.tables import PredictionLog
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 EXPECTED: dict[str, dict] = json.loads((CORPUS / "expected.json").read_text("utf-8"))

@@ -7,7 +7,7 @@ import sys
 
 import pandas as pd
 
-from model.cli import main
+from model.cli.main import main
 from model.settings import PROJECT_ROOT
 
 

@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from model.compare import compare_versions, metrics_table, setup_overview
-from model.db import get_engine, session_scope
-from model.evaluation import METRICS
-from model.registry import active_version_ids
-from model.schema import SETUP_FEATURES
-from model.training import TrainedVersion, register, train_setup
+from model.ml.compare import compare_versions, metrics_table, setup_overview
+from model.ml.evaluation import METRICS
+from model.ml.training import TrainedVersion, register, train_setup
+from model.schema.fields import SETUP_FEATURES
+from model.store.db import get_engine, session_scope
+from model.store.registry import active_version_ids
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_setup_overview_lists_versions_newest_first_with_the_active_one(
 def test_cli_compare_prints_metrics_agreement_and_importance(
     app_db_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from model.cli import main
+    from model.cli.main import main
 
     with session_scope(get_engine(app_db_url)) as session:
         active = active_version_ids(session)

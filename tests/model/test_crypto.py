@@ -9,13 +9,14 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from model import cli, crypto, registry
-from model.db import get_engine, session_scope
-from model.rotation import rotate_data_key
-from model.schema import ATTRIBUTES
-from model.service import ModelStore, predict_batch
+from model.cli import main as cli
+from model.schema.fields import ATTRIBUTES
+from model.serving.service import ModelStore, predict_batch
 from model.settings import get_settings
-from model.tables import ModelVersion, PredictionLog, utcnow
+from model.store import crypto, registry
+from model.store.db import get_engine, session_scope
+from model.store.rotation import rotate_data_key
+from model.store.tables import ModelVersion, PredictionLog, utcnow
 from tests.conftest import install_models
 
 KEY_A = crypto.generate_key()
@@ -185,7 +186,7 @@ def test_rotate_key_command(keyed_db: str, monkeypatch: pytest.MonkeyPatch, caps
 
 
 def test_demo_traffic_is_encrypted_like_real_traffic(keyed_db: str, raw_df: pd.DataFrame, trained_models: dict) -> None:
-    from model.monitor_cli import demo_traffic
+    from model.cli.monitor import demo_traffic
 
     install_models(keyed_db, {s: trained_models[s] for s in ("period1", "period2")})
     engine = get_engine(keyed_db)

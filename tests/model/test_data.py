@@ -1,4 +1,4 @@
-"""model.data: reading the real file, the lookup order, and downloads from a real local HTTP server."""
+"""model.ml.dataset: reading the real file, the lookup order, and downloads from a real local HTTP server."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from model import data
-from model.data import (
+from model.ml import dataset as data
+from model.ml.dataset import (
     CSV_SHA256,
     DatasetChecksumError,
     DatasetDownloadError,

@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from model import db
 from model.settings import PROJECT_ROOT, get_settings
-from model.tables import ApiKey, AuditLog, Base, PredictionLog, User
+from model.store import db
+from model.store.tables import ApiKey, AuditLog, Base, PredictionLog, User
 
 
 @pytest.fixture(autouse=True)
@@ -62,7 +62,7 @@ def test_migrate_does_not_depend_on_the_working_directory(
 
 
 def test_concurrent_migrations_from_several_processes(db_url: str) -> None:
-    code = "import sys; from model import db; print(db.migrate(sys.argv[1]))"
+    code = "import sys; from model.store import db; print(db.migrate(sys.argv[1]))"
     processes = [
         subprocess.Popen([sys.executable, "-c", code, db_url], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
         for _ in range(4)

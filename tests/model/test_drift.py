@@ -13,10 +13,11 @@ import pytest
 import sqlalchemy as sa
 from scipy.stats import chi2_contingency, ks_2samp
 
-from model import db, drift
-from model.monitoring import Window
-from model.predlog import write_log
-from model.schema import ATTRIBUTES, GRADES
+from model.monitoring import drift
+from model.monitoring.queries import Window
+from model.schema.fields import ATTRIBUTES, GRADES
+from model.serving.predlog.writer import write_log
+from model.store import db
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -153,9 +154,9 @@ def test_no_active_model_means_no_report(db_url: str) -> None:
 def test_drift_reads_encrypted_inputs_through_the_core(
     engine: sa.Engine, raw_df: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from model import crypto
     from model.settings import get_settings
-    from model.tables import PredictionLog
+    from model.store import crypto
+    from model.store.tables import PredictionLog
 
     monkeypatch.setenv("MATHSIGHT_DATA_KEY", crypto.generate_key())
     get_settings.cache_clear()

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from model.cli import main
-from model.evaluation import PAPER_BEST, comparison_table, evaluate, expected_calibration_error, score, to_json
+from model.cli.main import main
+from model.ml.evaluation import PAPER_BEST, comparison_table, evaluate, expected_calibration_error, score, to_json
 
 # Floors from 2 protocol runs with fixed seeds; the 20-run figures in the README sit above them.
 # A regression in quality (or in the protocol) fails here.

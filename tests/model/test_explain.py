@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from model.explain import factors_per_row, global_importance, sentence, summary_text, top_factors
+from model.ml.explain import factors_per_row, global_importance, sentence, summary_text, top_factors
 
 
 def test_sentence_reads_like_the_issue_example() -> None:

@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from model import export
-from model.db import get_engine, session_scope
-from model.registry import ArtifactIntegrityError, active_version_ids, get_version, load_artifact, sha256_hex
+from model.ml import export
+from model.ml.training import TrainedVersion
 from model.settings import get_settings
-from model.training import TrainedVersion
+from model.store.db import get_engine, session_scope
+from model.store.registry import ArtifactIntegrityError, active_version_ids, get_version, load_artifact, sha256_hex
 
 
 @pytest.fixture
@@ -94,9 +94,9 @@ def test_onnx_runtime_matches_the_predicted_grade(
 def test_an_encrypted_artifact_exports_as_ciphertext_and_imports_with_the_key(
     db_url: str, trained_models: dict[str, TrainedVersion], raw_df: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from model import crypto
-    from model.db import migrate
-    from model.training import register
+    from model.ml.training import register
+    from model.store import crypto
+    from model.store.db import migrate
 
     monkeypatch.setenv("MATHSIGHT_DATA_KEY", crypto.generate_key())
     get_settings.cache_clear()
@@ -113,7 +113,7 @@ def test_an_encrypted_artifact_exports_as_ciphertext_and_imports_with_the_key(
 def test_cli_export_writes_artifact_sidecar_and_onnx(
     app_db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from model.cli import main
+    from model.cli.main import main
 
     with session_scope(get_engine(app_db_url)) as session:
         version_id = active_version_ids(session)["period1"]

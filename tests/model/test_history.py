@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from model.db import get_engine, session_scope
-from model.history import history_counts, recent_predictions, teacher_history
-from model.outcomes import mark_not_useful, record_outcome
-from model.predlog import student_key
-from model.service import ModelStore, predict_batch
-from model.tables import PredictionLog, User
+from model.serving.history import history_counts, recent_predictions, teacher_history
+from model.serving.outcomes import mark_not_useful, record_outcome
+from model.serving.predlog.writer import student_key
+from model.serving.service import ModelStore, predict_batch
+from model.store.db import get_engine, session_scope
+from model.store.tables import PredictionLog, User
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 

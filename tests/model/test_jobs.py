@@ -10,11 +10,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from model import jobs
-from model.db import get_engine, session_scope
-from model.registry import active_version_ids, get_version
-from model.schema import BatchRejected
-from model.service import ModelStore, predict_one
+from model.ml import jobs
+from model.schema.fields import BatchRejected
+from model.serving.service import ModelStore, predict_one
+from model.store.db import get_engine, session_scope
+from model.store.registry import active_version_ids, get_version
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:

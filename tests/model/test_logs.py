@@ -9,10 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from model import db, logs
-from model.schema import BatchRejected
-from model.service import ModelStore, predict_batch
+from model import logs
+from model.schema.fields import BatchRejected
+from model.serving.service import ModelStore, predict_batch
 from model.settings import Settings, get_settings
+from model.store import db
 
 
 @pytest.fixture

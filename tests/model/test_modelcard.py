@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from model.db import get_engine, session_scope
-from model.evaluation import cross_validated_details, score
-from model.modelcard import Thresholds, age_band, build_model_card, fairness_gaps, group_metrics
-from model.registry import active_version_ids
-from model.schema import TARGET
+from model.ml.evaluation import cross_validated_details, score
+from model.ml.modelcard import Thresholds, age_band, build_model_card, fairness_gaps, group_metrics
+from model.schema.fields import TARGET
+from model.store.db import get_engine, session_scope
+from model.store.registry import active_version_ids
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,10 @@ import pytest
 import sqlalchemy as sa
 from sklearn import metrics
 
-from model import db, monitoring
-from model.predlog import write_log
-from model.tables import Feedback, Outcome, PredictionLog
+from model.monitoring import queries as monitoring
+from model.serving.predlog.writer import write_log
+from model.store import db
+from model.store.tables import Feedback, Outcome, PredictionLog
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 DAY1, DAY2 = NOW - timedelta(days=2), NOW - timedelta(days=1)

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from model.db import get_engine, session_scope
-from model.outcomes import (
+from model.schema.fields import BatchRejected, InvalidInput
+from model.serving.outcomes import (
     MAX_REASON,
     PredictionNotFound,
     mark_not_useful,
@@ -15,10 +15,10 @@ from model.outcomes import (
     record_outcomes_csv,
     template_csv,
 )
-from model.predlog import student_key
-from model.schema import BatchRejected, InvalidInput
-from model.service import ModelStore, predict_one
-from model.tables import Feedback, Outcome, PredictionLog, User
+from model.serving.predlog.writer import student_key
+from model.serving.service import ModelStore, predict_one
+from model.store.db import get_engine, session_scope
+from model.store.tables import Feedback, Outcome, PredictionLog, User
 
 
 def add_user(engine, username: str, role: str = "teacher") -> int:

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from model.pipelines import DEFAULT_PARAMS, GradeModel, risk_level
-from model.schema import ATTRIBUTES, BANDS
+from model.ml.grade_model import DEFAULT_PARAMS, GradeModel, risk_level
+from model.schema.fields import ATTRIBUTES, BANDS
 
 
 def test_estimator_contract_params_stored_as_given() -> None:

@@ -11,12 +11,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from model.audit import list_audit
-from model.compare import compare_versions
-from model.db import get_engine, session_scope
-from model.registry import active_version_ids, promote, rollback
-from model.service import ModelStore, predict_one
-from model.training import TrainedVersion, register, train_setup
+from model.accounts.audit import list_audit
+from model.ml.compare import compare_versions
+from model.ml.training import TrainedVersion, register, train_setup
+from model.serving.service import ModelStore, predict_one
+from model.store.db import get_engine, session_scope
+from model.store.registry import active_version_ids, promote, rollback
 
 ROOT = Path(__file__).resolve().parents[2]
 REFRESH_SECONDS = 1.0
@@ -84,8 +84,8 @@ def test_a_store_follows_a_promotion_within_its_refresh_interval(
 WATCHER = textwrap.dedent(
     """
     import sys, time
-    from model.db import get_engine
-    from model.service import ModelStore
+    from model.store.db import get_engine
+    from model.serving.service import ModelStore
 
     url, expected, refresh, limit = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
     store = ModelStore(get_engine(url), refresh_seconds=refresh)

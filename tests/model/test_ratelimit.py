@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from model.db import get_engine, migrate
-from model.ratelimit import DatabaseRateLimiter, MemoryRateLimiter, RateLimitCounter, make_limiter
+from model.accounts.ratelimit import DatabaseRateLimiter, MemoryRateLimiter, RateLimitCounter, make_limiter
+from model.store.db import get_engine, migrate
 
 
 class Clock:

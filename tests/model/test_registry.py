@@ -16,10 +16,10 @@ import pytest
 import sqlalchemy as sa
 from sklearn.linear_model import LinearRegression
 
-from model import db, registry
-from model.audit import list_audit
+from model.accounts.audit import list_audit
 from model.settings import get_settings
-from model.tables import ActiveModel, ModelVersion
+from model.store import db, registry
+from model.store.tables import ActiveModel, ModelVersion
 
 FEATURES = ["studytime", "failures", "absences", "G1", "G2"]
 

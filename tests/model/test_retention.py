@@ -7,12 +7,12 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from model import cli
-from model.db import get_engine, migrate
-from model.predlog import write_log
-from model.retention import purge_old
+from model.cli import main as cli
+from model.serving.predlog.writer import write_log
 from model.settings import get_settings
-from model.tables import Feedback, Outcome, PredictionLog, utcnow
+from model.store.db import get_engine, migrate
+from model.store.retention import purge_old
+from model.store.tables import Feedback, Outcome, PredictionLog, utcnow
 
 AGES_DAYS = (400, 91, 89, 1, 0)
 

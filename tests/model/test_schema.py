@@ -1,4 +1,4 @@
-"""model.schema: the field catalogue, the batch and record validators, setups, bands and words."""
+"""model.schema.fields: the field catalogue, the batch and record validators, setups, bands and words."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model.schema import (
+from model.schema.fields import (
     ACTIONABLE,
     ATTRIBUTES,
     BANDS,

@@ -6,13 +6,13 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from model import registry
-from model.db import get_engine, session_scope
-from model.predlog import student_key
-from model.schema import BatchRejected, InvalidInput
-from model.service import ModelStore, NoActiveModel, predict_batch, predict_one
-from model.tables import PredictionLog
-from model.training import register
+from model.ml.training import register
+from model.schema.fields import BatchRejected, InvalidInput
+from model.serving.predlog.writer import student_key
+from model.serving.service import ModelStore, NoActiveModel, predict_batch, predict_one
+from model.store import registry
+from model.store.db import get_engine, session_scope
+from model.store.tables import PredictionLog
 
 
 def _class_file(student_csv_path, extra_lines: list[str]) -> bytes:
@@ -100,7 +100,7 @@ def test_store_follows_a_promotion(models_db_url: str, trained_models: dict, raw
 
 
 def test_no_active_model_is_a_clear_error(db_url: str, raw_df: pd.DataFrame) -> None:
-    from model.db import migrate
+    from model.store.db import migrate
 
     engine = get_engine(db_url)
     migrate(engine)

@@ -20,13 +20,14 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from model import cli, spool
-from model.db import dispose_engines, get_engine
-from model.predlog import prepare_rows, write_log
-from model.schema import BatchRejected, InvalidInput
-from model.service import ModelStore, predict_batch, predict_one
+from model.cli import main as cli
+from model.schema.fields import BatchRejected, InvalidInput
+from model.serving.predlog import spool
+from model.serving.predlog.writer import prepare_rows, write_log
+from model.serving.service import ModelStore, predict_batch, predict_one
 from model.settings import get_settings
-from model.tables import PredictionLog
+from model.store.db import dispose_engines, get_engine
+from model.store.tables import PredictionLog
 from tests.conftest import _drop_postgres_schema, _postgres_schema_url, install_models
 
 OUTAGE_SECONDS = 30.0  # the figure: the link is down this long while requests keep coming
@@ -320,7 +321,7 @@ def test_model_store_keeps_serving_while_the_registry_is_unreachable(proxied_pos
 def test_prepared_rows_fill_missing_times_and_refuse_one_key_for_many() -> None:
     from datetime import UTC, datetime
 
-    from model.predlog import prepare_columns
+    from model.serving.predlog.writer import prepare_columns
 
     at = datetime(2026, 1, 5, 8, 30, tzinfo=UTC)
     rows = prepare_rows([{"request_id": "r", "channel": "ui", "status": "ok", "created_at": at},
@@ -332,8 +333,8 @@ def test_prepared_rows_fill_missing_times_and_refuse_one_key_for_many() -> None:
 
 
 def test_rows_without_inputs_store_sql_null_whichever_way_they_are_written(db_url: str) -> None:
-    from model.db import migrate
-    from model.predlog import insert_rows
+    from model.serving.predlog.insert import insert_rows
+    from model.store.db import migrate
 
     engine = get_engine(db_url)
     migrate(engine)

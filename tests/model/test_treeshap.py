@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import shap
 
-from model.pipelines import TABLE_SHAP_MIN_ROWS, GradeModel
-from model.treeshap import MAX_SPLITS, TableShap
+from model.ml.grade_model import TABLE_SHAP_MIN_ROWS, GradeModel
+from model.ml.treeshap import MAX_SPLITS, TableShap
 
 
 @pytest.mark.parametrize("setup", ["early", "period1", "period2"])

@@ -1,4 +1,4 @@
-"""model.users on SQLite and PostgreSQL: hashing, roles, activation, lockout, the first admin, the audit trail."""
+"""model.accounts.users on SQLite and PostgreSQL: hashing, roles, lockout, the first admin, the audit trail."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import bcrypt
 import pytest
 import sqlalchemy as sa
 
-from model import users
-from model.audit import list_audit
-from model.db import get_engine, migrate, session_scope
+from model.accounts import users
+from model.accounts.audit import list_audit
 from model.settings import get_settings
-from model.tables import User
+from model.store.db import get_engine, migrate, session_scope
+from model.store.tables import User
 
 PASSWORD = "correct horse 1"
 

@@ -1,0 +1,366 @@
+"""People who sign in: accounts, bcrypt password hashes, roles, activation, lockout, the first admin.
+
+Usernames are kept in lower case (the login widget lowers what is typed). Passwords are 10 to 72
+bytes (bcrypt's limit) with no surrounding spaces (the login widget strips them). Every change is
+written to the audit log in the same transaction; passwords never are.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache
+
+import bcrypt
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from model.accounts.audit import audit
+from model.settings import get_settings
+from model.store.db import get_engine, session_scope
+from model.store.tables import ROLES, LoginFailure, User, utcnow
+
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_BYTES = 72
+MAX_FAILED_LOGINS = 5
+LOCK_MINUTES = 15
+FIRST_ADMIN = "admin"
+CLIENT_MAX_FAILURES = 5
+CLIENT_WINDOW_SECONDS = 15 * 60
+CLIENT_MAX_WAIT_SECONDS = 15 * 60
+UNKNOWN_CLIENT = "unknown"
+_USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}")
+
+
+class UserError(ValueError):
+    """A user-facing refusal: unknown user, taken username, weak password, bad role, last admin."""
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    """A user as the fronts see it (never the password hash)."""
+
+    id: int
+    username: str
+    name: str
+    email: str | None
+    role: str
+    active: bool
+    created_at: datetime
+    failed_logins: int
+    locked_until: datetime | None
+
+    @classmethod
+    def of(cls, row: User) -> UserInfo:
+        return cls(row.id, row.username, row.name, row.email, row.role, row.active, row.created_at,
+                   row.failed_logins, row.locked_until)  # fmt: skip
+
+    def locked(self, now: datetime | None = None) -> bool:
+        """True while a lockout after too many failed logins lasts."""
+        return self.locked_until is not None and self.locked_until > (now or utcnow())
+
+
+def normalize_username(username: str) -> str:
+    """The stored form of a username (lower case, trimmed); raises :class:`UserError` when malformed."""
+    name = str(username).strip().lower()
+    if not _USERNAME.fullmatch(name):
+        raise UserError(
+            f'username "{username}" is not allowed: use 2-64 characters a-z, 0-9, ".", "_" or "-", '
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def check_password_rules(password: str) -> None:
+    """Raise :class:`UserError` unless ``password`` is 10-72 bytes without surrounding spaces."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UserError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password.encode("utf-8")) > MAX_PASSWORD_BYTES:
+        raise UserError(f"the password may have at most {MAX_PASSWORD_BYTES} bytes")
+    if password != password.strip():
+        raise UserError("the password may not begin or end with a space")
+
+
+def hash_password(password: str) -> str:
+    """A bcrypt hash of ``password`` (checked against the rules first)."""
+    check_password_rules(password)
+    return bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt()).decode("ascii")
+
+
+def _check_role(role: str) -> str:
+    if role not in ROLES:
+        raise UserError(f'role "{role}" is not allowed: use {" or ".join(ROLES)}')
+    return role
+
+
+def _row(session: Session, username: str) -> User:
+    row = session.scalar(sa.select(User).where(User.username == str(username).strip().lower()))
+    if row is None:
+        raise UserError(f'no user "{username}"')
+    return row
+
+
+def create_user(
+    session: Session,
+    username: str,
+    password: str,
+    *,
+    role: str,
+    name: str | None = None,
+    email: str | None = None,
+    actor: str,
+    actor_id: int | None = None,
+) -> UserInfo:
+    """Add an active user; raises :class:`UserError` for a taken or malformed name, weak password or bad role."""
+    username = normalize_username(username)
+    _check_role(role)
+    if session.scalar(sa.select(User.id).where(User.username == username)) is not None:
+        raise UserError(f'username "{username}" is already taken')
+    row = User(username=username, name=(name or "").strip() or username, email=email or None,
+               password_hash=hash_password(password), role=role, active=True)  # fmt: skip
+    session.add(row)
+    session.flush()
+    audit(session, "user_created", actor, actor_id, username=username, role=role)
+    return UserInfo.of(row)
+
+
+def set_password(session: Session, username: str, password: str, *, actor: str, actor_id: int | None = None) -> None:
+    """Replace a user's password and lift any lockout."""
+    row = _row(session, username)
+    row.password_hash = hash_password(password)
+    row.failed_logins, row.locked_until = 0, None
+    audit(session, "password_reset", actor, actor_id, username=row.username)
+
+
+def _active_admins(session: Session) -> int:
+    query = sa.select(sa.func.count()).select_from(User).where(User.role == "admin", User.active.is_(True))
+    return session.scalar(query) or 0
+
+
+def deactivate(session: Session, username: str, *, actor: str, actor_id: int | None = None) -> None:
+    """Stop a user from signing in (their history stays); the last active admin cannot be deactivated."""
+    row = _row(session, username)
+    if row.active and row.role == "admin" and _active_admins(session) <= 1:
+        raise UserError(f'"{row.username}" is the last active admin and cannot be deactivated')
+    row.active = False
+    audit(session, "user_deactivated", actor, actor_id, username=row.username)
+
+
+def activate(session: Session, username: str, *, actor: str, actor_id: int | None = None) -> None:
+    """Let a deactivated user sign in again."""
+    row = _row(session, username)
+    row.active = True
+    audit(session, "user_activated", actor, actor_id, username=row.username)
+
+
+def list_users(session: Session) -> list[UserInfo]:
+    """Every user, by username."""
+    return [UserInfo.of(row) for row in session.scalars(sa.select(User).order_by(User.username))]
+
+
+def get_user(session: Session, username: str) -> UserInfo | None:
+    """The user called ``username`` (any case), or None."""
+    row = session.scalar(sa.select(User).where(User.username == str(username).strip().lower()))
+    return None if row is None else UserInfo.of(row)
+
+
+def _matches(password: str, password_hash: str) -> bool:
+    try:
+        return bcrypt.checkpw(password.encode("utf-8"), password_hash.encode("ascii"))
+    except ValueError:
+        return False
+
+
+def check_password(session: Session, username: str, password: str) -> UserInfo | None:
+    """The user when ``password`` is right and they may sign in (active, not locked), else None."""
+    row = session.scalar(sa.select(User).where(User.username == str(username).strip().lower()))
+    if row is None or not row.active or UserInfo.of(row).locked() or not _matches(password, row.password_hash):
+        return None
+    return UserInfo.of(row)
+
+
+@cache
+def _barred_hash() -> str:
+    """A hash no typed password matches: what the login widget gets for users who may not sign in."""
+    return bcrypt.hashpw(secrets.token_bytes(32), bcrypt.gensalt()).decode("ascii")
+
+
+def login_accounts(session: Session, bar_all: bool = False) -> list[tuple[UserInfo, str]]:
+    """Every user with the hash the login widget should check: the real one for those who may sign
+    in now (active, not locked), one that matches nothing for the others (so their attempts are seen)
+    and for everyone when ``bar_all`` (a client that must wait)."""
+    now = utcnow()
+    accounts = []
+    for row in session.scalars(sa.select(User).order_by(User.username)):
+        info = UserInfo.of(row)
+        allowed = info.active and not info.locked(now) and not bar_all
+        accounts.append((info, row.password_hash if allowed else _barred_hash()))
+    return accounts
+
+
+def record_login(session: Session, username: str | None, ok: bool, method: str = "password") -> str:
+    """Audit a sign-in attempt; returns why it failed ("unknown", "inactive", "locked", "password") or "ok".
+
+    Wrong passwords of an active user are counted; after ``MAX_FAILED_LOGINS`` in a row the account is
+    locked for ``LOCK_MINUTES``. A success resets the count.
+    """
+    row = None if username is None else session.scalar(sa.select(User).where(User.username == username.lower()))
+    if ok and row is not None:
+        row.failed_logins, row.locked_until = 0, None
+        audit(session, "login_ok", row.username, row.id, method=method)
+        return "ok"
+    if row is None:
+        audit(session, "login_failed", "(unknown user)", None, reason="unknown")
+        return "unknown"
+    reason = "inactive" if not row.active else "locked" if UserInfo.of(row).locked() else "password"
+    if reason == "password":
+        row.failed_logins += 1
+    audit(session, "login_failed", row.username, row.id, reason=reason, failed_logins=row.failed_logins)
+    if reason == "password" and row.failed_logins >= MAX_FAILED_LOGINS:
+        row.locked_until = utcnow() + timedelta(minutes=LOCK_MINUTES)
+        audit(session, "user_locked", "system", row.id, username=row.username, minutes=LOCK_MINUTES)
+    return reason
+
+
+class ClientThrottle:
+    """Exponential back-off per client address, in process memory and thread-safe.
+
+    Failed sign-ins are remembered per client for ``window`` seconds. From the ``max_failures``-th
+    failure in that window on, the client must wait ``2 ** (n - max_failures)`` seconds (capped at
+    ``max_wait``) after its latest failure, ``n`` being its failures in the window; an attempt made
+    while it must wait is refused unchecked and counts as a failure. ``clock`` (seconds) is injectable.
+    :class:`DatabaseClientThrottle` keeps the same count in the database, for every replica.
+    """
+
+    def __init__(
+        self,
+        max_failures: int = CLIENT_MAX_FAILURES,
+        window: float = CLIENT_WINDOW_SECONDS,
+        max_wait: float = CLIENT_MAX_WAIT_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_failures, self.window, self.max_wait, self.clock = max_failures, window, max_wait, clock
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, client: str, now: float) -> deque[float]:
+        failures = self._failures.get(client, deque())
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
+        return failures
+
+    def _wait(self, failures: Sequence[float], now: float) -> float:
+        """The wait after ``failures`` (the client's failure times in the window, oldest first)."""
+        if len(failures) < self.max_failures:
+            return 0.0
+        wait = min(2.0 ** (len(failures) - self.max_failures), self.max_wait)
+        return max(0.0, failures[-1] + wait - now)
+
+    def wait_seconds(self, client: str) -> float:
+        """How long ``client`` must still wait before its next attempt is checked (0 when it may try)."""
+        with self._lock:
+            now = self.clock()
+            return self._wait(self._recent(client, now), now)
+
+    def failed(self, client: str) -> float:
+        """Count a failed (or refused) attempt of ``client``; returns the wait it now faces."""
+        with self._lock:
+            now = self.clock()
+            if len(self._failures) > 10_000:  # forget clients whose failures have all expired
+                self._failures = {key: q for key, q in self._failures.items() if self._recent(key, now)}
+            failures = self._recent(client, now)
+            failures.append(now)
+            self._failures[client] = failures
+            return self._wait(failures, now)
+
+    def clear(self) -> None:
+        """Forget every failure (tests, or an operator after an incident)."""
+        with self._lock:
+            self._failures.clear()
+
+
+class DatabaseClientThrottle(ClientThrottle):
+    """:class:`ClientThrottle` with the failures in the ``login_failure`` table: every dashboard
+    replica on the database sees the same count, and a restart forgets nothing. ``engine`` defaults to
+    the configured database (read at each call); ``clock`` is wall-clock seconds since the epoch."""
+
+    def __init__(self, engine: Engine | None = None, clock: Callable[[], float] = time.time, **limits: float) -> None:
+        super().__init__(clock=clock, **limits)  # type: ignore[arg-type]
+        self.engine = engine
+
+    def _times(self, connection: sa.Connection, client: str, now: float) -> list[float]:
+        query = (
+            sa.select(LoginFailure.failed_at)
+            .where(LoginFailure.client == client, LoginFailure.failed_at > now - self.window)
+            .order_by(LoginFailure.failed_at)
+        )
+        return list(connection.execute(query).scalars())
+
+    def wait_seconds(self, client: str) -> float:
+        now = self.clock()
+        with (self.engine or get_engine()).connect() as connection:
+            return self._wait(self._times(connection, client[:64], now), now)
+
+    def failed(self, client: str) -> float:
+        now, client = self.clock(), client[:64]
+        with (self.engine or get_engine()).begin() as connection:
+            connection.execute(sa.delete(LoginFailure).where(LoginFailure.failed_at <= now - self.window))
+            connection.execute(sa.insert(LoginFailure).values(client=client, failed_at=now))
+            return self._wait(self._times(connection, client, now), now)
+
+    def clear(self) -> None:
+        with (self.engine or get_engine()).begin() as connection:
+            connection.execute(sa.delete(LoginFailure))
+
+
+CLIENT_THROTTLE: ClientThrottle = DatabaseClientThrottle()
+
+
+def record_throttled(session: Session, client: str | None, wait_seconds: float) -> None:
+    """Audit a sign-in attempt refused unchecked because its client must wait (``login_throttled``)."""
+    audit(session, "login_throttled", "(client)", None, client=client or UNKNOWN_CLIENT,
+          wait_seconds=round(wait_seconds, 1))  # fmt: skip
+
+
+def first_admin_message(password: str) -> str:
+    """The framed terminal message that shows a new first admin's password once."""
+    frame = "=" * 72
+    shown = "from MATHSIGHT_ADMIN_PASSWORD" if password == get_settings().admin_password else password
+    return (
+        f"\n{frame}\nmathsight: first admin created: user admin, password {shown}\n"
+        f"Sign in and keep it safe: it is not shown again (reset it on the Users page).\n{frame}\n"
+    )
+
+
+def ensure_first_admin(engine: Engine) -> str | None:
+    """Make sure an active admin exists; returns the new admin's password, or None if one existed.
+
+    The password is ``MATHSIGHT_ADMIN_PASSWORD`` when set, else a random one that the caller must show
+    once. If a user called ``admin`` exists but no admin is active, it is reactivated as an admin
+    with the new password (the way back in when every admin was deactivated). Safe to call
+    concurrently: a process that loses the race returns None.
+    """
+    password = get_settings().admin_password or secrets.token_urlsafe(12)
+    try:
+        with session_scope(engine) as session:
+            if _active_admins(session):
+                return None
+            existing = session.scalar(sa.select(User).where(User.username == FIRST_ADMIN))
+            if existing is None:
+                create_user(session, FIRST_ADMIN, password, role="admin", name="Administrator", actor="system")
+            else:
+                existing.role, existing.active = "admin", True
+                set_password(session, FIRST_ADMIN, password, actor="system")
+            audit(session, "first_admin_created", "system", None, username=FIRST_ADMIN,
+                  source="MATHSIGHT_ADMIN_PASSWORD" if get_settings().admin_password else "random")  # fmt: skip
+    except IntegrityError:
+        return None
+    return password

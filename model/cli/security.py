@@ -1,0 +1,95 @@
+"""Commands for data at rest: ``rotate-key``, ``spool replay|status``, ``retention``."""
+
+from __future__ import annotations
+
+import argparse
+
+from model.cli.main import EXIT_OK, CommandError
+from model.serving.predlog import spool
+from model.serving.predlog.insert import DB_UNAVAILABLE
+from model.settings import get_settings
+from model.store import crypto
+from model.store.db import get_engine, migrate
+from model.store.retention import purge_old
+from model.store.rotation import rotate_data_key
+
+
+def cmd_rotate_key(args: argparse.Namespace) -> int:
+    if args.generate:
+        print(crypto.generate_key())
+        return EXIT_OK
+    engine = get_engine()
+    migrate(engine)
+    try:
+        result = rotate_data_key(engine, batch_rows=args.batch)
+    except (crypto.DataKeyError, crypto.DecryptionError) as error:
+        raise CommandError(str(error)) from None
+    print(
+        f"re-encrypted {result.artifacts} model artifacts and {result.log_rows} log rows under key {result.key_id}; "
+        "MATHSIGHT_DATA_KEY_PREVIOUS can now be removed"
+    )
+    return EXIT_OK
+
+
+def cmd_spool_replay(args: argparse.Namespace) -> int:
+    try:
+        result = spool.replay_spool(get_engine())
+    except DB_UNAVAILABLE as error:
+        raise CommandError(f"the database is still unreachable ({type(error).__name__}); the spool is kept") from None
+    if result.busy:
+        raise CommandError("another replay is running; try again when it has finished")
+    print(f"{result.read} spooled rows: {result.inserted} inserted, {result.duplicates} were already logged")
+    if result.unreadable:
+        print(f"{result.unreadable} unreadable lines kept in {spool.spool_dir()} (*.unreadable)")
+    return EXIT_OK
+
+
+def cmd_spool_status(args: argparse.Namespace) -> int:
+    files = spool.pending_files()
+    print(f"{spool.pending_rows()} rows waiting in {len(files)} spool files under {spool.spool_dir()}")
+    return EXIT_OK
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    days = args.days if args.days is not None else get_settings().retention_days
+    if days is None:
+        raise CommandError("no retention period: pass --days N or set MATHSIGHT_RETENTION_DAYS")
+    engine = get_engine()
+    migrate(engine)
+    try:
+        result = purge_old(engine, days, dry_run=args.dry_run)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    verb = "would delete" if result.dry_run else "deleted"
+    print(
+        f"{verb} {result.log_rows} prediction log rows and {result.feedback_rows} feedback rows "
+        f"older than {result.cutoff:%Y-%m-%d %H:%M} UTC ({days} days)"
+    )
+    return EXIT_OK
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``rotate-key``, ``spool`` and ``retention``."""
+    rotate = subparsers.add_parser(
+        "rotate-key",
+        help="re-encrypt artifacts and log inputs under MATHSIGHT_DATA_KEY",
+        description="re-encrypt model artifacts and logged inputs stored under MATHSIGHT_DATA_KEY_PREVIOUS "
+        "(or in clear) with MATHSIGHT_DATA_KEY, one transaction per batch",
+    )
+    rotate.add_argument("--generate", action="store_true", help="only print a new random data key")
+    rotate.add_argument("--batch", type=int, default=2_000, help="log rows per transaction")
+    rotate.set_defaults(func=cmd_rotate_key)
+
+    spool_parser = subparsers.add_parser("spool", help="log rows kept locally while the database was down")
+    actions = spool_parser.add_subparsers(dest="action", required=True)
+    actions.add_parser("replay", help="insert spooled rows into the log, exactly once").set_defaults(
+        func=cmd_spool_replay
+    )
+    actions.add_parser("status", help="how many rows wait in the spool").set_defaults(func=cmd_spool_status)
+
+    retention = subparsers.add_parser(
+        "retention", help="delete prediction log rows (and their feedback) older than N days"
+    )
+    retention.add_argument("--days", type=int, help="default: MATHSIGHT_RETENTION_DAYS")
+    retention.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+    retention.set_defaults(func=cmd_retention)

@@ -1,0 +1,139 @@
+"""The Cortez & Silva (2008) protocol: 10-fold cross-validation repeated N times, per setup.
+
+Setups map to the paper's input configurations: A = ``period2`` (with G1 and G2), B = ``period1``
+(with G1), C = ``early`` (neither). Tasks: pass/fail accuracy, 5-level accuracy, RMSE; we add
+ROC-AUC, Brier score, expected calibration error and the coverage/width of the 90% interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from sklearn.metrics import brier_score_loss, roc_auc_score
+from sklearn.model_selection import KFold
+
+from model.ml.grade_model import DEFAULT_PARAMS, GradeModel
+from model.schema.fields import PASS_MARK, SETUPS, TARGET, bands
+
+PAPER_LETTER = {"period2": "A", "period1": "B", "early": "C"}
+METRICS = ("binary_accuracy", "five_level_accuracy", "rmse", "roc_auc", "brier", "ece", "interval_coverage",
+           "interval_width")  # fmt: skip
+# Best maths result per cell in Cortez & Silva (2008), Tables 2-4 (accuracy in %, RMSE in points).
+PAPER_BEST: dict[str, dict[str, float]] = {
+    "period2": {"binary_accuracy": 91.9, "five_level_accuracy": 78.5, "rmse": 1.75},
+    "period1": {"binary_accuracy": 83.8, "five_level_accuracy": 60.5, "rmse": 2.46},
+    "early": {"binary_accuracy": 70.6, "five_level_accuracy": 33.5, "rmse": 3.90},
+}
+LOWER_IS_BETTER = {"rmse", "brier", "ece"}
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Mean and standard deviation of one metric over the runs."""
+
+    mean: float
+    std: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"mean": self.mean, "std": self.std}
+
+
+def expected_calibration_error(y_true: np.ndarray, prob: np.ndarray, bins: int = 10) -> float:
+    """Weighted mean gap between predicted probability and observed frequency over equal-width bins."""
+    y_true, prob = np.asarray(y_true, float), np.asarray(prob, float)
+    which = np.minimum((prob * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in np.unique(which):
+        mask = which == b
+        total += mask.sum() * abs(prob[mask].mean() - y_true[mask].mean())
+    return float(total / len(prob))
+
+
+def score(y: np.ndarray, details: pd.DataFrame) -> dict[str, float]:
+    """All protocol metrics for out-of-fold predictions ``details`` of true grades ``y``."""
+    y = np.asarray(y, float)
+    passed = y >= PASS_MARK
+    p_pass = details["p_pass"].to_numpy(float)
+    predicted = details["predicted_g3"].to_numpy(float)
+    return {
+        "binary_accuracy": float(np.mean((p_pass >= 0.5) == passed) * 100),
+        "five_level_accuracy": float(np.mean(details["band"].to_numpy() == bands(y)) * 100),
+        "rmse": float(np.sqrt(np.mean((predicted - y) ** 2))),
+        "roc_auc": float(roc_auc_score(passed, p_pass)),
+        "brier": float(brier_score_loss(passed, p_pass)),
+        "ece": expected_calibration_error(passed, p_pass),
+        "interval_coverage": float(np.mean((details["lower"] <= y) & (y <= details["upper"])) * 100),
+        "interval_width": float(np.mean(details["upper"] - details["lower"])),
+    }
+
+
+def cross_validated_details(
+    frame: pd.DataFrame, setup: str, run: int, params: dict[str, Any] | None = None, folds: int = 10
+) -> pd.DataFrame:
+    """Out-of-fold predictions of one repetition (seeded by ``run``) of k-fold CV."""
+    y = frame[TARGET].to_numpy(float)
+    parts = []
+    for train, test in KFold(folds, shuffle=True, random_state=run).split(frame):
+        model = GradeModel(setup=setup, random_state=run, **{**DEFAULT_PARAMS[setup], **(params or {})})
+        model.fit(frame.iloc[train], y[train])
+        parts.append(model.predict_details(frame.iloc[test]))
+    return pd.concat(parts).loc[frame.index]
+
+
+def _one_run(frame: pd.DataFrame, setup: str, run: int, params: dict[str, Any] | None) -> dict[str, float]:
+    return score(frame[TARGET].to_numpy(float), cross_validated_details(frame, setup, run, params))
+
+
+def summarise(runs: list[dict[str, float]]) -> dict[str, Summary]:
+    return {
+        metric: Summary(float(np.mean([r[metric] for r in runs])), float(np.std([r[metric] for r in runs])))
+        for metric in runs[0]
+    }
+
+
+def evaluate(
+    frame: pd.DataFrame,
+    runs: int = 20,
+    setups: Iterable[str] = SETUPS,
+    params: dict[str, dict[str, Any]] | None = None,
+    n_jobs: int = -1,
+    progress: Callable[[float], None] | None = None,
+) -> dict[str, dict[str, Summary]]:
+    """Run the protocol: ``{setup: {metric: Summary}}`` over ``runs`` repetitions of 10-fold CV."""
+    setups = list(setups)
+    jobs = [(setup, run) for setup in setups for run in range(runs)]
+    results: dict[str, list[dict[str, float]]] = {setup: [] for setup in setups}
+    parallel = Parallel(n_jobs=n_jobs, return_as="generator")
+    calls = (delayed(_one_run)(frame, s, r, (params or {}).get(s)) for s, r in jobs)
+    for done, ((setup, _), result) in enumerate(zip(jobs, parallel(calls), strict=True), start=1):
+        results[setup].append(result)
+        if progress is not None:
+            progress(done / len(jobs))
+    return {setup: summarise(values) for setup, values in results.items()}
+
+
+def to_json(result: dict[str, dict[str, Summary]]) -> dict[str, Any]:
+    """The JSON shape of ``python -m model evaluate --json``."""
+    return {"setups": {s: {m: v.as_dict() for m, v in metrics.items()} for s, metrics in result.items()}}
+
+
+def comparison_table(result: dict[str, dict[str, Summary]]) -> str:
+    """A plain-text table of our figures beside the paper's best, one row per setup and task."""
+    lines = [f"{'setup':<12}{'task':<22}{'mathsight':>18}{'paper best':>12}  verdict"]
+    for setup, metrics in result.items():
+        for metric in METRICS:
+            ours = metrics[metric]
+            paper = PAPER_BEST[setup].get(metric)
+            label = f"{setup} ({PAPER_LETTER[setup]})"
+            cell = f"{ours.mean:8.3f} ± {ours.std:6.3f}"
+            if paper is None:
+                lines.append(f"{label:<12}{metric:<22}{cell:>18}{'-':>12}")
+                continue
+            better = ours.mean <= paper if metric in LOWER_IS_BETTER else ours.mean >= paper
+            lines.append(f"{label:<12}{metric:<22}{cell:>18}{paper:>12.2f}  {'at/beyond' if better else 'below'}")
+    return "\n".join(lines)

@@ -1,0 +1,158 @@
+"""Real final grades recorded after the fact, and teachers' "not useful" remarks on predictions.
+
+Outcomes are stored under the pseudonymous ``student_key`` (never the raw student id) so monitoring
+can set them beside the predictions made for the same student. Bad input raises
+:class:`~model.schema.fields.InvalidInput` (one value) or is reported per row (a CSV), with the same
+wording as the class-file validator: the row, the column, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from model.schema.fields import FIELDS, ID_COLUMN, TARGET, BatchRejected, InvalidInput, Problem, parse_cell, read_batch
+from model.serving.predlog.writer import student_key
+from model.store.tables import Feedback, Outcome, PredictionLog
+
+MAX_REASON = 500
+ID_ALLOWED = "any non-blank text"
+
+
+class PredictionNotFound(LookupError):
+    """No prediction with that id belongs to the user (missing and someone else's look the same)."""
+
+    def __init__(self, prediction_id: int) -> None:
+        super().__init__(f"prediction {prediction_id} is not one of your predictions")
+        self.prediction_id = prediction_id
+
+
+@dataclass
+class OutcomeImport:
+    """The result of an outcomes CSV: how many grades were stored and what was wrong with the rest."""
+
+    stored: int
+    n_rows: int
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def rejected_rows(self) -> list[int]:
+        """Sorted row numbers that were not stored."""
+        return sorted({p.row for p in self.problems if p.row is not None})
+
+
+def template_csv(sep: str = ",") -> str:
+    """The outcomes CSV template: a header ``student_id,G3`` and one example row."""
+    return f"{ID_COLUMN}{sep}{TARGET}\nS001{sep}12\n"
+
+
+def _grade_problem(raw: Any, where: str, row: int | None) -> tuple[int | None, Problem | None]:
+    """The final grade as an int, or the problem with it (``where`` prefixes the message)."""
+    spec = FIELDS[TARGET]
+    value, reason = parse_cell(spec, raw)
+    if value is None and reason is None:
+        reason = f"missing value; allowed: {spec.allowed_text}"
+    if reason is None:
+        return int(value), None
+    text = None if raw is None else str(raw)
+    return None, Problem(row, TARGET, text, f"{where}: {reason}", spec.allowed_text)
+
+
+def _id_problem(raw: Any, where: str, row: int | None) -> tuple[str | None, Problem | None]:
+    """The student key of a student id, or the problem with a blank id."""
+    key = student_key(None if raw is None else str(raw))
+    if key is None:
+        return None, Problem(row, ID_COLUMN, None if raw is None else str(raw), f"{where}: missing value", ID_ALLOWED)
+    return key, None
+
+
+def record_outcome(engine: Engine, student_id: str, g3: Any, user_id: int | None) -> int:
+    """Store a student's real final grade (0-20); returns the new outcome id.
+
+    Raises ``InvalidInput`` naming the field when the id is blank or the grade is not a whole
+    number from 0 to 20.
+    """
+    key, id_problem = _id_problem(student_id, f'field "{ID_COLUMN}"', None)
+    grade, grade_problem = _grade_problem(g3, f'field "{TARGET}"', None)
+    problems = [p for p in (id_problem, grade_problem) if p is not None]
+    if problems:
+        raise InvalidInput(problems)
+    with engine.begin() as connection:
+        return connection.execute(
+            sa.insert(Outcome).values(student_key=key, g3=grade, recorded_by=user_id).returning(Outcome.id)
+        ).scalar_one()
+
+
+def _outcome_columns(frame: pd.DataFrame) -> dict[str, Any]:
+    """The user's labels of the ``student_id`` and ``G3`` columns (case ignored); rejects a file without them."""
+    labels = {str(label).strip().casefold(): label for label in frame.columns}
+    found = {name: labels.get(name.casefold()) for name in (ID_COLUMN, TARGET)}
+    missing = [name for name, label in found.items() if label is None]
+    if missing:
+        raise BatchRejected(f"missing required columns: {', '.join(missing)} (expected {ID_COLUMN},{TARGET})")
+    return found
+
+
+def record_outcomes_csv(engine: Engine, data: bytes | str | Path | IO[Any], user_id: int | None) -> OutcomeImport:
+    """Store the final grades of a CSV with columns ``student_id`` and ``G3`` (';' or ',').
+
+    Every valid row is stored (one insert); each bad cell is reported as a :class:`Problem` whose
+    ``row`` is the spreadsheet row (header = row 1). Raises ``BatchRejected`` for an unreadable file
+    or one without those columns.
+    """
+    frame = read_batch(data)
+    if frame.empty:
+        raise BatchRejected("the file has a header but no data rows")
+    columns = _outcome_columns(frame)
+    rows, problems = [], []
+    for row, student_id, raw_grade in zip(frame.index, frame[columns[ID_COLUMN]], frame[columns[TARGET]], strict=True):
+        key, id_problem = _id_problem(student_id, f'row {row}, column "{ID_COLUMN}"', int(row))
+        grade, grade_problem = _grade_problem(raw_grade, f'row {row}, column "{TARGET}"', int(row))
+        found = [p for p in (id_problem, grade_problem) if p is not None]
+        problems.extend(found)
+        if not found:
+            rows.append({"student_key": key, "g3": grade, "recorded_by": user_id})
+    if rows:
+        with engine.begin() as connection:
+            connection.execute(sa.insert(Outcome), rows)
+    return OutcomeImport(stored=len(rows), n_rows=len(frame), problems=problems)
+
+
+def _clean_reason(reason: str | None) -> str:
+    text = (reason or "").strip()
+    if not text:
+        raise InvalidInput([Problem(None, "reason", reason, 'field "reason": missing value; say why', None)])
+    if len(text) > MAX_REASON:
+        message = f'field "reason": {len(text)} characters; at most {MAX_REASON} are allowed'
+        raise InvalidInput([Problem(None, "reason", text[:60], message, f"1-{MAX_REASON} characters")])
+    return text
+
+
+def mark_not_useful(engine: Engine, prediction_id: int, user_id: int, reason: str) -> int:
+    """Record that one of the user's own predictions was not useful, and why; returns the feedback id.
+
+    Raises ``InvalidInput`` for a blank or over-long reason (at most 500 characters) or a
+    prediction already marked by this user, and ``PredictionNotFound`` when the prediction is not
+    the user's own (someone else's or missing).
+    """
+    text = _clean_reason(reason)
+    with engine.begin() as connection:
+        owner = connection.execute(
+            sa.select(PredictionLog.user_id).where(PredictionLog.id == prediction_id, PredictionLog.status == "ok")
+        ).first()
+        if owner is None or owner.user_id != user_id:
+            raise PredictionNotFound(prediction_id)
+        already = connection.execute(
+            sa.select(Feedback.id).where(Feedback.prediction_id == prediction_id, Feedback.user_id == user_id)
+        ).first()
+        if already is not None:
+            message = f"prediction {prediction_id} is already marked not useful"
+            raise InvalidInput([Problem(None, "prediction_id", str(prediction_id), message, None)])
+        return connection.execute(
+            sa.insert(Feedback).values(prediction_id=prediction_id, user_id=user_id, reason=text).returning(Feedback.id)
+        ).scalar_one()

@@ -1,0 +1,271 @@
+"""Model registry: trained versions with signed artifacts, and the version each setup serves.
+
+An artifact is the joblib serialization of a fitted model, encrypted with AES-256-GCM when a data
+key is set (:mod:`model.store.crypto`), stored with the SHA-256 and an HMAC-SHA256 (keyed by the
+``secret_key`` setting) of the stored bytes. Both are checked before anything is decrypted or
+unpickled, so a modified artifact, or one signed with another key, is refused and never executed.
+
+The functions take the caller's session and leave committing to it (``db.session_scope``);
+``promote`` and ``rollback`` change the active version and write their audit row in that one
+transaction, and stay consistent when several processes promote at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac as hmac_lib
+import io
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+import joblib
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, undefer
+
+from model.accounts.audit import audit
+from model.settings import get_settings
+from model.store import crypto
+from model.store.tables import SETUPS, ActiveModel, ModelVersion, utcnow
+
+_ROLLBACK_ATTEMPTS = 5
+
+
+class RegistryError(Exception):
+    """Base class of the registry's errors."""
+
+
+class VersionNotFound(RegistryError, LookupError):
+    """No model version has the requested id."""
+
+    def __init__(self, version_id: str) -> None:
+        super().__init__(f"no model version {version_id!r}")
+        self.version_id = version_id
+
+
+class NothingToRollBack(RegistryError):
+    """The setup has no active version, or no previous version to return to."""
+
+    def __init__(self, setup: str) -> None:
+        super().__init__(f"setup {setup!r} has no previous model version to roll back to")
+        self.setup = setup
+
+
+class ArtifactIntegrityError(RegistryError):
+    """An artifact's bytes do not match its SHA-256 or HMAC: it was not loaded."""
+
+    def __init__(self, label: str, reason: str) -> None:
+        super().__init__(
+            f"refusing to load the artifact of model version {label}: {reason}; the artifact was "
+            "modified or signed with another key (check MATHSIGHT_SECRET_KEY)"
+        )
+        self.label = label
+
+
+def serialize(obj: Any) -> bytes:
+    """The joblib serialization of ``obj`` (zlib-compressed), as stored in the registry."""
+    buffer = io.BytesIO()
+    joblib.dump(obj, buffer, compress=3)
+    return buffer.getvalue()
+
+
+def sha256_hex(blob: bytes) -> str:
+    """The hex SHA-256 of ``blob``."""
+    return hashlib.sha256(blob).hexdigest()
+
+
+def sign(blob: bytes) -> str:
+    """The hex HMAC-SHA256 of ``blob`` under the configured ``secret_key``."""
+    key = get_settings().local_secret("secret_key").encode("utf-8")
+    return hmac_lib.new(key, blob, hashlib.sha256).hexdigest()
+
+
+def verify_artifact_bytes(blob: bytes, sha256: str, hmac: str, label: str) -> None:
+    """Raise `ArtifactIntegrityError` unless ``blob`` matches both its SHA-256 and its HMAC."""
+    if not hmac_lib.compare_digest(sha256_hex(blob), sha256):
+        raise ArtifactIntegrityError(label, "its SHA-256 does not match the recorded one")
+    if not hmac_lib.compare_digest(sign(blob), hmac):
+        raise ArtifactIntegrityError(label, "its HMAC signature does not match this installation's key")
+
+
+def load_artifact_bytes(blob: bytes, sha256: str, hmac: str, label: str) -> Any:
+    """Verify the stored bytes ``blob`` (e.g. read from an export file), decrypt them if needed, unpickle."""
+    verify_artifact_bytes(blob, sha256, hmac, label)
+    return joblib.load(io.BytesIO(crypto.decrypt_artifact(blob)))
+
+
+def verify_artifact(version: ModelVersion) -> None:
+    """Check a stored version's artifact without unpickling it."""
+    verify_artifact_bytes(version.artifact, version.artifact_sha256, version.artifact_hmac, version.id)
+
+
+def load_artifact(version: ModelVersion) -> Any:
+    """The fitted model stored in ``version``, after its SHA-256 and HMAC were checked."""
+    return load_artifact_bytes(version.artifact, version.artifact_sha256, version.artifact_hmac, version.id)
+
+
+def register_version(
+    session: Session,
+    obj: Any,
+    *,
+    setup: str,
+    algorithm: str,
+    params: Mapping[str, Any],
+    data_sha256: str,
+    n_rows: int,
+    metrics: Mapping[str, Any],
+    reference: Mapping[str, Any],
+    created_by: str,
+    notes: str = "",
+) -> ModelVersion:
+    """Store a fitted model as a new (inactive) version with a signed artifact; audited."""
+    if setup not in SETUPS:
+        raise ValueError(f"unknown setup {setup!r}; expected one of {', '.join(SETUPS)}")
+    blob = crypto.encrypt_artifact(serialize(obj))
+    now = utcnow()
+    version = ModelVersion(
+        id=f"{setup}-{now:%Y%m%dT%H%M%S}-{secrets.token_hex(2)}",
+        setup=setup,
+        algorithm=algorithm,
+        params=dict(params),
+        data_sha256=data_sha256,
+        n_rows=n_rows,
+        metrics=dict(metrics),
+        reference=dict(reference),
+        created_at=now,
+        created_by=created_by,
+        artifact=blob,
+        artifact_sha256=sha256_hex(blob),
+        artifact_hmac=sign(blob),
+        notes=notes,
+    )
+    session.add(version)
+    session.flush()
+    audit(session, "model.register", created_by, version_id=version.id, setup=setup, algorithm=algorithm)
+    return version
+
+
+def list_versions(session: Session, setup: str | None = None) -> list[ModelVersion]:
+    """All versions (artifact bytes not loaded), newest first, optionally of one setup."""
+    query = sa.select(ModelVersion).order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc())
+    if setup is not None:
+        query = query.where(ModelVersion.setup == setup)
+    return list(session.scalars(query))
+
+
+def get_version(session: Session, version_id: str) -> ModelVersion:
+    """The version ``version_id`` with its artifact; raises `VersionNotFound`."""
+    query = sa.select(ModelVersion).where(ModelVersion.id == version_id).options(undefer(ModelVersion.artifact))
+    version = session.scalars(query).one_or_none()
+    if version is None:
+        raise VersionNotFound(version_id)
+    return version
+
+
+def active_versions(session: Session) -> dict[str, ModelVersion]:
+    """The active version of each setup that has one, artifacts loaded."""
+    query = (
+        sa.select(ActiveModel.setup, ModelVersion)
+        .join(ModelVersion, ModelVersion.id == ActiveModel.version_id)
+        .options(undefer(ModelVersion.artifact))
+    )
+    return {setup: version for setup, version in session.execute(query)}
+
+
+def active_version_ids(session: Session) -> dict[str, str]:
+    """Setup -> active version id; one small query, cheap enough to poll every few seconds."""
+    rows = session.execute(sa.select(ActiveModel.setup, ActiveModel.version_id))
+    return {setup: version_id for setup, version_id in rows}
+
+
+def promote(session: Session, version_id: str, by: str) -> None:
+    """Make ``version_id`` the active version of its setup, remembering the one it replaces; audited.
+
+    The switch is a single upsert, so concurrent promotions serialize in the database and each
+    records the version it really replaced. Promoting the version already active changes nothing.
+    The artifact is verified first: a tampered version is never activated.
+    """
+    version = get_version(session, version_id)
+    verify_artifact(version)
+    current = session.scalar(sa.select(ActiveModel.version_id).where(ActiveModel.setup == version.setup))
+    if current == version_id:
+        return
+    table = ActiveModel.__table__
+    insert = _dialect_insert(session)(ActiveModel).values(
+        setup=version.setup, version_id=version_id, activated_at=utcnow(), activated_by=by
+    )
+    upsert = insert.on_conflict_do_update(
+        index_elements=[table.c.setup],
+        set_={
+            "version_id": insert.excluded.version_id,
+            "activated_at": insert.excluded.activated_at,
+            "activated_by": insert.excluded.activated_by,
+            "previous_version_id": sa.case(
+                (table.c.version_id == insert.excluded.version_id, table.c.previous_version_id),
+                else_=table.c.version_id,
+            ),
+        },
+    )
+    active = session.scalars(upsert.returning(ActiveModel), execution_options={"populate_existing": True}).one()
+    audit(
+        session,
+        "model.promote",
+        by,
+        setup=version.setup,
+        version_id=version_id,
+        previous_version_id=active.previous_version_id,
+    )
+
+
+def rollback(session: Session, setup: str, by: str) -> str:
+    """Reactivate the version that the active one replaced; returns its id. Audited.
+
+    Rollback undoes one promotion: afterwards the setup has no previous version until the next
+    promotion, so a second rollback raises `NothingToRollBack`.
+    """
+    for _ in range(_ROLLBACK_ATTEMPTS):
+        row = session.execute(
+            sa.select(ActiveModel.version_id, ActiveModel.previous_version_id)
+            .where(ActiveModel.setup == setup)
+            .with_for_update()
+        ).one_or_none()
+        if row is None or row.previous_version_id is None:
+            raise NothingToRollBack(setup)
+        verify_artifact(get_version(session, row.previous_version_id))
+        # Guarded by the values just read: on SQLite (no FOR UPDATE) a concurrent change makes it
+        # match no row, and the loop reads again.
+        result = session.execute(
+            sa.update(ActiveModel)
+            .where(
+                ActiveModel.setup == setup,
+                ActiveModel.version_id == row.version_id,
+                ActiveModel.previous_version_id == row.previous_version_id,
+            )
+            .values(
+                version_id=row.previous_version_id,
+                previous_version_id=None,
+                activated_at=utcnow(),
+                activated_by=by,
+            )
+        )
+        if result.rowcount == 1:
+            audit(
+                session,
+                "model.rollback",
+                by,
+                setup=setup,
+                version_id=row.previous_version_id,
+                previous_version_id=row.version_id,
+            )
+            return row.previous_version_id
+    raise RegistryError(f"the active model of {setup!r} kept changing during the rollback; try again")
+
+
+def _dialect_insert(session: Session) -> Any:
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql.insert
+    if name == "sqlite":
+        return sqlite.insert
+    raise RegistryError(f"unsupported database dialect {name!r}")

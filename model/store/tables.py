@@ -1,0 +1,299 @@
+"""The database tables, as SQLAlchemy 2.0 typed declarative models.
+
+Every timestamp is a timezone-aware UTC ``datetime`` (`UTCDateTime`), on SQLite as on PostgreSQL.
+Schema changes go through an Alembic migration in ``model/store/migrations/versions``; a test checks that
+the migrated schema matches this metadata.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.functions import FunctionElement
+
+SETUPS = ("early", "period1", "period2")
+ROLES = ("teacher", "admin")
+SCOPES = ("predict", "admin")
+CHANNELS = ("ui", "api", "cli")
+STATUSES = ("ok", "rejected", "error")
+MONITORING_COLUMNS = (
+    *("latency_ms", "created_at", "is_demo", "status", "channel", "band", "risk", "error_type", "predicted_g3"),
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
+BigIntegerId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A ``TIMESTAMP WITH TIME ZONE`` that always hands back aware UTC datetimes.
+
+    SQLite keeps no zone, so values are stored converted to UTC and read back tagged as UTC.
+    Naive datetimes are refused rather than guessed at.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: use an aware one, e.g. datetime.now(UTC)")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class utc_day(FunctionElement[date]):
+    """The UTC calendar day of a timestamp column, as a ``date`` (an index expression of the log)."""
+
+    type = sa.Date()
+    inherit_cache = True
+
+
+@compiles(utc_day, "sqlite")
+def _utc_day_sqlite(element: utc_day, compiler: Any, **kw: Any) -> str:
+    # SQLite keeps UTC timestamps as 'YYYY-MM-DD HH:MM:SS.ffffff' text.
+    return f"substr({compiler.process(element.clauses, **kw)}, 1, 10)"
+
+
+@compiles(utc_day, "postgresql")
+def _utc_day_postgresql(element: utc_day, compiler: Any, **kw: Any) -> str:
+    return f"(({compiler.process(element.clauses, **kw)} AT TIME ZONE 'UTC')::date)"
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> sa.CheckConstraint:
+    allowed = ", ".join(f"'{v}'" for v in values)
+    return sa.CheckConstraint(f"{column} IN ({allowed})", name=column)
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: sa.JSON(none_as_null=True)}  # None: SQL NULL
+
+
+class ModelVersion(Base):
+    """One trained model: its provenance, quality, drift reference and signed artifact."""
+
+    __tablename__ = "model_version"
+    __table_args__ = (
+        _one_of("setup", SETUPS),
+        sa.Index("ix_model_version_setup_created_at", "setup", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    setup: Mapped[str] = mapped_column(sa.String(16))
+    algorithm: Mapped[str] = mapped_column(sa.String(64))
+    params: Mapped[dict[str, Any]]
+    data_sha256: Mapped[str] = mapped_column(sa.String(64))
+    n_rows: Mapped[int]
+    metrics: Mapped[dict[str, Any]]
+    reference: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(sa.String(128))
+    artifact: Mapped[bytes] = mapped_column(sa.LargeBinary, deferred=True)
+    artifact_sha256: Mapped[str] = mapped_column(sa.String(64))
+    artifact_hmac: Mapped[str] = mapped_column(sa.String(64))
+    notes: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
+
+
+class ActiveModel(Base):
+    """The version each setup serves, and the one it replaced (what a rollback returns to)."""
+
+    __tablename__ = "active_model"
+    __table_args__ = (_one_of("setup", SETUPS),)
+
+    setup: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    version_id: Mapped[str] = mapped_column(sa.ForeignKey("model_version.id"))
+    activated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    activated_by: Mapped[str] = mapped_column(sa.String(128))
+    previous_version_id: Mapped[str | None] = mapped_column(sa.ForeignKey("model_version.id"))
+
+
+class User(Base):
+    """A person who signs in: a teacher or an admin."""
+
+    __tablename__ = "users"
+    __table_args__ = (_one_of("role", ROLES),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(128))
+    email: Mapped[str | None] = mapped_column(sa.String(254))
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    role: Mapped[str] = mapped_column(sa.String(16))
+    active: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    failed_logins: Mapped[int] = mapped_column(default=0, server_default="0")
+    locked_until: Mapped[datetime | None]
+
+
+class ApiKey(Base):
+    """An API key: only its prefix (for lookup) and a hash of the whole key are kept."""
+
+    __tablename__ = "api_key"
+    __table_args__ = (_one_of("scope", SCOPES),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prefix: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    key_hash: Mapped[str] = mapped_column(sa.String(255))
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    scope: Mapped[str] = mapped_column(sa.String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
+class PredictionLog(Base):
+    """One row per predicted (or refused) student; a batch is written as one insert."""
+
+    __tablename__ = "prediction_log"
+    __table_args__ = (
+        _one_of("channel", CHANNELS),
+        _one_of("status", STATUSES),
+        _one_of("setup", SETUPS),
+        sa.Index("ix_prediction_log_created_at", "created_at"),
+        sa.Index("ix_prediction_log_model_version_id_created_at", "model_version_id", "created_at"),
+        sa.Index("ix_prediction_log_user_id_created_at", "user_id", "created_at"),
+        sa.Index("ix_prediction_log_channel_created_at", "channel", "created_at"),
+        sa.Index("ix_prediction_log_student_key", "student_key"),
+        sa.Index("ix_prediction_log_request_id", "request_id"),
+        # Covering indexes of the monitoring queries (migration 0003): per-day aggregates and
+        # per-day latency percentiles walk the first in order; whole-window percentiles the second.
+        sa.Index("ix_prediction_log_day", utc_day(sa.column("created_at")), *MONITORING_COLUMNS),
+        sa.Index("ix_prediction_log_latency_ms", "latency_ms", "created_at", "is_demo"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntegerId, primary_key=True)
+    request_id: Mapped[str] = mapped_column(sa.String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    channel: Mapped[str] = mapped_column(sa.String(8))
+    model_version_id: Mapped[str | None] = mapped_column(sa.ForeignKey("model_version.id"))
+    setup: Mapped[str | None] = mapped_column(sa.String(16))
+    student_key: Mapped[str | None] = mapped_column(sa.String(64))
+    inputs: Mapped[dict[str, Any] | None]
+    predicted_g3: Mapped[float | None] = mapped_column(sa.Double)
+    lower: Mapped[float | None] = mapped_column(sa.Double)
+    upper: Mapped[float | None] = mapped_column(sa.Double)
+    p_pass: Mapped[float | None] = mapped_column(sa.Double)
+    band: Mapped[str | None] = mapped_column(sa.String(4))
+    risk: Mapped[str | None] = mapped_column(sa.String(16))
+    latency_ms: Mapped[float | None] = mapped_column(sa.Double)
+    status: Mapped[str] = mapped_column(sa.String(16))
+    error_type: Mapped[str | None] = mapped_column(sa.String(64))
+    is_demo: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+
+
+class Outcome(Base):
+    """A real final grade, recorded later for a student (matched to predictions by ``student_key``)."""
+
+    __tablename__ = "outcome"
+    __table_args__ = (sa.CheckConstraint("g3 BETWEEN 0 AND 20", name="g3"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    student_key: Mapped[str] = mapped_column(sa.String(64), index=True)
+    g3: Mapped[int]
+    recorded_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Feedback(Base):
+    """A teacher's remark that a prediction looks wrong."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prediction_id: Mapped[int] = mapped_column(
+        BigIntegerId, sa.ForeignKey("prediction_log.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    reason: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditLog(Base):
+    """Who did what and when: promotions, rollbacks, user and key changes."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        sa.Index("ix_audit_log_created_at", "created_at"),
+        sa.Index("ix_audit_log_action_created_at", "action", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntegerId, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    actor: Mapped[str] = mapped_column(sa.String(128))
+    action: Mapped[str] = mapped_column(sa.String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Alert(Base):
+    """A monitoring rule that fired: kept open from first to last sighting until acknowledged."""
+
+    __tablename__ = "alert"
+    __table_args__ = (sa.Index("ix_alert_rule_last_seen", "rule", "last_seen"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rule: Mapped[str] = mapped_column(sa.String(64))
+    value: Mapped[float] = mapped_column(sa.Double)
+    threshold: Mapped[float] = mapped_column(sa.Double)
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    detail: Mapped[dict[str, Any] | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(sa.String(128))
+    acknowledged_at: Mapped[datetime | None]
+
+
+class RateLimitCounter(Base):
+    """Requests a caller made in one fixed window (rows of past windows are pruned)."""
+
+    __tablename__ = "rate_limit_counter"
+
+    bucket: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    window_start: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    hits: Mapped[int]
+
+
+class LoginFailure(Base):
+    """A failed (or refused) sign-in from a client address, for the back-off every replica shares."""
+
+    __tablename__ = "login_failure"
+    __table_args__ = (sa.Index("ix_login_failure_client_failed_at", "client", "failed_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntegerId, primary_key=True)
+    client: Mapped[str] = mapped_column(sa.String(64))
+    failed_at: Mapped[float] = mapped_column(sa.Double)  # seconds since the epoch
+
+
+class UsedSigninCode(Base):
+    """A sign-in cookie hand-off code already redeemed (kept until it expires): one use, on any replica."""
+
+    __tablename__ = "used_signin_code"
+
+    jti: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    expires_at: Mapped[float] = mapped_column(sa.Double)  # seconds since the epoch
