@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from model.schema.fields import BatchRejected, InvalidInput, Problem
+from model.errors import InvalidInput, Problem, UserError
 from model.serving.service import NoActiveModel
 
 ERROR_CODES = {
@@ -54,7 +54,7 @@ class ApiError(Exception):
 
 
 def problem_detail(problem: Problem) -> dict[str, Any]:
-    """One ``details`` entry from a core :class:`~model.schema.fields.Problem`."""
+    """One ``details`` entry from a core :class:`~model.errors.Problem`."""
     return {"row": problem.row, "field": problem.column, "value": problem.value, "allowed": problem.allowed,
             "message": problem.message}  # fmt: skip
 
@@ -111,14 +111,11 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
                           details=details)  # fmt: skip
 
 
-async def _invalid_input(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, InvalidInput)
-    return error_response(400, summary(exc.problems), details=[problem_detail(p) for p in exc.problems])
-
-
-async def _batch_rejected(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, BatchRejected)
-    return error_response(400, str(exc), details=[problem_detail(exc.problem)])
+async def _user_error(request: Request, exc: Exception) -> JSONResponse:
+    """Any error meant for the caller (a bad record, an unusable file, ...): 400 with its row/field detail."""
+    assert isinstance(exc, UserError)
+    message = summary(exc.problems) if isinstance(exc, InvalidInput) else str(exc)
+    return error_response(400, message, details=[problem_detail(p) for p in exc.problems])
 
 
 async def _no_active_model(request: Request, exc: Exception) -> JSONResponse:
@@ -132,6 +129,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(InvalidInput, _invalid_input)
-    app.add_exception_handler(BatchRejected, _batch_rejected)
+    app.add_exception_handler(UserError, _user_error)
     app.add_exception_handler(NoActiveModel, _no_active_model)

@@ -24,7 +24,9 @@ from api.models import (
     PredictResponse,
     student_input_schema,
 )
-from model.schema.fields import BatchRejected, json_schema, validate_frame
+from model.errors import BatchRejected
+from model.schema.published import json_schema
+from model.schema.validation import validate_frame
 from model.serving import service
 from model.store import registry
 from model.store.registry import RegistryError

@@ -35,7 +35,7 @@ def _end_to_end(home: str, n_rows: int, queue: multiprocessing.Queue) -> None:
 def _bare_seconds(store, frame) -> float:
     import shap
 
-    from model.schema.fields import row_setups
+    from model.schema.validation import row_setups
 
     setups = row_setups(frame)
     started = time.perf_counter()
@@ -53,7 +53,7 @@ def _loop_seconds_per_row(store, frame) -> float:
     """The way most grade apps do it: per student, the sklearn pipeline's predict and a SHAP call."""
     import shap
 
-    from model.schema.fields import row_setups
+    from model.schema.validation import row_setups
 
     rows = frame.iloc[:LOOP_ROWS]
     setups = row_setups(rows)
@@ -72,7 +72,7 @@ def _loop_seconds_per_row(store, frame) -> float:
 
 def main() -> None:
     from bench._common import class_frame, engine_with_models, isolated_home
-    from model.schema.fields import validate_frame
+    from model.schema.validation import validate_frame
     from model.serving.service import ModelStore
 
     home = isolated_home()

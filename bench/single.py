@@ -12,7 +12,7 @@ CALLS = 1000
 
 def main() -> None:
     from bench._common import class_frame, engine_with_models, isolated_home, percentile
-    from model.schema.fields import validate_frame
+    from model.schema.validation import validate_frame
     from model.serving.service import ModelStore, predict_one
 
     isolated_home()

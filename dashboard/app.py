@@ -21,7 +21,7 @@ from streamlit.navigation.page import StreamlitPage  # noqa: E402
 
 from dashboard import auth  # noqa: E402
 from dashboard.context import CurrentUser, engine  # noqa: E402
-from model.accounts.users import UserError, ensure_first_admin, first_admin_message  # noqa: E402
+from model.accounts.users import AccountError, ensure_first_admin, first_admin_message  # noqa: E402
 from model.settings import Settings, get_settings  # noqa: E402
 
 
@@ -54,7 +54,7 @@ def _start(settings: Settings) -> None:
         _first_admin(settings.database_url)
     except SQLAlchemyError as error:
         _fail(f"the database is not reachable ({type(error).__name__}); check DATABASE_URL")
-    except UserError as error:
+    except AccountError as error:
         _fail(f"MATHSIGHT_ADMIN_PASSWORD is not usable: {error}")
 
 

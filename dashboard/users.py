@@ -25,7 +25,7 @@ def read_password() -> str:
     if sys.stdin.isatty():
         first = getpass.getpass("Password: ")
         if getpass.getpass("Password again: ") != first:
-            raise users.UserError("the two passwords differ")
+            raise users.AccountError("the two passwords differ")
         return first
     return sys.stdin.readline().rstrip("\r\n")
 
@@ -87,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     migrate(get_engine())
     try:
         print(args.func(args))
-    except users.UserError as error:
+    except users.AccountError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_REFUSED
     return EXIT_OK

@@ -17,9 +17,10 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from dashboard.charts import shap_waterfall
+from model.errors import Problem
 from model.ml.explain import Factor, summary_text
 from model.ml.grade_model import Explanation
-from model.schema.fields import ATTRIBUTES, EXAMPLE_RECORD, FIELDS, GRADES, GROUPS, ID_COLUMN, FieldSpec, Problem
+from model.schema.fields import ATTRIBUTES, EXAMPLE_RECORD, FIELDS, GRADES, GROUPS, ID_COLUMN, FieldSpec
 
 COLUMNS = 3
 RISK_COLOURS = {"high": "red", "medium": "orange", "low": "green"}

@@ -8,12 +8,13 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from dashboard.context import CurrentUser, engine, require_role, store
+from model.errors import BatchRejected
 from model.ml import jobs
 from model.ml.compare import Comparison, compare_versions, setup_overview
 from model.ml.dataset import load_raw
 from model.ml.export import OnnxUnavailable, export_version, to_onnx
 from model.ml.modelcard import METRIC_LABELS, ModelCard, build_model_card
-from model.schema.fields import SETUPS, BatchRejected
+from model.schema.fields import SETUPS
 from model.serving.downloads import problems_table
 from model.settings import get_settings
 from model.store import registry

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.context import CurrentUser, engine, require_role
-from model.schema.fields import BatchRejected, InvalidInput
+from model.errors import BatchRejected, InvalidInput
 from model.serving.downloads import problems_table
 from model.serving.history import recent_predictions, short_key
 from model.serving.outcomes import MAX_REASON, PredictionNotFound, mark_not_useful, record_outcome, record_outcomes_csv

@@ -9,7 +9,8 @@ import streamlit as st
 
 from dashboard.context import CurrentUser, engine, require_role, store
 from dashboard.widgets import field_widget, prediction_panel, show_problems, student_form
-from model.schema.fields import ACTIONABLE, FIELDS, InvalidInput
+from model.errors import InvalidInput
+from model.schema.fields import ACTIONABLE, FIELDS
 from model.serving.service import NoActiveModel, Prediction, predict_one
 
 HONEST_NOTE = (

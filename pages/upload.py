@@ -10,7 +10,9 @@ import streamlit as st
 from dashboard.charts import shap_waterfall
 from dashboard.class_charts import grade_histogram, lowering_factors, lowering_factors_chart, risk_chart
 from dashboard.context import engine, require_role, store
-from model.schema.fields import MAX_ROWS, BatchRejected, template_csv
+from model.errors import BatchRejected
+from model.schema.fields import MAX_ROWS
+from model.schema.published import template_csv
 from model.serving.downloads import problems_table, results_table, to_csv_bytes
 from model.serving.service import NoActiveModel, Prediction, predict_batch
 

@@ -33,7 +33,7 @@ def _apply(action: Callable[..., object], done: str, admin: CurrentUser) -> bool
     try:
         with session_scope(engine()) as session:
             action(session, actor=admin.username, actor_id=admin.id)
-    except users.UserError as error:
+    except users.AccountError as error:
         st.error(str(error), icon=":material/error:")
         return False
     st.success(done, icon=":material/check_circle:")

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from model.accounts.audit import audit
+from model.errors import UserError
 from model.settings import get_settings
 from model.store.db import session_scope
 from model.store.tables import SCOPES, ApiKey, User, utcnow
@@ -31,7 +32,7 @@ LAST_USED_EVERY = timedelta(seconds=60)
 _KEY_PATTERN = re.compile(rf"{KEY_TAG}_([0-9a-f]{{{PREFIX_BYTES * 2}}})_([A-Za-z0-9_-]{{20,128}})")
 
 
-class ApiKeyError(ValueError):
+class ApiKeyError(UserError):
     """A user-facing refusal: unknown user or key, inactive user, bad scope."""
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from model.accounts.audit import audit
+from model.errors import UserError
 from model.settings import get_settings
 from model.store.db import get_engine, session_scope
 from model.store.tables import ROLES, LoginFailure, User, utcnow
@@ -40,7 +41,7 @@ UNKNOWN_CLIENT = "unknown"
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}")
 
 
-class UserError(ValueError):
+class AccountError(UserError):
     """A user-facing refusal: unknown user, taken username, weak password, bad role, last admin."""
 
 
@@ -69,10 +70,10 @@ class UserInfo:
 
 
 def normalize_username(username: str) -> str:
-    """The stored form of a username (lower case, trimmed); raises :class:`UserError` when malformed."""
+    """The stored form of a username (lower case, trimmed); raises :class:`AccountError` when malformed."""
     name = str(username).strip().lower()
     if not _USERNAME.fullmatch(name):
-        raise UserError(
+        raise AccountError(
             f'username "{username}" is not allowed: use 2-64 characters a-z, 0-9, ".", "_" or "-", '
             "starting with a letter or digit"
         )
@@ -80,13 +81,13 @@ def normalize_username(username: str) -> str:
 
 
 def check_password_rules(password: str) -> None:
-    """Raise :class:`UserError` unless ``password`` is 10-72 bytes without surrounding spaces."""
+    """Raise :class:`AccountError` unless ``password`` is 10-72 bytes without surrounding spaces."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise UserError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+        raise AccountError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
     if len(password.encode("utf-8")) > MAX_PASSWORD_BYTES:
-        raise UserError(f"the password may have at most {MAX_PASSWORD_BYTES} bytes")
+        raise AccountError(f"the password may have at most {MAX_PASSWORD_BYTES} bytes")
     if password != password.strip():
-        raise UserError("the password may not begin or end with a space")
+        raise AccountError("the password may not begin or end with a space")
 
 
 def hash_password(password: str) -> str:
@@ -97,14 +98,14 @@ def hash_password(password: str) -> str:
 
 def _check_role(role: str) -> str:
     if role not in ROLES:
-        raise UserError(f'role "{role}" is not allowed: use {" or ".join(ROLES)}')
+        raise AccountError(f'role "{role}" is not allowed: use {" or ".join(ROLES)}')
     return role
 
 
 def _row(session: Session, username: str) -> User:
     row = session.scalar(sa.select(User).where(User.username == str(username).strip().lower()))
     if row is None:
-        raise UserError(f'no user "{username}"')
+        raise AccountError(f'no user "{username}"')
     return row
 
 
@@ -119,11 +120,11 @@ def create_user(
     actor: str,
     actor_id: int | None = None,
 ) -> UserInfo:
-    """Add an active user; raises :class:`UserError` for a taken or malformed name, weak password or bad role."""
+    """Add an active user; raises :class:`AccountError` for a taken or malformed name, weak password or bad role."""
     username = normalize_username(username)
     _check_role(role)
     if session.scalar(sa.select(User.id).where(User.username == username)) is not None:
-        raise UserError(f'username "{username}" is already taken')
+        raise AccountError(f'username "{username}" is already taken')
     row = User(username=username, name=(name or "").strip() or username, email=email or None,
                password_hash=hash_password(password), role=role, active=True)  # fmt: skip
     session.add(row)
@@ -149,7 +150,7 @@ def deactivate(session: Session, username: str, *, actor: str, actor_id: int | N
     """Stop a user from signing in (their history stays); the last active admin cannot be deactivated."""
     row = _row(session, username)
     if row.active and row.role == "admin" and _active_admins(session) <= 1:
-        raise UserError(f'"{row.username}" is the last active admin and cannot be deactivated')
+        raise AccountError(f'"{row.username}" is the last active admin and cannot be deactivated')
     row.active = False
     audit(session, "user_deactivated", actor, actor_id, username=row.username)
 

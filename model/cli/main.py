@@ -11,10 +11,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from model.accounts.users import ensure_first_admin, first_admin_message
+from model.errors import BatchRejected, UserError
 from model.ml import dataset as data_module
 from model.ml.evaluation import comparison_table, evaluate, to_json
 from model.ml.training import BOOTSTRAP_RUNS, ensure_default_models, register, train_setup
-from model.schema.fields import SETUPS, BatchRejected
+from model.schema.fields import SETUPS
 from model.serving.downloads import problems_table, results_table, to_csv_bytes
 from model.serving.service import ModelStore, NoActiveModel, predict_batch
 from model.store import registry
@@ -32,7 +33,7 @@ EXTENSIONS: tuple[str, ...] = (
 )
 
 
-class CommandError(Exception):
+class CommandError(UserError):
     """A user-facing failure: printed without a traceback, exit code 2."""
 
 
@@ -199,6 +200,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CommandError, registry.RegistryError, NoActiveModel, data_module.DatasetError) as error:
+    except (UserError, NoActiveModel) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -26,7 +26,8 @@ from model.ml import dataset as data_module
 from model.monitoring.alerts import AlertRules, evaluate_alerts
 from model.monitoring.drift import drift_report
 from model.monitoring.queries import LOG, Window, overview
-from model.schema.fields import ATTRIBUTES, GRADES, TARGET, validate_frame
+from model.schema.fields import ATTRIBUTES, GRADES, TARGET
+from model.schema.validation import validate_frame
 from model.serving.predlog.writer import prepare_rows, student_key
 from model.serving.service import ModelStore, predict_frame
 from model.store.db import get_engine, migrate

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from model.errors import UserError
 from model.settings import Settings, get_settings
 
 CSV_NAME = "student-mat.csv"
@@ -29,7 +30,7 @@ MAX_DOWNLOAD_BYTES = 20_000_000
 MAX_ZIP_DEPTH = 2
 
 
-class DatasetError(Exception):
+class DatasetError(UserError):
     """The data set could not be obtained."""
 
 

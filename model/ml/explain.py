@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from model.ml.grade_model import Explanation
-from model.schema.fields import FIELDS, describe_value
+from model.schema.fields import FIELDS
+from model.schema.values import describe_value
 
 
 @dataclass(frozen=True)

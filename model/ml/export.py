@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.orm import Session
 
+from model.errors import UserError
 from model.ml.grade_model import ANCHOR, GradeModel
 from model.schema.fields import CATEGORICAL
 from model.store import registry
@@ -38,7 +39,7 @@ ONNX_OPSET = {"": 17, "ai.onnx.ml": 3}
 ONNX_OUTPUT = "predicted_g3"
 
 
-class ExportError(ValueError):
+class ExportError(UserError):
     """An export file is malformed (missing sidecar fields, not a bundle)."""
 
 

@@ -27,7 +27,9 @@ from typing import Any
 
 import pandas as pd
 
-from model.schema.fields import GRADES, ID_COLUMN, SETUP_FEATURES, SETUPS, Problem, validate_batch
+from model.errors import Problem, UserError
+from model.schema.fields import GRADES, ID_COLUMN, SETUP_FEATURES, SETUPS
+from model.schema.validation import validate_batch
 from model.settings import PROJECT_ROOT, get_settings
 
 MIN_TRAINING_ROWS = 50
@@ -39,16 +41,15 @@ _PROTOCOL_SHARE, _FIT_SHARE = 0.8, 0.15
 _NICENESS = 10
 
 
-class TrainingDataRejected(ValueError):
+class TrainingDataRejected(UserError):
     """The training file has problems; nothing was trained. ``problems`` name row, column, value."""
 
     def __init__(self, problems: list[Problem], n_rows: int) -> None:
-        super().__init__(f"the training data has {len(problems)} problem(s); fix them and upload again")
-        self.problems = problems
+        super().__init__(f"the training data has {len(problems)} problem(s); fix them and upload again", problems)
         self.n_rows = n_rows
 
 
-class JobError(RuntimeError):
+class JobError(UserError):
     """A job could not be started or found."""
 
 

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from model.accounts.audit import audit
+from model.errors import UserError
 from model.monitoring import queries as monitoring
 from model.monitoring.drift import drift_report
 from model.settings import Settings, get_settings
@@ -190,7 +191,7 @@ def alert_history(session: Session, days: float = 90.0, now: datetime | None = N
     return list(session.scalars(query))
 
 
-class AlertNotFound(LookupError):
+class AlertNotFound(UserError, LookupError):
     """No alert with that id."""
 
 

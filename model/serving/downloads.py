@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from model.schema.fields import Problem
+from model.errors import Problem
 from model.serving.service import Prediction
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")

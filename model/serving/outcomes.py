@@ -2,7 +2,7 @@
 
 Outcomes are stored under the pseudonymous ``student_key`` (never the raw student id) so monitoring
 can set them beside the predictions made for the same student. Bad input raises
-:class:`~model.schema.fields.InvalidInput` (one value) or is reported per row (a CSV), with the same
+:class:`~model.errors.InvalidInput` (one value) or is reported per row (a CSV), with the same
 wording as the class-file validator: the row, the column, the value and what is allowed.
 """
 
@@ -16,7 +16,10 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from model.schema.fields import FIELDS, ID_COLUMN, TARGET, BatchRejected, InvalidInput, Problem, parse_cell, read_batch
+from model.errors import BatchRejected, InvalidInput, Problem, UserError
+from model.schema.fields import FIELDS, ID_COLUMN, TARGET
+from model.schema.reading import read_batch
+from model.schema.values import parse_cell
 from model.serving.predlog.writer import student_key
 from model.store.tables import Feedback, Outcome, PredictionLog
 
@@ -24,7 +27,7 @@ MAX_REASON = 500
 ID_ALLOWED = "any non-blank text"
 
 
-class PredictionNotFound(LookupError):
+class PredictionNotFound(UserError, LookupError):
     """No prediction with that id belongs to the user (missing and someone else's look the same)."""
 
     def __init__(self, prediction_id: int) -> None:

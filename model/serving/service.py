@@ -19,20 +19,12 @@ import pandas as pd
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
+from model.errors import Problem, UserError
 from model.logs import log_request
 from model.ml.explain import FactorTable
 from model.ml.grade_model import Explanation, GradeModel
-from model.schema.fields import (
-    ATTRIBUTES,
-    GRADES,
-    ID_COLUMN,
-    Problem,
-    ValidationResult,
-    row_setups,
-    setup_for,
-    validate_batch,
-    validate_record,
-)
+from model.schema.fields import ATTRIBUTES, GRADES, ID_COLUMN
+from model.schema.validation import ValidationResult, row_setups, setup_for, validate_batch, validate_record
 from model.serving.predlog.writer import student_key, student_keys, write_log, write_log_columns
 from model.store import registry
 from model.store.db import session_scope
@@ -221,8 +213,9 @@ def _plain_list(column: pd.Series) -> list[Any]:
 
 
 def log_failure(engine: Engine, *, channel: str, user_id: int | None, error: BaseException, latency_ms: float) -> None:
-    """Record a request that failed outright (whole file rejected, no model, internal error)."""
-    status = "rejected" if isinstance(error, ValueError) else "error"
+    """Record a request that failed outright: ``rejected`` for a :class:`~model.errors.UserError` (the
+    input was unusable), ``error`` for anything else (no model, a fault of ours)."""
+    status = "rejected" if isinstance(error, UserError) else "error"
     request_id = uuid.uuid4().hex
     write_log(engine, [{"request_id": request_id, "channel": channel, "user_id": user_id, "status": status,
                         "error_type": type(error).__name__, "latency_ms": latency_ms}])  # fmt: skip
@@ -279,7 +272,7 @@ def predict_batch(
     started = time.perf_counter()
     try:
         validation = validate_batch(data)
-    except ValueError as error:
+    except UserError as error:
         log_failure(engine, channel=channel, user_id=user_id, error=error,
                     latency_ms=(time.perf_counter() - started) * 1000)  # fmt: skip
         raise
@@ -301,7 +294,7 @@ def predict_one(
     started = time.perf_counter()
     try:
         clean = validate_record(record)
-    except ValueError as error:
+    except UserError as error:
         if log:
             log_failure(engine, channel=channel, user_id=user_id, error=error,
                         latency_ms=(time.perf_counter() - started) * 1000)  # fmt: skip

@@ -38,6 +38,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.engine import Engine
 
+from model.errors import UserError
 from model.settings import Settings, get_settings
 from model.store.tables import PredictionLog
 
@@ -55,7 +56,7 @@ _warned = False
 _warn_lock = threading.Lock()
 
 
-class DataKeyError(ValueError):
+class DataKeyError(UserError):
     """A configured data key is not base64 of 32 bytes."""
 
 

@@ -25,6 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, undefer
 
 from model.accounts.audit import audit
+from model.errors import UserError
 from model.settings import get_settings
 from model.store import crypto
 from model.store.tables import SETUPS, ActiveModel, ModelVersion, utcnow
@@ -32,7 +33,7 @@ from model.store.tables import SETUPS, ActiveModel, ModelVersion, utcnow
 _ROLLBACK_ATTEMPTS = 5
 
 
-class RegistryError(Exception):
+class RegistryError(UserError):
     """Base class of the registry's errors."""
 
 

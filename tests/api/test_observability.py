@@ -8,7 +8,8 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from model.schema.fields import EXAMPLE_RECORD, FIELDS, json_schema
+from model.schema.fields import EXAMPLE_RECORD, FIELDS
+from model.schema.published import json_schema
 from model.settings import get_settings
 from tests.api.conftest import Keys
 

@@ -13,7 +13,8 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.class_charts import grade_histogram, lowering_factors, risk_chart, risk_counts
 from dashboard.context import CurrentUser
-from model.schema.fields import PASS_MARK, validate_frame
+from model.schema.fields import PASS_MARK
+from model.schema.validation import validate_frame
 from model.serving.service import ModelStore, predict_frame
 from model.store.db import get_engine
 from model.store.tables import PredictionLog

@@ -19,7 +19,8 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model.schema.fields import MAX_ROWS, BatchRejected
+from model.errors import BatchRejected
+from model.schema.fields import MAX_ROWS
 from model.serving.downloads import FORMULA_PREFIXES, problems_table, results_table, to_csv_bytes
 from model.serving.service import ModelStore, Prediction, predict_batch
 from model.store.db import get_engine

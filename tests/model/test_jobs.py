@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from model.errors import BatchRejected
 from model.ml import jobs
-from model.schema.fields import BatchRejected
 from model.serving.service import ModelStore, predict_one
 from model.store.db import get_engine, session_scope
 from model.store.registry import active_version_ids, get_version

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from model import logs
-from model.schema.fields import BatchRejected
+from model.errors import BatchRejected
 from model.serving.service import ModelStore, predict_batch
 from model.settings import Settings, get_settings
 from model.store import db

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from model.schema.fields import BatchRejected, InvalidInput
+from model.errors import BatchRejected, InvalidInput
 from model.serving.outcomes import (
     MAX_REASON,
     PredictionNotFound,

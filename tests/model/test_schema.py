@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from model.errors import BatchRejected, InvalidInput, Problem
 from model.schema.fields import (
     ACTIONABLE,
     ATTRIBUTES,
@@ -31,23 +32,20 @@ from model.schema.fields import (
     SETUP_FEATURES,
     SETUPS,
     TARGET,
-    BatchRejected,
-    InvalidInput,
-    Problem,
-    StudentRecord,
-    ValidationResult,
     band,
     bands,
-    describe_value,
-    json_schema,
-    read_batch,
+)
+from model.schema.published import StudentRecord, json_schema, template_csv
+from model.schema.reading import read_batch
+from model.schema.validation import (
+    ValidationResult,
     row_setups,
     setup_for,
-    template_csv,
     validate_batch,
     validate_frame,
     validate_record,
 )
+from model.schema.values import describe_value
 
 PROPERTY = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from model.errors import BatchRejected, InvalidInput
 from model.ml.training import register
-from model.schema.fields import BatchRejected, InvalidInput
 from model.serving.predlog.writer import student_key
 from model.serving.service import ModelStore, NoActiveModel, predict_batch, predict_one
 from model.store import registry

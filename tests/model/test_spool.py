@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from model.cli import main as cli
-from model.schema.fields import BatchRejected, InvalidInput
+from model.errors import BatchRejected, InvalidInput
 from model.serving.predlog import spool
 from model.serving.predlog.writer import prepare_rows, write_log
 from model.serving.service import ModelStore, predict_batch, predict_one

@@ -60,13 +60,13 @@ def test_user_info_never_carries_the_hash(engine: sa.Engine) -> None:
 def test_bad_accounts_are_refused_with_a_reason(
     engine: sa.Engine, username: str, password: str, role: str, message: str
 ) -> None:
-    with session_scope(engine) as session, pytest.raises(users.UserError, match=message):
+    with session_scope(engine) as session, pytest.raises(users.AccountError, match=message):
         users.create_user(session, username, password, role=role, actor="pytest")
 
 
 def test_usernames_are_lower_case_and_unique(engine: sa.Engine) -> None:
     assert _add(engine, "Tina").username == "tina"
-    with pytest.raises(users.UserError, match="already taken"):
+    with pytest.raises(users.AccountError, match="already taken"):
         _add(engine, "TINA")
 
 
@@ -87,7 +87,7 @@ def test_inactive_user_cannot_sign_in_until_reactivated(engine: sa.Engine) -> No
 
 def test_last_active_admin_cannot_be_deactivated(engine: sa.Engine) -> None:
     _add(engine, "head", "admin")
-    with session_scope(engine) as session, pytest.raises(users.UserError, match="last active admin"):
+    with session_scope(engine) as session, pytest.raises(users.AccountError, match="last active admin"):
         users.deactivate(session, "head", actor="head")
 
 
@@ -98,7 +98,7 @@ def test_set_password_replaces_the_old_one(engine: sa.Engine) -> None:
     with session_scope(engine) as session:
         assert users.check_password(session, "tina", PASSWORD) is None
         assert users.check_password(session, "tina", "a brand new one") is not None
-        with pytest.raises(users.UserError, match='no user "ghost"'):
+        with pytest.raises(users.AccountError, match='no user "ghost"'):
             users.set_password(session, "ghost", "a brand new one", actor="head")
 
 
@@ -157,7 +157,7 @@ def test_first_admin_takes_the_configured_password(engine: sa.Engine, monkeypatc
 def test_weak_configured_admin_password_is_refused(engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MATHSIGHT_ADMIN_PASSWORD", "admin")
     get_settings.cache_clear()
-    with pytest.raises(users.UserError, match="at least 10"):
+    with pytest.raises(users.AccountError, match="at least 10"):
         users.ensure_first_admin(engine)
 
 

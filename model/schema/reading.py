@@ -1,0 +1,147 @@
+"""Reading a class file: bytes or text to a frame of raw cells (encoding, separator, header, row limit)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+
+from model.errors import BatchRejected
+from model.schema.fields import _SPARE_COLUMNS, MAX_ROWS
+
+
+def _decode(data: bytes) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise BatchRejected("the file is not readable text (broken UTF-16)") from exc
+    if data.startswith(b"PK\x03\x04"):
+        raise BatchRejected("the file looks like an Excel workbook or a zip archive; save it as CSV")
+    if b"\x00" in data:
+        raise BatchRejected("the file is not a text file (it contains NUL bytes); upload a CSV file")
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("latin-1")
+
+
+def _to_text(data: bytes | str | Path | IO[Any]) -> str:
+    if isinstance(data, Path):
+        data = data.read_bytes()
+    elif not isinstance(data, bytes | bytearray | memoryview | str):
+        getvalue = getattr(data, "getvalue", None)
+        data = getvalue() if callable(getvalue) else data.read()
+    text = data if isinstance(data, str) else _decode(bytes(data))
+    if "\x00" in text:
+        raise BatchRejected("the file is not a text file (it contains NUL characters); upload a CSV file")
+    return text.removeprefix("\ufeff")
+
+
+def _sniff_separator(text: str) -> str:
+    stripped = text.lstrip()
+    header = stripped[: stripped.find("\n")] if "\n" in stripped else stripped
+    return ";" if header.count(";") > header.count(",") else ","
+
+
+def _header(text: str, sep: str) -> tuple[int, list[str]]:
+    """The spreadsheet row number of the header (the first non-blank record) and its names."""
+    try:
+        for number, record in enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=sep), start=1):
+            if any(cell.strip() for cell in record):
+                return number, [cell.strip() for cell in record]
+    except csv.Error as exc:
+        raise BatchRejected(f"the file could not be read as CSV: {exc}") from exc
+    raise BatchRejected("the file is empty")
+
+
+def _records(text: str, sep: str, width: int, limit: int) -> pd.DataFrame:
+    """All records as object strings, one per spreadsheet row (header and blank lines included).
+
+    pandas' C reader is the fast path; a record longer than ``width + _SPARE_COLUMNS`` makes it
+    fail, and then the slower ``csv`` module reads the file, keeping every value of every record.
+    """
+    try:
+        return pd.read_csv(
+            io.StringIO(text), sep=sep, header=None, names=range(width + _SPARE_COLUMNS), dtype=object,
+            na_filter=False, skip_blank_lines=False, index_col=False, engine="c", nrows=limit,
+        )  # fmt: skip
+    except pd.errors.ParserError:
+        pass
+    try:
+        records = list(itertools.islice(csv.reader(io.StringIO(text, newline=""), delimiter=sep), limit))
+    except csv.Error as exc:
+        raise BatchRejected(f"the file could not be read as CSV: {exc}") from exc
+    longest = max([width, *map(len, records)])
+    return pd.DataFrame([r + [""] * (longest - len(r)) for r in records], dtype=object)
+
+
+def _overlong_rows(extra: pd.DataFrame, rows: np.ndarray, width: int) -> dict[int, int]:
+    """Rows with values beyond the header's columns, and how many values they hold."""
+    if extra.shape[1] == 0:
+        return {}
+    found: dict[int, int] = {}
+    for pos in np.flatnonzero((extra.to_numpy() != "").any(axis=1)):
+        cells = extra.iloc[pos].tolist()
+        used = [i for i, cell in enumerate(cells) if cell.strip()]
+        if used:
+            found[int(rows[pos])] = width + used[-1] + 1
+    return found
+
+
+def _blank_rows(cells: pd.DataFrame) -> np.ndarray:
+    """Rows whose every cell is blank, narrowing the candidates one column at a time."""
+    candidates = np.arange(len(cells))
+    for j in range(cells.shape[1]):
+        if not len(candidates):
+            break
+        candidates = candidates[(cells.iloc[candidates, j].str.strip() == "").to_numpy()]
+    blank = np.zeros(len(cells), dtype=bool)
+    blank[candidates] = True
+    return blank
+
+
+def _parse_csv(text: str, max_rows: int) -> pd.DataFrame:
+    """Raw string cells indexed by spreadsheet row (``row``); ``attrs["overlong_rows"]`` lists the
+    rows holding more values than the header has columns."""
+    if not text.strip():
+        raise BatchRejected("the file is empty")
+    sep = _sniff_separator(text)
+    header_row, header = _header(text, sep)
+    width = len(header)
+    limit = header_row + 2 * max_rows + 1
+    cells = _records(text, sep, width, limit)
+    if len(cells) >= limit:
+        raise BatchRejected(f"the file has more than {max_rows:,} data rows; split it into smaller files")
+    cells = cells.iloc[header_row:]
+    rows = np.arange(header_row + 1, header_row + 1 + len(cells), dtype=np.int64)
+    keep = ~_blank_rows(cells)
+    cells, rows = cells.iloc[keep], rows[keep]
+    if len(cells) > max_rows:
+        raise BatchRejected(f"the file has {len(cells):,} data rows; at most {max_rows:,} are allowed")
+    names = [name or f"(unnamed column {i})" for i, name in enumerate(header, start=1)]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise BatchRejected(f"the header names these columns more than once: {', '.join(duplicates)}")
+    frame = cells.iloc[:, :width].set_axis(names, axis=1).set_axis(pd.Index(rows, name="row"), axis=0)
+    frame.attrs["overlong_rows"] = _overlong_rows(cells.iloc[:, width:], rows, width)
+    return frame
+
+
+def read_batch(data: bytes | str | Path | IO[Any], max_rows: int = MAX_ROWS) -> pd.DataFrame:
+    """Read a CSV upload into a frame of raw strings, indexed by spreadsheet row number (``row``).
+
+    ``data`` is the file's bytes, its text (a ``str`` is CSV content, not a path), a ``Path`` or a
+    file object. The separator (';' or ',') is taken from the header line; quotes, a UTF-8 BOM,
+    UTF-16 with BOM and cp1252/Latin-1 text are handled; blank lines are skipped (but counted).
+    Raises :class:`BatchRejected` for non-text, empty or too long (``> max_rows``) files and for a
+    header naming a column twice.
+    """
+    return _parse_csv(_to_text(data), max_rows)

@@ -1,0 +1,247 @@
+"""Validating a class file or one record against the fields, and choosing the setup its grades allow."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+
+from model.errors import BatchRejected, InvalidInput, Problem
+from model.schema.fields import ATTRIBUTES, FIELDS, ID_COLUMN, MAX_ROWS, TARGET, FieldSpec
+from model.schema.published import StudentRecord
+from model.schema.reading import read_batch
+from model.schema.values import CANONICAL_NAMES, is_blank, missing_reason, parse_cell, raw_text
+
+
+@dataclass
+class ValidationResult:
+    """The outcome of validating a batch.
+
+    ``accepted`` holds every row without a problem, in canonical form: categories as ``str`` in
+    codebook spelling, attributes as ``int64``, G1/G2 (and G3 unless required) as nullable
+    ``Int64`` (``<NA>`` = unknown), ``student_id`` as ``str`` or ``None``. Its index, named ``row``,
+    is the spreadsheet row number (header = row 1). ``problems`` lists every bad cell (each rejects
+    its row) plus whole-file notes with ``row=None`` (ignored extra columns), which reject nothing.
+    """
+
+    accepted: pd.DataFrame
+    problems: list[Problem]
+    extra_columns: list[str]
+    n_rows: int
+
+    @property
+    def rejected_rows(self) -> list[int]:
+        """Sorted row numbers that were rejected."""
+        return sorted({p.row for p in self.problems if p.row is not None})
+
+    @property
+    def ok(self) -> bool:
+        """True when every row was accepted."""
+        return len(self.accepted) == self.n_rows
+
+
+def _canonical_columns(columns: Iterable[Any]) -> tuple[dict[str, Any], list[str]]:
+    """Map schema names to the user's column labels (case and spaces ignored); list the others."""
+    known: dict[str, Any] = {}
+    extra: list[str] = []
+    for label in columns:
+        name = CANONICAL_NAMES.get(str(label).strip().removeprefix("\ufeff").casefold())
+        if name is None:
+            extra.append(str(label))
+        elif name in known:
+            raise BatchRejected(f'the column "{name}" appears more than once')
+        else:
+            known[name] = label
+    return known, extra
+
+
+@dataclass
+class _Column:
+    """One validated column, stored per distinct value: ``codes`` index into the ``*_u`` arrays."""
+
+    codes: np.ndarray
+    typed_u: Any
+    bad_u: np.ndarray
+    reasons_u: np.ndarray
+    raws_u: np.ndarray
+
+    def take(self, positions: np.ndarray) -> Any:
+        return self.typed_u.take(self.codes[positions])
+
+
+def _check_column(spec: FieldSpec, values: pd.Series, required: bool) -> _Column:
+    """Parse each distinct value once; a blank (or NA) cell is slot ``n`` after the ``n`` uniques."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    n = len(uniques)
+    canon = np.empty(n + 1, dtype=object)
+    reasons = np.empty(n + 1, dtype=object)
+    raws = np.empty(n + 1, dtype=object)
+    for i, raw in enumerate([*uniques, None]):
+        canon[i], reasons[i] = parse_cell(spec, raw)
+        raws[i] = raw_text(raw)
+        if canon[i] is None and reasons[i] is None and required:
+            reasons[i] = missing_reason(spec)
+    bad = np.array([r is not None for r in reasons], dtype=bool)
+    if not spec.is_numeric:
+        typed: Any = pd.array(canon, dtype="str")
+    elif required:
+        typed = np.where(bad, 0, canon).astype(np.int64)
+    else:
+        typed = pd.array(canon, dtype="Int64")
+    return _Column(np.where(codes < 0, n, codes), typed, bad, reasons, raws)
+
+
+def _id_column(values: pd.Series) -> np.ndarray:
+    """Student ids as given (``str``); a blank cell becomes ``None``."""
+    text = values.astype("str")
+    ids = text.to_numpy(dtype=object)
+    ids[(text.isna() | (text.str.strip() == "")).to_numpy()] = None
+    return ids
+
+
+def _row_numbers(df: pd.DataFrame) -> np.ndarray:
+    if df.index.name == "row" and pd.api.types.is_integer_dtype(df.index):
+        return df.index.to_numpy(dtype=np.int64)
+    return np.arange(len(df), dtype=np.int64) + 2
+
+
+def _check_shape(df: pd.DataFrame, required: set[str], max_rows: int) -> tuple[dict[str, Any], list[str]]:
+    known, extra = _canonical_columns(df.columns)
+    missing = [name for name in FIELDS if name in required and name not in known]
+    if missing:
+        hint = "" if len(missing) < len(required) else "no expected column was found (separator ';' or ','); "
+        raise BatchRejected(f"{hint}missing required columns: {', '.join(missing)}")
+    if len(df) == 0:
+        raise BatchRejected("the file has a header but no data rows")
+    if len(df) > max_rows:
+        raise BatchRejected(f"the file has {len(df):,} data rows; at most {max_rows:,} are allowed")
+    unnamed_blank = {c for c in extra if c.startswith("(unnamed column ") and df[c].map(is_blank).all()}
+    return known, [c for c in extra if c not in unnamed_blank]
+
+
+def validate_frame(df: pd.DataFrame, require_target: bool = False, max_rows: int = MAX_ROWS) -> ValidationResult:
+    """Validate a frame column by column; keep every good row, report every bad cell.
+
+    Row numbers come from an integer index named ``row`` (as made by :func:`read_batch`); any other
+    frame is numbered as if written to a file under a header line (first row = 2). Cells may be raw
+    strings or already typed values. Raises :class:`BatchRejected` naming missing required columns,
+    or when there are no rows or more than ``max_rows``.
+    """
+    required = set(ATTRIBUTES) | ({TARGET} if require_target else set())
+    known, extra = _check_shape(df, required, max_rows)
+    problems: list[tuple[int, int, Problem]] = []
+    if extra:
+        listed = ", ".join(f'"{c}"' for c in extra)
+        problems.append((0, -1, Problem(None, None, None, f"ignored unknown columns: {listed}")))
+
+    rows = _row_numbers(df)
+    bad_rows = np.zeros(len(df), dtype=bool)
+    overlong: dict[int, int] = df.attrs.get("overlong_rows", {})
+    for pos in np.flatnonzero(np.isin(rows, list(overlong))) if overlong else ():
+        row = int(rows[pos])
+        bad_rows[pos] = True
+        message = f"row {row}: {overlong[row]} values but the header has {len(df.columns)} columns"
+        problems.append((row, -1, Problem(row, None, None, message)))
+
+    columns: dict[str, _Column] = {}
+    for order, (name, spec) in enumerate(FIELDS.items()):
+        if name not in known:
+            continue
+        column = columns[name] = _check_column(spec, df[known[name]], name in required)
+        bad = column.bad_u[column.codes]
+        bad_rows |= bad
+        for pos in np.flatnonzero(bad):
+            code, row = column.codes[pos], int(rows[pos])
+            message = f'row {row}, column "{name}": {column.reasons_u[code]}'
+            problems.append((row, order, Problem(row, name, column.raws_u[code], message, spec.allowed_text)))
+
+    keep = np.flatnonzero(~bad_rows)
+    data: dict[str, Any] = {}
+    if ID_COLUMN in known:
+        data[ID_COLUMN] = pd.Series(_id_column(df[known[ID_COLUMN]])[keep], index=rows[keep], dtype=object)
+    data.update({name: column.take(keep) for name, column in columns.items()})
+    index = pd.Index(rows[keep], name="row")
+    problems.sort(key=lambda item: (item[0], item[1]))
+    return ValidationResult(
+        accepted=pd.DataFrame(data, index=index),
+        problems=[p for _, _, p in problems],
+        extra_columns=extra,
+        n_rows=len(df),
+    )
+
+
+def validate_batch(
+    data: bytes | str | Path | IO[Any], require_target: bool = False, max_rows: int = MAX_ROWS
+) -> ValidationResult:
+    """Read (see :func:`read_batch`) and validate (see :func:`validate_frame`) an uploaded CSV."""
+    frame = read_batch(data, max_rows=max_rows)
+    return validate_frame(frame, require_target=require_target, max_rows=max_rows)
+
+
+def validate_record(record: Mapping[str, Any], require_target: bool = False) -> dict[str, Any]:
+    """Validate one student (form or API) with the batch rules; return canonical values.
+
+    Keys match field names ignoring case and surrounding spaces; unknown keys are ignored. The
+    result has the 30 attributes, each grade given with a value (a blank grade means unknown and is
+    left out) and ``student_id`` when given. Raises :class:`InvalidInput` listing every problem
+    (``row=None``; messages read ``field "age": 25 is out of range 15-22``).
+    """
+    if not isinstance(record, Mapping):
+        raise InvalidInput([Problem(None, None, None, "expected a mapping of field names to values")])
+    given: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for key, raw in record.items():
+        name = CANONICAL_NAMES.get(str(key).strip().casefold())
+        if name in given:
+            problems.append(Problem(None, name, None, f'field "{name}" is given more than once'))
+        elif name is not None:
+            given[name] = raw
+    result: dict[str, Any] = {}
+    if ID_COLUMN in given:
+        result[ID_COLUMN] = None if is_blank(given[ID_COLUMN]) else str(given[ID_COLUMN])
+    for name, spec in FIELDS.items():
+        raw = given.get(name)
+        value, reason = parse_cell(spec, raw)
+        if value is None and reason is None and (spec.required or (require_target and name == TARGET)):
+            reason = missing_reason(spec)
+        if reason is not None:
+            text = None if raw is None else str(raw)
+            problems.append(Problem(None, name, text, f'field "{name}": {reason}', spec.allowed_text))
+        elif value is not None:
+            result[name] = value
+    if problems:
+        raise InvalidInput(problems)
+    StudentRecord.model_validate(result)
+    return result
+
+
+def _known_names(columns_or_record: Iterable[Any] | Mapping[str, Any]) -> set[str]:
+    if isinstance(columns_or_record, Mapping):
+        keys = [k for k, v in columns_or_record.items() if not is_blank(v)]
+    else:
+        keys = list(columns_or_record)
+    return {CANONICAL_NAMES.get(str(k).strip().casefold(), str(k)) for k in keys}
+
+
+def setup_for(columns_or_record: Iterable[Any] | Mapping[str, Any]) -> str:
+    """The richest setup the inputs allow: 'period2' with G1 and G2, 'period1' with G1, else 'early'.
+
+    Given a mapping (one record), only grades with a non-blank value count; given column names
+    (or a DataFrame), presence counts; use :func:`row_setups` for per-row setups of a frame.
+    """
+    known = _known_names(columns_or_record)
+    if "G1" in known:
+        return "period2" if "G2" in known else "period1"
+    return "early"
+
+
+def row_setups(frame: pd.DataFrame) -> pd.Series:
+    """The setup of each row of a validated frame: a blank grade cell means that grade is unknown."""
+    has_g1 = frame["G1"].notna().to_numpy() if "G1" in frame else np.zeros(len(frame), dtype=bool)
+    has_g2 = frame["G2"].notna().to_numpy() if "G2" in frame else np.zeros(len(frame), dtype=bool)
+    setups = np.where(has_g1 & has_g2, "period2", np.where(has_g1, "period1", "early"))
+    return pd.Series(setups, index=frame.index, name="setup", dtype="str")
