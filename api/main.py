@@ -19,6 +19,7 @@ from api.middleware import ApiMiddleware, access_logger, close_logger
 from api.routes import router
 from api.settings import ApiSettings
 from model.accounts.ratelimit import make_limiter
+from model.schema.thresholds import Thresholds
 from model.serving.service import ModelStore, NoActiveModel
 from model.store.db import get_engine, migrate
 
@@ -51,7 +52,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     """A new API app on ``settings`` (default: read from the environment)."""
     settings = settings or ApiSettings()
     engine = get_engine(settings.database_url)
-    store = ModelStore(engine)
+    store = ModelStore(engine, thresholds=Thresholds.from_settings(settings))
     state = AppState(
         settings=settings,
         engine=engine,

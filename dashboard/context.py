@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from model.settings import get_settings
+from model.schema.thresholds import Thresholds
+from model.settings import Settings, get_settings
 from model.store.db import get_engine, migrate
 
 if TYPE_CHECKING:  # the model stack loads on the first prediction, not on the sign-in page
@@ -43,20 +44,26 @@ def _engine(url: str) -> Engine:
 
 
 @st.cache_resource(show_spinner=False)
-def _store(url: str) -> ModelStore:
+def _store(url: str, thresholds: Thresholds) -> ModelStore:
     from model.serving.service import ModelStore
 
-    return ModelStore(_engine(url))
+    return ModelStore(_engine(url), thresholds=thresholds)
+
+
+def settings() -> Settings:
+    """The configured settings, for pages that pass them to the core."""
+    return get_settings()
 
 
 def engine() -> Engine:
     """The migrated engine of the configured database (one per process)."""
-    return _engine(get_settings().database_url)
+    return _engine(settings().database_url)
 
 
 def store() -> ModelStore:
     """The active models (one store per process; follows promotions within seconds)."""
-    return _store(get_settings().database_url)
+    configured = settings()
+    return _store(configured.database_url, Thresholds.from_settings(configured))
 
 
 def current_user() -> CurrentUser | None:

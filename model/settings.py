@@ -16,6 +16,9 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from model.schema.thresholds import DEFAULT_THRESHOLDS as DEFAULTS
+from model.schema.thresholds import Thresholds
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA_DIR = PROJECT_ROOT.parent / "shared" / "data" / "uci-student-performance"
 INSECURE_VALUES = {"", "change-me", "changeme", "secret", "default", "mathsight"}
@@ -64,18 +67,33 @@ class Settings(BaseSettings):
     data_key_previous: str = Field(default="", description="the data key being rotated out (read-only)")
     retention_days: int | None = Field(default=None, ge=1, description="prediction log rows kept this many days")
     spool_dir: Path | None = Field(default=None, description="where log rows wait while the database is down")
-    # Alert rules (model.monitoring.alerts.AlertRules): thresholds, and the windows they judge, in days.
+    # The threshold table (model.schema.thresholds.Thresholds, whose defaults these are): risk and drift levels.
+    risk_high_below: float = Field(default=DEFAULTS.risk_high_below, description="P(pass) below this: high risk")
+    risk_medium_below: float = Field(default=DEFAULTS.risk_medium_below, description="P(pass) below this: medium risk")
+    drift_watch_psi: float = Field(default=DEFAULTS.drift_watch_psi, description="PSI from this on: watch")
+    drift_p_value: float = Field(default=DEFAULTS.drift_p_value, description="drift test p-value below this: drift")
+    # Alert rules (model.monitoring.alerts): thresholds, and the windows they judge, in days.
     alert_window_days: float = Field(default=1.0, gt=0, description="window of the error, latency, feedback rules")
-    alert_min_rows: int = Field(default=50, ge=1, description="rows a window needs before those rules judge it")
-    alert_error_rate: float = Field(default=0.05, ge=0, le=1)
-    alert_p95_latency_ms: float = Field(default=2_000.0, gt=0, description="p95 latency per logged row")
-    alert_feedback_rate: float = Field(default=0.10, ge=0, le=1, description='"not useful" remarks per prediction')
+    alert_min_rows: int = Field(
+        default=DEFAULTS.alert_min_rows, ge=1, description="rows a window needs before those rules judge it"
+    )
+    alert_error_rate: float = Field(default=DEFAULTS.alert_error_rate, ge=0, le=1)
+    alert_p95_latency_ms: float = Field(
+        default=DEFAULTS.alert_p95_latency_ms, gt=0, description="p95 latency per logged row"
+    )
+    alert_feedback_rate: float = Field(
+        default=DEFAULTS.alert_feedback_rate, ge=0, le=1, description='"not useful" remarks per prediction'
+    )
     alert_drift_days: float = Field(default=7.0, gt=0)
-    alert_min_drift_rows: int = Field(default=200, ge=1)
-    alert_max_psi: float = Field(default=0.25, gt=0)
+    alert_min_drift_rows: int = Field(default=DEFAULTS.alert_min_drift_rows, ge=1)
+    alert_max_psi: float = Field(
+        default=DEFAULTS.drift_act_psi, gt=0, description="PSI from this on: act (the drift alert)"
+    )
     alert_realized_days: float = Field(default=90.0, gt=0)
-    alert_min_outcomes: int = Field(default=30, ge=1)
-    alert_accuracy_drop: float = Field(default=0.10, ge=0, le=1, description="vs the version's protocol accuracy")
+    alert_min_outcomes: int = Field(default=DEFAULTS.alert_min_outcomes, ge=1)
+    alert_accuracy_drop: float = Field(
+        default=DEFAULTS.alert_accuracy_drop, ge=0, le=1, description="vs the version's protocol accuracy"
+    )
     alert_webhook_url: str = Field(default="", description="where newly opened alerts are posted (JSON)")
     alert_webhook_timeout: float = Field(default=5.0, gt=0)
 
@@ -94,6 +112,7 @@ class Settings(BaseSettings):
                         f"MATHSIGHT_{name.upper()} must be set to a random value of at least 16 "
                         "characters in production"
                     )
+        Thresholds.from_settings(self)  # refuses levels that contradict each other, naming their settings
         return self
 
     @classmethod

@@ -16,8 +16,10 @@ from model.ml import dataset as data_module
 from model.ml.evaluation import comparison_table, evaluate, to_json
 from model.ml.training import BOOTSTRAP_RUNS, ensure_default_models, register, train_setup
 from model.schema.fields import SETUPS
+from model.schema.thresholds import Thresholds
 from model.serving.downloads import problems_table, results_table, to_csv_bytes
 from model.serving.service import ModelStore, NoActiveModel, predict_batch
+from model.settings import get_settings
 from model.store import registry
 from model.store.db import get_engine, migrate, session_scope
 
@@ -128,7 +130,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not source.is_file():
         raise CommandError(f"input file not found: {source}")
     try:
-        prediction = predict_batch(ModelStore(engine), engine, source.read_bytes(), channel="cli")
+        store = ModelStore(engine, thresholds=Thresholds.from_settings(get_settings()))
+        prediction = predict_batch(store, engine, source.read_bytes(), channel="cli")
     except BatchRejected as error:
         raise CommandError(f"{source}: {error}") from None
     output = Path(args.output)

@@ -34,9 +34,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from model.ml.treeshap import TableShap
 from model.schema.fields import BANDS, CATEGORICAL, FIELDS, PASS_MARK, SETUP_FEATURES, bands
+from model.schema.thresholds import DEFAULT_THRESHOLDS, RISK_LEVELS, Thresholds
 
 ANCHOR = {"early": None, "period1": "G1", "period2": "G2"}
-RISK_THRESHOLDS = (("high", 0.5), ("medium", 0.75), ("low", 1.01))
 ALGORITHM = "lightgbm-two-head"
 
 # Chosen by the repeated 10-fold protocol on the maths data (see README, "Model quality").
@@ -55,10 +55,12 @@ def _threads(n_rows: int) -> int:
     return 1 if n_rows < PARALLEL_ROWS else (os.cpu_count() or 1)
 
 
-def risk_level(p_pass: np.ndarray) -> np.ndarray:
-    """'high' below P(pass) 0.5 (predicted to fail), 'medium' below 0.75, else 'low'."""
+def risk_level(p_pass: np.ndarray, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> np.ndarray:
+    """'high' below P(pass) ``risk_high_below`` (0.5 by default: predicted to fail), 'medium' below
+    ``risk_medium_below`` (0.75), else 'low'."""
     p = np.asarray(p_pass, dtype=float)
-    return np.select([p < 0.5, p < 0.75], ["high", "medium"], "low").astype(object)
+    below = [p < thresholds.risk_high_below, p < thresholds.risk_medium_below]
+    return np.select(below, list(RISK_LEVELS[:2]), RISK_LEVELS[2]).astype(object)
 
 
 def _preprocessor(features: tuple[str, ...]) -> ColumnTransformer:
@@ -300,18 +302,20 @@ class GradeModel(RegressorMixin, BaseEstimator):
         get, Z = self._encode(X)
         return np.clip(self._anchor(get, len(Z)) + self._head("mean_head_", Z), 0, 20)
 
-    def predict_details(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Per row: predicted_g3, lower, upper, likely_g3, p_pass, band, risk (index kept)."""
-        return pd.DataFrame(self._details(*self._encode(X)), index=X.index)
+    def predict_details(self, X: pd.DataFrame, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> pd.DataFrame:
+        """Per row: predicted_g3, lower, upper, likely_g3, p_pass, band, risk (by ``thresholds``; index kept)."""
+        return pd.DataFrame(self._details(*self._encode(X), thresholds=thresholds), index=X.index)
 
-    def predict_explained(self, X: pd.DataFrame) -> tuple[pd.DataFrame, Explanation]:
+    def predict_explained(
+        self, X: pd.DataFrame, thresholds: Thresholds = DEFAULT_THRESHOLDS
+    ) -> tuple[pd.DataFrame, Explanation]:
         """``predict_details`` and ``explain`` in one pass over the encoded rows (the mean head's
         output is the sum of its SHAP values, so it is not evaluated twice)."""
         get, Z = self._encode(X)
         base, per_attribute = self._explain(get, Z)
         raw = base + per_attribute.sum(axis=1)
         frame = pd.DataFrame(per_attribute, columns=self.features_, index=X.index)
-        details = pd.DataFrame(self._details(get, Z, raw_mean=raw), index=X.index)
+        details = pd.DataFrame(self._details(get, Z, raw_mean=raw, thresholds=thresholds), index=X.index)
         return details, Explanation(base, frame, raw)
 
     def explain(self, X: pd.DataFrame) -> Explanation:
@@ -320,14 +324,23 @@ class GradeModel(RegressorMixin, BaseEstimator):
         frame = pd.DataFrame(per_attribute, columns=self.features_, index=X.index)
         return Explanation(base, frame, base + per_attribute.sum(axis=1))
 
-    def predict_record(self, record: Mapping[str, Any]) -> tuple[dict[str, Any], float, np.ndarray]:
+    def predict_record(
+        self, record: Mapping[str, Any], thresholds: Thresholds = DEFAULT_THRESHOLDS
+    ) -> tuple[dict[str, Any], float, np.ndarray]:
         """One student without pandas: (details as scalars, SHAP base value, contributions per feature)."""
         get, Z = self._encode(record)
         base, per_attribute = self._explain(get, Z)
-        details = {k: v[0].item() if isinstance(v[0], np.generic) else v[0] for k, v in self._details(get, Z).items()}
+        found = self._details(get, Z, thresholds=thresholds)
+        details = {k: v[0].item() if isinstance(v[0], np.generic) else v[0] for k, v in found.items()}
         return details, base, per_attribute[0]
 
-    def _details(self, get: Getter, Z: np.ndarray, raw_mean: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    def _details(
+        self,
+        get: Getter,
+        Z: np.ndarray,
+        raw_mean: np.ndarray | None = None,
+        thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    ) -> dict[str, np.ndarray]:
         anchor = self._anchor(get, len(Z))
         mean = np.clip(anchor + self._head("mean_head_", Z) if raw_mean is None else raw_mean, 0, 20)
         likely = np.clip(anchor + self._head("median_head_", Z), 0, 20)
@@ -340,7 +353,7 @@ class GradeModel(RegressorMixin, BaseEstimator):
             "likely_g3": likely,
             "p_pass": p_pass,
             "band": self._bands(likely),
-            "risk": risk_level(p_pass),
+            "risk": risk_level(p_pass, thresholds),
         }
 
     def _bands(self, likely: np.ndarray) -> np.ndarray:

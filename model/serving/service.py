@@ -24,6 +24,7 @@ from model.logs import log_request
 from model.ml.explain import FactorTable
 from model.ml.grade_model import Explanation, GradeModel
 from model.schema.fields import ATTRIBUTES, GRADES, ID_COLUMN
+from model.schema.thresholds import DEFAULT_THRESHOLDS, Thresholds
 from model.schema.validation import ValidationResult, row_setups, setup_for, validate_batch, validate_record
 from model.serving.predlog.writer import student_key, student_keys, write_log, write_log_columns
 from model.store import registry
@@ -56,11 +57,15 @@ class ModelStore:
 
     The registry's active ids are re-read at most every ``refresh_seconds`` (one tiny query), so a
     promotion made by any process reaches this one within that delay without reloading per request.
+    Its predictions' risk levels follow ``thresholds`` (fronts pass ``Thresholds.from_settings(settings)``).
     """
 
-    def __init__(self, engine: Engine, refresh_seconds: float = 3.0) -> None:
+    def __init__(
+        self, engine: Engine, refresh_seconds: float = 3.0, thresholds: Thresholds = DEFAULT_THRESHOLDS
+    ) -> None:
         self.engine = engine
         self.refresh_seconds = refresh_seconds
+        self.thresholds = thresholds
         self._models: dict[str, LoadedModel] = {}
         self._checked_at = float("-inf")
         self._lock = threading.Lock()
@@ -143,11 +148,11 @@ def predict_frame(
         for start in range(0, len(rows), CHUNK_ROWS):
             chunk = rows.iloc[start : start + CHUNK_ROWS]
             if explain:
-                details, explanation = model.estimator.predict_explained(chunk)
+                details, explanation = model.estimator.predict_explained(chunk, store.thresholds)
                 explanations[setup] = _concat_explanations(explanations.get(setup), explanation)
                 tables.append(FactorTable.build(explanation, chunk, top))
             else:
-                details = model.estimator.predict_details(chunk)
+                details = model.estimator.predict_details(chunk, store.thresholds)
             details.insert(0, "model_version", model.version_id)
             details.insert(0, "setup", setup)
             ids = chunk[ID_COLUMN] if ID_COLUMN in chunk else pd.Series(None, index=chunk.index, dtype=object)
@@ -300,7 +305,7 @@ def predict_one(
                         latency_ms=(time.perf_counter() - started) * 1000)  # fmt: skip
         raise
     model = store.get(setup_for(clean))
-    details, base, contributions = model.estimator.predict_record(clean)
+    details, base, contributions = model.estimator.predict_record(clean, store.thresholds)
     index = pd.Index([1], name="row")
     results = pd.DataFrame(
         [{"student_id": clean.get(ID_COLUMN), "setup": model.setup, "model_version": model.version_id, **details}],

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from model.ml.grade_model import risk_level
 from model.schema.fields import ATTRIBUTES, EXAMPLE_RECORD
+from model.schema.thresholds import Thresholds
 from model.store.db import get_engine
 from model.store.tables import PredictionLog
 from tests.api.conftest import Keys
@@ -155,3 +158,14 @@ def test_nested_values_are_reported_not_crashed_on(client: TestClient, keys: Key
     assert {p["field"] for p in response.json()["problems"]} == {"age", "sex"}
     single = client.post("/v1/predict", json={**EARLY, "age": [16]}, headers={"X-API-Key": keys.predict})
     assert single.status_code == 400 and single.json()["details"][0]["field"] == "age"
+
+
+def test_the_risk_level_follows_the_app_s_threshold_settings(make_client, keys: Keys) -> None:
+    headers = {"X-API-Key": keys.predict}
+    default = make_client().post("/v1/predict", json=EARLY, headers=headers).json()
+    p_pass = default["p_pass"]
+    assert 0.5 <= p_pass < 0.75 and default["risk"] == "medium"  # an uncertain student at the start of the year
+    table = {"risk_high_below": (p_pass + 0.75) / 2, "risk_medium_below": 0.9}
+    configured = make_client(**table).post("/v1/predict", json=EARLY, headers=headers).json()
+    assert configured["p_pass"] == p_pass and configured["risk"] == "high"
+    assert configured["risk"] == risk_level(np.array([p_pass]), Thresholds(**table))[0]

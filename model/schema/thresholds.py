@@ -1,0 +1,70 @@
+"""The one threshold table: every level a front or an alert judges by, read from the settings.
+
+Each field is the setting of the same name (environment variable ``MATHSIGHT_<NAME>``), except the
+drift "act" level, which is the drift alert's own threshold ``MATHSIGHT_ALERT_MAX_PSI``: the drift
+page and the alert cannot disagree. The defaults here are the settings' defaults. Build the table
+with :meth:`Thresholds.from_settings`; the verdicts themselves are computed where their figures are
+(risk level: ``model.ml.grade_model.risk_level``; drift status: ``model.monitoring.drift``; the
+alert rules: ``model.monitoring.alerts``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from model.settings import Settings
+
+RISK_LEVELS = ("high", "medium", "low")
+DRIFT_STATUSES = ("act", "watch", "ok")
+SETTING_OF = {"drift_act_psi": "alert_max_psi"}  # fields whose setting has another name
+
+
+class ThresholdError(ValueError):
+    """Thresholds that contradict each other or leave their range (names the settings to fix)."""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Risk levels by P(pass), drift levels by PSI and p-value, and the alert rules' thresholds."""
+
+    risk_high_below: float = 0.5  # P(pass) below this: high risk (0.5: predicted to fail)
+    risk_medium_below: float = 0.75  # below this: medium, else low
+    drift_watch_psi: float = 0.1  # an attribute's PSI from this on: watch
+    drift_act_psi: float = 0.25  # from this on: act, and the drift alert fires
+    drift_p_value: float = 0.05  # the drift test's p-value below this: the distributions differ
+    alert_error_rate: float = 0.05  # share of rows not predicted
+    alert_p95_latency_ms: float = 2_000.0  # p95 latency per logged row
+    alert_feedback_rate: float = 0.10  # "not useful" remarks per prediction
+    alert_accuracy_drop: float = 0.10  # realized pass/fail accuracy below the version's protocol accuracy
+    alert_min_rows: int = 50  # rows a window needs before the error, latency and feedback rules judge it
+    alert_min_drift_rows: int = 200  # recent rows the drift rule needs
+    alert_min_outcomes: int = 30  # real grades the accuracy rule needs per version
+
+    def __post_init__(self) -> None:
+        if not 0 < self.risk_high_below < self.risk_medium_below <= 1:
+            raise ThresholdError(
+                f"risk levels need 0 < {setting('risk_high_below')} < {setting('risk_medium_below')} <= 1, "
+                f"got {self.risk_high_below} and {self.risk_medium_below}"
+            )
+        if not 0 < self.drift_watch_psi < self.drift_act_psi:
+            raise ThresholdError(
+                f"drift levels need 0 < {setting('drift_watch_psi')} < {setting('drift_act_psi')}, "
+                f"got {self.drift_watch_psi} and {self.drift_act_psi}"
+            )
+        if not 0 < self.drift_p_value < 1:
+            raise ThresholdError(f"{setting('drift_p_value')} must be between 0 and 1, got {self.drift_p_value}")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Thresholds:
+        """The table as configured; raises :class:`ThresholdError` when the levels contradict each other."""
+        return cls(**{f.name: getattr(settings, SETTING_OF.get(f.name, f.name)) for f in fields(cls)})
+
+
+def setting(name: str) -> str:
+    """The environment variable setting the threshold ``name``."""
+    return f"MATHSIGHT_{SETTING_OF.get(name, name).upper()}"
+
+
+DEFAULT_THRESHOLDS = Thresholds()
