@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from model.schema.thresholds import Thresholds
 from model.settings import Settings, get_settings
-from model.store.db import get_engine, migrate
+from model.store.db import get_engine, migrate, session_scope
 
 if TYPE_CHECKING:  # the model stack loads on the first prediction, not on the sign-in page
     from model.serving.service import ModelStore
@@ -86,5 +86,6 @@ def require_role(*roles: str) -> CurrentUser:
     if roles == ("admin",):
         from dashboard.monitor_charts import open_alerts_banner
 
-        open_alerts_banner(engine())
+        with session_scope(engine()) as session:
+            open_alerts_banner(session)
     return user

@@ -10,12 +10,12 @@ from collections.abc import Sequence
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
-from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from model.monitoring.alerts import open_alerts
-from model.monitoring.drift import PSI_ACT, PSI_WATCH, AttributeDrift
+from model.monitoring.drift import AttributeDrift
 from model.schema.fields import FIELDS
-from model.store.db import session_scope
+from model.schema.thresholds import Thresholds
 
 REFERENCE, RECENT = "#9aa5b1", "#1f5fa8"
 SERIES = {"ui": "#1f5fa8", "api": "#2e7d32", "cli": "#8e6c00", "ok": "#2e7d32", "rejected": "#e0a800",
@@ -141,11 +141,11 @@ def realized_error_chart(frame: pd.DataFrame) -> go.Figure:
     return _layout(figure, "Realized grade error", "grade points")
 
 
-def psi_chart(table: pd.DataFrame) -> go.Figure:
+def psi_chart(table: pd.DataFrame, thresholds: Thresholds) -> go.Figure:
     """PSI per attribute, most drifted first, with the watch and act thresholds."""
     colors = ["#c62828" if s == "act" else "#e0a800" if s == "watch" else "#2e7d32" for s in table["status"]]
     figure = go.Figure(go.Bar(x=table["psi"], y=table["label"], orientation="h", marker_color=colors))
-    for value, name in ((PSI_WATCH, "watch"), (PSI_ACT, "act")):
+    for value, name in ((thresholds.drift_watch_psi, "watch"), (thresholds.drift_act_psi, "act")):
         figure.add_vline(x=value, line_dash="dash", line_color="#555", annotation_text=name)
     figure.update_yaxes(autorange="reversed")
     return _layout(figure, "Drift per attribute (PSI)", "", height=120 + 22 * len(table))
@@ -172,10 +172,9 @@ def _as_value(label: str) -> str | int:
     return int(label) if label.isdigit() else label
 
 
-def open_alerts_banner(engine: Engine) -> int:
+def open_alerts_banner(session: Session) -> int:
     """A red banner listing the unacknowledged alerts (for admin pages); returns how many there are."""
-    with session_scope(engine) as session:
-        alerts = [(a.rule, (a.detail or {}).get("message", ""), a.last_seen) for a in open_alerts(session)]
+    alerts = [(a.rule, (a.detail or {}).get("message", ""), a.last_seen) for a in open_alerts(session)]
     if alerts:
         lines = "\n".join(
             f"- **{rule}**: {message} (last seen {seen:%Y-%m-%d %H:%M} UTC)" for rule, message, seen in alerts

@@ -2,35 +2,29 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import pandas as pd
 import streamlit as st
 
-from dashboard.context import engine, require_role
+from dashboard.context import engine, require_role, settings
 from model.monitoring.alerts import AlertRules, acknowledge, alert_history, evaluate_alerts, open_alerts
 from model.store.db import session_scope
 
 user = require_role("admin")
 st.title("Alerts")
-db = engine()
+configured = settings()
 
-if st.button("Check the rules now"):
-    fired = evaluate_alerts(db)
-    st.toast(f"{len(fired)} rule(s) firing" if fired else "No rule fires")
-
-with session_scope(db) as session:
+acknowledged = None
+with session_scope(engine()) as session:
+    if st.button("Check the rules now"):
+        fired = evaluate_alerts(session, configured)
+        st.toast(f"{len(fired)} rule(s) firing" if fired else "No rule fires")
     pending = {f"#{a.id} {a.rule}: {(a.detail or {}).get('message', '')}": a.id for a in open_alerts(session)}
-if pending:
-    with st.form("acknowledge"):
-        chosen = st.selectbox("Open alert", list(pending))
-        if st.form_submit_button("Acknowledge"):
-            with session_scope(db) as session:
+    if pending:
+        with st.form("acknowledge"):
+            chosen = st.selectbox("Open alert", list(pending))
+            if st.form_submit_button("Acknowledge"):
                 acknowledge(session, pending[chosen], by=user.username)
-            st.success(f"Acknowledged {chosen.split(':')[0]}")
-            st.rerun()
-
-with session_scope(db) as session:
+                acknowledged = chosen
     history = pd.DataFrame(
         [
             {
@@ -47,6 +41,10 @@ with session_scope(db) as session:
             for a in alert_history(session)
         ]
     )
+if acknowledged is not None:  # committed: show the page again without it
+    st.success(f"Acknowledged {acknowledged.split(':')[0]}")
+    st.rerun()
+
 st.subheader("History (last 90 days)")
 if history.empty:
     st.info("No alert has fired in the last 90 days.")
@@ -54,5 +52,5 @@ else:
     st.dataframe(history, hide_index=True)
 
 with st.expander("Rules and thresholds (set with MATHSIGHT_ALERT_* environment variables)"):
-    rules = {k: v for k, v in asdict(AlertRules.configured()).items() if k != "webhook_url"}
+    rules = AlertRules.from_settings(configured).described()
     st.dataframe(pd.DataFrame({"setting": list(rules), "value": [str(v) for v in rules.values()]}), hide_index=True)

@@ -21,16 +21,19 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from model.ml import dataset as data_module
-from model.monitoring.alerts import AlertRules, evaluate_alerts
+from model.monitoring.alerts import evaluate_alerts
 from model.monitoring.drift import drift_report
 from model.monitoring.queries import LOG, Window, overview
 from model.schema.fields import ATTRIBUTES, GRADES, TARGET
+from model.schema.thresholds import Thresholds
 from model.schema.validation import validate_frame
 from model.serving.predlog.writer import prepare_rows, student_key
 from model.serving.service import ModelStore, predict_frame
-from model.store.db import get_engine, migrate
+from model.settings import Settings, get_settings
+from model.store.db import get_engine, migrate, session_scope
 from model.store.tables import Feedback, Outcome, PredictionLog
 
 EXIT_OK, EXIT_ALERT = 0, 1
@@ -44,12 +47,15 @@ FEEDBACK_REASONS = ("grade looks too low for this student", "risk level does not
 
 # ------------------------------------------------------------------------------------------- monitor
 def cmd_monitor(args: argparse.Namespace) -> int:
+    settings = get_settings()
     engine = get_engine()
     migrate(engine)
     if not args.check:
-        _print_overview(engine, args.days)
+        with session_scope(engine) as session:
+            _print_overview(session, settings, args.days)
         return EXIT_OK
-    firings = evaluate_alerts(engine)
+    with session_scope(engine) as session:
+        firings = evaluate_alerts(session, settings)
     for firing in firings:
         print(f"ALERT {firing.rule}: {firing.message} (value {firing.value:.4g}, threshold {firing.threshold:.4g})")
     if not firings:
@@ -57,13 +63,13 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return EXIT_ALERT if firings else EXIT_OK
 
 
-def _print_overview(engine: Engine, days: float) -> None:
+def _print_overview(session: Session, settings: Settings, days: float) -> None:
     window = Window.last(days)
-    figures = overview(engine, window)
+    figures = overview(session, window)
     latency = "-" if figures.p95_ms is None else f"p50 {figures.p50_ms:.1f} ms, p95 {figures.p95_ms:.1f} ms"
     print(f"last {days:g} days: {figures.rows} rows, {figures.error_rate:.1%} failed, latency {latency}, "
           f"feedback {figures.feedback_rate:.1%}{' (includes demo rows)' if figures.demo_rows else ''}")  # fmt: skip
-    report = drift_report(engine, Window.last(AlertRules.configured().drift_days))
+    report = drift_report(session, settings, Window.last(settings.alert_drift_days))
     if report is not None and report.n_recent:
         print(report.table()[["attribute", "test", "p_value", "psi", "status"]].head(5).to_string(index=False))
 
@@ -226,9 +232,8 @@ def demo_traffic(
 def cmd_demo_traffic(args: argparse.Namespace) -> int:
     engine = get_engine()
     migrate(engine)
-    summary = demo_traffic(
-        engine, ModelStore(engine), data_module.load_raw(args.data), args.days, args.rows_per_day, args.seed
-    )
+    store = ModelStore(engine, thresholds=Thresholds.from_settings(get_settings()))
+    summary = demo_traffic(engine, store, data_module.load_raw(args.data), args.days, args.rows_per_day, args.seed)
     print(f"DEMO DATA: {summary.rows} log rows over {args.days} days ({summary.rejected} rejected), "
           f"{summary.outcomes} outcomes, {summary.feedback} feedback remarks; marked is_demo")  # fmt: skip
     return EXIT_OK

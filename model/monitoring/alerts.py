@@ -1,14 +1,15 @@
 """Alert rules over the monitoring figures, their history in the ``alert`` table, and a webhook.
 
-Rules and their thresholds (environment variables ``MATHSIGHT_ALERT_*``, see :class:`AlertRules`):
-error rate, p95 latency, feedback rate (over the last ``window_days``), the largest PSI of any
-attribute (over the last ``drift_days``), and, per active model version, realized pass/fail accuracy
-below its protocol accuracy by more than ``accuracy_drop`` (over the last ``realized_days``). A rule
-only judges a window holding at least its minimum number of rows.
+The rules judge by the threshold table (:class:`~model.schema.thresholds.Thresholds`, the
+``MATHSIGHT_ALERT_*`` settings): error rate, p95 latency, feedback rate (over the last
+``alert_window_days``), input drift (over the last ``alert_drift_days``: fires when an attribute's
+drift status is 'act', the same verdict the drift page shows), and, per active model version,
+realized pass/fail accuracy below its protocol accuracy by more than ``alert_accuracy_drop`` (over the
+last ``alert_realized_days``). A rule only judges a window holding at least its minimum number of rows.
 
-:func:`evaluate_alerts` checks every rule, records each firing (one open alert per rule, its
-``last_seen`` and value refreshed until an admin acknowledges it) and posts newly opened alerts to
-the webhook when one is configured.
+:func:`evaluate_alerts` checks every rule, records each firing in the caller's session (one open alert
+per rule, its ``last_seen`` and value refreshed until an admin acknowledges it) and posts newly opened
+alerts to the webhook when one is configured.
 """
 
 from __future__ import annotations
@@ -16,49 +17,56 @@ from __future__ import annotations
 import json
 import logging
 import urllib.request
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from model.accounts.audit import audit
 from model.errors import UserError
 from model.monitoring import queries as monitoring
 from model.monitoring.drift import drift_report
-from model.settings import Settings, get_settings
+from model.schema.thresholds import Thresholds, setting
+from model.settings import Settings
 from model.store import registry
-from model.store.db import session_scope
 from model.store.tables import Alert
 
 logger = logging.getLogger("mathsight.alerts")
+JUDGED_BY = ("alert_error_rate", "alert_p95_latency_ms", "alert_feedback_rate", "alert_min_rows", "drift_act_psi",
+             "alert_min_drift_rows", "alert_accuracy_drop", "alert_min_outcomes")  # fmt: skip
 
 
 @dataclass(frozen=True)
 class AlertRules:
-    """Alert thresholds and windows: the ``alert_*`` fields of the settings (``MATHSIGHT_ALERT_<NAME>``)."""
+    """What the rules judge by: the threshold table, the windows they look at (days), the webhook."""
 
+    thresholds: Thresholds
     window_days: float
-    min_rows: int
-    error_rate: float
-    p95_latency_ms: float
-    feedback_rate: float
     drift_days: float
-    min_drift_rows: int
-    max_psi: float
     realized_days: float
-    min_outcomes: int
-    accuracy_drop: float
     webhook_url: str
     webhook_timeout: float
 
     @classmethod
-    def configured(cls, settings: Settings | None = None, **overrides: Any) -> AlertRules:
-        """The rules as configured, with ``overrides`` (by rule name) on top."""
-        settings = settings or get_settings()
-        return cls(**{f.name: getattr(settings, f"alert_{f.name}") for f in fields(cls)} | overrides)
+    def from_settings(cls, settings: Settings) -> AlertRules:
+        """The rules as configured (``MATHSIGHT_ALERT_*``)."""
+        return cls(
+            Thresholds.from_settings(settings), settings.alert_window_days, settings.alert_drift_days,
+            settings.alert_realized_days, settings.alert_webhook_url, settings.alert_webhook_timeout,
+        )  # fmt: skip
+
+    def described(self) -> dict[str, Any]:
+        """Every setting of the rules (by its environment variable) and its value, but the webhook URL."""
+        judged = {name: getattr(self.thresholds, name) for name in JUDGED_BY}
+        windows = {
+            "alert_window_days": self.window_days,
+            "alert_drift_days": self.drift_days,
+            "alert_realized_days": self.realized_days,
+            "alert_webhook_timeout": self.webhook_timeout,
+        }
+        return {setting(name): value for name, value in (judged | windows).items()}
 
 
 @dataclass(frozen=True)
@@ -72,32 +80,34 @@ class Firing:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-def _operational(engine: Engine, window: monitoring.Window, rules: AlertRules) -> list[Firing]:
-    errors = monitoring.error_summary(engine, window)
-    if errors["total"] < rules.min_rows:
+def _operational(session: Session, window: monitoring.Window, thresholds: Thresholds) -> list[Firing]:
+    errors = monitoring.error_summary(session, window)
+    if errors["total"] < thresholds.alert_min_rows:
         return []
     firings = []
     rate = errors["error_rate"]
-    if rate > rules.error_rate:
+    if rate > thresholds.alert_error_rate:
         message = f"{rate:.1%} of rows failed ({errors['failed']} of {errors['total']})"
-        firings.append(Firing("error_rate", rate, rules.error_rate, message))
-    p95 = monitoring.latency_summary(engine, window)["p95"]
-    if p95 is not None and p95 > rules.p95_latency_ms:
-        firings.append(Firing("p95_latency_ms", p95, rules.p95_latency_ms, f"p95 latency {p95:.0f} ms per row"))
-    feedback = monitoring.feedback_summary(engine, window)
-    if feedback["predictions"] >= rules.min_rows and feedback["rate"] > rules.feedback_rate:
-        firings.append(Firing("feedback_rate", feedback["rate"], rules.feedback_rate,
+        firings.append(Firing("error_rate", rate, thresholds.alert_error_rate, message))
+    p95 = monitoring.latency_summary(session, window)["p95"]
+    if p95 is not None and p95 > thresholds.alert_p95_latency_ms:
+        message = f"p95 latency {p95:.0f} ms per row"
+        firings.append(Firing("p95_latency_ms", p95, thresholds.alert_p95_latency_ms, message))
+    feedback = monitoring.feedback_summary(session, window)
+    if feedback["predictions"] >= thresholds.alert_min_rows and feedback["rate"] > thresholds.alert_feedback_rate:
+        firings.append(Firing("feedback_rate", feedback["rate"], thresholds.alert_feedback_rate,
                               f"{feedback['rate']:.1%} of predictions marked not useful"))  # fmt: skip
     return firings
 
 
-def _drift(engine: Engine, now: datetime, rules: AlertRules) -> list[Firing]:
-    report = drift_report(engine, monitoring.Window.last(rules.drift_days, now))
-    if report is None or report.n_recent < rules.min_drift_rows or report.max_psi <= rules.max_psi:
+def _drift(session: Session, settings: Settings, now: datetime, rules: AlertRules) -> list[Firing]:
+    report = drift_report(session, settings, monitoring.Window.last(rules.drift_days, now))
+    if report is None or report.n_recent < rules.thresholds.alert_min_drift_rows or not report.to_act_on:
         return []
     worst = max(report.attributes, key=lambda a: a.psi)
-    drifted = sorted(a.attribute for a in report.attributes if a.psi > rules.max_psi)
-    return [Firing("max_psi", worst.psi, rules.max_psi, f"input drift: PSI {worst.psi:.2f} on {worst.attribute}",
+    drifted = sorted(a.attribute for a in report.to_act_on)
+    return [Firing("max_psi", worst.psi, report.thresholds.drift_act_psi,
+                   f"input drift: PSI {worst.psi:.2f} on {worst.attribute}",
                    {"attribute": worst.attribute, "drifted": drifted, "version_id": report.version_id})]  # fmt: skip
 
 
@@ -107,32 +117,36 @@ def protocol_accuracy(metrics: dict[str, Any]) -> float | None:
     return None if value is None else float(value) / 100
 
 
-def _realized(engine: Engine, now: datetime, rules: AlertRules) -> list[Firing]:
-    with session_scope(engine) as session:
-        active = {v.id: v for v in registry.active_versions(session).values()}
+def _realized(session: Session, now: datetime, rules: AlertRules) -> list[Firing]:
+    active = {v.id: v for v in registry.active_versions(session).values()}
     if not active:
         return []
-    table = monitoring.realized_by_version(engine, monitoring.Window.last(rules.realized_days, now), list(active))
+    table = monitoring.realized_by_version(session, monitoring.Window.last(rules.realized_days, now), list(active))
+    drop, min_outcomes = rules.thresholds.alert_accuracy_drop, rules.thresholds.alert_min_outcomes
     firings = []
     for row in table.itertuples():
         version = active.get(row.model_version_id)
         expected = None if version is None else protocol_accuracy(version.metrics)
-        if expected is None or row.n < rules.min_outcomes or expected - row.accuracy <= rules.accuracy_drop:
+        if expected is None or row.n < min_outcomes or expected - row.accuracy <= drop:
             continue
         firings.append(Firing(
-            f"accuracy_drop:{version.setup}", expected - row.accuracy, rules.accuracy_drop,
+            f"accuracy_drop:{version.setup}", expected - row.accuracy, drop,
             f"{version.setup}: realized accuracy {row.accuracy:.1%} on {row.n} students vs {expected:.1%} by protocol",
             {"version_id": version.id, "realized": row.accuracy, "protocol": expected, "n": int(row.n)},
         ))  # fmt: skip
     return firings
 
 
-def check_rules(engine: Engine, now: datetime | None = None, rules: AlertRules | None = None) -> list[Firing]:
-    """Every rule that fires at ``now`` (nothing is recorded)."""
+def check_rules(session: Session, settings: Settings, now: datetime | None = None) -> list[Firing]:
+    """Every rule that fires at ``now`` under the configured rules (nothing is recorded)."""
     now = now or datetime.now(UTC)
-    rules = rules or AlertRules.configured()
+    rules = AlertRules.from_settings(settings)
     window = monitoring.Window.last(rules.window_days, now)
-    return [*_operational(engine, window, rules), *_drift(engine, now, rules), *_realized(engine, now, rules)]
+    return [
+        *_operational(session, window, rules.thresholds),
+        *_drift(session, settings, now, rules),
+        *_realized(session, now, rules),
+    ]
 
 
 def _record(session: Session, firing: Firing, now: datetime) -> Alert | None:
@@ -151,13 +165,17 @@ def _record(session: Session, firing: Firing, now: datetime) -> Alert | None:
     return alert
 
 
-def evaluate_alerts(engine: Engine, now: datetime | None = None, rules: AlertRules | None = None) -> list[Firing]:
-    """Check every rule, record the firings in the ``alert`` table, notify the webhook of new ones."""
+def evaluate_alerts(session: Session, settings: Settings, now: datetime | None = None) -> list[Firing]:
+    """Check every rule, record the firings in the ``alert`` table, notify the webhook of new ones.
+
+    The firings are written in the caller's session (its transaction commits them); the webhook is
+    posted once they are written.
+    """
     now = now or datetime.now(UTC)
-    rules = rules or AlertRules.configured()
-    firings = check_rules(engine, now, rules)
-    with session_scope(engine) as session:
-        opened = [f for f in firings if _record(session, f, now) is not None]
+    firings = check_rules(session, settings, now)
+    opened = [f for f in firings if _record(session, f, now) is not None]
+    session.flush()
+    rules = AlertRules.from_settings(settings)
     if opened and rules.webhook_url:
         notify_webhook(rules.webhook_url, opened, timeout=rules.webhook_timeout)
     return firings

@@ -1,7 +1,8 @@
 """Monitoring the prediction log: volume, latency, errors, predicted grades, feedback, realized quality.
 
 Every figure is an SQL aggregation over a time :class:`Window` of the log, so a page or a check reads
-a few dozen rows whatever the size of the table. Days are UTC calendar days. Latency is per logged row
+a few dozen rows whatever the size of the table. Each function reads through the caller's ``Session``
+(the front opens the transaction once). Days are UTC calendar days. Latency is per logged row
 (a batch's time is shared evenly among its rows). Realized quality sets each logged prediction beside
 the latest real grade recorded for the same pseudonymous ``student_key`` and aggregates the pairs in
 SQL too (ROC-AUC from ranks by window functions); Python only divides the sums.
@@ -21,17 +22,16 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
-from model.ml.grade_model import RISK_THRESHOLDS
 from model.schema.fields import BANDS, PASS_MARK
+from model.schema.thresholds import RISK_LEVELS
 from model.store.tables import CHANNELS, STATUSES, Feedback, Outcome, PredictionLog, utc_day
 
 LOG = PredictionLog.__table__.c
 PERCENTILES = (0.5, 0.95)
-RISKS = tuple(level for level, _ in RISK_THRESHOLDS)
 UNION_LIMIT = 200  # SELECTs per UNION ALL (SQLite allows 500)
 SORT_ROWS = 200_000  # a window's latencies up to this many are sorted; beyond, the latency index is walked
 REALIZED_METRICS = ("n", "mae", "rmse", "accuracy", "precision", "recall", "f1", "roc_auc")
@@ -71,42 +71,44 @@ _row_day = utc_day(LOG.created_at)
 DAY = _row_day.label("day")
 
 
-def _frame(engine: Engine, query: sa.Select[Any] | sa.CompoundSelect[Any]) -> pd.DataFrame:
-    with engine.connect() as connection:
-        result = connection.execute(query)
-        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+def _frame(session: Session, query: sa.Select[Any] | sa.CompoundSelect[Any]) -> pd.DataFrame:
+    result = session.execute(query)
+    frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
     if "day" in frame:
         frame["day"] = pd.to_datetime(frame["day"].astype(str))
     return frame
 
 
-def _scalar_row(engine: Engine, query: sa.Select[Any]) -> dict[str, Any]:
-    with engine.connect() as connection:
-        return dict(connection.execute(query).one()._mapping)
+def _scalar_row(session: Session, query: sa.Select[Any]) -> dict[str, Any]:
+    return dict(session.execute(query).one()._mapping)
+
+
+def is_postgresql(session: Session) -> bool:
+    """Whether the session's database is PostgreSQL (the queries that differ by dialect ask)."""
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def daily_counts(
-    engine: Engine, window: Window, column: str, values: tuple[str, ...], *conditions: sa.ColumnElement[bool]
+    session: Session, window: Window, column: str, values: tuple[str, ...], *conditions: sa.ColumnElement[bool]
 ) -> pd.DataFrame:
     """Rows per UTC day with one column per value of ``column`` (conditional sums: one ordered index walk)."""
     sums = [sa.func.sum(sa.case((LOG[column] == value, 1), else_=0)).label(value) for value in values]
     query = sa.select(DAY, *sums).where(window.where(*conditions)).group_by(_row_day).order_by(_row_day)
-    frame = _frame(engine, query)
+    frame = _frame(session, query)
     frame[list(values)] = frame[list(values)].astype(int)
     return frame
 
 
 # ---------------------------------------------------------------------------------------------- volume
-def volume_by_day(engine: Engine, window: Window) -> pd.DataFrame:
+def volume_by_day(session: Session, window: Window) -> pd.DataFrame:
     """Logged rows per UTC day and channel: columns day, ui, api, cli."""
-    return daily_counts(engine, window, "channel", CHANNELS)
+    return daily_counts(session, window, "channel", CHANNELS)
 
 
-def demo_rows(engine: Engine, window: Window) -> int:
+def demo_rows(session: Session, window: Window) -> int:
     """How many rows of the window are demo traffic (written by ``demo-traffic``)."""
     query = sa.select(sa.func.count()).where(window.where(LOG.is_demo.is_(True)))
-    with engine.connect() as connection:
-        return int(connection.execute(query).scalar_one())
+    return int(session.execute(query).scalar_one())
 
 
 # --------------------------------------------------------------------------------------------- latency
@@ -148,59 +150,56 @@ def _nth_values(window: Window, p: float, n: int, day: Any = None) -> sa.Select[
     return sa.select(*ranked.c)
 
 
-def _sqlite_percentiles(engine: Engine, window: Window, counts: dict[Any, int]) -> dict[Any, dict[str, float]]:
+def _sqlite_percentiles(session: Session, window: Window, counts: dict[Any, int]) -> dict[Any, dict[str, float]]:
     """Percentiles per key of ``counts`` (a day, or None for the whole window) by ranked lookups."""
     selects = [_nth_values(window, p, n, day) for day, n in counts.items() for p in PERCENTILES]
     pairs: dict[tuple[str, float], list[float]] = {}
-    with engine.connect() as connection:
-        for start in range(0, len(selects), UNION_LIMIT):
-            for day, p, value in connection.execute(sa.union_all(*selects[start : start + UNION_LIMIT])):
-                pairs.setdefault((day, p), []).append(value)
+    for start in range(0, len(selects), UNION_LIMIT):
+        for day, p, value in session.execute(sa.union_all(*selects[start : start + UNION_LIMIT])):
+            pairs.setdefault((day, p), []).append(value)
     return {
         day: {f"p{round(p * 100)}": _interpolate(sorted(pairs[(str(day), p)]), p, n) for p in PERCENTILES}
         for day, n in counts.items()
     }
 
 
-def latency_by_day(engine: Engine, window: Window) -> pd.DataFrame:
+def latency_by_day(session: Session, window: Window) -> pd.DataFrame:
     """Latency per logged row, per UTC day: columns day, n, p50, p95 (milliseconds)."""
     measured = window.where(LOG.latency_ms.is_not(None))
-    if engine.dialect.name == "postgresql":
+    if is_postgresql(session):
         query = sa.select(DAY, sa.func.count().label("n"), *_percentile_columns()).where(measured)
-        return _frame(engine, query.group_by(_row_day).order_by(_row_day))
+        return _frame(session, query.group_by(_row_day).order_by(_row_day))
     counts_query = sa.select(DAY, sa.func.count()).where(measured).group_by(_row_day).order_by(_row_day)
-    with engine.connect() as connection:
-        counts = dict(connection.execute(counts_query).all())
-    values = _sqlite_percentiles(engine, window, counts)
+    counts = dict(session.execute(counts_query).all())
+    values = _sqlite_percentiles(session, window, counts)
     frame = pd.DataFrame([{"day": day, "n": n, **values[day]} for day, n in counts.items()],
                          columns=["day", "n", *(f"p{round(p * 100)}" for p in PERCENTILES)])  # fmt: skip
     frame["day"] = pd.to_datetime(frame["day"].astype(str))
     return frame
 
 
-def latency_summary(engine: Engine, window: Window) -> dict[str, float | None]:
+def latency_summary(session: Session, window: Window) -> dict[str, float | None]:
     """Latency per logged row over the whole window: n, p50, p95 (None when there is no row)."""
     measured = window.where(LOG.latency_ms.is_not(None))
-    if engine.dialect.name == "postgresql":
-        row = _scalar_row(engine, sa.select(sa.func.count().label("n"), *_percentile_columns()).where(measured))
+    if is_postgresql(session):
+        row = _scalar_row(session, sa.select(sa.func.count().label("n"), *_percentile_columns()).where(measured))
         return {"n": int(row.pop("n"))} | {k: (None if v is None else float(v)) for k, v in row.items()}
-    with engine.connect() as connection:
-        n = int(connection.execute(sa.select(sa.func.count()).where(measured)).scalar_one())
+    n = int(session.execute(sa.select(sa.func.count()).where(measured)).scalar_one())
     if n == 0:
         return {"n": 0} | {f"p{round(p * 100)}": None for p in PERCENTILES}
-    return {"n": n} | _sqlite_percentiles(engine, window, {None: n})[None]
+    return {"n": n} | _sqlite_percentiles(session, window, {None: n})[None]
 
 
 # ---------------------------------------------------------------------------------------------- errors
-def status_by_day(engine: Engine, window: Window) -> pd.DataFrame:
+def status_by_day(session: Session, window: Window) -> pd.DataFrame:
     """Rows per UTC day by status: columns ok, rejected, error, total and error_rate (not ok / total)."""
-    frame = daily_counts(engine, window, "status", STATUSES)
+    frame = daily_counts(session, window, "status", STATUSES)
     frame["total"] = frame[list(STATUSES)].sum(axis=1)
     frame["error_rate"] = (frame["total"] - frame["ok"]) / frame["total"]
     return frame
 
 
-def error_types(engine: Engine, window: Window) -> pd.DataFrame:
+def error_types(session: Session, window: Window) -> pd.DataFrame:
     """Failed rows by status and error type, most frequent first: columns status, error_type, n."""
     error_type = sa.func.coalesce(LOG.error_type, "unknown")
     query = (
@@ -209,29 +208,29 @@ def error_types(engine: Engine, window: Window) -> pd.DataFrame:
         .group_by(LOG.status, error_type)
         .order_by(sa.func.count().desc())
     )
-    return _frame(engine, query)
+    return _frame(session, query)
 
 
-def error_summary(engine: Engine, window: Window) -> dict[str, float | int]:
+def error_summary(session: Session, window: Window) -> dict[str, float | int]:
     """Rows in the window (``total``), rows not predicted (``failed``) and their share (``error_rate``)."""
     failed = sa.func.sum(sa.case((LOG.status != "ok", 1), else_=0))
-    row = _scalar_row(engine, sa.select(sa.func.count().label("total"), failed.label("failed")).where(window.where()))
+    row = _scalar_row(session, sa.select(sa.func.count().label("total"), failed.label("failed")).where(window.where()))
     total, failed_n = int(row["total"]), int(row["failed"] or 0)
     return {"total": total, "failed": failed_n, "error_rate": failed_n / total if total else 0.0}
 
 
 # ----------------------------------------------------------------------------------- predicted grades
-def bands_by_day(engine: Engine, window: Window) -> pd.DataFrame:
+def bands_by_day(session: Session, window: Window) -> pd.DataFrame:
     """Predicted rows per UTC day by band (I best ... V fail): columns day, I, II, III, IV, V."""
-    return daily_counts(engine, window, "band", tuple(BANDS), LOG.status == "ok")
+    return daily_counts(session, window, "band", tuple(BANDS), LOG.status == "ok")
 
 
-def risk_by_day(engine: Engine, window: Window) -> pd.DataFrame:
+def risk_by_day(session: Session, window: Window) -> pd.DataFrame:
     """Predicted rows per UTC day by risk level: columns day, high, medium, low."""
-    return daily_counts(engine, window, "risk", RISKS, LOG.status == "ok")
+    return daily_counts(session, window, "risk", RISK_LEVELS, LOG.status == "ok")
 
 
-def predicted_grade_histogram(engine: Engine, window: Window) -> pd.DataFrame:
+def predicted_grade_histogram(session: Session, window: Window) -> pd.DataFrame:
     """Predicted G3 rounded to whole grades: columns grade (0-20), n."""
     grade = sa.cast(sa.func.floor(LOG.predicted_g3 + 0.5), sa.Integer)
     query = (
@@ -240,7 +239,7 @@ def predicted_grade_histogram(engine: Engine, window: Window) -> pd.DataFrame:
         .group_by(grade)
         .order_by(grade)
     )
-    return _frame(engine, query)
+    return _frame(session, query)
 
 
 # -------------------------------------------------------------------------------------------- feedback
@@ -253,26 +252,25 @@ def _remark_days(window: Window) -> sa.Subquery:
     return sa.select(day.scalar_subquery().label("day")).select_from(Feedback).subquery("remarks")
 
 
-def feedback_by_day(engine: Engine, window: Window) -> pd.DataFrame:
+def feedback_by_day(session: Session, window: Window) -> pd.DataFrame:
     """Per UTC day of the prediction: predictions, "not useful" remarks on them, and their rate."""
-    predictions = daily_counts(engine, window, "status", ("ok",)).rename(columns={"ok": "predictions"})
+    predictions = daily_counts(session, window, "status", ("ok",)).rename(columns={"ok": "predictions"})
     remarks = _remark_days(window)
     query = sa.select(remarks.c.day, sa.func.count().label("feedback")).where(remarks.c.day.is_not(None))
-    counts = _frame(engine, query.group_by(remarks.c.day))
+    counts = _frame(session, query.group_by(remarks.c.day))
     frame = predictions.merge(counts, on="day", how="left").fillna({"feedback": 0})
     frame["feedback"] = frame["feedback"].astype(int)
     frame["rate"] = frame["feedback"] / frame["predictions"].where(frame["predictions"] > 0)
     return frame
 
 
-def feedback_summary(engine: Engine, window: Window) -> dict[str, float | int]:
+def feedback_summary(session: Session, window: Window) -> dict[str, float | int]:
     """Predictions in the window, "not useful" remarks on them and the rate (remarks per prediction)."""
     remarks = _remark_days(window)
-    with engine.connect() as connection:
-        predicted = sa.select(sa.func.count()).where(window.where(LOG.status == "ok"))
-        predictions = int(connection.execute(predicted).scalar_one())
-        counted = sa.select(sa.func.count()).where(remarks.c.day.is_not(None))
-        feedback = int(connection.execute(counted).scalar_one())
+    predicted = sa.select(sa.func.count()).where(window.where(LOG.status == "ok"))
+    predictions = int(session.execute(predicted).scalar_one())
+    counted = sa.select(sa.func.count()).where(remarks.c.day.is_not(None))
+    feedback = int(session.execute(counted).scalar_one())
     return {"predictions": predictions, "feedback": feedback, "rate": feedback / predictions if predictions else 0.0}
 
 
@@ -310,7 +308,7 @@ PERIODS = {"day": _row_day, "week": utc_week(LOG.created_at)}
 
 
 def _realized(
-    engine: Engine, window: Window, key: sa.ColumnElement[Any], *extra: sa.ColumnElement[bool]
+    session: Session, window: Window, key: sa.ColumnElement[Any], *extra: sa.ColumnElement[bool]
 ) -> pd.DataFrame:
     """Per value of ``key``: the sums the realized metrics are made of, aggregated in SQL.
 
@@ -352,7 +350,7 @@ def _realized(
         .group_by(r.key)
         .order_by(r.key)
     )
-    return _frame(engine, query)
+    return _frame(session, query)
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:
@@ -385,16 +383,16 @@ def _metrics_table(sums: pd.DataFrame, key: str, with_setup: bool = False) -> pd
     return pd.DataFrame(rows, columns=[key, *(["setup"] if with_setup else []), *REALIZED_METRICS])
 
 
-def realized_by_version(engine: Engine, window: Window, versions: Sequence[str] | None = None) -> pd.DataFrame:
+def realized_by_version(session: Session, window: Window, versions: Sequence[str] | None = None) -> pd.DataFrame:
     """Realized metrics per model version (and its setup), with the count of rows each rests on;
     ``versions`` limits the table to those ids."""
     extra = [] if versions is None else [LOG.model_version_id.in_(list(versions))]
-    return _metrics_table(_realized(engine, window, LOG.model_version_id, *extra), "model_version_id", True)
+    return _metrics_table(_realized(session, window, LOG.model_version_id, *extra), "model_version_id", True)
 
 
-def realized_over_time(engine: Engine, window: Window, period: str = "week") -> pd.DataFrame:
+def realized_over_time(session: Session, window: Window, period: str = "week") -> pd.DataFrame:
     """Realized metrics per UTC ``period`` ("day", or "week" starting on Monday) of prediction time."""
-    table = _metrics_table(_realized(engine, window, PERIODS[period]), "period")
+    table = _metrics_table(_realized(session, window, PERIODS[period]), "period")
     table["period"] = pd.to_datetime(table["period"].astype(str))
     return table
 
@@ -412,14 +410,14 @@ class Overview:
     demo_rows: int
 
 
-def overview(engine: Engine, window: Window) -> Overview:
+def overview(session: Session, window: Window) -> Overview:
     """Rows, error rate, latency p50/p95, feedback rate and demo rows of ``window``."""
-    errors, latency = error_summary(engine, window), latency_summary(engine, window)
+    errors, latency = error_summary(session, window), latency_summary(session, window)
     return Overview(
         rows=int(errors["total"]),
         error_rate=float(errors["error_rate"]),
         p50_ms=latency["p50"],
         p95_ms=latency["p95"],
-        feedback_rate=float(feedback_summary(engine, window)["rate"]),
-        demo_rows=demo_rows(engine, window),
+        feedback_rate=float(feedback_summary(session, window)["rate"]),
+        demo_rows=demo_rows(session, window),
     )

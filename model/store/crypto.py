@@ -11,9 +11,9 @@ The registry's SHA-256/HMAC cover the stored (encrypted) bytes, so integrity is 
 anything is decrypted or unpickled; GCM's tag is a second check. Without a key nothing is encrypted
 and the first use logs, once per process, that data at rest is not encrypted.
 
-The trade-off for monitoring: encrypted inputs cannot be read by SQL, so drift counts come from
-:func:`recent_inputs` (a bounded, decrypted recent sample) and :func:`value_counts` instead of SQL
-JSON extraction whenever rows are encrypted.
+The trade-off for monitoring: encrypted inputs cannot be read by SQL, so drift counts come from a
+bounded, decrypted recent sample (``model.monitoring.samples``) instead of SQL JSON extraction
+whenever rows are encrypted.
 """
 
 from __future__ import annotations
@@ -25,22 +25,17 @@ import json
 import logging
 import os
 import threading
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 import orjson
-import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy.engine import Engine
 
 from model.errors import UserError
 from model.settings import Settings, get_settings
-from model.store.tables import PredictionLog
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -226,42 +221,3 @@ def encrypt_inputs(inputs: Mapping[str, Any] | None) -> dict[str, Any] | None:
 def decrypt_inputs(stored: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """:meth:`Keyring.decrypt_inputs` with the configured keys."""
     return keyring().decrypt_inputs(stored)
-
-
-def recent_inputs(
-    engine: Engine,
-    since: datetime,
-    limit: int = 50_000,
-    *,
-    until: datetime | None = None,
-    setup: str | None = None,
-    include_demo: bool = True,
-) -> list[dict[str, Any]]:
-    """The decrypted inputs of the newest ``limit`` predicted rows logged since ``since``.
-
-    This is how monitoring reads inputs when they are encrypted (SQL cannot look inside them); the
-    sample is bounded by ``limit`` so the cost stays flat. Plain rows are returned as they are.
-    """
-    log = PredictionLog.__table__.c
-    conditions = [log.status == "ok", log.inputs.is_not(None), log.created_at >= since]
-    if until is not None:
-        conditions.append(log.created_at < until)
-    if setup is not None:
-        conditions.append(log.setup == setup)
-    if not include_demo:
-        conditions.append(log.is_demo.is_(False))
-    query = sa.select(log.inputs).where(*conditions).order_by(log.created_at.desc()).limit(limit)
-    ring = keyring()
-    with engine.connect() as connection:
-        return [ring.decrypt_inputs(stored) or {} for stored in connection.execute(query).scalars()]
-
-
-def value_counts(inputs: Iterable[Mapping[str, Any]], attributes: Sequence[str]) -> dict[str, dict[Any, int]]:
-    """Attribute -> {value: rows} over decrypted inputs (the shape ``drift.recent_counts`` returns)."""
-    counters: dict[str, Counter[Any]] = {name: Counter() for name in attributes}
-    for record in inputs:
-        for name in attributes:
-            value = record.get(name)
-            if value is not None:
-                counters[name][value] += 1
-    return {name: dict(counter) for name, counter in counters.items()}

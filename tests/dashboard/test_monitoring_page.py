@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from model.cli.monitor import demo_traffic
 from model.monitoring import alerts
 from model.serving.service import ModelStore
+from model.settings import get_settings
 from model.store.db import get_engine, session_scope
 from model.store.tables import Alert
 from tests.dashboard.conftest import Account, page_test, texts
@@ -61,7 +62,8 @@ def test_the_drift_chart_follows_the_chosen_attribute(demo: str, admin_account: 
 def test_open_alerts_are_shown_and_acknowledged(app_db_url: str, admin_account: Account, raw_df: pd.DataFrame) -> None:
     engine = get_engine(app_db_url)
     log_students(engine, shifted(raw_df), at=pd.Timestamp.now(tz="UTC").to_pydatetime())
-    assert [f.rule for f in alerts.evaluate_alerts(engine)] == ["max_psi"]
+    with session_scope(engine) as session:
+        assert [f.rule for f in alerts.evaluate_alerts(session, get_settings())] == ["max_psi"]
     at = page_test("alerts.py", admin_account.user).run()
     assert "1 open alert" in texts(at) and "max_psi" in texts(at)
     monitoring_page = page_test("monitoring.py", admin_account.user).run()
@@ -74,3 +76,26 @@ def test_open_alerts_are_shown_and_acknowledged(app_db_url: str, admin_account: 
     at.run()
     assert "open alert" not in texts(at)
     assert at.dataframe[0].value["acknowledged by"].tolist() == [admin_account.user.username]
+
+
+def test_a_changed_act_level_changes_the_page_s_verdict_and_the_alert_s(
+    app_db_url: str, admin_account: Account, raw_df: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = get_engine(app_db_url)
+    earlier = pd.Timestamp.now(tz="UTC") - pd.Timedelta(minutes=5)  # the page's window ends at the current minute
+    log_students(engine, shifted(raw_df), at=earlier.to_pydatetime())
+    at = page_test("monitoring.py", admin_account.user).run()
+    top = at.dataframe[0].value.iloc[0]
+    assert top["status"] == "act" and "PSI 0.1 = watch, 0.25 = act" in texts(at)
+
+    act = round(float(top["psi"]) + 0.5, 2)
+    monkeypatch.setenv("MATHSIGHT_ALERT_MAX_PSI", str(act))
+    get_settings.cache_clear()
+    at = page_test("monitoring.py", admin_account.user).run()
+    assert not at.exception, at.exception
+    assert at.dataframe[0].value.iloc[0]["status"] == "watch" and f"PSI 0.1 = watch, {act} = act" in texts(at)
+    with session_scope(engine) as session:
+        assert alerts.evaluate_alerts(session, get_settings()) == []
+    alerts_page = page_test("alerts.py", admin_account.user).run()
+    rules = alerts_page.dataframe[-1].value.set_index("setting")["value"]
+    assert rules["MATHSIGHT_ALERT_MAX_PSI"] == str(act)

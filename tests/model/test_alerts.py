@@ -18,10 +18,13 @@ import pytest
 import sqlalchemy as sa
 
 from model.monitoring import alerts
+from model.monitoring.drift import drift_report
+from model.monitoring.queries import Window
 from model.serving.predlog.writer import write_log
+from model.settings import Settings
 from model.store import db
 from model.store.tables import Alert, ModelVersion, Outcome
-from tests.model.test_drift import log_students, shifted
+from tests.model.test_drift import log_students, report_of, shifted
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,18 +36,25 @@ def engine(models_db_url: str) -> Iterator[sa.Engine]:
     db.dispose_engines()
 
 
-def rules(**overrides: object) -> alerts.AlertRules:
-    return alerts.AlertRules.configured(**overrides)
+def evaluate(engine: sa.Engine, now: datetime = NOW, **settings: object) -> list[alerts.Firing]:
+    """``evaluate_alerts`` as a front calls it: one transaction, settings with ``settings`` on top."""
+    with db.session_scope(engine) as session:
+        return alerts.evaluate_alerts(session, Settings(**settings), now)
+
+
+def check(engine: sa.Engine, now: datetime = NOW, **settings: object) -> list[alerts.Firing]:
+    with db.session_scope(engine) as session:
+        return alerts.check_rules(session, Settings(**settings), now)
 
 
 def test_the_real_data_fires_nothing(engine: sa.Engine, raw_df: pd.DataFrame) -> None:
     log_students(engine, raw_df)
-    assert alerts.evaluate_alerts(engine, NOW, rules()) == []
+    assert evaluate(engine) == []
 
 
 def test_an_injected_shift_fires_the_drift_rule_and_is_recorded(engine: sa.Engine, raw_df: pd.DataFrame) -> None:
     log_students(engine, shifted(raw_df))
-    fired = alerts.evaluate_alerts(engine, NOW, rules())
+    fired = evaluate(engine)
     assert [f.rule for f in fired] == ["max_psi"]
     assert fired[0].value > 0.25 and fired[0].detail["attribute"] == "absences"
     assert "Mjob" in fired[0].detail["drifted"]
@@ -55,9 +65,9 @@ def test_an_injected_shift_fires_the_drift_rule_and_is_recorded(engine: sa.Engin
 
 def test_a_firing_rule_keeps_one_open_alert_until_acknowledged(engine: sa.Engine, raw_df: pd.DataFrame) -> None:
     log_students(engine, shifted(raw_df))
-    alerts.evaluate_alerts(engine, NOW, rules())
+    evaluate(engine)
     later = NOW + timedelta(minutes=30)
-    alerts.evaluate_alerts(engine, later, rules())
+    evaluate(engine, later)
     with db.session_scope(engine) as session:
         [alert] = session.scalars(sa.select(Alert)).all()
         assert (alert.first_seen, alert.last_seen) == (NOW, later)
@@ -66,10 +76,22 @@ def test_a_firing_rule_keeps_one_open_alert_until_acknowledged(engine: sa.Engine
         assert alerts.open_alerts(session) == []
         with pytest.raises(alerts.AlertNotFound):
             alerts.acknowledge(session, 999, by="head")
-    alerts.evaluate_alerts(engine, later + timedelta(minutes=30), rules())
+    evaluate(engine, later + timedelta(minutes=30))
     with db.session_scope(engine) as session:
         history = alerts.alert_history(session, now=later)
         assert [a.acknowledged_by for a in history] == [None, "head"]
+
+
+def test_the_drift_alert_fires_exactly_when_the_drift_report_says_act(engine: sa.Engine, raw_df: pd.DataFrame) -> None:
+    log_students(engine, shifted(raw_df))
+    window = Window.last(Settings().alert_drift_days, NOW)
+    worst = max(report_of(engine, window).attributes, key=lambda a: a.psi)
+    for act, fires in ((worst.psi, True), (worst.psi + 0.01, False)):
+        with db.session_scope(engine) as session:
+            report = drift_report(session, Settings(alert_max_psi=act), window)
+        assert (worst.attribute in {a.attribute for a in report.to_act_on}) is fires
+        assert report.get(worst.attribute).status == ("act" if fires else "watch")
+        assert [f.rule for f in check(engine, alert_max_psi=act)] == (["max_psi"] if fires else [])
 
 
 def test_error_rate_latency_and_feedback_rules(engine: sa.Engine, raw_df: pd.DataFrame) -> None:
@@ -77,10 +99,10 @@ def test_error_rate_latency_and_feedback_rules(engine: sa.Engine, raw_df: pd.Dat
     write_log(engine, [{"request_id": uuid.uuid4().hex, "channel": "api", "created_at": NOW - timedelta(hours=2),
                         "status": "rejected", "error_type": "validation", "latency_ms": 5000.0, "is_demo": False}
                        for _ in range(10)])  # fmt: skip
-    fired = {f.rule: f for f in alerts.check_rules(engine, NOW, rules(p95_latency_ms=1000))}
+    fired = {f.rule: f for f in check(engine, alert_p95_latency_ms=1000)}
     assert set(fired) == {"error_rate", "p95_latency_ms"}
     assert fired["error_rate"].value == pytest.approx(10 / 70)
-    assert alerts.check_rules(engine, NOW, rules(min_rows=100, max_psi=9)) == []  # too few rows to judge
+    assert check(engine, alert_min_rows=100, alert_max_psi=9) == []  # too few rows to judge
 
 
 def test_realized_accuracy_below_the_protocol_fires(engine: sa.Engine, raw_df: pd.DataFrame) -> None:
@@ -95,7 +117,7 @@ def test_realized_accuracy_below_the_protocol_fires(engine: sa.Engine, raw_df: p
     write_log(engine, rows)
     with engine.begin() as connection:
         connection.execute(sa.insert(Outcome), [{"student_key": f"s{i}", "g3": 5 if i % 2 else 15} for i in range(50)])
-    fired = {f.rule: f for f in alerts.check_rules(engine, NOW, rules())}
+    fired = {f.rule: f for f in check(engine)}
     assert fired["accuracy_drop:early"].value == pytest.approx(0.95 - 0.5)
     assert fired["accuracy_drop:early"].detail["n"] == 50
 
@@ -120,8 +142,8 @@ def test_new_alerts_are_posted_to_the_webhook_once(engine: sa.Engine, raw_df: pd
     try:
         url = f"http://127.0.0.1:{server.server_port}/hook"
         log_students(engine, shifted(raw_df))
-        alerts.evaluate_alerts(engine, NOW, rules(webhook_url=url))
-        alerts.evaluate_alerts(engine, NOW + timedelta(minutes=5), rules(webhook_url=url))  # still open: no repost
+        evaluate(engine, alert_webhook_url=url)
+        evaluate(engine, NOW + timedelta(minutes=5), alert_webhook_url=url)  # still open: no repost
     finally:
         server.shutdown()
         server.server_close()

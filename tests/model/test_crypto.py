@@ -10,6 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from model.cli import main as cli
+from model.monitoring import samples
+from model.monitoring.queries import Window
 from model.schema.fields import ATTRIBUTES
 from model.serving.service import ModelStore, predict_batch
 from model.settings import get_settings
@@ -41,6 +43,13 @@ def _class_file(raw_df: pd.DataFrame, n: int = 12) -> str:
 def _stored(engine, column) -> list:
     with engine.connect() as connection:
         return list(connection.execute(sa.select(column).order_by(PredictionLog.id)).scalars())
+
+
+def _recent_inputs(engine, since, max_rows: int = 20_000) -> list[dict]:
+    """The decrypted inputs monitoring reads (its bounded sample) of the rows logged since ``since``."""
+    with session_scope(engine) as session:
+        window = Window(since, utcnow() + timedelta(minutes=1))
+        return samples.recent_inputs(session, get_settings(), window, max_rows=max_rows)
 
 
 def _raw_inputs(engine) -> list[str]:
@@ -126,7 +135,7 @@ def test_artifacts_are_encrypted_and_hash_checked_before_decryption(
         registry.load_artifact(version)
 
 
-def test_log_inputs_are_encrypted_and_read_back_through_recent_inputs(keyed_db: str, raw_df: pd.DataFrame) -> None:
+def test_log_inputs_are_encrypted_and_read_back_by_monitoring(keyed_db: str, raw_df: pd.DataFrame) -> None:
     engine = get_engine(keyed_db)
     since = utcnow() - timedelta(minutes=1)
     prediction = predict_batch(ModelStore(engine), engine, _class_file(raw_df), channel="cli")
@@ -134,13 +143,13 @@ def test_log_inputs_are_encrypted_and_read_back_through_recent_inputs(keyed_db: 
     assert len(raw) == 12
     assert all('"enc"' in text and "teacher" not in text and "Mjob" not in text for text in raw)
 
-    decrypted = crypto.recent_inputs(engine, since, limit=100)
+    decrypted = _recent_inputs(engine, since, max_rows=100)
     assert len(decrypted) == 12
     expected = prediction.results.index.map(lambda row: raw_df.loc[row - 2, "Mjob"])
     assert sorted(d["Mjob"] for d in decrypted) == sorted(expected)
-    counts = crypto.value_counts(decrypted, ATTRIBUTES)
+    counts = samples.value_counts(decrypted, ATTRIBUTES)
     assert counts["school"] == raw_df.head(12)["school"].value_counts().to_dict()
-    assert len(crypto.recent_inputs(engine, since, limit=5)) == 5
+    assert len(_recent_inputs(engine, since, max_rows=5)) == 5
 
 
 def test_rotation_re_encrypts_everything_under_the_new_key(
@@ -152,7 +161,7 @@ def test_rotation_re_encrypts_everything_under_the_new_key(
     _use_keys(monkeypatch, "", previous=KEY_A)  # reads KEY_A data, writes in clear
     monkeypatch.setattr(crypto, "_warned", True)
     predict_batch(ModelStore(engine), engine, _class_file(raw_df, 5), channel="cli")
-    before = sorted(str(sorted(d.items())) for d in crypto.recent_inputs(engine, since))
+    before = sorted(str(sorted(d.items())) for d in _recent_inputs(engine, since))
 
     _use_keys(monkeypatch, KEY_B, previous=KEY_A)
     result = rotate_data_key(engine, batch_rows=4)  # several batches, one transaction each
@@ -162,7 +171,7 @@ def test_rotation_re_encrypts_everything_under_the_new_key(
     _use_keys(monkeypatch, KEY_B)  # the old key is gone: everything must read under KEY_B alone
     key_b = crypto.DataKey.from_text(KEY_B).key_id
     assert {crypto.inputs_key_id(v) for v in _stored(engine, PredictionLog.inputs) if v is not None} == {key_b}
-    assert sorted(str(sorted(d.items())) for d in crypto.recent_inputs(engine, since)) == before
+    assert sorted(str(sorted(d.items())) for d in _recent_inputs(engine, since)) == before
     with session_scope(engine) as session:
         version = registry.active_versions(session)["early"]
         assert crypto.artifact_key_id(version.artifact) == key_b

@@ -16,7 +16,9 @@ from scipy.stats import chi2_contingency, ks_2samp
 from model.monitoring import drift
 from model.monitoring.queries import Window
 from model.schema.fields import ATTRIBUTES, GRADES
+from model.schema.thresholds import DEFAULT_THRESHOLDS
 from model.serving.predlog.writer import write_log
+from model.settings import get_settings
 from model.store import db
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -27,26 +29,30 @@ def test_psi_matches_its_formula_and_is_zero_for_equal_shares() -> None:
     e, a = reference / 100, recent / 100
     assert drift.psi(reference, recent) == pytest.approx(np.sum((a - e) * np.log(a / e)))
     assert drift.psi([10, 20, 30], [20, 40, 60]) == pytest.approx(0.0)
-    assert drift.psi([10, 0], [5, 5]) > drift.PSI_ACT  # an empty reference bin counts as a tiny share
+    assert (
+        drift.psi([10, 0], [5, 5]) > DEFAULT_THRESHOLDS.drift_act_psi
+    )  # an empty reference bin counts as a tiny share
 
 
 def test_numeric_drift_is_the_ks_test_of_scipy_on_known_distributions() -> None:
     rng = np.random.default_rng(0)
     reference = rng.poisson(4, 400)
     shifted = rng.poisson(7, 3000)
-    result = drift.numeric_drift("absences", reference.tolist(), Counter(shifted.tolist()))
+    result = drift.numeric_drift("absences", reference.tolist(), Counter(shifted.tolist()), DEFAULT_THRESHOLDS)
     expected = ks_2samp(reference, shifted)
     assert result.test == "KS"
     assert result.statistic == pytest.approx(expected.statistic)
     assert result.p_value == pytest.approx(expected.pvalue)
     assert result.n_recent == 3000 and result.status == "act"
-    same = drift.numeric_drift("absences", reference.tolist(), Counter(rng.poisson(4, 3000).tolist()))
+    same = drift.numeric_drift(
+        "absences", reference.tolist(), Counter(rng.poisson(4, 3000).tolist()), DEFAULT_THRESHOLDS
+    )
     assert same.status == "ok" and same.p_value > 0.01
 
 
 def test_numeric_bins_come_from_the_reference_deciles() -> None:
     reference = list(range(1, 6)) * 20  # studytime-like codes 1..5
-    result = drift.numeric_drift("freetime", reference, {5: 10})
+    result = drift.numeric_drift("freetime", reference, {5: 10}, DEFAULT_THRESHOLDS)
     assert result.bins == ("≤ 1", "2", "3", "4", "5", "≥ 6")
     assert result.reference_share == pytest.approx((0.2, 0.2, 0.2, 0.2, 0.2, 0.0))
     assert result.recent_share == pytest.approx((0, 0, 0, 0, 1.0, 0))
@@ -55,7 +61,7 @@ def test_numeric_bins_come_from_the_reference_deciles() -> None:
 def test_categorical_drift_is_scipy_s_chi_square_of_the_contingency_table() -> None:
     reference = {"teacher": 40, "health": 30, "services": 90, "at_home": 60, "other": 175}
     recent = {"teacher": 20, "health": 10, "services": 40, "at_home": 120, "other": 60}
-    result = drift.categorical_drift("Mjob", reference, recent)
+    result = drift.categorical_drift("Mjob", reference, recent, DEFAULT_THRESHOLDS)
     table = np.array([[reference[c] for c in result.bins], [recent[c] for c in result.bins]])
     expected = chi2_contingency(table)
     assert result.test == "chi-square"
@@ -65,9 +71,9 @@ def test_categorical_drift_is_scipy_s_chi_square_of_the_contingency_table() -> N
 
 
 def test_a_category_seen_on_one_side_only_still_gets_a_test() -> None:
-    result = drift.categorical_drift("higher", {"yes": 375, "no": 20}, {"no": 50})
+    result = drift.categorical_drift("higher", {"yes": 375, "no": 20}, {"no": 50}, DEFAULT_THRESHOLDS)
     assert result.bins == ("yes", "no") and result.p_value < 1e-6 and result.status == "act"
-    empty = drift.categorical_drift("higher", {"yes": 375, "no": 20}, {})
+    empty = drift.categorical_drift("higher", {"yes": 375, "no": 20}, {}, DEFAULT_THRESHOLDS)
     assert (empty.statistic, empty.p_value, empty.psi, empty.n_recent) == (0.0, 1.0, 0.0, 0)
 
 
@@ -89,6 +95,12 @@ def log_students(engine: sa.Engine, students: pd.DataFrame, at: datetime = NOW -
     ])  # fmt: skip
 
 
+def report_of(engine: sa.Engine, window: Window, **options: object) -> drift.DriftReport | None:
+    """The drift report as a front asks for it: one transaction, the configured settings."""
+    with db.session_scope(engine) as session:
+        return drift.drift_report(session, get_settings(), window, **options)
+
+
 def shifted(raw_df: pd.DataFrame) -> pd.DataFrame:
     """The real students with more absences and more mothers at home."""
     frame = raw_df.copy()
@@ -99,7 +111,7 @@ def shifted(raw_df: pd.DataFrame) -> pd.DataFrame:
 
 def test_the_real_data_against_its_own_reference_shows_no_drift(engine: sa.Engine, raw_df: pd.DataFrame) -> None:
     log_students(engine, raw_df)
-    report = drift.drift_report(engine, Window.last(1, NOW))
+    report = report_of(engine, Window.last(1, NOW))
     assert report is not None and report.n_recent == len(raw_df)
     assert [a.attribute for a in report.attributes] == list(ATTRIBUTES)
     assert report.max_psi == pytest.approx(0.0, abs=1e-9)
@@ -111,7 +123,7 @@ def test_sql_counts_give_scipy_s_statistics_on_a_known_shift(engine: sa.Engine, 
     recent = shifted(raw_df)
     log_students(engine, recent)
     log_students(engine, raw_df, at=NOW - timedelta(days=3))  # outside the window
-    report = drift.drift_report(engine, Window.last(1, NOW))
+    report = report_of(engine, Window.last(1, NOW))
     assert report is not None
     absences = report.get("absences")
     expected = ks_2samp(raw_df["absences"], recent["absences"])
@@ -129,10 +141,10 @@ def test_sql_counts_give_scipy_s_statistics_on_a_known_shift(engine: sa.Engine, 
 
 def test_a_setup_report_includes_its_grades_and_only_its_rows(engine: sa.Engine, raw_df: pd.DataFrame) -> None:
     log_students(engine, raw_df)
-    assert drift.drift_report(engine, Window.last(1, NOW), setup="period2").n_recent == 0
+    assert report_of(engine, Window.last(1, NOW), setup="period2").n_recent == 0
     with engine.begin() as connection:
         connection.execute(sa.text("UPDATE prediction_log SET setup = 'period2'"))
-    report = drift.drift_report(engine, Window.last(1, NOW), setup="period2")
+    report = report_of(engine, Window.last(1, NOW), setup="period2")
     assert [a.attribute for a in report.attributes][-2:] == ["G1", "G2"]
     assert report.get("G2").n_recent == len(raw_df) and report.max_psi == pytest.approx(0.0, abs=1e-9)
 
@@ -141,20 +153,21 @@ def test_only_the_most_recent_rows_are_compared(engine: sa.Engine, raw_df: pd.Da
     log_students(engine, raw_df, at=NOW - timedelta(hours=2))
     latest = shifted(raw_df).iloc[:100]
     log_students(engine, latest, at=NOW - timedelta(minutes=5))
-    report = drift.drift_report(engine, Window.last(1, NOW), max_rows=100)
-    expected = drift.numeric_drift("absences", raw_df["absences"].tolist(), Counter(latest["absences"].tolist()))
+    report = report_of(engine, Window.last(1, NOW), max_rows=100)
+    expected = drift.numeric_drift(
+        "absences", raw_df["absences"].tolist(), Counter(latest["absences"].tolist()), DEFAULT_THRESHOLDS
+    )
     assert report.n_recent == 100 and report.get("absences") == expected
 
 
 def test_no_active_model_means_no_report(db_url: str) -> None:
     db.migrate(db_url)
-    assert drift.drift_report(db.get_engine(db_url), Window.last(1, NOW)) is None
+    assert report_of(db.get_engine(db_url), Window.last(1, NOW)) is None
 
 
 def test_drift_reads_encrypted_inputs_through_the_core(
     engine: sa.Engine, raw_df: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from model.settings import get_settings
     from model.store import crypto
     from model.store.tables import PredictionLog
 
@@ -165,7 +178,42 @@ def test_drift_reads_encrypted_inputs_through_the_core(
     with engine.connect() as connection:
         stored = connection.execute(sa.select(PredictionLog.inputs).limit(1)).scalar_one()
     assert set(stored) == {"enc"}
-    report = drift.drift_report(engine, Window.last(1, NOW))
+    report = report_of(engine, Window.last(1, NOW))
     assert report is not None and report.n_recent == len(raw_df)
     expected = ks_2samp(raw_df["absences"], recent["absences"])
     assert report.get("absences").p_value == pytest.approx(expected.pvalue)
+
+
+def test_the_encrypted_sample_is_bounded_like_the_sql_one(
+    engine: sa.Engine, raw_df: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from model.store import crypto
+
+    monkeypatch.setenv("MATHSIGHT_DATA_KEY", crypto.generate_key())
+    get_settings.cache_clear()
+    log_students(engine, raw_df, at=NOW - timedelta(hours=2))
+    latest = shifted(raw_df).iloc[:100]
+    log_students(engine, latest, at=NOW - timedelta(minutes=5))
+    report = report_of(engine, Window.last(1, NOW), max_rows=100)
+    expected = drift.numeric_drift(
+        "absences", raw_df["absences"].tolist(), Counter(latest["absences"].tolist()), DEFAULT_THRESHOLDS
+    )
+    assert report.n_recent == 100 and report.get("absences") == expected
+
+
+def test_the_verdicts_follow_the_configured_threshold_table(
+    engine: sa.Engine, raw_df: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log_students(engine, shifted(raw_df))
+    absences = report_of(engine, Window.last(1, NOW)).get("absences")
+    assert (absences.status, absences.test_drift) == ("act", True)
+    monkeypatch.setenv("MATHSIGHT_DRIFT_WATCH_PSI", str(absences.psi / 2))
+    monkeypatch.setenv("MATHSIGHT_ALERT_MAX_PSI", str(absences.psi * 2))
+    monkeypatch.setenv("MATHSIGHT_DRIFT_P_VALUE", str(absences.p_value / 2))
+    get_settings.cache_clear()
+    relaxed = report_of(engine, Window.last(1, NOW))
+    judged = relaxed.get("absences")
+    assert judged.psi == absences.psi and (judged.status, judged.test_drift) == ("watch", False)
+    row = relaxed.table().set_index("attribute").loc["absences"]
+    assert row["threshold"] == f"PSI {absences.psi / 2} watch / {absences.psi * 2} act"
+    assert (row["status"], row["test_drift"]) == ("watch", False)
