@@ -19,6 +19,7 @@ from api.middleware import ApiMiddleware, access_logger, close_logger
 from api.routes import router
 from api.settings import ApiSettings
 from model.accounts.ratelimit import make_limiter
+from model.logs import configure_logging
 from model.schema.thresholds import Thresholds
 from model.serving.service import ModelStore, NoActiveModel
 from model.store.db import get_engine, migrate
@@ -37,9 +38,11 @@ log = logging.getLogger(__name__)
 
 
 def _start(state: AppState) -> None:
-    """Bring the schema up to date and load the active models before the first request."""
+    """Send the logs where the settings say, bring the schema up to date and load the active models
+    before the first request."""
     assert state.settings.log_dir is not None
     state.settings.log_dir.mkdir(parents=True, exist_ok=True)
+    configure_logging(state.settings)
     migrate(state.engine)
     try:
         for setup in ("early", "period1", "period2"):

@@ -14,14 +14,17 @@ from sqlalchemy.engine import Engine
 
 
 def isolated_home() -> Path:
-    """Point mathsight's local state at a fresh temporary directory (call before other imports)."""
+    """Point mathsight's local state at a fresh temporary directory (call before other imports) and
+    log there as the product does (one JSON line per prediction request)."""
     home = Path(tempfile.mkdtemp(prefix="mathsight-bench-"))
     os.environ["MATHSIGHT_HOME"] = str(home)
     os.environ.setdefault("MATHSIGHT_SECRET_KEY", "bench-secret-key-0123456789abcdef")
     os.environ.setdefault("MATHSIGHT_COOKIE_KEY", "bench-cookie-key-0123456789abcdef")
+    from model.logs import configure_logging
     from model.settings import get_settings
 
     get_settings.cache_clear()
+    configure_logging(get_settings())
     return home
 
 

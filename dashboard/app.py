@@ -22,6 +22,7 @@ from streamlit.navigation.page import StreamlitPage  # noqa: E402
 from dashboard import auth  # noqa: E402
 from dashboard.context import CurrentUser, engine  # noqa: E402
 from model.accounts.users import AccountError, ensure_first_admin, first_admin_message  # noqa: E402
+from model.logs import configure_logging  # noqa: E402
 from model.settings import Settings, get_settings  # noqa: E402
 
 
@@ -40,6 +41,12 @@ def _settings() -> Settings:
 
 
 @st.cache_resource(show_spinner=False)
+def _logging(log_dir: str) -> None:
+    """Once per process and log directory: the product's JSON logs."""
+    configure_logging(get_settings())
+
+
+@st.cache_resource(show_spinner=False)
 def _first_admin(database_url: str) -> None:
     """Once per process and database: create the first admin and print its password to the terminal."""
     password = ensure_first_admin(engine())
@@ -49,6 +56,7 @@ def _first_admin(database_url: str) -> None:
 
 
 def _start(settings: Settings) -> None:
+    _logging(str(settings.log_dir))
     try:
         engine()
         _first_admin(settings.database_url)

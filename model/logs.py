@@ -4,6 +4,10 @@ Each prediction request writes one line (``event: "request"``) with its request 
 row counts, latency and status. Only those fields can be logged through :func:`log_request`, so no
 student id, name or input value ever reaches the log; the request id links the line to the
 prediction log in the database.
+
+The core never configures logging itself: each front calls :func:`configure_logging` with its
+``Settings`` when it starts (the API app, the dashboard process, each CLI command). Until then the
+``mathsight`` loggers behave like any library's (their lines propagate to the root logger).
 """
 
 from __future__ import annotations
@@ -18,14 +22,13 @@ from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import Any
 
-from model.settings import Settings, get_settings
+from model.settings import Settings
 
 LOGGER = "mathsight"
 REQUEST_LOGGER = "mathsight.requests"
 LOG_FILE = "mathsight.jsonl"
 _FIELDS_ATTR = "mathsight_fields"
 _lock = threading.Lock()
-_configured: Path | None = None
 
 
 class JsonFormatter(logging.Formatter):
@@ -56,14 +59,12 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
-def configure_logging(settings: Settings | None = None) -> Path:
+def configure_logging(settings: Settings) -> Path:
     """Send the ``mathsight`` loggers to ``log_dir/mathsight.jsonl`` (rotated by size) and stderr.
 
     Calling it again replaces the handlers it installed before (e.g. after the settings changed).
-    Returns the path of the log file.
+    Returns the path of the log file (created with its first line).
     """
-    global _configured
-    settings = settings or get_settings()
     assert settings.log_dir is not None
     path = Path(settings.log_dir) / LOG_FILE
     with _lock:
@@ -74,20 +75,14 @@ def configure_logging(settings: Settings | None = None) -> Path:
             handler.close()
         formatter = JsonFormatter()
         rotating = RotatingFileHandler(
-            path, maxBytes=settings.log_max_bytes, backupCount=settings.log_backups, encoding="utf-8"
+            path, maxBytes=settings.log_max_bytes, backupCount=settings.log_backups, encoding="utf-8", delay=True
         )
         for handler in (rotating, StderrHandler()):
             handler.setFormatter(formatter)
             logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
-        _configured = path
     return path
-
-
-def _ensure_configured() -> None:
-    if _configured is None:
-        configure_logging()
 
 
 def log_request(
@@ -101,8 +96,7 @@ def log_request(
     n_rejected: int = 0,
     error_type: str | None = None,
 ) -> None:
-    """Write the one log line of a prediction request (configuring logging on first use)."""
-    _ensure_configured()
+    """Write the one log line of a prediction request."""
     fields = {
         "event": "request",
         "request_id": request_id,

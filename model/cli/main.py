@@ -12,6 +12,7 @@ from pathlib import Path
 
 from model.accounts.users import ensure_first_admin, first_admin_message
 from model.errors import BatchRejected, UserError
+from model.logs import configure_logging
 from model.ml import dataset as data_module
 from model.ml.evaluation import comparison_table, evaluate, to_json
 from model.ml.training import BOOTSTRAP_RUNS, ensure_default_models, register, train_setup
@@ -201,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_logging(get_settings())
     try:
         return args.func(args)
     except (UserError, NoActiveModel) as error:
