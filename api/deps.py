@@ -1,8 +1,17 @@
-"""What routes get injected: the app's state (engine, models, limiter, metrics) and the caller's key.
+"""What routes get injected: the app's state (settings, engine, models, limiter, metrics), the
+request's database session and the caller's key.
+
+The API is the front that opens the transaction: :data:`SessionDep` is one session per request,
+committed when the route function returns and before the response is sent (rolled back if it
+raised); the data functions a route calls work in it, with the app's :data:`SettingsDep`.
 
 A key comes in the ``X-API-Key`` header (or ``Authorization: Bearer <key>``, for scrapers). The key
-dependency answers 401 for a missing, malformed, unknown or revoked key, 403 when its scope does not
-cover the endpoint, and 429 (with ``Retry-After``) when the key has used up its rate limit.
+dependency checks it through the request's session and commits that check at once (the key's
+``last_used_at``), before the rate limit and the route: so the record of the key's use is kept when
+the request then fails, and no write lock is held while the route works (on SQLite that lock would
+block the prediction log's own write). It answers 401 for a missing, malformed, unknown or revoked
+key, 403 when its scope does not cover the endpoint, and 429 (with ``Retry-After``) when the key has
+used up its rate limit.
 """
 
 from __future__ import annotations
@@ -52,16 +61,22 @@ def get_store(request: Request) -> ModelStore:
     return get_state(request).store
 
 
+def get_app_settings(request: Request) -> ApiSettings:
+    """The settings the app was created with (``create_app(settings=...)``)."""
+    return get_state(request).settings
+
+
 def get_session(request: Request) -> Iterator[Session]:
-    """A session committed after the route returns (rolled back if it raised)."""
+    """The request's session: committed after the route returns, before the response (rolled back if it raised)."""
     with session_scope(get_state(request).engine) as session:
         yield session
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
+SettingsDep = Annotated[ApiSettings, Depends(get_app_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 StoreDep = Annotated[ModelStore, Depends(get_store)]
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 api_key_header = APIKeyHeader(
     name=API_KEY_HEADER,
@@ -81,13 +96,19 @@ def _presented_key(request: Request, header: str | None) -> str | None:
 def require(scope: str) -> Callable[..., KeyHolder]:
     """A dependency admitting keys whose scope covers ``scope`` and which are within their rate limit."""
 
-    def key_holder(request: Request, header: Annotated[str | None, Security(api_key_header)] = None) -> KeyHolder:
+    def key_holder(
+        request: Request,
+        session: SessionDep,
+        settings: SettingsDep,
+        header: Annotated[str | None, Security(api_key_header)] = None,
+    ) -> KeyHolder:
         state = get_state(request)
         presented = _presented_key(request, header)
         if not presented:
             raise ApiError(401, f"an API key is required in the {API_KEY_HEADER} header",
                            headers={"WWW-Authenticate": "ApiKey"})  # fmt: skip
-        holder = authenticate(state.engine, presented)
+        holder = authenticate(session, presented, settings=settings)
+        session.commit()  # the key's use is recorded now (see the module docstring)
         if holder is None:
             raise ApiError(401, "the API key is not valid (unknown, mistyped or revoked)",
                            headers={"WWW-Authenticate": "ApiKey"})  # fmt: skip

@@ -50,12 +50,13 @@ def _payloads(folder: Path) -> None:
 def _admin_key() -> str:
     from model.accounts.apikeys import create_key
     from model.accounts.users import create_user
+    from model.settings import get_settings
     from model.store.db import get_engine, session_scope
 
-    engine = get_engine()
-    with session_scope(engine) as session:
+    settings = get_settings()
+    with session_scope(get_engine(settings.database_url)) as session:
         user = create_user(session, "bench", "bench-password-1", role="admin", actor="bench")
-    return create_key(engine, user.id, "admin", actor="bench")[0]
+        return create_key(session, user.id, "admin", actor="bench", settings=settings)[0]
 
 
 def _wait_healthy(url: str, process: subprocess.Popen, timeout: float = 120.0) -> None:

@@ -19,11 +19,11 @@ from pydantic import ValidationError  # noqa: E402
 from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
 from streamlit.navigation.page import StreamlitPage  # noqa: E402
 
-from dashboard import auth  # noqa: E402
+from dashboard import auth, context  # noqa: E402
 from dashboard.context import CurrentUser, engine  # noqa: E402
 from model.accounts.users import AccountError, ensure_first_admin, first_admin_message  # noqa: E402
 from model.logs import configure_logging  # noqa: E402
-from model.settings import Settings, get_settings  # noqa: E402
+from model.settings import Settings  # noqa: E402
 
 
 def _fail(message: str) -> NoReturn:
@@ -35,7 +35,7 @@ def _fail(message: str) -> NoReturn:
 
 def _settings() -> Settings:
     try:
-        return get_settings()
+        return context.settings()
     except ValidationError as error:
         _fail("; ".join(str(e["msg"]).removeprefix("Value error, ") for e in error.errors()))
 
@@ -43,16 +43,18 @@ def _settings() -> Settings:
 @st.cache_resource(show_spinner=False)
 def _logging(log_dir: str) -> None:
     """Once per process and log directory: the product's JSON logs."""
-    configure_logging(get_settings())
+    configure_logging(context.settings())
 
 
 @st.cache_resource(show_spinner=False)
 def _first_admin(database_url: str) -> None:
     """Once per process and database: create the first admin and print its password to the terminal."""
-    password = ensure_first_admin(engine())
+    settings = context.settings()
+    with context.transaction() as session:
+        password = ensure_first_admin(session, settings=settings)
     if password is None:
         return
-    print(first_admin_message(password), flush=True)
+    print(first_admin_message(password, settings=settings), flush=True)
 
 
 def _start(settings: Settings) -> None:

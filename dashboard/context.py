@@ -1,16 +1,22 @@
-"""What every page shares: the engine and model store (cached per process), the user, the guard.
+"""What every page shares: the settings, the engine and model store (cached per process), one
+transaction per unit of work, the user, the guard.
 
-Pages call :func:`require_role` first; it is the one place roles are checked. The entry script
+:func:`settings` is the dashboard's one reading of the settings; pages pass them to the core.
+Pages read in one :func:`transaction` per run and make each change in its own. Pages call
+:func:`require_role` first; it is the one place roles are checked. The entry script
 (``dashboard/app.py``) logs the user in and stores a :class:`CurrentUser` in the session state.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import streamlit as st
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from model.schema.thresholds import Thresholds
 from model.settings import Settings, get_settings
@@ -66,6 +72,13 @@ def store() -> ModelStore:
     return _store(configured.database_url, Thresholds.from_settings(configured))
 
 
+@contextmanager
+def transaction() -> Iterator[Session]:
+    """A session on the configured database, committed at the end (rolled back if it raised)."""
+    with session_scope(engine()) as session:
+        yield session
+
+
 def current_user() -> CurrentUser | None:
     """The logged-in user, or None."""
     return st.session_state.get(USER_KEY)
@@ -86,6 +99,6 @@ def require_role(*roles: str) -> CurrentUser:
     if roles == ("admin",):
         from dashboard.monitor_charts import open_alerts_banner
 
-        with session_scope(engine()) as session:
+        with transaction() as session:
             open_alerts_banner(session)
     return user

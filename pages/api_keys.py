@@ -7,9 +7,8 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from dashboard.context import CurrentUser, engine, require_role
+from dashboard.context import CurrentUser, require_role, settings, transaction
 from model.accounts import apikeys, users
-from model.store.db import session_scope
 from model.store.tables import SCOPES
 
 SCOPE_HELP = "predict: the prediction endpoints, models and schema. admin: also /metrics."
@@ -33,7 +32,7 @@ def _table(keys: list[apikeys.ApiKeyInfo]) -> pd.DataFrame:
 
 
 def _create(admin: CurrentUser) -> None:
-    with session_scope(engine()) as session:
+    with transaction() as session:
         accounts = {u.username: u.id for u in users.list_users(session) if u.active}
     with st.form("create-key"):
         username = st.selectbox("User", list(accounts), key="create:user", help="The key acts as this user.")
@@ -42,8 +41,9 @@ def _create(admin: CurrentUser) -> None:
     if not submitted or username is None:
         return
     try:
-        plaintext, info = apikeys.create_key(engine(), accounts[username], scope, actor=admin.username,
-                                             actor_id=admin.id)  # fmt: skip
+        with transaction() as session:
+            plaintext, info = apikeys.create_key(session, accounts[username], scope, actor=admin.username,
+                                                 actor_id=admin.id, settings=settings())  # fmt: skip
     except apikeys.ApiKeyError as error:
         st.error(str(error), icon=":material/error:")
         return
@@ -58,7 +58,8 @@ def _revoke(admin: CurrentUser, keys: list[apikeys.ApiKeyInfo]) -> None:
         chosen = st.selectbox("Active key", list(active), key="revoke:key")
         submitted = st.form_submit_button("Revoke", disabled=not active)
     if submitted and chosen:
-        info = apikeys.revoke_key(engine(), active[chosen], actor=admin.username, actor_id=admin.id)
+        with transaction() as session:
+            info = apikeys.revoke_key(session, active[chosen], actor=admin.username, actor_id=admin.id)
         st.success(f"Revoked key {info.prefix}: it no longer works.", icon=":material/check_circle:")
 
 
@@ -70,8 +71,11 @@ def main() -> None:
     with create:
         _create(admin)
     with revoke:
-        _revoke(admin, apikeys.list_keys(engine(), include_revoked=False))
-    keys = apikeys.list_keys(engine())
+        with transaction() as session:
+            active = apikeys.list_keys(session, include_revoked=False)
+        _revoke(admin, active)
+    with transaction() as session:
+        keys = apikeys.list_keys(session)
     st.subheader(f"{sum(k.active for k in keys)} active keys")
     st.dataframe(_table(keys), hide_index=True)
 

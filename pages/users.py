@@ -8,9 +8,8 @@ from functools import partial
 import pandas as pd
 import streamlit as st
 
-from dashboard.context import CurrentUser, engine, require_role
+from dashboard.context import CurrentUser, require_role, transaction
 from model.accounts import users
-from model.store.db import session_scope
 from model.store.tables import ROLES
 
 
@@ -29,9 +28,10 @@ def _table(accounts: list[users.UserInfo]) -> pd.DataFrame:
 
 
 def _apply(action: Callable[..., object], done: str, admin: CurrentUser) -> bool:
-    """Run a ``model.accounts.users`` change (session first, actor added here); show success or the refusal."""
+    """Run a ``model.accounts.users`` change in its own transaction (session first, actor added here);
+    show success or the refusal."""
     try:
-        with session_scope(engine()) as session:
+        with transaction() as session:
             action(session, actor=admin.username, actor_id=admin.id)
     except users.AccountError as error:
         st.error(str(error), icon=":material/error:")
@@ -98,7 +98,7 @@ def _reset(admin: CurrentUser, accounts: list[users.UserInfo]) -> None:
 def main() -> None:
     admin = require_role("admin")
     st.title("Users")
-    with session_scope(engine()) as session:
+    with transaction() as session:
         accounts = users.list_users(session)
     add, activation, reset = st.tabs(["Add a user", "Deactivate or reactivate", "Reset a password"])
     with add:
@@ -107,7 +107,7 @@ def main() -> None:
         _activation(admin, accounts)
     with reset:
         _reset(admin, accounts)
-    with session_scope(engine()) as session:
+    with transaction() as session:
         accounts = users.list_users(session)
     st.subheader(f"{len(accounts)} accounts")
     st.dataframe(_table(accounts), hide_index=True)

@@ -22,6 +22,7 @@ from model.serving.history import history_counts, recent_predictions, teacher_hi
 from model.serving.outcomes import PredictionNotFound, mark_not_useful
 from model.serving.predlog.writer import student_key
 from model.serving.service import ModelStore, predict_batch
+from model.settings import get_settings
 from model.store.db import get_engine, session_scope
 from model.store.tables import Feedback, PredictionLog
 from tests.api.conftest import make_keys
@@ -105,9 +106,9 @@ ENDPOINTS = {  # (method, path) -> (JSON body or None, expected status per key)
 def api(app_db_url: str) -> Iterator[tuple[TestClient, dict[str, str | None]]]:
     """A client of the real app on the test database, and the key each kind of caller presents."""
     made = make_keys(app_db_url)
-    engine = get_engine(app_db_url)
-    revoked, _ = create_key(engine, made.teacher_id, "predict")
-    revoke_key(engine, revoked)
+    with session_scope(get_engine(app_db_url)) as session:
+        revoked, _ = create_key(session, made.teacher_id, "predict", settings=get_settings())
+        revoke_key(session, revoked)
     presented = {"no key": None, "revoked key": revoked, "predict key": made.predict, "admin key": made.admin}
     with TestClient(create_app(ApiSettings(database_url=app_db_url, api_rate_limit=1000))) as client:
         yield client, presented

@@ -77,8 +77,10 @@ def _working_day(url: str, raw_df: pd.DataFrame, tmp_path: Path) -> list[str]:
     with session_scope(engine) as session:
         assert check_password(session, "mteacher", TEACHER_PASSWORD) is not None
         record_login(session, "mteacher", ok=False)
-    api_key, _ = apikeys.create_key(engine, teacher.id, "predict", actor="pytest")
-    assert apikeys.authenticate(engine, api_key) is not None
+    with session_scope(engine) as session:
+        api_key, _ = apikeys.create_key(session, teacher.id, "predict", actor="pytest", settings=get_settings())
+    with session_scope(engine) as session:
+        assert apikeys.authenticate(session, api_key, settings=get_settings()) is not None
 
     prediction = predict_batch(store, engine, _class_file(raw_df), channel="ui", user_id=teacher.id)
     assert len(prediction.results) == 3 and prediction.rejected_rows == [3]

@@ -5,6 +5,9 @@ and to name it in lists and logs; the whole key is stored only as HMAC-SHA256 un
 ``secret_key`` (a fast keyed hash suits a 256-bit random secret checked on every request; changing
 ``secret_key`` invalidates every key). Each key belongs to a user and has a scope: ``predict`` (the
 prediction endpoints) or ``admin`` (everything). Creation and revocation are audited.
+
+Every function works in the caller's session (the front opens and commits the transaction); the
+server secret comes from the ``Settings`` the front passes in.
 """
 
 from __future__ import annotations
@@ -17,12 +20,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from model.accounts.audit import audit
 from model.errors import UserError
-from model.settings import get_settings
-from model.store.db import session_scope
+from model.settings import Settings
 from model.store.tables import SCOPES, ApiKey, User, utcnow
 
 KEY_TAG = "ms"
@@ -70,9 +72,9 @@ class KeyHolder:
         return self.scope == "admin" or self.scope == scope
 
 
-def hash_key(key: str) -> str:
-    """HMAC-SHA256 of the whole key under the server secret (hex)."""
-    secret = get_settings().local_secret("secret_key").encode("utf-8")
+def hash_key(key: str, *, settings: Settings) -> str:
+    """HMAC-SHA256 of the whole key under the ``secret_key`` of ``settings`` (hex)."""
+    secret = settings.local_secret("secret_key").encode("utf-8")
     return hmac.new(secret, key.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
@@ -81,12 +83,11 @@ def _info(key: ApiKey, username: str) -> ApiKeyInfo:
                       key.last_used_at)  # fmt: skip
 
 
-def user_id_for(engine: Engine, username: str) -> int:
+def user_id_for(session: Session, username: str) -> int:
     """The id of the active user ``username`` (any case); raises :class:`ApiKeyError` otherwise."""
-    with session_scope(engine) as session:
-        row = session.execute(
-            sa.select(User.id, User.active).where(User.username == str(username).strip().lower())
-        ).one_or_none()
+    row = session.execute(
+        sa.select(User.id, User.active).where(User.username == str(username).strip().lower())
+    ).one_or_none()
     if row is None:
         raise ApiKeyError(f'no user "{username}"')
     if not row.active:
@@ -95,55 +96,59 @@ def user_id_for(engine: Engine, username: str) -> int:
 
 
 def create_key(
-    engine: Engine, user_id: int, scope: str, actor: str = "system", actor_id: int | None = None
+    session: Session,
+    user_id: int,
+    scope: str,
+    actor: str = "system",
+    actor_id: int | None = None,
+    *,
+    settings: Settings,
 ) -> tuple[str, ApiKeyInfo]:
     """A new key for ``user_id``: returns the plaintext (show it once; it is not kept) and its record.
 
     ``actor`` (and ``actor_id``) name who does it, for the audit log."""
     if scope not in SCOPES:
         raise ApiKeyError(f'scope "{scope}" is not allowed: use {" or ".join(SCOPES)}')
-    with session_scope(engine) as session:
-        user = session.get(User, user_id)
-        if user is None or not user.active:
-            raise ApiKeyError(f"no active user with id {user_id}")
-        prefix = secrets.token_hex(PREFIX_BYTES)
-        plaintext = f"{KEY_TAG}_{prefix}_{secrets.token_urlsafe(SECRET_BYTES)}"
-        key = ApiKey(prefix=prefix, key_hash=hash_key(plaintext), user_id=user_id, scope=scope)
-        session.add(key)
-        session.flush()
-        audit(session, "api_key_created", actor, actor_id, prefix=prefix, username=user.username, scope=scope)
-        return plaintext, _info(key, user.username)
+    user = session.get(User, user_id)
+    if user is None or not user.active:
+        raise ApiKeyError(f"no active user with id {user_id}")
+    prefix = secrets.token_hex(PREFIX_BYTES)
+    plaintext = f"{KEY_TAG}_{prefix}_{secrets.token_urlsafe(SECRET_BYTES)}"
+    key = ApiKey(prefix=prefix, key_hash=hash_key(plaintext, settings=settings), user_id=user_id, scope=scope)
+    session.add(key)
+    session.flush()
+    audit(session, "api_key_created", actor, actor_id, prefix=prefix, username=user.username, scope=scope)
+    return plaintext, _info(key, user.username)
 
 
-def revoke_key(engine: Engine, prefix: str, actor: str = "system", actor_id: int | None = None) -> ApiKeyInfo:
+def revoke_key(session: Session, prefix: str, actor: str = "system", actor_id: int | None = None) -> ApiKeyInfo:
     """Revoke the key with ``prefix`` (revoking twice changes nothing); raises :class:`ApiKeyError`."""
     prefix = prefix.strip().removeprefix(f"{KEY_TAG}_").split("_", 1)[0].lower()
-    with session_scope(engine) as session:
-        row = session.execute(
-            sa.select(ApiKey, User.username).join(User, User.id == ApiKey.user_id).where(ApiKey.prefix == prefix)
-        ).one_or_none()
-        if row is None:
-            raise ApiKeyError(f'no API key with prefix "{prefix}"')
-        key, username = row
-        if key.revoked_at is None:
-            key.revoked_at = utcnow()
-            audit(session, "api_key_revoked", actor, actor_id, prefix=prefix, username=username)
-        return _info(key, username)
+    row = session.execute(
+        sa.select(ApiKey, User.username).join(User, User.id == ApiKey.user_id).where(ApiKey.prefix == prefix)
+    ).one_or_none()
+    if row is None:
+        raise ApiKeyError(f'no API key with prefix "{prefix}"')
+    key, username = row
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        audit(session, "api_key_revoked", actor, actor_id, prefix=prefix, username=username)
+    return _info(key, username)
 
 
-def list_keys(engine: Engine, include_revoked: bool = True) -> list[ApiKeyInfo]:
+def list_keys(session: Session, include_revoked: bool = True) -> list[ApiKeyInfo]:
     """Every key (newest first) with its user's name; revoked ones too unless ``include_revoked`` is False."""
     query = sa.select(ApiKey, User.username).join(User, User.id == ApiKey.user_id)
     if not include_revoked:
         query = query.where(ApiKey.revoked_at.is_(None))
     query = query.order_by(ApiKey.created_at.desc(), ApiKey.id.desc())
-    with session_scope(engine) as session:
-        return [_info(key, username) for key, username in session.execute(query)]
+    return [_info(key, username) for key, username in session.execute(query)]
 
 
-def authenticate(engine: Engine, header: str | None) -> KeyHolder | None:
+def authenticate(session: Session, header: str | None, *, settings: Settings) -> KeyHolder | None:
     """The holder of the key in ``header``, or None for a missing, malformed, unknown, wrong or revoked
-    key or an inactive user. Records ``last_used_at`` at most once per ``LAST_USED_EVERY``."""
+    key or an inactive user. Records ``last_used_at`` at most once per ``LAST_USED_EVERY`` (in the
+    caller's transaction: the API commits it before the route runs, see ``api.deps``)."""
     match = _KEY_PATTERN.fullmatch((header or "").strip())
     if match is None:
         return None
@@ -153,19 +158,17 @@ def authenticate(engine: Engine, header: str | None) -> KeyHolder | None:
         .join(User, User.id == ApiKey.user_id)
         .where(ApiKey.prefix == match.group(1))
     )  # fmt: skip
-    with engine.connect() as connection:
-        row = connection.execute(query).one_or_none()
-    if row is None or not hmac.compare_digest(row.key_hash, hash_key(match.group(0))):
+    row = session.execute(query).one_or_none()
+    if row is None or not hmac.compare_digest(row.key_hash, hash_key(match.group(0), settings=settings)):
         return None
     if row.revoked_at is not None or not row.active:
         return None
-    _touch(engine, row.id, row.last_used_at)
+    _touch(session, row.id, row.last_used_at)
     return KeyHolder(row.id, match.group(1), row.scope, row.user_id, row.username, row.role)
 
 
-def _touch(engine: Engine, key_id: int, last_used_at: datetime | None) -> None:
+def _touch(session: Session, key_id: int, last_used_at: datetime | None) -> None:
     now = utcnow()
     if last_used_at is not None and now - last_used_at < LAST_USED_EVERY:
         return
-    with engine.begin() as connection:
-        connection.execute(sa.update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
+    session.execute(sa.update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))

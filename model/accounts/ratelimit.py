@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
+from model.store.db import UPSERT_INSERTS
 from model.store.tables import RateLimitCounter
 
 Storage = Literal["memory", "database"]
@@ -82,16 +82,23 @@ class MemoryRateLimiter(_Window):
 
 
 class DatabaseRateLimiter(_Window):
-    """Counters in the ``rate_limit_counter`` table, shared by every process using the database."""
+    """Counters in the ``rate_limit_counter`` table, shared by every process using the database.
+
+    Unlike the data functions it holds an engine and counts in its own short transaction: a hit must
+    be committed at once (other workers must see it while the request still runs), must count even
+    when the request later fails and rolls back, and must not hold the counter row's lock for the
+    length of the request.
+    """
 
     def __init__(self, engine: Engine, limit: int, window_seconds: int, clock: Clock = time.time) -> None:
         super().__init__(limit, window_seconds, clock)
         self.engine = engine
         self._pruned_before = -1
-        dialects = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
-        if engine.dialect.name not in dialects:
-            raise ValueError(f"the database rate limiter supports {', '.join(dialects)}, not {engine.dialect.name}")
-        self._insert = dialects[engine.dialect.name]
+        if engine.dialect.name not in UPSERT_INSERTS:
+            raise ValueError(
+                f"the database rate limiter supports {', '.join(UPSERT_INSERTS)}, not {engine.dialect.name}"
+            )
+        self._insert = UPSERT_INSERTS[engine.dialect.name]
 
     def hit(self, bucket: str) -> RateDecision:
         start, now = self.current()

@@ -20,13 +20,12 @@ from functools import cache
 import bcrypt
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from model.accounts.audit import audit
 from model.errors import UserError
-from model.settings import get_settings
-from model.store.db import get_engine, session_scope
+from model.settings import Settings
+from model.store.db import UPSERT_INSERTS, get_engine
 from model.store.tables import ROLES, LoginFailure, User, utcnow
 
 MIN_PASSWORD_LENGTH = 10
@@ -291,7 +290,11 @@ class ClientThrottle:
 class DatabaseClientThrottle(ClientThrottle):
     """:class:`ClientThrottle` with the failures in the ``login_failure`` table: every dashboard
     replica on the database sees the same count, and a restart forgets nothing. ``engine`` defaults to
-    the configured database (read at each call); ``clock`` is wall-clock seconds since the epoch."""
+    the configured database (read at each call); ``clock`` is wall-clock seconds since the epoch.
+
+    Like the API's database rate limiter it holds an engine and counts in its own short transaction,
+    not the caller's: a failure must be counted at once for every replica, whatever happens to the
+    sign-in's own transaction, and must not wait on that transaction's SQLite write lock."""
 
     def __init__(self, engine: Engine | None = None, clock: Callable[[], float] = time.time, **limits: float) -> None:
         super().__init__(clock=clock, **limits)  # type: ignore[arg-type]
@@ -331,37 +334,47 @@ def record_throttled(session: Session, client: str | None, wait_seconds: float) 
           wait_seconds=round(wait_seconds, 1))  # fmt: skip
 
 
-def first_admin_message(password: str) -> str:
+def first_admin_message(password: str, *, settings: Settings) -> str:
     """The framed terminal message that shows a new first admin's password once."""
     frame = "=" * 72
-    shown = "from MATHSIGHT_ADMIN_PASSWORD" if password == get_settings().admin_password else password
+    shown = "from MATHSIGHT_ADMIN_PASSWORD" if password == settings.admin_password else password
     return (
         f"\n{frame}\nmathsight: first admin created: user admin, password {shown}\n"
         f"Sign in and keep it safe: it is not shown again (reset it on the Users page).\n{frame}\n"
     )
 
 
-def ensure_first_admin(engine: Engine) -> str | None:
+def ensure_first_admin(session: Session, *, settings: Settings) -> str | None:
     """Make sure an active admin exists; returns the new admin's password, or None if one existed.
 
-    The password is ``MATHSIGHT_ADMIN_PASSWORD`` when set, else a random one that the caller must show
-    once. If a user called ``admin`` exists but no admin is active, it is reactivated as an admin
-    with the new password (the way back in when every admin was deactivated). Safe to call
-    concurrently: a process that loses the race returns None.
+    The password is ``MATHSIGHT_ADMIN_PASSWORD`` (``settings.admin_password``) when set, else a random
+    one that the caller must show once. If a user called ``admin`` exists but no admin is active, it
+    is reactivated as an admin with the new password (the way back in when every admin was
+    deactivated). Safe to call concurrently: the admin row is inserted with ON CONFLICT DO NOTHING,
+    so a process that loses the race inserts nothing and returns None (its transaction stays usable).
     """
-    password = get_settings().admin_password or secrets.token_urlsafe(12)
-    try:
-        with session_scope(engine) as session:
-            if _active_admins(session):
-                return None
-            existing = session.scalar(sa.select(User).where(User.username == FIRST_ADMIN))
-            if existing is None:
-                create_user(session, FIRST_ADMIN, password, role="admin", name="Administrator", actor="system")
-            else:
-                existing.role, existing.active = "admin", True
-                set_password(session, FIRST_ADMIN, password, actor="system")
-            audit(session, "first_admin_created", "system", None, username=FIRST_ADMIN,
-                  source="MATHSIGHT_ADMIN_PASSWORD" if get_settings().admin_password else "random")  # fmt: skip
-    except IntegrityError:
+    password = settings.admin_password or secrets.token_urlsafe(12)
+    if _active_admins(session):
         return None
+    existing = session.scalar(sa.select(User).where(User.username == FIRST_ADMIN))
+    if existing is None:
+        if not _insert_first_admin(session, password):
+            return None
+    else:
+        existing.role, existing.active = "admin", True
+        set_password(session, FIRST_ADMIN, password, actor="system")
+    audit(session, "first_admin_created", "system", None, username=FIRST_ADMIN,
+          source="MATHSIGHT_ADMIN_PASSWORD" if settings.admin_password else "random")  # fmt: skip
     return password
+
+
+def _insert_first_admin(session: Session, password: str) -> bool:
+    """Insert the ``admin`` user (audited); False when another process inserted it first."""
+    values = {"username": FIRST_ADMIN, "name": "Administrator", "email": None, "role": "admin", "active": True,
+              "password_hash": hash_password(password)}  # fmt: skip
+    insert = UPSERT_INSERTS[session.get_bind().dialect.name](User).values(**values)
+    user_id = session.scalar(insert.on_conflict_do_nothing(index_elements=[User.username]).returning(User.id))
+    if user_id is None:
+        return False
+    audit(session, "user_created", "system", None, username=FIRST_ADMIN, role="admin")
+    return True

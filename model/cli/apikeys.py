@@ -3,26 +3,33 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from model.accounts.apikeys import ApiKeyError, create_key, list_keys, revoke_key, user_id_for
 from model.cli.main import EXIT_OK, CommandError
-from model.store.db import get_engine, migrate
+from model.settings import Settings, get_settings
+from model.store.db import get_engine, migrate, session_scope
 from model.store.tables import SCOPES
 
 
-def _engine() -> Engine:
-    """The configured database, migrated."""
-    engine = get_engine()
+@contextmanager
+def _transaction(settings: Settings) -> Iterator[Session]:
+    """The command's one transaction on the configured database (migrated first)."""
+    engine = get_engine(settings.database_url)
     migrate(engine)
-    return engine
+    with session_scope(engine) as session:
+        yield session
 
 
 def cmd_create(args: argparse.Namespace) -> int:
-    engine = _engine()
+    settings = get_settings()
     try:
-        plaintext, info = create_key(engine, user_id_for(engine, args.username), args.scope, actor=args.by)
+        with _transaction(settings) as session:
+            plaintext, info = create_key(session, user_id_for(session, args.username), args.scope, actor=args.by,
+                                         settings=settings)  # fmt: skip
     except ApiKeyError as error:
         raise CommandError(str(error)) from None
     print(plaintext)
@@ -32,7 +39,8 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 def cmd_revoke(args: argparse.Namespace) -> int:
     try:
-        info = revoke_key(_engine(), args.prefix, actor=args.by)
+        with _transaction(get_settings()) as session:
+            info = revoke_key(session, args.prefix, actor=args.by)
     except ApiKeyError as error:
         raise CommandError(str(error)) from None
     print(f"revoked key {info.prefix} of {info.username}")
@@ -40,7 +48,8 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    keys = list_keys(_engine(), include_revoked=args.all)
+    with _transaction(get_settings()) as session:
+        keys = list_keys(session, include_revoked=args.all)
     print(f"{'prefix':<10}{'user':<20}{'scope':<9}{'created':<18}{'last used':<18}status")
     for key in keys:
         used = f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never"

@@ -62,9 +62,11 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
         print(f"trained and activated {version_id}")
     if not created:
         print("every setup already has an active model")
-    password = ensure_first_admin(engine)
+    settings = get_settings()
+    with session_scope(engine) as session:
+        password = ensure_first_admin(session, settings=settings)
     if password is not None:
-        print(first_admin_message(password), flush=True)
+        print(first_admin_message(password, settings=settings), flush=True)
     return EXIT_OK
 
 

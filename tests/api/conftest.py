@@ -18,7 +18,7 @@ from api.main import create_app
 from api.settings import ApiSettings
 from model.accounts.apikeys import create_key
 from model.accounts.users import create_user
-from model.settings import PROJECT_ROOT, get_settings
+from model.settings import PROJECT_ROOT, Settings, get_settings
 from model.store.db import get_engine, session_scope
 from tests.servers import free_port, stop_process, wait_healthy
 
@@ -40,11 +40,13 @@ def make_user(url: str, username: str, role: str) -> int:
         return create_user(session, username, PASSWORD, role=role, actor="pytest").id
 
 
-def make_keys(url: str) -> Keys:
+def make_keys(url: str, settings: Settings | None = None) -> Keys:
+    """Two users and their keys, hashed under ``settings`` (default: the process's settings)."""
     teacher_id, admin_id = make_user(url, "teacher1", "teacher"), make_user(url, "admin1", "admin")
-    engine = get_engine(url)
-    return Keys(create_key(engine, teacher_id, "predict")[0], create_key(engine, admin_id, "admin")[0],
-                teacher_id, admin_id)  # fmt: skip
+    settings = settings or get_settings()
+    with session_scope(get_engine(url)) as session:
+        return Keys(create_key(session, teacher_id, "predict", settings=settings)[0],
+                    create_key(session, admin_id, "admin", settings=settings)[0], teacher_id, admin_id)  # fmt: skip
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from api.settings import ApiSettings
-from model.accounts.apikeys import revoke_key
+from model.accounts.apikeys import list_keys, revoke_key
 from model.schema.fields import EXAMPLE_RECORD
-from model.store.db import get_engine, migrate
+from model.store.db import get_engine, migrate, session_scope
 from tests.api.conftest import Keys
 
 ERROR_KEYS = {"error", "message", "details"}
@@ -38,7 +38,8 @@ def test_no_key_or_a_bad_key_is_a_401(client: TestClient, keys: Keys, path: str)
 
 def test_a_revoked_key_is_a_401(client: TestClient, keys: Keys, app_db_url: str) -> None:
     assert client.get("/v1/schema", headers={"X-API-Key": keys.predict}).status_code == 200
-    revoke_key(get_engine(app_db_url), keys.predict.split("_")[1], actor="pytest")
+    with session_scope(get_engine(app_db_url)) as session:
+        revoke_key(session, keys.predict.split("_")[1], actor="pytest")
     _is_error(client.get("/v1/schema", headers={"X-API-Key": keys.predict}), 401, "unauthorized")
 
 
@@ -60,6 +61,20 @@ def test_a_key_over_its_rate_limit_gets_429_with_retry_after(
     body = _is_error(refused, 429, "rate_limited")
     assert 1 <= int(refused.headers["retry-after"]) <= 3600 and "3 requests per 3600 s" in body["message"]
     assert client.get("/v1/schema", headers={"X-API-Key": keys.admin}).status_code == 200  # per key
+
+
+def test_a_key_s_use_is_recorded_even_when_the_request_fails(
+    make_client: Callable[..., TestClient], keys: Keys, app_db_url: str
+) -> None:
+    """The key check commits before the route runs: a refused request does not roll the record back."""
+    client = make_client(api_rate_limit=1, api_rate_window_seconds=3600)
+    _is_error(
+        client.post("/v1/predict", json={"age": "old"}, headers={"X-API-Key": keys.predict}), 400, "invalid_input"
+    )
+    _is_error(client.get("/metrics", headers={"X-API-Key": keys.predict}), 403, "forbidden")
+    with session_scope(get_engine(app_db_url)) as session:
+        used = {k.prefix: k.last_used_at for k in list_keys(session)}
+    assert used[keys.predict.split("_")[1]] is not None and used[keys.admin.split("_")[1]] is None
 
 
 def test_the_database_limit_is_shared_by_workers(make_client: Callable[..., TestClient], keys: Keys) -> None:

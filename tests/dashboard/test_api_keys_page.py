@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
-from model.accounts.apikeys import authenticate, list_keys
+import sqlalchemy as sa
+
+from model.accounts import apikeys
 from model.accounts.audit import list_audit
+from model.settings import get_settings
 from model.store.db import get_engine, session_scope
 from tests.dashboard.conftest import Account, page_test, texts
+
+
+def authenticate(engine: sa.Engine, key: str) -> apikeys.KeyHolder | None:
+    with session_scope(engine) as session:
+        return apikeys.authenticate(session, key, settings=get_settings())
+
+
+def list_keys(engine: sa.Engine) -> list[apikeys.ApiKeyInfo]:
+    with session_scope(engine) as session:
+        return apikeys.list_keys(session)
 
 
 def test_admin_creates_a_key_shown_once_then_revokes_it(

@@ -8,9 +8,10 @@ import pytest
 import sqlalchemy as sa
 
 from model.accounts import apikeys
-from model.accounts.apikeys import ApiKeyError, authenticate, create_key, list_keys, revoke_key
+from model.accounts.apikeys import ApiKeyError, ApiKeyInfo, KeyHolder
 from model.accounts.users import create_user, deactivate
 from model.cli.main import main as cli_main
+from model.settings import Settings, get_settings
 from model.store.db import get_engine, migrate, session_scope
 from model.store.tables import ApiKey, AuditLog, utcnow
 
@@ -20,6 +21,28 @@ def engine(db_url: str) -> sa.Engine:
     engine = get_engine(db_url)
     migrate(engine)
     return engine
+
+
+# Each call in its own transaction, as a front makes it, under the process's settings by default.
+def create_key(engine: sa.Engine, user_id: int, scope: str, settings: Settings | None = None,
+               **actor: str) -> tuple[str, ApiKeyInfo]:  # fmt: skip
+    with session_scope(engine) as session:
+        return apikeys.create_key(session, user_id, scope, settings=settings or get_settings(), **actor)
+
+
+def authenticate(engine: sa.Engine, header: str | None, settings: Settings | None = None) -> KeyHolder | None:
+    with session_scope(engine) as session:
+        return apikeys.authenticate(session, header, settings=settings or get_settings())
+
+
+def revoke_key(engine: sa.Engine, prefix: str, **actor: str) -> ApiKeyInfo:
+    with session_scope(engine) as session:
+        return apikeys.revoke_key(session, prefix, **actor)
+
+
+def list_keys(engine: sa.Engine, include_revoked: bool = True) -> list[ApiKeyInfo]:
+    with session_scope(engine) as session:
+        return apikeys.list_keys(session, include_revoked)
 
 
 def _user(engine: sa.Engine, username: str = "teacher1", role: str = "teacher") -> int:
@@ -35,7 +58,7 @@ def test_a_created_key_is_shown_once_and_stored_only_as_a_hash(engine: sa.Engine
         row = session.scalars(sa.select(ApiKey)).one()
         audit = session.scalars(sa.select(AuditLog).where(AuditLog.action == "api_key_created")).one()
     assert plaintext not in row.key_hash and plaintext.split("_", 2)[2] not in row.key_hash
-    assert row.key_hash == apikeys.hash_key(plaintext) and len(row.key_hash) == 64
+    assert row.key_hash == apikeys.hash_key(plaintext, settings=get_settings()) and len(row.key_hash) == 64
     assert audit.actor == "admin" and audit.detail == {
         "prefix": info.prefix,
         "username": "teacher1",
@@ -88,8 +111,18 @@ def test_bad_requests_name_what_is_wrong(engine: sa.Engine) -> None:
         create_key(engine, 999, "predict")
     with pytest.raises(ApiKeyError, match='no API key with prefix "deadbeef"'):
         revoke_key(engine, "deadbeef")
-    with pytest.raises(ApiKeyError, match='no user "nobody"'):
-        apikeys.user_id_for(engine, "nobody")
+    with pytest.raises(ApiKeyError, match='no user "nobody"'), session_scope(engine) as session:
+        apikeys.user_id_for(session, "nobody")
+
+
+def test_keys_are_hashed_under_the_secret_of_the_settings_passed_in(engine: sa.Engine) -> None:
+    ours = Settings(secret_key="ours-0123456789abcdef-ours")
+    theirs = Settings(secret_key="theirs-0123456789abcdef-theirs")
+    plaintext, _ = create_key(engine, _user(engine), "predict", settings=ours)
+    assert apikeys.hash_key(plaintext, settings=ours) != apikeys.hash_key(plaintext, settings=theirs)
+    assert authenticate(engine, plaintext, settings=ours) is not None
+    assert authenticate(engine, plaintext, settings=theirs) is None
+    assert authenticate(engine, plaintext) is None  # nor under the process's own secret
 
 
 def test_last_used_is_recorded_at_most_once_a_minute(engine: sa.Engine) -> None:

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from model.accounts import users
 from model.accounts.audit import list_audit
-from model.settings import get_settings
+from model.settings import Settings, get_settings
 from model.store.db import get_engine, migrate, session_scope
 from model.store.tables import User
 
@@ -22,6 +22,12 @@ def engine(db_url: str) -> sa.Engine:
     engine = get_engine(db_url)
     migrate(engine)
     return engine
+
+
+def ensure_first_admin(engine: sa.Engine) -> str | None:
+    """The first-admin check as a front makes it: one transaction, the process's settings."""
+    with session_scope(engine) as session:
+        return users.ensure_first_admin(session, settings=get_settings())
 
 
 def _add(engine: sa.Engine, username: str = "tina", role: str = "teacher", password: str = PASSWORD) -> users.UserInfo:
@@ -136,9 +142,9 @@ def test_changes_and_sign_ins_are_audited_without_passwords(engine: sa.Engine) -
 
 
 def test_first_admin_gets_a_random_password_once(engine: sa.Engine) -> None:
-    password = users.ensure_first_admin(engine)
+    password = ensure_first_admin(engine)
     assert password is not None and len(password) >= users.MIN_PASSWORD_LENGTH
-    assert users.ensure_first_admin(engine) is None
+    assert ensure_first_admin(engine) is None
     with session_scope(engine) as session:
         admin = users.check_password(session, "admin", password)
         assert admin is not None and admin.role == "admin"
@@ -149,24 +155,38 @@ def test_first_admin_gets_a_random_password_once(engine: sa.Engine) -> None:
 def test_first_admin_takes_the_configured_password(engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MATHSIGHT_ADMIN_PASSWORD", "from-the-environment")
     get_settings.cache_clear()
-    assert users.ensure_first_admin(engine) == "from-the-environment"
+    assert ensure_first_admin(engine) == "from-the-environment"
     with session_scope(engine) as session:
         assert users.check_password(session, "admin", "from-the-environment") is not None
+
+
+def test_first_admin_takes_the_password_of_the_settings_passed_in(engine: sa.Engine) -> None:
+    settings = Settings(admin_password="from-the-settings-object")
+    with session_scope(engine) as session:
+        assert users.ensure_first_admin(session, settings=settings) == "from-the-settings-object"
+    with session_scope(engine) as session:
+        assert users.check_password(session, "admin", "from-the-settings-object") is not None
+        assert [row.detail["source"] for row in list_audit(session, "first_admin_created")] == [
+            "MATHSIGHT_ADMIN_PASSWORD"
+        ]
+    assert "from MATHSIGHT_ADMIN_PASSWORD" in users.first_admin_message("from-the-settings-object", settings=settings)
+    shown = users.first_admin_message("from-the-settings-object", settings=get_settings())
+    assert "password from-the-settings-object" in shown  # not configured there: shown once
 
 
 def test_weak_configured_admin_password_is_refused(engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MATHSIGHT_ADMIN_PASSWORD", "admin")
     get_settings.cache_clear()
     with pytest.raises(users.AccountError, match="at least 10"):
-        users.ensure_first_admin(engine)
+        ensure_first_admin(engine)
 
 
 def test_first_admin_is_restored_when_every_admin_is_gone(engine: sa.Engine) -> None:
-    first = users.ensure_first_admin(engine)
+    first = ensure_first_admin(engine)
     _add(engine, "tina")
     with session_scope(engine) as session:
         session.execute(sa.update(User).where(User.username == "admin").values(active=False))
-    second = users.ensure_first_admin(engine)
+    second = ensure_first_admin(engine)
     assert second is not None and second != first
     with session_scope(engine) as session:
         assert users.check_password(session, "admin", second) is not None
@@ -175,7 +195,7 @@ def test_first_admin_is_restored_when_every_admin_is_gone(engine: sa.Engine) -> 
 
 def test_first_admin_is_created_once_under_concurrency(engine: sa.Engine) -> None:
     results: list[str | None] = []
-    threads = [threading.Thread(target=lambda: results.append(users.ensure_first_admin(engine))) for _ in range(4)]
+    threads = [threading.Thread(target=lambda: results.append(ensure_first_admin(engine))) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
