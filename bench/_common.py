@@ -32,11 +32,14 @@ def engine_with_models(url: str | None = None) -> Engine:
     """A migrated database (default: SQLite in the bench home) with an active model per setup."""
     from model.ml.dataset import load_raw
     from model.ml.training import ensure_default_models
-    from model.store.db import get_engine, migrate
+    from model.settings import get_settings
+    from model.store.db import get_engine, migrate, session_scope
 
-    engine = get_engine(url)
+    settings = get_settings()
+    engine = get_engine(url or settings.database_url)
     migrate(engine)
-    ensure_default_models(engine, load_raw(), runs=0)
+    with session_scope(engine) as session:
+        ensure_default_models(session, load_raw(settings=settings), runs=0, settings=settings)
     return engine
 
 
@@ -46,8 +49,9 @@ def class_frame(n_rows: int, seed: int = 0) -> pd.DataFrame:
     For speed measurements only: resampled real rows, never used to judge model quality.
     """
     from model.ml.dataset import load_raw
+    from model.settings import get_settings
 
-    raw = load_raw()
+    raw = load_raw(settings=get_settings())
     frame = raw.sample(n_rows, replace=True, random_state=seed).reset_index(drop=True).drop(columns="G3")
     frame = frame.astype({"G1": "Int64", "G2": "Int64"})
     which = np.random.default_rng(seed).integers(0, 3, n_rows)

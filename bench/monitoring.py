@@ -48,7 +48,7 @@ COLUMNS = ("request_id", "created_at", "channel", "model_version_id", "setup", "
 
 def _input_pool(rng: np.random.Generator) -> list[str]:
     """JSON inputs of ``POOL`` students resampled from the real data with small noise."""
-    frame = load_raw().sample(POOL, replace=True, random_state=rng).reset_index(drop=True)
+    frame = load_raw(settings=get_settings()).sample(POOL, replace=True, random_state=rng).reset_index(drop=True)
     frame["absences"] = np.clip(frame["absences"] + rng.integers(-2, 3, POOL), 0, 93)
     records = frame[[*ATTRIBUTES, *GRADES]].astype(object).to_dict("records")
     return [json.dumps({k: (int(v) if isinstance(v, np.integer) else v) for k, v in r.items()}) for r in records]
@@ -211,12 +211,13 @@ def _postgres_schema() -> Iterator[str | None]:
 def _prepare(url: str, trained: Any) -> tuple[Engine, str]:
     engine = get_engine(url)
     migrate(engine)
-    return engine, register(engine, trained, created_by="bench", activate=True)
+    with session_scope(engine) as session:
+        return engine, register(session, trained, created_by="bench", activate=True, settings=get_settings())
 
 
 def main() -> None:
     now = datetime.now(UTC)
-    trained = train_setup(load_raw(), "early", runs=0)
+    trained = train_setup(load_raw(settings=get_settings()), "early", runs=0)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "bench.db")

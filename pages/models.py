@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from dashboard.context import CurrentUser, engine, require_role, store
+from dashboard.context import CurrentUser, engine, require_role, settings, store
 from model.errors import BatchRejected
 from model.ml import jobs
 from model.ml.compare import Comparison, compare_versions, setup_overview
@@ -32,25 +32,25 @@ UPLOADED = "Upload a CSV"
 @st.cache_data(show_spinner="Comparing on the 395 reference students…", max_entries=16)
 def _comparison(url: str, version_a: str, version_b: str) -> Comparison:
     with session_scope(engine()) as session:
-        return compare_versions(session, version_a, version_b, load_raw())
+        return compare_versions(session, version_a, version_b, settings=settings())
 
 
 @st.cache_data(show_spinner="Building the model card (ten cross-validation fits)…", max_entries=16)
 def _card(url: str, version_id: str, active_id: str | None) -> ModelCard:
     with session_scope(engine()) as session:
-        return build_model_card(session, version_id, load_raw())
+        return build_model_card(session, version_id, settings=settings())
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _export_zip(url: str, version_id: str) -> bytes:
     with session_scope(engine()) as session:
-        return export_version(session, version_id).to_zip()
+        return export_version(session, version_id, settings=settings()).to_zip()
 
 
 @st.cache_data(show_spinner="Converting to ONNX…", max_entries=8)
 def _onnx(url: str, version_id: str) -> bytes:
     with session_scope(engine()) as session:
-        return to_onnx(registry.load_artifact(registry.get_version(session, version_id)))
+        return to_onnx(registry.load_artifact(registry.get_version(session, version_id), settings=settings()))
 
 
 # ---------------------------------------------------------------- sections
@@ -83,8 +83,9 @@ def _start_job(user: CurrentUser, setup: str, source: str, upload: UploadedFile 
                 return
             frame, label = jobs.validate_training_data(upload.getvalue(), setup), f"upload {upload.name}"
         else:
-            frame, label = load_raw(), "bundled UCI data"
-        job = jobs.start_training(frame, setup, runs=runs, created_by=user.username, source=label)
+            frame, label = load_raw(settings=settings()), "bundled UCI data"
+        job = jobs.start_training(frame, setup, runs=runs, created_by=user.username, source=label,
+                                 settings=settings())  # fmt: skip
     except BatchRejected as error:
         st.error(f"The file was not accepted: {error}.")
     except jobs.TrainingDataRejected as error:
@@ -109,7 +110,7 @@ def _job_status(job: jobs.TrainingJob) -> None:
 @st.fragment(run_every=1.0)
 def poll_job(job_id: str) -> None:
     """The progress of a running job, polled every second; reruns the page once when it ends."""
-    job = jobs.get_job(job_id)
+    job = jobs.get_job(job_id, settings=settings())
     _job_status(job)
     if job.finished:
         st.session_state[SEEN_KEY] = job.id
@@ -128,11 +129,11 @@ def show_training(user: CurrentUser, setup: str) -> None:
         submitted = st.form_submit_button(f"Train a new {setup} version", type="primary")
     if submitted:
         _start_job(user, setup, source, upload, int(runs))
-    job = jobs.running_job()
+    job = jobs.running_job(settings=settings())
     job_id = job.id if job is not None else st.session_state.get(JOB_KEY)
     if job_id is None:
         return
-    job = jobs.get_job(job_id)
+    job = jobs.get_job(job_id, settings=settings())
     if job.finished and st.session_state.get(SEEN_KEY) == job.id:
         _job_status(job)
     else:
@@ -194,13 +195,13 @@ def promotion_section(user: CurrentUser, setup: str, ids: list[str], active_id: 
         confirm = f"I confirm that {chosen} becomes the active {setup} model for every user"
         if _confirmed_action(f"Promote {chosen}", confirm, "promote"):
             with session_scope(engine()) as session:
-                registry.promote(session, chosen, by=user.username)
+                registry.promote(session, chosen, by=user.username, settings=settings())
             _done(f"{chosen} is now the active {setup} model.")
     if previous_id is not None:
         confirm = f"I confirm the roll back of {setup} from {active_id} to {previous_id}"
         if _confirmed_action(f"Roll back to {previous_id}", confirm, "rollback"):
             with session_scope(engine()) as session:
-                version_id = registry.rollback(session, setup, by=user.username)
+                version_id = registry.rollback(session, setup, by=user.username, settings=settings())
             _done(f"{setup} rolled back to {version_id}.")
     else:
         st.caption("No previous version to roll back to.")

@@ -114,14 +114,26 @@ def trained_models(raw_df: pd.DataFrame) -> dict:
     return {setup: train_setup(raw_df, setup, runs=0) for setup in ("early", "period1", "period2")}
 
 
+def register_trained(engine: sa.Engine, trained, created_by: str = "pytest", activate: bool = False) -> str:
+    """Register one trained version (activated if asked) in its own transaction, under the test settings."""
+    from model.ml.training import register
+    from model.store.db import session_scope
+
+    with session_scope(engine) as session:
+        return register(session, trained, created_by, activate, settings=get_settings())
+
+
 def install_models(url: str, trained: dict) -> dict[str, str]:
     """Migrate the database at ``url`` and register + activate the trained versions; setup -> id."""
     from model.ml.training import register
-    from model.store.db import get_engine, migrate
+    from model.store.db import get_engine, migrate, session_scope
 
     engine = get_engine(url)
     migrate(engine)
-    return {setup: register(engine, version, created_by="pytest", activate=True) for setup, version in trained.items()}
+    settings = get_settings()
+    with session_scope(engine) as session:
+        return {setup: register(session, version, created_by="pytest", activate=True, settings=settings)
+                for setup, version in trained.items()}  # fmt: skip
 
 
 @pytest.fixture

@@ -20,14 +20,13 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from model.ml.training import register
 from model.schema.fields import EXAMPLE_RECORD
-from model.settings import PROJECT_ROOT
+from model.settings import PROJECT_ROOT, get_settings
 from model.store import db, registry
 from model.store.db import get_engine, session_scope
 from model.store.tables import PredictionLog
 from tests.api.conftest import Keys, make_keys
-from tests.conftest import _drop_postgres_schema, _postgres_schema_url, install_models
+from tests.conftest import _drop_postgres_schema, _postgres_schema_url, install_models, register_trained
 from tests.servers import free_port, stop_process, wait_healthy
 
 REQUESTS = 32  # half CSV class files, half JSON batches, alternating between the two replicas
@@ -157,12 +156,12 @@ def _registry_says(client: httpx.Client, base: str, key: str, setup: str) -> str
 
 def test_a_promotion_reaches_both_replicas(replicas: Replicas, trained_models: dict) -> None:
     engine, key = get_engine(replicas.url), replicas.keys.predict
-    new = register(engine, trained_models["period2"], created_by="pytest")
+    new = register_trained(engine, trained_models["period2"], created_by="pytest")
     with httpx.Client(timeout=30) as client:
         old = [_served(client, base, key, "period2") for base in replicas.bases]
         assert new not in old and old[0] == old[1]
         with session_scope(engine) as session:
-            registry.promote(session, new, by="pytest")
+            registry.promote(session, new, by="pytest", settings=get_settings())
         promoted = time.monotonic()
         seen: dict[str, float] = {}
         while len(seen) < 2 and time.monotonic() - promoted < PROMOTION_DEADLINE:

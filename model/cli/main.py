@@ -45,7 +45,7 @@ def _setups(choice: str) -> list[str]:
 
 
 def cmd_fetch_data(args: argparse.Namespace) -> int:
-    print(data_module.fetch(args.data))
+    print(data_module.fetch(args.data, get_settings()))
     return EXIT_OK
 
 
@@ -55,14 +55,16 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
-    engine = get_engine()
+    settings = get_settings()
+    engine = get_engine(settings.database_url)
     migrate(engine)
-    created = ensure_default_models(engine, data_module.load_raw(args.data), runs=args.runs)
+    frame = data_module.load_raw(args.data, settings)
+    with session_scope(engine) as session:
+        created = ensure_default_models(session, frame, runs=args.runs, settings=settings)
     for version_id in created:
         print(f"trained and activated {version_id}")
     if not created:
         print("every setup already has an active model")
-    settings = get_settings()
     with session_scope(engine) as session:
         password = ensure_first_admin(session, settings=settings)
     if password is not None:
@@ -71,12 +73,14 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    engine = get_engine()
+    settings = get_settings()
+    engine = get_engine(settings.database_url)
     migrate(engine)
-    frame = data_module.load_raw(args.data)
+    frame = data_module.load_raw(args.data, settings)
     for setup in _setups(args.setup):
         trained = train_setup(frame, setup, runs=args.runs, n_jobs=args.jobs)
-        version_id = register(engine, trained, created_by=args.by, activate=args.activate)
+        with session_scope(engine) as session:
+            version_id = register(session, trained, created_by=args.by, activate=args.activate, settings=settings)
         metrics = trained.metrics
         summary = ", ".join(
             f"{m} {metrics[m]['mean']:.3f}" for m in ("binary_accuracy", "five_level_accuracy", "rmse") if m in metrics
@@ -86,7 +90,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    frame = data_module.load_raw(args.data)
+    frame = data_module.load_raw(args.data, get_settings())
     result = evaluate(frame, runs=args.runs, setups=_setups(args.setup), n_jobs=args.jobs)
     print(f"Cortez & Silva (2008) protocol: 10-fold CV x {args.runs} runs, {len(frame)} students")
     print(comparison_table(result))
@@ -113,15 +117,17 @@ def cmd_versions(args: argparse.Namespace) -> int:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    with session_scope(get_engine()) as session:
-        registry.promote(session, args.version_id, by=args.by)
+    settings = get_settings()
+    with session_scope(get_engine(settings.database_url)) as session:
+        registry.promote(session, args.version_id, by=args.by, settings=settings)
     print(f"promoted {args.version_id}")
     return EXIT_OK
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    with session_scope(get_engine()) as session:
-        version_id = registry.rollback(session, args.setup, by=args.by)
+    settings = get_settings()
+    with session_scope(get_engine(settings.database_url)) as session:
+        version_id = registry.rollback(session, args.setup, by=args.by, settings=settings)
     print(f"{args.setup} rolled back to {version_id}")
     return EXIT_OK
 

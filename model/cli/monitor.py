@@ -232,8 +232,10 @@ def demo_traffic(
 def cmd_demo_traffic(args: argparse.Namespace) -> int:
     engine = get_engine()
     migrate(engine)
-    store = ModelStore(engine, thresholds=Thresholds.from_settings(get_settings()))
-    summary = demo_traffic(engine, store, data_module.load_raw(args.data), args.days, args.rows_per_day, args.seed)
+    settings = get_settings()
+    store = ModelStore(engine, thresholds=Thresholds.from_settings(settings))
+    frame = data_module.load_raw(args.data, settings)
+    summary = demo_traffic(engine, store, frame, args.days, args.rows_per_day, args.seed)
     print(f"DEMO DATA: {summary.rows} log rows over {args.days} days ({summary.rejected} rejected), "
           f"{summary.outcomes} outcomes, {summary.feedback} feedback remarks; marked is_demo")  # fmt: skip
     return EXIT_OK

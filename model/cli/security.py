@@ -9,7 +9,7 @@ from model.serving.predlog import spool
 from model.serving.predlog.insert import DB_UNAVAILABLE
 from model.settings import get_settings
 from model.store import crypto
-from model.store.db import get_engine, migrate
+from model.store.db import get_engine, migrate, session_scope
 from model.store.retention import purge_old
 from model.store.rotation import rotate_data_key
 
@@ -18,10 +18,12 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
     if args.generate:
         print(crypto.generate_key())
         return EXIT_OK
-    engine = get_engine()
+    settings = get_settings()
+    engine = get_engine(settings.database_url)
     migrate(engine)
     try:
-        result = rotate_data_key(engine, batch_rows=args.batch)
+        with session_scope(engine) as session:
+            result = rotate_data_key(session, settings=settings, batch_rows=args.batch)
     except (crypto.DataKeyError, crypto.DecryptionError) as error:
         raise CommandError(str(error)) from None
     print(
@@ -51,13 +53,15 @@ def cmd_spool_status(args: argparse.Namespace) -> int:
 
 
 def cmd_retention(args: argparse.Namespace) -> int:
-    days = args.days if args.days is not None else get_settings().retention_days
+    settings = get_settings()
+    days = args.days if args.days is not None else settings.retention_days
     if days is None:
         raise CommandError("no retention period: pass --days N or set MATHSIGHT_RETENTION_DAYS")
-    engine = get_engine()
+    engine = get_engine(settings.database_url)
     migrate(engine)
     try:
-        result = purge_old(engine, days, dry_run=args.dry_run)
+        with session_scope(engine) as session:
+            result = purge_old(session, days, dry_run=args.dry_run)
     except ValueError as error:
         raise CommandError(str(error)) from None
     verb = "would delete" if result.dry_run else "deleted"

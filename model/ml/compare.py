@@ -19,6 +19,7 @@ from model.ml.dataset import load_raw
 from model.ml.evaluation import LOWER_IS_BETTER, METRICS
 from model.ml.explain import global_importance
 from model.ml.grade_model import GradeModel
+from model.settings import Settings
 from model.store import registry
 from model.store.tables import ActiveModel, ModelVersion
 
@@ -134,15 +135,16 @@ def compare_models(
 
 
 def compare_versions(
-    session: Session, version_a: str, version_b: str, reference: pd.DataFrame | None = None
+    session: Session, version_a: str, version_b: str, reference: pd.DataFrame | None = None, *, settings: Settings
 ) -> Comparison:
     """Compare two registered versions (artifacts verified before loading) on the reference data.
 
-    ``reference`` defaults to the real data set (``model.ml.dataset.load_raw()``).
+    ``reference`` defaults to the real data set (``model.ml.dataset.load_raw(settings=settings)``).
     """
-    reference = load_raw() if reference is None else reference
+    reference = load_raw(settings=settings) if reference is None else reference
     row_a, row_b = registry.get_version(session, version_a), registry.get_version(session, version_b)
-    return compare_models(row_a, registry.load_artifact(row_a), row_b, registry.load_artifact(row_b), reference)
+    model_a = registry.load_artifact(row_a, settings=settings)
+    return compare_models(row_a, model_a, row_b, registry.load_artifact(row_b, settings=settings), reference)
 
 
 @dataclass(frozen=True)
@@ -177,10 +179,12 @@ def setup_overview(session: Session, setup: str) -> SetupOverview:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    from model.settings import get_settings
     from model.store.db import get_engine, session_scope
 
-    with session_scope(get_engine()) as session:
-        result = compare_versions(session, args.version_a, args.version_b)
+    settings = get_settings()
+    with session_scope(get_engine(settings.database_url)) as session:
+        result = compare_versions(session, args.version_a, args.version_b, settings=settings)
     print(f"A = {result.a.id}\nB = {result.b.id}")
     print(result.metrics.round(3).to_string())
     print(f"\nsame pass/fail call on {result.pass_agreement:.1f}% of {result.n_reference} reference students; "

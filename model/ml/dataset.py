@@ -2,7 +2,8 @@
 
 The file is looked up, first hit wins, in: an explicit path, ``settings.data`` (``MATHSIGHT_DATA``),
 ``settings.shared_data_dir``, the cache ``settings.raw_dir``, and finally downloaded from the UCI
-archive into that cache. Whatever the source, its SHA-256 must equal :data:`CSV_SHA256`.
+archive into that cache. Whatever the source, its SHA-256 must equal :data:`CSV_SHA256`. Without an
+explicit path the caller passes the ``Settings`` to look in.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from model.errors import UserError
-from model.settings import Settings, get_settings
+from model.settings import Settings
 
 CSV_NAME = "student-mat.csv"
 CSV_SHA256 = "e47f9ee225e1ee6e69b7564e6dac7123e80b8486677fe111f351964cef5dec80"
@@ -74,9 +75,10 @@ def locate_dataset(path: Path | str | None = None, settings: Settings | None = N
     An explicit ``path`` or ``settings.data`` that does not exist is an error, not a fall-through.
     Raises :class:`DatasetChecksumError` for a file that is not the published one.
     """
-    settings = settings or get_settings()
     if path is not None:
         return _existing(Path(path), "explicit path")
+    if settings is None:
+        raise TypeError("locate_dataset needs an explicit path or the settings that say where to look")
     if settings.data is not None:
         return _existing(settings.data, "settings.data (MATHSIGHT_DATA)")
     shared = settings.shared_data_dir / CSV_NAME
@@ -141,12 +143,11 @@ def _write_atomically(data: bytes, dest: Path) -> None:
         raise
 
 
-def download_dataset(url: str = UCI_URL, dest_dir: Path | str | None = None, timeout: float = DOWNLOAD_TIMEOUT) -> Path:
-    """Download the UCI zip, extract and verify ``student-mat.csv``, and store it in ``dest_dir``.
-
-    ``dest_dir`` defaults to ``settings.raw_dir``. Nothing is written unless the checksum matches.
+def download_dataset(url: str, dest_dir: Path | str, timeout: float = DOWNLOAD_TIMEOUT) -> Path:
+    """Download the UCI zip, extract and verify ``student-mat.csv``, and store it in ``dest_dir``
+    (e.g. ``settings.raw_dir``). Nothing is written unless the checksum matches.
     """
-    dest = Path(dest_dir if dest_dir is not None else get_settings().raw_dir) / CSV_NAME
+    dest = Path(dest_dir) / CSV_NAME
     data, member = _extract_csv(_fetch_bytes(url, timeout), url)
     got = hashlib.sha256(data).hexdigest()
     if got != CSV_SHA256:
@@ -159,12 +160,14 @@ def _typed(column: pd.Series) -> pd.Series:
     return column.astype("int64") if column.str.fullmatch(r"\d+").all() else column
 
 
-def load_raw(path: Path | str | None = None) -> pd.DataFrame:
-    """The 395 x 33 maths frame: all-digit columns as ``int64``, the others as ``str``."""
-    frame = pd.read_csv(locate_dataset(path), sep=";", dtype=str, keep_default_na=False)
+def load_raw(path: Path | str | None = None, settings: Settings | None = None) -> pd.DataFrame:
+    """The 395 x 33 maths frame: all-digit columns as ``int64``, the others as ``str``.
+
+    From ``path``, or else from where ``settings`` say (see :func:`locate_dataset`)."""
+    frame = pd.read_csv(locate_dataset(path, settings), sep=";", dtype=str, keep_default_na=False)
     return frame.apply(_typed)
 
 
-def fetch(path: Path | str | None = None) -> Path:
+def fetch(path: Path | str | None = None, settings: Settings | None = None) -> Path:
     """``python -m model fetch-data``: make sure a verified copy is available and return its path."""
-    return locate_dataset(path)
+    return locate_dataset(path, settings)

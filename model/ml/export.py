@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from model.errors import UserError
 from model.ml.grade_model import ANCHOR, GradeModel
 from model.schema.fields import CATEGORICAL
+from model.settings import Settings
 from model.store import registry
 
 SIDECAR_FORMAT = "mathsight-artifact/1"
@@ -75,10 +76,10 @@ class ExportedArtifact:
         return buffer.getvalue()
 
 
-def export_version(session: Session, version_id: str) -> ExportedArtifact:
+def export_version(session: Session, version_id: str, *, settings: Settings) -> ExportedArtifact:
     """The artifact of ``version_id`` with its sidecar; the stored bytes are verified first."""
     version = registry.get_version(session, version_id)
-    registry.verify_artifact(version)
+    registry.verify_artifact(version, settings=settings)
     sidecar = {
         "format": SIDECAR_FORMAT,
         "version_id": version.id,
@@ -123,7 +124,7 @@ def _check_sidecar(sidecar: Mapping[str, Any]) -> None:
         raise ExportError(f"the sidecar lacks {', '.join(missing)}")
 
 
-def load_export(artifact: bytes, sidecar: Mapping[str, Any]) -> GradeModel:
+def load_export(artifact: bytes, sidecar: Mapping[str, Any], *, settings: Settings) -> GradeModel:
     """The model in an exported artifact, after its SHA-256 and HMAC were checked against the sidecar.
 
     Raises ``registry.ArtifactIntegrityError`` for modified bytes or a foreign key, `ExportError`
@@ -131,12 +132,15 @@ def load_export(artifact: bytes, sidecar: Mapping[str, Any]) -> GradeModel:
     """
     _check_sidecar(sidecar)
     label = f"{sidecar['version_id']} (exported file)"
-    return registry.load_artifact_bytes(artifact, sidecar["artifact_sha256"], sidecar["artifact_hmac"], label)
+    return registry.load_artifact_bytes(artifact, sidecar["artifact_sha256"], sidecar["artifact_hmac"], label,
+                                        settings=settings)  # fmt: skip
 
 
-def import_export(session: Session, artifact: bytes, sidecar: Mapping[str, Any], created_by: str) -> str:
+def import_export(
+    session: Session, artifact: bytes, sidecar: Mapping[str, Any], created_by: str, *, settings: Settings
+) -> str:
     """Register a verified export as a new inactive version (e.g. from another instance); returns its id."""
-    model = load_export(artifact, sidecar)
+    model = load_export(artifact, sidecar, settings=settings)
     version = registry.register_version(
         session,
         model,
@@ -149,6 +153,7 @@ def import_export(session: Session, artifact: bytes, sidecar: Mapping[str, Any],
         reference=sidecar["reference"],
         created_by=created_by,
         notes=f"imported from export of {sidecar['version_id']}",
+        settings=settings,
     )
     return version.id
 
@@ -223,18 +228,20 @@ def onnx_predict(onnx_model: bytes, model: GradeModel, frame: pd.DataFrame) -> n
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from model.settings import get_settings
     from model.store.db import get_engine, session_scope
 
+    settings = get_settings()
     target = Path(args.output)
     target.mkdir(parents=True, exist_ok=True)
-    with session_scope(get_engine()) as session:
-        exported = export_version(session, args.version_id)
+    with session_scope(get_engine(settings.database_url)) as session:
+        exported = export_version(session, args.version_id, settings=settings)
     (target / exported.artifact_name).write_bytes(exported.artifact)
     (target / exported.sidecar_name).write_bytes(exported.sidecar_json())
     written = [exported.artifact_name, exported.sidecar_name]
     if args.onnx:
         onnx_name = f"{exported.version_id}.onnx"
-        (target / onnx_name).write_bytes(to_onnx(load_export(exported.artifact, exported.sidecar)))
+        (target / onnx_name).write_bytes(to_onnx(load_export(exported.artifact, exported.sidecar, settings=settings)))
         written.append(onnx_name)
     print(f"{', '.join(written)} -> {target}")
     return 0

@@ -5,7 +5,9 @@ A job runs :func:`model.ml.training.train_setup` in a fresh interpreter (``pytho
 lowered CPU priority) and registers the result as an **inactive** version. A fresh interpreter
 rather than ``multiprocessing``: under Streamlit the ``__main__`` module is the page script, which a
 'spawn' child would run again. The rows go to the child as a CSV file that it validates again (no
-pickles cross the boundary); the database URL goes through its environment, never its command line.
+pickles cross the boundary); the settings it needs (database URL, home, secret and data keys) go
+through its environment, never its command line, taken from the ``Settings`` the front passed in.
+The child's ``__main__`` is its own front: it reads those settings once and opens the transaction.
 
 A job's state (status, progress, stage, version id or error) lives in a small JSON record under
 ``settings.home/jobs``, written atomically, so any process on the host can poll it. One job runs
@@ -30,7 +32,7 @@ import pandas as pd
 from model.errors import Problem, UserError
 from model.schema.fields import GRADES, ID_COLUMN, SETUP_FEATURES, SETUPS
 from model.schema.validation import validate_batch
-from model.settings import PROJECT_ROOT, get_settings
+from model.settings import PROJECT_ROOT, Settings
 
 MIN_TRAINING_ROWS = 50
 MAX_RUNS = 20
@@ -78,9 +80,9 @@ class TrainingJob:
         return self.status in FINISHED_STATUSES
 
 
-def jobs_dir() -> Path:
+def jobs_dir(settings: Settings) -> Path:
     """Where job records live: ``settings.home/jobs``."""
-    return get_settings().home / "jobs"
+    return settings.home / "jobs"
 
 
 def _path(directory: Path, job_id: str) -> Path:
@@ -158,10 +160,10 @@ def _data_path(directory: Path, job_id: str) -> Path:
     return directory / f"{job_id}.csv"
 
 
-def run_job(directory: Path, job_id: str) -> None:
+def run_job(directory: Path, job_id: str, settings: Settings) -> None:
     """The training process: train, register inactive, record the outcome (never raises)."""
     from model.ml.training import register, train_setup
-    from model.store.db import dispose_engines, get_engine
+    from model.store.db import dispose_engines, get_engine, session_scope
 
     job = _read(directory, job_id)
     started = time.perf_counter()
@@ -176,7 +178,8 @@ def run_job(directory: Path, job_id: str) -> None:
         trained = train_setup(frame, job.setup, runs=job.runs, progress=progress, n_jobs=1)
         trained.notes = f"trained from {job.source}"
         _update(directory, job, progress=_PROTOCOL_SHARE + _FIT_SHARE, stage="storing the new version")
-        version_id = register(get_engine(), trained, created_by=job.created_by, activate=False)
+        with session_scope(get_engine(settings.database_url)) as session:
+            version_id = register(session, trained, created_by=job.created_by, activate=False, settings=settings)
         _update(directory, job, status="done", progress=1.0, stage="done", version_id=version_id,
                 finished_at=datetime.now(UTC).isoformat(), seconds=round(time.perf_counter() - started, 2))  # fmt: skip
     except Exception as error:  # noqa: BLE001 - the record must say why the job failed
@@ -207,9 +210,9 @@ def _alive(job: TrainingJob) -> bool:
     return True
 
 
-def get_job(job_id: str) -> TrainingJob:
+def get_job(job_id: str, *, settings: Settings) -> TrainingJob:
     """The current state of a job; a job whose process died without a word is marked failed."""
-    directory = jobs_dir()
+    directory = jobs_dir(settings)
     job = _read(directory, job_id)
     if job.status in ACTIVE_STATUSES and not _alive(job):
         job = _read(directory, job_id)  # it may have finished between the two reads
@@ -218,18 +221,30 @@ def get_job(job_id: str) -> TrainingJob:
     return job
 
 
-def list_jobs(limit: int = 20) -> list[TrainingJob]:
+def list_jobs(limit: int = 20, *, settings: Settings) -> list[TrainingJob]:
     """The latest jobs, newest first."""
-    directory = jobs_dir()
+    directory = jobs_dir(settings)
     if not directory.is_dir():
         return []
     paths = sorted(directory.glob("*.json"), reverse=True)[:limit]
-    return [get_job(path.stem) for path in paths]
+    return [get_job(path.stem, settings=settings) for path in paths]
 
 
-def running_job() -> TrainingJob | None:
+def running_job(*, settings: Settings) -> TrainingJob | None:
     """The job currently queued or running, if any."""
-    return next((job for job in list_jobs() if job.status in ACTIVE_STATUSES), None)
+    return next((job for job in list_jobs(settings=settings) if job.status in ACTIVE_STATUSES), None)
+
+
+def _child_environment(settings: Settings) -> dict[str, str]:
+    """The training process's environment: this one's, with what it needs taken from ``settings``."""
+    return {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "MATHSIGHT_HOME": str(settings.home),
+        "MATHSIGHT_SECRET_KEY": settings.local_secret("secret_key"),
+        "MATHSIGHT_DATA_KEY": settings.data_key,
+        "MATHSIGHT_DATA_KEY_PREVIOUS": settings.data_key_previous,
+    }
 
 
 def start_training(
@@ -239,29 +254,30 @@ def start_training(
     runs: int,
     created_by: str,
     source: str,
-    database_url: str | None = None,
+    settings: Settings,
 ) -> TrainingJob:
     """Start training ``setup`` on ``frame`` in a separate process; returns at once.
 
     ``frame`` holds validated rows (``validate_training_data`` or ``model.ml.dataset.load_raw()``).
-    Raises `JobError` while another job is running.
+    The version is registered in ``settings.database_url``, signed and encrypted under the keys of
+    ``settings``. Raises `JobError` while another job is running.
     """
     if setup not in SETUPS:
         raise ValueError(f"unknown setup {setup!r}; expected one of {', '.join(SETUPS)}")
     if not 0 <= runs <= MAX_RUNS:
         raise ValueError(f"runs must be between 0 and {MAX_RUNS}, got {runs}")
-    busy = running_job()
+    busy = running_job(settings=settings)
     if busy is not None:
         raise JobError(f"training job {busy.id} ({busy.setup}, started by {busy.created_by}) is still running; "
                        "wait for it to finish")  # fmt: skip
     now = datetime.now(UTC)
     job = TrainingJob(id=f"{now:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}", setup=setup, runs=runs, source=source,
                       created_by=created_by, created_at=now.isoformat(), n_rows=len(frame))  # fmt: skip
-    directory = jobs_dir()
+    directory = jobs_dir(settings)
     _write(directory, job)
     columns = [c for c in frame.columns if c != ID_COLUMN]  # student ids are not needed to train
     frame[columns].to_csv(_data_path(directory, job.id), sep=";", index=False)
-    environment = {**os.environ, "DATABASE_URL": database_url or get_settings().database_url}
+    environment = _child_environment(settings)
     with open(directory / f"{job.id}.log", "wb") as log:
         _processes[job.id] = subprocess.Popen(
             [sys.executable, "-m", "model.ml.jobs", str(directory), job.id],
@@ -270,11 +286,11 @@ def start_training(
     return job
 
 
-def wait_for(job_id: str, timeout: float = 600.0, poll: float = 0.2) -> TrainingJob:
+def wait_for(job_id: str, timeout: float = 600.0, poll: float = 0.2, *, settings: Settings) -> TrainingJob:
     """Poll a job until it finishes; raises `TimeoutError` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
-        job = get_job(job_id)
+        job = get_job(job_id, settings=settings)
         if job.finished:
             return job
         if time.monotonic() > deadline:
@@ -283,4 +299,6 @@ def wait_for(job_id: str, timeout: float = 600.0, poll: float = 0.2) -> Training
 
 
 if __name__ == "__main__":
-    run_job(Path(sys.argv[1]), sys.argv[2])
+    from model.settings import get_settings
+
+    run_job(Path(sys.argv[1]), sys.argv[2], get_settings())

@@ -23,6 +23,7 @@ from model.ml.dataset import CSV_SHA256, UCI_URL, load_raw
 from model.ml.evaluation import METRICS, PAPER_BEST, cross_validated_details
 from model.ml.training import frame_sha256
 from model.schema.fields import PASS_MARK, TARGET
+from model.settings import Settings
 from model.store import registry
 
 INTENDED_USE = (
@@ -237,13 +238,16 @@ def build_model_card(
     version_id: str,
     reference: pd.DataFrame | None = None,
     thresholds: Thresholds = Thresholds(),
+    *,
+    settings: Settings,
 ) -> ModelCard:
     """The model card of ``version_id``; fairness from out-of-fold predictions on ``reference``.
 
-    ``reference`` defaults to the real data set (``model.ml.dataset.load_raw()``). Takes a few seconds
-    (ten model fits).
+    ``reference`` defaults to the real data set (``model.ml.dataset.load_raw(settings=settings)``), which
+    also tells whether the version was trained on that data. Takes a few seconds (ten model fits).
     """
-    reference = load_raw() if reference is None else reference
+    real = load_raw(settings=settings)
+    reference = real if reference is None else reference
     version = registry.get_version(session, version_id)
     active = registry.active_version_ids(session).get(version.setup) == version.id
     details = cross_validated_details(reference, version.setup, run=0, params=_cv_params(version.params))
@@ -257,7 +261,7 @@ def build_model_card(
         active=active,
         params=dict(version.params),
         metrics=dict(version.metrics),
-        data=DataProvenance(version.n_rows, version.data_sha256, version.data_sha256 == frame_sha256(load_raw())),
+        data=DataProvenance(version.n_rows, version.data_sha256, version.data_sha256 == frame_sha256(real)),
         groups=tuple(groups),
         gaps=tuple(fairness_gaps(groups, thresholds)),
         n_reference=len(reference),
@@ -379,10 +383,12 @@ def to_markdown(card: ModelCard) -> str:
 
 
 def _cmd_card(args: argparse.Namespace) -> int:
+    from model.settings import get_settings
     from model.store.db import get_engine, session_scope
 
-    with session_scope(get_engine()) as session:
-        markdown = build_model_card(session, args.version_id).to_markdown()
+    settings = get_settings()
+    with session_scope(get_engine(settings.database_url)) as session:
+        markdown = build_model_card(session, args.version_id, settings=settings).to_markdown()
     if args.output:
         Path(args.output).write_text(markdown, "utf-8")
         print(f"model card of {args.version_id} -> {args.output}")

@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from model.ml.evaluation import evaluate, to_json
 from model.ml.grade_model import ALGORITHM, DEFAULT_PARAMS, GradeModel
 from model.schema.fields import CATEGORICAL, SETUP_FEATURES, SETUPS, TARGET
+from model.settings import Settings
 from model.store import registry
-from model.store.db import session_scope
 from model.store.tables import ModelVersion
 
 BOOTSTRAP_RUNS = 2
@@ -86,35 +86,38 @@ def train_setup(
     )
 
 
-def register(engine: Engine, trained: TrainedVersion, created_by: str, activate: bool = False) -> str:
-    """Store ``trained`` in the registry (inactive unless ``activate``); returns the version id."""
-    with session_scope(engine) as session:
-        version: ModelVersion = registry.register_version(
-            session,
-            trained.estimator,
-            setup=trained.setup,
-            algorithm=ALGORITHM,
-            params=trained.params,
-            data_sha256=trained.data_sha256,
-            n_rows=trained.n_rows,
-            metrics=trained.metrics,
-            reference=trained.reference,
-            created_by=created_by,
-            notes=trained.notes,
-        )
-        version_id = version.id
+def register(
+    session: Session, trained: TrainedVersion, created_by: str, activate: bool = False, *, settings: Settings
+) -> str:
+    """Store ``trained`` in the registry (inactive unless ``activate``); returns the version id.
+
+    The version and its activation are written in the caller's transaction."""
+    version: ModelVersion = registry.register_version(
+        session,
+        trained.estimator,
+        setup=trained.setup,
+        algorithm=ALGORITHM,
+        params=trained.params,
+        data_sha256=trained.data_sha256,
+        n_rows=trained.n_rows,
+        metrics=trained.metrics,
+        reference=trained.reference,
+        created_by=created_by,
+        notes=trained.notes,
+        settings=settings,
+    )
     if activate:
-        with session_scope(engine) as session:
-            registry.promote(session, version_id, by=created_by)
-    return version_id
+        registry.promote(session, version.id, by=created_by, settings=settings)
+    return version.id
 
 
-def ensure_default_models(engine: Engine, frame: pd.DataFrame, runs: int = BOOTSTRAP_RUNS) -> list[str]:
-    """Train and activate a model for every setup that has no active version; returns new ids."""
-    with session_scope(engine) as session:
-        active = registry.active_version_ids(session)
-    created = []
-    for setup in SETUPS:
-        if setup not in active:
-            created.append(register(engine, train_setup(frame, setup, runs=runs), "system", activate=True))
-    return created
+def ensure_default_models(
+    session: Session, frame: pd.DataFrame, runs: int = BOOTSTRAP_RUNS, *, settings: Settings
+) -> list[str]:
+    """Train and activate a model for every setup that has no active version; returns new ids.
+
+    Every missing setup is trained before anything is written, so the transaction writes only at the
+    end and holds no write lock while models are fitted."""
+    active = registry.active_version_ids(session)
+    trained = [train_setup(frame, setup, runs=runs) for setup in SETUPS if setup not in active]
+    return [register(session, version, "system", activate=True, settings=settings) for version in trained]

@@ -27,6 +27,7 @@ from model.schema.fields import ATTRIBUTES, GRADES, ID_COLUMN
 from model.schema.thresholds import DEFAULT_THRESHOLDS, Thresholds
 from model.schema.validation import ValidationResult, row_setups, setup_for, validate_batch, validate_record
 from model.serving.predlog.writer import student_key, student_keys, write_log, write_log_columns
+from model.settings import Settings, get_settings
 from model.store import registry
 from model.store.db import session_scope
 
@@ -57,15 +58,21 @@ class ModelStore:
 
     The registry's active ids are re-read at most every ``refresh_seconds`` (one tiny query), so a
     promotion made by any process reaches this one within that delay without reloading per request.
-    Its predictions' risk levels follow ``thresholds`` (fronts pass ``Thresholds.from_settings(settings)``).
+    Its predictions' risk levels follow ``thresholds`` (fronts pass ``Thresholds.from_settings(settings)``);
+    artifacts are verified and decrypted under ``settings`` (default: the process's settings).
     """
 
     def __init__(
-        self, engine: Engine, refresh_seconds: float = 3.0, thresholds: Thresholds = DEFAULT_THRESHOLDS
+        self,
+        engine: Engine,
+        refresh_seconds: float = 3.0,
+        thresholds: Thresholds = DEFAULT_THRESHOLDS,
+        settings: Settings | None = None,
     ) -> None:
         self.engine = engine
         self.refresh_seconds = refresh_seconds
         self.thresholds = thresholds
+        self.settings = settings or get_settings()
         self._models: dict[str, LoadedModel] = {}
         self._checked_at = float("-inf")
         self._lock = threading.Lock()
@@ -91,7 +98,7 @@ class ModelStore:
                 current = self._models.get(setup)
                 if current is None or current.version_id != version_id:
                     version = registry.get_version(session, version_id)
-                    estimator = registry.load_artifact(version)
+                    estimator = registry.load_artifact(version, settings=self.settings)
                     self._models[setup] = LoadedModel(version_id, setup, estimator, dict(version.metrics))
             for setup in set(self._models) - set(active):
                 del self._models[setup]

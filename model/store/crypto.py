@@ -35,7 +35,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from model.errors import UserError
-from model.settings import Settings, get_settings
+from model.settings import Settings
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -187,10 +187,9 @@ def _keyring(data_key: str, data_key_previous: str) -> Keyring:
     return Keyring(current, previous)
 
 
-def keyring(settings: Settings | None = None) -> Keyring:
-    """The configured keys; without ``MATHSIGHT_DATA_KEY`` logs once that data at rest is not encrypted."""
+def keyring(settings: Settings) -> Keyring:
+    """The keys of ``settings``; without ``MATHSIGHT_DATA_KEY`` logs once that data at rest is not encrypted."""
     global _warned
-    settings = settings or get_settings()
     ring = _keyring(settings.data_key, settings.data_key_previous)
     if ring.current is None and not _warned:
         with _warn_lock:
@@ -201,23 +200,3 @@ def keyring(settings: Settings | None = None) -> Keyring:
                     "set MATHSIGHT_DATA_KEY (see SECURITY.md)"
                 )
     return ring
-
-
-def encrypt_artifact(blob: bytes) -> bytes:
-    """:meth:`Keyring.encrypt_artifact` with the configured keys."""
-    return keyring().encrypt_artifact(blob)
-
-
-def decrypt_artifact(stored: bytes) -> bytes:
-    """:meth:`Keyring.decrypt_artifact` with the configured keys."""
-    return keyring().decrypt_artifact(stored)
-
-
-def encrypt_inputs(inputs: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """:meth:`Keyring.encrypt_inputs` with the configured keys."""
-    return keyring().encrypt_inputs(inputs)
-
-
-def decrypt_inputs(stored: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """:meth:`Keyring.decrypt_inputs` with the configured keys."""
-    return keyring().decrypt_inputs(stored)

@@ -4,6 +4,8 @@ An artifact is the joblib serialization of a fitted model, encrypted with AES-25
 key is set (:mod:`model.store.crypto`), stored with the SHA-256 and an HMAC-SHA256 (keyed by the
 ``secret_key`` setting) of the stored bytes. Both are checked before anything is decrypted or
 unpickled, so a modified artifact, or one signed with another key, is refused and never executed.
+Whatever signs, verifies, encrypts or decrypts takes the caller's ``Settings`` (the secret and the
+data keys come from there, never from the environment directly).
 
 The functions take the caller's session and leave committing to it (``db.session_scope``);
 ``promote`` and ``rollback`` change the active version and write their audit row in that one
@@ -21,13 +23,13 @@ from typing import Any
 
 import joblib
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, undefer
 
 from model.accounts.audit import audit
 from model.errors import UserError
-from model.settings import get_settings
+from model.settings import Settings
 from model.store import crypto
+from model.store.db import UPSERT_INSERTS
 from model.store.tables import SETUPS, ActiveModel, ModelVersion, utcnow
 
 _ROLLBACK_ATTEMPTS = 5
@@ -76,34 +78,36 @@ def sha256_hex(blob: bytes) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
-def sign(blob: bytes) -> str:
-    """The hex HMAC-SHA256 of ``blob`` under the configured ``secret_key``."""
-    key = get_settings().local_secret("secret_key").encode("utf-8")
+def sign(blob: bytes, *, settings: Settings) -> str:
+    """The hex HMAC-SHA256 of ``blob`` under the ``secret_key`` of ``settings``."""
+    key = settings.local_secret("secret_key").encode("utf-8")
     return hmac_lib.new(key, blob, hashlib.sha256).hexdigest()
 
 
-def verify_artifact_bytes(blob: bytes, sha256: str, hmac: str, label: str) -> None:
+def verify_artifact_bytes(blob: bytes, sha256: str, hmac: str, label: str, *, settings: Settings) -> None:
     """Raise `ArtifactIntegrityError` unless ``blob`` matches both its SHA-256 and its HMAC."""
     if not hmac_lib.compare_digest(sha256_hex(blob), sha256):
         raise ArtifactIntegrityError(label, "its SHA-256 does not match the recorded one")
-    if not hmac_lib.compare_digest(sign(blob), hmac):
+    if not hmac_lib.compare_digest(sign(blob, settings=settings), hmac):
         raise ArtifactIntegrityError(label, "its HMAC signature does not match this installation's key")
 
 
-def load_artifact_bytes(blob: bytes, sha256: str, hmac: str, label: str) -> Any:
+def load_artifact_bytes(blob: bytes, sha256: str, hmac: str, label: str, *, settings: Settings) -> Any:
     """Verify the stored bytes ``blob`` (e.g. read from an export file), decrypt them if needed, unpickle."""
-    verify_artifact_bytes(blob, sha256, hmac, label)
-    return joblib.load(io.BytesIO(crypto.decrypt_artifact(blob)))
+    verify_artifact_bytes(blob, sha256, hmac, label, settings=settings)
+    return joblib.load(io.BytesIO(crypto.keyring(settings).decrypt_artifact(blob)))
 
 
-def verify_artifact(version: ModelVersion) -> None:
+def verify_artifact(version: ModelVersion, *, settings: Settings) -> None:
     """Check a stored version's artifact without unpickling it."""
-    verify_artifact_bytes(version.artifact, version.artifact_sha256, version.artifact_hmac, version.id)
+    verify_artifact_bytes(version.artifact, version.artifact_sha256, version.artifact_hmac, version.id,
+                          settings=settings)  # fmt: skip
 
 
-def load_artifact(version: ModelVersion) -> Any:
+def load_artifact(version: ModelVersion, *, settings: Settings) -> Any:
     """The fitted model stored in ``version``, after its SHA-256 and HMAC were checked."""
-    return load_artifact_bytes(version.artifact, version.artifact_sha256, version.artifact_hmac, version.id)
+    return load_artifact_bytes(version.artifact, version.artifact_sha256, version.artifact_hmac, version.id,
+                               settings=settings)  # fmt: skip
 
 
 def register_version(
@@ -119,11 +123,12 @@ def register_version(
     reference: Mapping[str, Any],
     created_by: str,
     notes: str = "",
+    settings: Settings,
 ) -> ModelVersion:
     """Store a fitted model as a new (inactive) version with a signed artifact; audited."""
     if setup not in SETUPS:
         raise ValueError(f"unknown setup {setup!r}; expected one of {', '.join(SETUPS)}")
-    blob = crypto.encrypt_artifact(serialize(obj))
+    blob = crypto.keyring(settings).encrypt_artifact(serialize(obj))
     now = utcnow()
     version = ModelVersion(
         id=f"{setup}-{now:%Y%m%dT%H%M%S}-{secrets.token_hex(2)}",
@@ -138,7 +143,7 @@ def register_version(
         created_by=created_by,
         artifact=blob,
         artifact_sha256=sha256_hex(blob),
-        artifact_hmac=sign(blob),
+        artifact_hmac=sign(blob, settings=settings),
         notes=notes,
     )
     session.add(version)
@@ -180,7 +185,7 @@ def active_version_ids(session: Session) -> dict[str, str]:
     return {setup: version_id for setup, version_id in rows}
 
 
-def promote(session: Session, version_id: str, by: str) -> None:
+def promote(session: Session, version_id: str, by: str, *, settings: Settings) -> None:
     """Make ``version_id`` the active version of its setup, remembering the one it replaces; audited.
 
     The switch is a single upsert, so concurrent promotions serialize in the database and each
@@ -188,7 +193,7 @@ def promote(session: Session, version_id: str, by: str) -> None:
     The artifact is verified first: a tampered version is never activated.
     """
     version = get_version(session, version_id)
-    verify_artifact(version)
+    verify_artifact(version, settings=settings)
     current = session.scalar(sa.select(ActiveModel.version_id).where(ActiveModel.setup == version.setup))
     if current == version_id:
         return
@@ -219,7 +224,7 @@ def promote(session: Session, version_id: str, by: str) -> None:
     )
 
 
-def rollback(session: Session, setup: str, by: str) -> str:
+def rollback(session: Session, setup: str, by: str, *, settings: Settings) -> str:
     """Reactivate the version that the active one replaced; returns its id. Audited.
 
     Rollback undoes one promotion: afterwards the setup has no previous version until the next
@@ -233,7 +238,7 @@ def rollback(session: Session, setup: str, by: str) -> str:
         ).one_or_none()
         if row is None or row.previous_version_id is None:
             raise NothingToRollBack(setup)
-        verify_artifact(get_version(session, row.previous_version_id))
+        verify_artifact(get_version(session, row.previous_version_id), settings=settings)
         # Guarded by the values just read: on SQLite (no FOR UPDATE) a concurrent change makes it
         # match no row, and the loop reads again.
         result = session.execute(
@@ -265,8 +270,6 @@ def rollback(session: Session, setup: str, by: str) -> str:
 
 def _dialect_insert(session: Session) -> Any:
     name = session.get_bind().dialect.name
-    if name == "postgresql":
-        return postgresql.insert
-    if name == "sqlite":
-        return sqlite.insert
-    raise RegistryError(f"unsupported database dialect {name!r}")
+    if name not in UPSERT_INSERTS:
+        raise RegistryError(f"unsupported database dialect {name!r}")
+    return UPSERT_INSERTS[name]

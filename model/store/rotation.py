@@ -12,11 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import undefer
+from sqlalchemy.orm import Session, undefer
 
+from model.settings import Settings
 from model.store import crypto, registry
-from model.store.db import session_scope
 from model.store.tables import ModelVersion, PredictionLog
 
 BATCH_ROWS = 2_000
@@ -31,39 +30,46 @@ class RotationResult:
     log_rows: int
 
 
-def rotate_data_key(engine: Engine, batch_rows: int = BATCH_ROWS) -> RotationResult:
-    """Re-encrypt every artifact and logged input not yet under the current data key."""
-    ring = crypto.keyring()
+def rotate_data_key(session: Session, *, settings: Settings, batch_rows: int = BATCH_ROWS) -> RotationResult:
+    """Re-encrypt every artifact and logged input not yet under the current data key of ``settings``.
+
+    Unlike other data functions this one commits, through the session it is given: once per artifact
+    and once per batch of ``batch_rows`` log rows. A whole log re-encrypted in one transaction would
+    hold its locks (and grow SQLite's WAL) for the entire run, and an interrupted run would lose
+    everything it did; committed batches keep the work and let a repeated run skip it. It takes the
+    session rather than a session factory so the front still opens (and closes) the one unit of work.
+    """
+    ring = crypto.keyring(settings)
     if ring.current is None:
         raise crypto.DataKeyError("set MATHSIGHT_DATA_KEY to the new key (and MATHSIGHT_DATA_KEY_PREVIOUS to the old)")
-    artifacts = _rotate_artifacts(engine, ring)
-    log_rows = _rotate_inputs(engine, ring, batch_rows)
+    artifacts = _rotate_artifacts(session, ring, settings)
+    log_rows = _rotate_inputs(session, ring, batch_rows)
     return RotationResult(ring.current.key_id, artifacts, log_rows)
 
 
-def _rotate_artifacts(engine: Engine, ring: crypto.Keyring) -> int:
-    """Re-encrypt the artifacts of all versions, one version per transaction."""
+def _rotate_artifacts(session: Session, ring: crypto.Keyring, settings: Settings) -> int:
+    """Re-encrypt the artifacts of all versions, committing after each one."""
     assert ring.current is not None
-    with session_scope(engine) as session:
-        ids = list(session.scalars(sa.select(ModelVersion.id).order_by(ModelVersion.id)))
+    ids = list(session.scalars(sa.select(ModelVersion.id).order_by(ModelVersion.id)))
+    session.commit()
     done = 0
     for version_id in ids:
-        with session_scope(engine) as session:
-            query = sa.select(ModelVersion).where(ModelVersion.id == version_id).with_for_update()
-            version = session.scalars(query.options(undefer(ModelVersion.artifact))).one()
-            if crypto.artifact_key_id(version.artifact) == ring.current.key_id:
-                continue
-            registry.verify_artifact(version)
+        query = sa.select(ModelVersion).where(ModelVersion.id == version_id).with_for_update()
+        version = session.scalars(query.options(undefer(ModelVersion.artifact))).one()
+        if crypto.artifact_key_id(version.artifact) != ring.current.key_id:
+            registry.verify_artifact(version, settings=settings)
             stored = ring.encrypt_artifact(ring.decrypt_artifact(version.artifact))
             version.artifact = stored
             version.artifact_sha256 = registry.sha256_hex(stored)
-            version.artifact_hmac = registry.sign(stored)
+            version.artifact_hmac = registry.sign(stored, settings=settings)
             done += 1
+        session.commit()
+        session.expunge(version)  # one artifact's bytes in memory at a time
     return done
 
 
-def _rotate_inputs(engine: Engine, ring: crypto.Keyring, batch_rows: int) -> int:
-    """Rewrite the inputs of log rows not under the current key, ``batch_rows`` per transaction."""
+def _rotate_inputs(session: Session, ring: crypto.Keyring, batch_rows: int) -> int:
+    """Rewrite the inputs of log rows not under the current key, committing after each batch."""
     assert ring.current is not None
     log = PredictionLog.__table__.c
     enc = log.inputs[crypto.ENC_FIELD].as_string()
@@ -75,21 +81,22 @@ def _rotate_inputs(engine: Engine, ring: crypto.Keyring, batch_rows: int) -> int
     )
     last_id, done = 0, 0
     while True:
-        with engine.begin() as connection:
-            query = (
-                sa.select(log.id, log.inputs)
-                .where(log.id > last_id, log.inputs.is_not(None), stale)
-                .order_by(log.id)
-                .limit(batch_rows)
-            )
-            batch = connection.execute(query).all()
-            if not batch:
-                return done
-            changes = [
-                {"row_id": row_id, "new_inputs": ring.encrypt_inputs(ring.decrypt_inputs(inputs))}
-                for row_id, inputs in batch
-                if inputs is not None  # a JSON null: a rejected row without inputs
-            ]
-            if changes:
-                connection.execute(update, changes)
+        query = (
+            sa.select(log.id, log.inputs)
+            .where(log.id > last_id, log.inputs.is_not(None), stale)
+            .order_by(log.id)
+            .limit(batch_rows)
+        )
+        batch = session.execute(query).all()
+        if not batch:
+            session.commit()
+            return done
+        changes = [
+            {"row_id": row_id, "new_inputs": ring.encrypt_inputs(ring.decrypt_inputs(inputs))}
+            for row_id, inputs in batch
+            if inputs is not None  # a JSON null: a rejected row without inputs
+        ]
+        if changes:
+            session.execute(update, changes)
+        session.commit()
         last_id, done = batch[-1][0], done + len(changes)

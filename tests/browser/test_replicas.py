@@ -14,13 +14,13 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Browser, Page, expect
 
-from model.ml.training import register
+from model.settings import get_settings
 from model.store import db, registry
 from model.store.db import get_engine, session_scope
 from model.store.tables import PredictionLog
 from tests.browser.conftest import TIMEOUT_MS, VIEWPORT, LiveApp, create_users, start_dashboard
 from tests.browser.ui import TEACHER, heading, log_in, metric_value, open_page, settle
-from tests.conftest import _drop_postgres_schema, _postgres_schema_url, install_models
+from tests.conftest import _drop_postgres_schema, _postgres_schema_url, install_models, register_trained
 from tests.servers import stop_process
 
 pytestmark = pytest.mark.browser
@@ -113,10 +113,10 @@ def test_a_promotion_reaches_both_dashboards(replicas: list[LiveApp], browser: B
     for page in pages:
         log_in(page, TEACHER)
     old = [_served_version(page) for page in pages]
-    new = register(engine, trained_models["early"], created_by="pytest")
+    new = register_trained(engine, trained_models["early"], created_by="pytest")
     assert old[0] == old[1] != new
     with session_scope(engine) as session:
-        registry.promote(session, new, by="pytest")
+        registry.promote(session, new, by="pytest", settings=get_settings())
     promoted = time.monotonic()
     seen: dict[int, float] = {}
     while len(seen) < len(pages) and time.monotonic() - promoted < PROMOTION_DEADLINE:

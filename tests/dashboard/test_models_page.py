@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from model.accounts.audit import list_audit
 from model.ml import jobs
+from model.settings import get_settings
 from model.store.db import get_engine, session_scope
 from model.store.registry import active_version_ids
 from tests.dashboard.conftest import Account, app_test, log_in, page_test, texts
@@ -71,7 +72,11 @@ def test_a_bad_training_file_is_reported_and_nothing_starts(
     problems = at.dataframe[1].value
     assert problems[["row", "column", "value"]].values.tolist() == [[2, "Mjob", "pilot"]]
     assert "teacher" in problems["allowed"].item()
-    assert not at.get("progress") and jobs.running_job() is None and not jobs.list_jobs()
+    assert (
+        not at.get("progress")
+        and jobs.running_job(settings=get_settings()) is None
+        and not jobs.list_jobs(settings=get_settings())
+    )
 
 
 def test_train_compare_promote_roll_back_and_model_card(app_db_url: str, admin_account: Account) -> None:

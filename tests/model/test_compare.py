@@ -8,10 +8,12 @@ import pytest
 
 from model.ml.compare import compare_versions, metrics_table, setup_overview
 from model.ml.evaluation import METRICS
-from model.ml.training import TrainedVersion, register, train_setup
+from model.ml.training import TrainedVersion, train_setup
 from model.schema.fields import SETUP_FEATURES
+from model.settings import get_settings
 from model.store.db import get_engine, session_scope
 from model.store.registry import active_version_ids
+from tests.conftest import register_trained
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +29,10 @@ def test_compare_two_versions_side_by_side(
     models_db_url: str, scored: dict[str, TrainedVersion], raw_df: pd.DataFrame
 ) -> None:
     engine = get_engine(models_db_url)
-    a = register(engine, scored["default"], created_by="pytest")
-    b = register(engine, scored["small"], created_by="pytest")
+    a = register_trained(engine, scored["default"], created_by="pytest")
+    b = register_trained(engine, scored["small"], created_by="pytest")
     with session_scope(engine) as session:
-        result = compare_versions(session, a, b, raw_df)
+        result = compare_versions(session, a, b, raw_df, settings=get_settings())
 
     assert (result.a.id, result.b.id) == (a, b)
     assert list(result.metrics.index) == list(METRICS)
@@ -55,7 +57,7 @@ def test_compare_two_versions_side_by_side(
 def test_a_version_compared_with_itself_agrees_fully(models_db_url: str, raw_df: pd.DataFrame) -> None:
     with session_scope(get_engine(models_db_url)) as session:
         active = setup_overview(session, "early").active_id
-        result = compare_versions(session, active, active, raw_df)
+        result = compare_versions(session, active, active, raw_df, settings=get_settings())
     assert result.pass_agreement == 100.0
     assert result.mean_abs_difference == 0.0
     assert (result.importance["a"] == result.importance["b"]).all()
@@ -65,7 +67,7 @@ def test_versions_of_different_setups_show_each_attribute_they_use(models_db_url
     with session_scope(get_engine(models_db_url)) as session:
         early = setup_overview(session, "early").active_id
         period2 = setup_overview(session, "period2").active_id
-        result = compare_versions(session, early, period2, raw_df)
+        result = compare_versions(session, early, period2, raw_df, settings=get_settings())
     assert np.isnan(result.importance.loc["G2", "a"]) and result.importance.loc["G2", "b"] > 0
     assert result.metrics["a_mean"].isna().all()  # the fixture's versions were not scored (runs=0)
     assert (result.metrics["better"] == "").all()
@@ -88,7 +90,7 @@ def test_setup_overview_lists_versions_newest_first_with_the_active_one(
     models_db_url: str, scored: dict[str, TrainedVersion]
 ) -> None:
     engine = get_engine(models_db_url)
-    new = register(engine, scored["small"], created_by="admin-ana")
+    new = register_trained(engine, scored["small"], created_by="admin-ana")
     with session_scope(engine) as session:
         overview = setup_overview(session, "period2")
     table = overview.versions

@@ -14,10 +14,9 @@ from model.monitoring import samples
 from model.monitoring.queries import Window
 from model.schema.fields import ATTRIBUTES
 from model.serving.service import ModelStore, predict_batch
-from model.settings import get_settings
-from model.store import crypto, registry
+from model.settings import Settings, get_settings
+from model.store import crypto, registry, rotation
 from model.store.db import get_engine, session_scope
-from model.store.rotation import rotate_data_key
 from model.store.tables import ModelVersion, PredictionLog, utcnow
 from tests.conftest import install_models
 
@@ -38,6 +37,11 @@ def _class_file(raw_df: pd.DataFrame, n: int = 12) -> str:
     frame = raw_df.head(n).drop(columns=["G1", "G2", "G3"])  # the "early" setup
     frame.insert(0, "student_id", [f"STU-{i:04d}" for i in range(n)])
     return frame.to_csv(index=False, sep=";")
+
+
+def rotate_data_key(engine, batch_rows: int = rotation.BATCH_ROWS) -> rotation.RotationResult:
+    with session_scope(engine) as session:
+        return rotation.rotate_data_key(session, settings=get_settings(), batch_rows=batch_rows)
 
 
 def _stored(engine, column) -> list:
@@ -97,14 +101,15 @@ def test_without_a_key_the_app_says_once_that_data_is_not_encrypted(monkeypatch:
     handler.emit = records.append  # type: ignore[method-assign]
     crypto.logger.addHandler(handler)
     try:
-        assert not crypto.keyring().encrypts
-        crypto.keyring()
-        crypto.encrypt_inputs({"age": 16})
+        assert not crypto.keyring(get_settings()).encrypts
+        crypto.keyring(get_settings())
+        crypto.keyring(get_settings()).encrypt_inputs({"age": 16})
     finally:
         crypto.logger.removeHandler(handler)
     assert [r.getMessage().split(":")[0] for r in records] == ["data at rest is not encrypted"]
     _use_keys(monkeypatch, KEY_A)
-    assert crypto.keyring().encrypts
+    assert crypto.keyring(get_settings()).encrypts
+    assert crypto.keyring(Settings(data_key=KEY_B)).current.key_id == crypto.DataKey.from_text(KEY_B).key_id
 
 
 # ------------------------------------------------------------------------------- on the databases
@@ -125,14 +130,16 @@ def test_artifacts_are_encrypted_and_hash_checked_before_decryption(
     stored = bytes(version.artifact)
     assert crypto.artifact_key_id(stored) == crypto.DataKey.from_text(KEY_A).key_id
     assert registry.sha256_hex(stored) == version.artifact_sha256  # the hash covers the stored bytes
-    assert registry.load_artifact(version).setup == "early"
+    assert registry.load_artifact(version, settings=get_settings()).setup == "early"
 
     flipped = stored[:-1] + bytes([stored[-1] ^ 1])
     with pytest.raises(registry.ArtifactIntegrityError, match="SHA-256"):
-        registry.load_artifact_bytes(flipped, version.artifact_sha256, version.artifact_hmac, version.id)
+        registry.load_artifact_bytes(
+            flipped, version.artifact_sha256, version.artifact_hmac, version.id, settings=get_settings()
+        )
     _use_keys(monkeypatch)
     with pytest.raises(crypto.DecryptionError):
-        registry.load_artifact(version)
+        registry.load_artifact(version, settings=get_settings())
 
 
 def test_log_inputs_are_encrypted_and_read_back_by_monitoring(keyed_db: str, raw_df: pd.DataFrame) -> None:
@@ -175,7 +182,7 @@ def test_rotation_re_encrypts_everything_under_the_new_key(
     with session_scope(engine) as session:
         version = registry.active_versions(session)["early"]
         assert crypto.artifact_key_id(version.artifact) == key_b
-        assert registry.load_artifact(version).setup == "early"
+        assert registry.load_artifact(version, settings=get_settings()).setup == "early"
     assert len(predict_batch(ModelStore(engine), engine, _class_file(raw_df, 3), channel="cli").results) == 3
 
 

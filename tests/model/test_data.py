@@ -102,27 +102,27 @@ def test_mathsight_data_beats_shared_dir_and_cache(
     _copy(student_csv_path, dirs["raw"])
     monkeypatch.setenv("MATHSIGHT_DATA", str(configured))
     get_settings.cache_clear()
-    assert locate_dataset() == configured
-    assert load_raw().shape == (395, 33)
+    assert locate_dataset(settings=get_settings()) == configured
+    assert load_raw(settings=get_settings()).shape == (395, 33)
 
 
 def test_shared_dir_beats_cache(student_csv_path: Path, dirs: dict[str, Path]) -> None:
     shared = _copy(student_csv_path, dirs["shared"])
     _copy(student_csv_path, dirs["raw"])
-    assert locate_dataset() == shared
+    assert locate_dataset(settings=get_settings()) == shared
 
 
 def test_default_settings_find_the_shared_file(student_csv_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MATHSIGHT_DATA", raising=False)
     monkeypatch.delenv("MATHSIGHT_SHARED_DATA_DIR", raising=False)
     get_settings.cache_clear()
-    assert locate_dataset() == student_csv_path
+    assert locate_dataset(settings=get_settings()) == student_csv_path
 
 
 def test_cache_is_used_when_nothing_else_is_there(student_csv_path: Path, dirs: dict[str, Path]) -> None:
     cached = _copy(student_csv_path, dirs["raw"])
-    assert locate_dataset() == cached
-    assert fetch() == cached
+    assert locate_dataset(settings=get_settings()) == cached
+    assert fetch(settings=get_settings()) == cached
 
 
 def test_settings_can_be_passed_in(student_csv_path: Path, tmp_path: Path) -> None:
@@ -139,7 +139,7 @@ def test_missing_explicit_or_configured_file_is_an_error(
     monkeypatch.setenv("MATHSIGHT_DATA", str(dirs["elsewhere"] / "nope.csv"))
     get_settings.cache_clear()
     with pytest.raises(FileNotFoundError, match="MATHSIGHT_DATA"):
-        locate_dataset()
+        locate_dataset(settings=get_settings())
 
 
 def _tampered(student_csv_path: Path, directory: Path) -> Path:
@@ -159,7 +159,7 @@ def test_a_modified_file_is_refused_wherever_it_is(
         monkeypatch.setenv("MATHSIGHT_DATA", str(bad))
         get_settings.cache_clear()
     with pytest.raises(DatasetChecksumError) as info:
-        load_raw(bad if where == "explicit" else None)
+        load_raw(bad if where == "explicit" else None, get_settings())
     message = str(info.value)
     assert CSV_SHA256 in message and dataset_sha256(bad) in message
     assert info.value.got == dataset_sha256(bad)
@@ -311,16 +311,23 @@ def test_locate_downloads_once_then_uses_the_cache(
     student_csv_path: Path, server: Server, dirs: dict[str, Path]
 ) -> None:
     server.routes["/uci.zip"] = _uci_like(student_csv_path.read_bytes())
-    first = locate_dataset(url=server.url("/uci.zip"))
+    first = locate_dataset(settings=get_settings(), url=server.url("/uci.zip"))
     assert first == dirs["raw"] / "student-mat.csv"
-    assert locate_dataset(url=server.url("/uci.zip")) == first
+    assert locate_dataset(settings=get_settings(), url=server.url("/uci.zip")) == first
     assert server.hits == ["/uci.zip"]
-    assert load_raw().shape == (395, 33)
+    assert load_raw(settings=get_settings()).shape == (395, 33)
 
 
-def test_download_defaults_to_the_settings_cache(student_csv_path: Path, server: Server, dirs: dict[str, Path]) -> None:
+def test_download_goes_to_the_directory_given(student_csv_path: Path, server: Server, dirs: dict[str, Path]) -> None:
     server.routes["/uci.zip"] = _uci_like(student_csv_path.read_bytes())
-    assert download_dataset(server.url("/uci.zip")) == dirs["raw"] / "student-mat.csv"
+    assert download_dataset(server.url("/uci.zip"), get_settings().raw_dir) == dirs["raw"] / "student-mat.csv"
+
+
+def test_without_a_path_the_settings_must_be_given() -> None:
+    with pytest.raises(TypeError, match="explicit path or the settings"):
+        locate_dataset()
+    with pytest.raises(TypeError, match="explicit path or the settings"):
+        load_raw()
 
 
 def test_public_constants() -> None:

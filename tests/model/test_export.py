@@ -14,12 +14,13 @@ from model.ml.training import TrainedVersion
 from model.settings import get_settings
 from model.store.db import get_engine, session_scope
 from model.store.registry import ArtifactIntegrityError, active_version_ids, get_version, load_artifact, sha256_hex
+from tests.conftest import register_trained
 
 
 @pytest.fixture
 def exported(models_db_url: str) -> export.ExportedArtifact:
     with session_scope(get_engine(models_db_url)) as session:
-        return export.export_version(session, active_version_ids(session)["period2"])
+        return export.export_version(session, active_version_ids(session)["period2"], settings=get_settings())
 
 
 def test_export_round_trip_gives_the_same_model(exported: export.ExportedArtifact, raw_df: pd.DataFrame) -> None:
@@ -28,9 +29,10 @@ def test_export_round_trip_gives_the_same_model(exported: export.ExportedArtifac
     assert sidecar["artifact_sha256"] == sha256_hex(artifact)
     assert sidecar["setup"] == "period2" and sidecar["n_rows"] == 395 and sidecar["format"] == export.SIDECAR_FORMAT
     json.dumps(sidecar)  # plain JSON
-    model = export.load_export(artifact, sidecar)
+    model = export.load_export(artifact, sidecar, settings=get_settings())
     assert np.array_equal(
-        model.predict(raw_df), export.load_export(exported.artifact, exported.sidecar).predict(raw_df)
+        model.predict(raw_df),
+        export.load_export(exported.artifact, exported.sidecar, settings=get_settings()).predict(raw_df),
     )
 
 
@@ -38,11 +40,11 @@ def test_tampered_artifact_is_refused(exported: export.ExportedArtifact) -> None
     tampered = bytearray(exported.artifact)
     tampered[len(tampered) // 2] ^= 0xFF
     with pytest.raises(ArtifactIntegrityError, match="SHA-256"):
-        export.load_export(bytes(tampered), exported.sidecar)
+        export.load_export(bytes(tampered), exported.sidecar, settings=get_settings())
     # Recomputing the hash is not enough: the HMAC needs the installation's key.
     forged = {**exported.sidecar, "artifact_sha256": sha256_hex(bytes(tampered))}
     with pytest.raises(ArtifactIntegrityError, match="HMAC"):
-        export.load_export(bytes(tampered), forged)
+        export.load_export(bytes(tampered), forged, settings=get_settings())
 
 
 def test_export_from_another_installation_is_refused(
@@ -51,7 +53,7 @@ def test_export_from_another_installation_is_refused(
     monkeypatch.setenv("MATHSIGHT_SECRET_KEY", "another-installation-key-0123456789")
     get_settings.cache_clear()
     with pytest.raises(ArtifactIntegrityError, match="HMAC"):
-        export.load_export(exported.artifact, exported.sidecar)
+        export.load_export(exported.artifact, exported.sidecar, settings=get_settings())
 
 
 def test_malformed_exports_are_refused_with_a_reason(exported: export.ExportedArtifact) -> None:
@@ -59,9 +61,9 @@ def test_malformed_exports_are_refused_with_a_reason(exported: export.ExportedAr
         export.read_bundle(b"not a zip")
     incomplete = {k: v for k, v in exported.sidecar.items() if k != "artifact_hmac"}
     with pytest.raises(export.ExportError, match="artifact_hmac"):
-        export.load_export(exported.artifact, incomplete)
+        export.load_export(exported.artifact, incomplete, settings=get_settings())
     with pytest.raises(export.ExportError, match="format"):
-        export.load_export(exported.artifact, {**exported.sidecar, "format": "other/9"})
+        export.load_export(exported.artifact, {**exported.sidecar, "format": "other/9"}, settings=get_settings())
 
 
 def test_import_registers_a_new_inactive_version(
@@ -69,14 +71,16 @@ def test_import_registers_a_new_inactive_version(
 ) -> None:
     engine = get_engine(models_db_url)
     with session_scope(engine) as session:
-        new_id = export.import_export(session, exported.artifact, exported.sidecar, created_by="pytest")
+        new_id = export.import_export(
+            session, exported.artifact, exported.sidecar, created_by="pytest", settings=get_settings()
+        )
     with session_scope(engine) as session:
         version = get_version(session, new_id)
         assert active_version_ids(session)["period2"] == exported.version_id
         assert version.notes == f"imported from export of {exported.version_id}"
         assert version.metrics == exported.sidecar["metrics"]
-        model = load_artifact(version)
-    original = export.load_export(exported.artifact, exported.sidecar)
+        model = load_artifact(version, settings=get_settings())
+    original = export.load_export(exported.artifact, exported.sidecar, settings=get_settings())
     assert np.array_equal(model.predict(raw_df), original.predict(raw_df))
 
 
@@ -94,7 +98,6 @@ def test_onnx_runtime_matches_the_predicted_grade(
 def test_an_encrypted_artifact_exports_as_ciphertext_and_imports_with_the_key(
     db_url: str, trained_models: dict[str, TrainedVersion], raw_df: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from model.ml.training import register
     from model.store import crypto
     from model.store.db import migrate
 
@@ -102,11 +105,11 @@ def test_an_encrypted_artifact_exports_as_ciphertext_and_imports_with_the_key(
     get_settings.cache_clear()
     engine = get_engine(db_url)
     migrate(engine)
-    version_id = register(engine, trained_models["early"], created_by="pytest")
+    version_id = register_trained(engine, trained_models["early"], created_by="pytest")
     with session_scope(engine) as session:
-        exported = export.export_version(session, version_id)
+        exported = export.export_version(session, version_id, settings=get_settings())
     assert crypto.artifact_key_id(exported.artifact) is not None
-    model = export.load_export(exported.artifact, exported.sidecar)
+    model = export.load_export(exported.artifact, exported.sidecar, settings=get_settings())
     assert np.array_equal(model.predict(raw_df), trained_models["early"].estimator.predict(raw_df))
 
 
@@ -119,7 +122,7 @@ def test_cli_export_writes_artifact_sidecar_and_onnx(
         version_id = active_version_ids(session)["period1"]
     assert main(["export", version_id, "--output", str(tmp_path), "--onnx"]) == 0
     sidecar = json.loads((tmp_path / f"{version_id}.json").read_text())
-    model = export.load_export((tmp_path / f"{version_id}.joblib").read_bytes(), sidecar)
+    model = export.load_export((tmp_path / f"{version_id}.joblib").read_bytes(), sidecar, settings=get_settings())
     assert (tmp_path / f"{version_id}.onnx").stat().st_size > 0 and model.setup == "period1"
     assert main(["export", "period1-nope", "--output", str(tmp_path)]) == 2
     assert "no model version 'period1-nope'" in capsys.readouterr().err

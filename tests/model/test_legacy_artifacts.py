@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from model.ml import grade_model, treeshap
+from model.settings import get_settings
 from model.store import registry
 
 OLD_PATHS = {"model.pipelines": grade_model, "model.treeshap": treeshap}
@@ -27,7 +28,9 @@ def _pickled_under_old_paths(estimator: grade_model.GradeModel) -> bytes:
 
 
 def _load(blob: bytes) -> object:
-    return registry.load_artifact_bytes(blob, registry.sha256_hex(blob), registry.sign(blob), "legacy")
+    settings = get_settings()
+    signature = registry.sign(blob, settings=settings)
+    return registry.load_artifact_bytes(blob, registry.sha256_hex(blob), signature, "legacy", settings=settings)
 
 
 def test_an_artifact_pickled_under_the_old_module_paths_loads_and_predicts_the_same(

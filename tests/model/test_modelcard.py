@@ -9,6 +9,7 @@ import pytest
 from model.ml.evaluation import cross_validated_details, score
 from model.ml.modelcard import Thresholds, age_band, build_model_card, fairness_gaps, group_metrics
 from model.schema.fields import TARGET
+from model.settings import get_settings
 from model.store.db import get_engine, session_scope
 from model.store.registry import active_version_ids
 
@@ -69,7 +70,7 @@ def test_model_card_markdown_has_use_provenance_metrics_and_flagged_fairness(app
     engine = get_engine(app_db_url)
     with session_scope(engine) as session:
         version_id = active_version_ids(session)["period1"]
-        card = build_model_card(session, version_id, thresholds=Thresholds(accuracy=1.0))
+        card = build_model_card(session, version_id, thresholds=Thresholds(accuracy=1.0), settings=get_settings())
     markdown = card.to_markdown()
 
     assert card.active and card.data.bundled and card.data.n_rows == 395

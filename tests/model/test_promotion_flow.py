@@ -13,10 +13,12 @@ import pytest
 
 from model.accounts.audit import list_audit
 from model.ml.compare import compare_versions
-from model.ml.training import TrainedVersion, register, train_setup
+from model.ml.training import TrainedVersion, train_setup
 from model.serving.service import ModelStore, predict_one
+from model.settings import get_settings
 from model.store.db import get_engine, session_scope
 from model.store.registry import active_version_ids, promote, rollback
+from tests.conftest import register_trained
 
 ROOT = Path(__file__).resolve().parents[2]
 REFRESH_SECONDS = 1.0
@@ -43,19 +45,19 @@ def test_train_compare_promote_predict_rollback(
         old = active_version_ids(session)["period2"]
     assert predict_one(store, engine, student(raw_df), channel="ui").results["model_version"].item() == old
 
-    new = register(engine, candidate, created_by="admin-ana")
+    new = register_trained(engine, candidate, created_by="admin-ana")
     with session_scope(engine) as session:
-        comparison = compare_versions(session, old, new, raw_df)
+        comparison = compare_versions(session, old, new, raw_df, settings=get_settings())
     assert comparison.b.id == new and comparison.pass_agreement > 80
 
     with session_scope(engine) as session:
-        promote(session, new, by="admin-ana")
+        promote(session, new, by="admin-ana", settings=get_settings())
     prediction = predict_one(store, engine, student(raw_df), channel="ui")
     assert prediction.results["model_version"].item() == new
     assert prediction.results["setup"].item() == "period2"
 
     with session_scope(engine) as session:
-        assert rollback(session, "period2", by="admin-ana") == old
+        assert rollback(session, "period2", by="admin-ana", settings=get_settings()) == old
     assert predict_one(store, engine, student(raw_df), channel="ui").results["model_version"].item() == old
 
     with session_scope(engine) as session:
@@ -70,9 +72,9 @@ def test_a_store_follows_a_promotion_within_its_refresh_interval(
     engine = get_engine(models_db_url)
     store = ModelStore(engine, refresh_seconds=REFRESH_SECONDS)
     store.refresh(force=True)
-    new = register(engine, candidate, created_by="admin-ana")
+    new = register_trained(engine, candidate, created_by="admin-ana")
     with session_scope(engine) as session:
-        promote(session, new, by="admin-ana")
+        promote(session, new, by="admin-ana", settings=get_settings())
     promoted_at = time.monotonic()
     deadline = promoted_at + REFRESH_SECONDS + MARGIN_SECONDS
     while store.get("period2").version_id != new:
@@ -108,7 +110,7 @@ def test_another_process_sees_a_promotion_within_the_stated_delay(
     engine = get_engine(models_db_url)
     with session_scope(engine) as session:
         old = active_version_ids(session)["period2"]
-    new = register(engine, candidate, created_by="admin-ana")
+    new = register_trained(engine, candidate, created_by="admin-ana")
     limit = 120.0
     watcher = subprocess.Popen(
         [sys.executable, "-c", WATCHER, models_db_url, new, str(REFRESH_SECONDS), str(limit)],
@@ -118,7 +120,7 @@ def test_another_process_sees_a_promotion_within_the_stated_delay(
         ready = watcher.stdout.readline().split()
         assert ready == ["ready", old], ready if ready else watcher.stderr.read()
         with session_scope(engine) as session:
-            promote(session, new, by="admin-ana")
+            promote(session, new, by="admin-ana", settings=get_settings())
         promoted_at = time.time()
         out, err = watcher.communicate(timeout=limit + 30)
     finally:

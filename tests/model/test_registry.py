@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sklearn.linear_model import LinearRegression
 
 from model.accounts.audit import list_audit
-from model.settings import get_settings
+from model.settings import Settings, get_settings
 from model.store import db, registry
 from model.store.tables import ActiveModel, ModelVersion
 
@@ -59,6 +59,7 @@ def _register(engine: sa.Engine, model: object, setup: str = "period2", algorith
             metrics={"rmse": np.float64(1.9), "n_folds": np.int64(10)},
             reference={"absences": {"mean": 5.7}},
             created_by="tester",
+            settings=get_settings(),
         )
         return version.id
 
@@ -81,7 +82,7 @@ def test_register_stores_a_signed_artifact_that_loads_back(engine: sa.Engine, fi
         assert version.artifact_sha256 == hashlib.sha256(version.artifact).hexdigest()
         assert version.metrics == {"rmse": 1.9, "n_folds": 10}
         assert version.created_at.tzinfo is not None
-        loaded = registry.load_artifact(version)
+        loaded = registry.load_artifact(version, settings=get_settings())
     np.testing.assert_allclose(loaded.predict(students[FEATURES]), fitted.predict(students[FEATURES]))
     with db.session_scope(engine) as session:
         [row] = list_audit(session, action="model.register")
@@ -103,7 +104,7 @@ def test_unknown_version_and_setup_are_refused(engine: sa.Engine, fitted) -> Non
         with pytest.raises(registry.VersionNotFound, match="nope"):
             registry.get_version(session, "nope")
         with pytest.raises(registry.VersionNotFound):
-            registry.promote(session, "nope", by="admin")
+            registry.promote(session, "nope", by="admin", settings=get_settings())
         with pytest.raises(ValueError, match="unknown setup"):
             registry.register_version(
                 session,
@@ -116,6 +117,7 @@ def test_unknown_version_and_setup_are_refused(engine: sa.Engine, fitted) -> Non
                 metrics={},
                 reference={},
                 created_by="t",
+                settings=get_settings(),
             )
 
 
@@ -125,21 +127,21 @@ def test_promote_and_rollback(engine: sa.Engine, fitted) -> None:
     with db.session_scope(engine) as session:
         assert registry.active_version_ids(session) == {}
         with pytest.raises(registry.NothingToRollBack):
-            registry.rollback(session, "period2", by="admin")
-        registry.promote(session, v1, by="admin")
+            registry.rollback(session, "period2", by="admin", settings=get_settings())
+        registry.promote(session, v1, by="admin", settings=get_settings())
     with db.session_scope(engine) as session:
         assert registry.active_version_ids(session) == {"period2": v1}
-        registry.promote(session, v2, by="admin")
+        registry.promote(session, v2, by="admin", settings=get_settings())
     with db.session_scope(engine) as session:
         assert registry.active_version_ids(session) == {"period2": v2}
         active = registry.active_versions(session)
         assert active["period2"].id == v2
         assert session.get(ActiveModel, "period2").previous_version_id == v1
-        assert registry.rollback(session, "period2", by="admin") == v1
+        assert registry.rollback(session, "period2", by="admin", settings=get_settings()) == v1
     with db.session_scope(engine) as session:
         assert registry.active_version_ids(session) == {"period2": v1}
         with pytest.raises(registry.NothingToRollBack, match="period2"):
-            registry.rollback(session, "period2", by="admin")
+            registry.rollback(session, "period2", by="admin", settings=get_settings())
     with db.session_scope(engine) as session:
         assert registry.active_version_ids(session) == {"period2": v1}
         rollbacks = list_audit(session, action="model.rollback")
@@ -150,9 +152,9 @@ def test_promote_is_audited_and_promoting_the_active_version_changes_nothing(eng
     v1 = _register(engine, fitted)
     v2 = _register(engine, fitted)
     with db.session_scope(engine) as session:
-        registry.promote(session, v1, by="alice")
-        registry.promote(session, v2, by="bob")
-        registry.promote(session, v2, by="bob")
+        registry.promote(session, v1, by="alice", settings=get_settings())
+        registry.promote(session, v2, by="bob", settings=get_settings())
+        registry.promote(session, v2, by="bob", settings=get_settings())
     with db.session_scope(engine) as session:
         promotions = list_audit(session, action="model.promote")
         assert [(r.actor, r.detail) for r in reversed(promotions)] == [
@@ -167,8 +169,8 @@ def test_setups_have_independent_active_versions(engine: sa.Engine, fitted) -> N
     early = _register(engine, fitted, "early")
     period2 = _register(engine, fitted, "period2")
     with db.session_scope(engine) as session:
-        registry.promote(session, early, by="admin")
-        registry.promote(session, period2, by="admin")
+        registry.promote(session, early, by="admin", settings=get_settings())
+        registry.promote(session, period2, by="admin", settings=get_settings())
     with db.session_scope(engine) as session:
         assert registry.active_version_ids(session) == {"early": early, "period2": period2}
         assert {s: v.id for s, v in registry.active_versions(session).items()} == {
@@ -187,9 +189,9 @@ def test_a_tampered_artifact_is_refused_and_never_promoted(engine: sa.Engine, fi
     with db.session_scope(engine) as session:
         version = registry.get_version(session, version_id)
         with pytest.raises(registry.ArtifactIntegrityError, match=f"{version_id}.*modified or signed"):
-            registry.load_artifact(version)
+            registry.load_artifact(version, settings=get_settings())
         with pytest.raises(registry.ArtifactIntegrityError):
-            registry.promote(session, version_id, by="admin")
+            registry.promote(session, version_id, by="admin", settings=get_settings())
     with db.session_scope(engine) as session:
         assert registry.active_version_ids(session) == {}
 
@@ -203,7 +205,32 @@ def test_an_artifact_signed_with_another_key_is_refused(
     with db.session_scope(engine) as session:
         version = registry.get_version(session, version_id)
         with pytest.raises(registry.ArtifactIntegrityError, match=f"{version_id}.*another key"):
-            registry.load_artifact(version)
+            registry.load_artifact(version, settings=get_settings())
+
+
+def test_the_signature_is_made_and_checked_under_the_secret_passed_in(engine: sa.Engine, fitted) -> None:
+    ours = Settings(secret_key="ours-0123456789abcdef-ours", home=get_settings().home)
+    theirs = Settings(secret_key="theirs-0123456789abcdef-theirs", home=get_settings().home)
+    blob = registry.serialize(fitted)
+    assert registry.sign(blob, settings=ours) == hmac.new(ours.secret_key.encode(), blob, hashlib.sha256).hexdigest()
+    assert registry.sign(blob, settings=ours) != registry.sign(blob, settings=theirs)
+    with db.session_scope(engine) as session:
+        version_id = registry.register_version(
+            session, fitted, setup="early", algorithm="linear", params={}, data_sha256="0" * 64, n_rows=60,
+            metrics={}, reference={}, created_by="tester", settings=ours,
+        ).id  # fmt: skip
+    with db.session_scope(engine) as session:
+        version = registry.get_version(session, version_id)
+        assert version.artifact_hmac == registry.sign(version.artifact, settings=ours)
+        registry.load_artifact(version, settings=ours)
+        for other in (theirs, get_settings()):  # another secret, or the process's own one
+            with pytest.raises(registry.ArtifactIntegrityError, match="another key"):
+                registry.load_artifact(version, settings=other)
+            with pytest.raises(registry.ArtifactIntegrityError):
+                registry.promote(session, version_id, by="admin", settings=other)
+        registry.promote(session, version_id, by="admin", settings=ours)
+    with db.session_scope(engine) as session:
+        assert registry.active_version_ids(session) == {"early": version_id}
 
 
 def test_a_foreign_pickle_is_never_unpickled(engine: sa.Engine, tmp_path: Path) -> None:
@@ -236,33 +263,35 @@ def test_a_foreign_pickle_is_never_unpickled(engine: sa.Engine, tmp_path: Path) 
     with db.session_scope(engine) as session:
         version = registry.get_version(session, "period2-foreign")
         with pytest.raises(registry.ArtifactIntegrityError, match="period2-foreign"):
-            registry.load_artifact(version)
+            registry.load_artifact(version, settings=get_settings())
         with pytest.raises(registry.ArtifactIntegrityError):
-            registry.promote(session, "period2-foreign", by="mallory")
+            registry.promote(session, "period2-foreign", by="mallory", settings=get_settings())
     with pytest.raises(registry.ArtifactIntegrityError, match="export.joblib"):
-        registry.load_artifact_bytes(blob, sha, foreign_hmac, "export.joblib")
+        registry.load_artifact_bytes(blob, sha, foreign_hmac, "export.joblib", settings=get_settings())
     with pytest.raises(registry.ArtifactIntegrityError):
-        registry.load_artifact_bytes(blob, sha, "0" * 64, "export.joblib")
+        registry.load_artifact_bytes(blob, sha, "0" * 64, "export.joblib", settings=get_settings())
     assert not marker.exists()
 
 
 def test_load_artifact_bytes_accepts_a_genuine_export(fitted, students) -> None:
     blob = registry.serialize(fitted)
-    loaded = registry.load_artifact_bytes(blob, registry.sha256_hex(blob), registry.sign(blob), "file")
+    loaded = registry.load_artifact_bytes(
+        blob, registry.sha256_hex(blob), registry.sign(blob, settings=get_settings()), "file", settings=get_settings()
+    )
     np.testing.assert_allclose(loaded.predict(students[FEATURES]), fitted.predict(students[FEATURES]))
 
 
 def test_concurrent_promotions_serialize_and_stay_consistent(engine: sa.Engine, fitted) -> None:
     v1, v2, v3 = (_register(engine, fitted) for _ in range(3))
     with db.session_scope(engine) as session:
-        registry.promote(session, v1, by="admin")
+        registry.promote(session, v1, by="admin", settings=get_settings())
     first_done = threading.Event()
     errors: list[BaseException] = []
 
     def slow_promote() -> None:
         try:
             with db.session_scope(engine) as session:
-                registry.promote(session, v2, by="a")
+                registry.promote(session, v2, by="a", settings=get_settings())
                 first_done.set()
                 time.sleep(0.5)  # keep the transaction (and its lock) open
         except BaseException as exc:
@@ -273,7 +302,7 @@ def test_concurrent_promotions_serialize_and_stay_consistent(engine: sa.Engine, 
         try:
             first_done.wait(10)
             with db.session_scope(engine) as session:
-                registry.promote(session, v3, by="b")
+                registry.promote(session, v3, by="b", settings=get_settings())
         except BaseException as exc:
             errors.append(exc)
 
@@ -297,8 +326,8 @@ def test_concurrent_promotions_serialize_and_stay_consistent(engine: sa.Engine, 
 def test_concurrent_rollbacks_undo_exactly_once(engine: sa.Engine, fitted) -> None:
     v1, v2 = _register(engine, fitted), _register(engine, fitted)
     with db.session_scope(engine) as session:
-        registry.promote(session, v1, by="admin")
-        registry.promote(session, v2, by="admin")
+        registry.promote(session, v1, by="admin", settings=get_settings())
+        registry.promote(session, v2, by="admin", settings=get_settings())
     barrier = threading.Barrier(4)
     outcomes: list[str] = []
     lock = threading.Lock()
@@ -307,7 +336,7 @@ def test_concurrent_rollbacks_undo_exactly_once(engine: sa.Engine, fitted) -> No
         barrier.wait(10)
         try:
             with db.session_scope(engine) as session:
-                result = registry.rollback(session, "period2", by="admin")
+                result = registry.rollback(session, "period2", by="admin", settings=get_settings())
         except registry.NothingToRollBack:
             result = "nothing"
         with lock:

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from model.cli import main as cli
 from model.serving.predlog.writer import write_log
 from model.settings import get_settings
-from model.store.db import get_engine, migrate
-from model.store.retention import purge_old
+from model.store import retention
+from model.store.db import get_engine, migrate, session_scope
 from model.store.tables import Feedback, Outcome, PredictionLog, utcnow
 
 AGES_DAYS = (400, 91, 89, 1, 0)
@@ -37,6 +37,11 @@ def _left(engine: sa.Engine) -> tuple[list[str], int, int]:
         n_feedback = connection.scalar(sa.select(sa.func.count()).select_from(Feedback))
         n_outcomes = connection.scalar(sa.select(sa.func.count()).select_from(Outcome))
     return list(requests), n_feedback, n_outcomes
+
+
+def purge_old(engine: sa.Engine, days: int, **options: bool) -> retention.PurgeResult:
+    with session_scope(engine) as session:
+        return retention.purge_old(session, days, **options)
 
 
 def test_purge_deletes_old_rows_and_their_feedback_only(db_url: str) -> None:

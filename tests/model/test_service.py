@@ -7,12 +7,13 @@ import pytest
 import sqlalchemy as sa
 
 from model.errors import BatchRejected, InvalidInput
-from model.ml.training import register
 from model.serving.predlog.writer import student_key
 from model.serving.service import ModelStore, NoActiveModel, predict_batch, predict_one
+from model.settings import get_settings
 from model.store import registry
 from model.store.db import get_engine, session_scope
 from model.store.tables import PredictionLog
+from tests.conftest import register_trained
 
 
 def _class_file(student_csv_path, extra_lines: list[str]) -> bytes:
@@ -90,10 +91,10 @@ def test_store_follows_a_promotion(models_db_url: str, trained_models: dict, raw
     engine = get_engine(models_db_url)
     store = ModelStore(engine, refresh_seconds=0)
     before = store.get("early").version_id
-    new_id = register(engine, trained_models["early"], created_by="pytest")
+    new_id = register_trained(engine, trained_models["early"], created_by="pytest")
     assert store.get("early").version_id == before
     with session_scope(engine) as session:
-        registry.promote(session, new_id, by="pytest")
+        registry.promote(session, new_id, by="pytest", settings=get_settings())
     assert store.get("early").version_id == new_id
     record = raw_df.iloc[0].drop(["G1", "G2", "G3"]).to_dict()
     assert predict_one(store, engine, record, channel="ui").results.iloc[0]["model_version"] == new_id

@@ -93,7 +93,7 @@ def prepare_columns(columns: Columns, n: int) -> Columns:
         else:
             keys = [f"{request_ids}:{i}" for i in range(n)]
         complete["idempotency_key"] = keys if given is None else [g or k for g, k in zip(given, keys, strict=True)]
-    ring = crypto.keyring()
+    ring = crypto.keyring(get_settings())
     if ring.current is not None and complete["inputs"] is not None:
         inputs = complete["inputs"] if isinstance(complete["inputs"], list) else [complete["inputs"]] * n
         complete["inputs"] = [ring.encrypt_inputs(value) for value in inputs]
