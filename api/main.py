@@ -52,10 +52,10 @@ def _start(state: AppState) -> None:
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
-    """A new API app on ``settings`` (default: read from the environment)."""
+    """A new API app on ``settings`` (default: read from the environment), passed to the core it calls."""
     settings = settings or ApiSettings()
     engine = get_engine(settings.database_url)
-    store = ModelStore(engine, thresholds=Thresholds.from_settings(settings))
+    store = ModelStore(engine, thresholds=Thresholds.from_settings(settings), settings=settings)
     state = AppState(
         settings=settings,
         engine=engine,

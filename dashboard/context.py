@@ -53,7 +53,7 @@ def _engine(url: str) -> Engine:
 def _store(url: str, thresholds: Thresholds) -> ModelStore:
     from model.serving.service import ModelStore
 
-    return ModelStore(_engine(url), thresholds=thresholds)
+    return ModelStore(_engine(url), thresholds=thresholds, settings=settings())
 
 
 def settings() -> Settings:
