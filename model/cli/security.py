@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from model.cli.main import EXIT_OK, CommandError
+from model.cli.common import EXIT_OK, CommandError
 from model.serving.predlog import spool
 from model.serving.predlog.insert import DB_UNAVAILABLE
 from model.settings import get_settings
@@ -81,7 +81,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(or in clear) with MATHSIGHT_DATA_KEY, one transaction per batch",
     )
     rotate.add_argument("--generate", action="store_true", help="only print a new random data key")
-    rotate.add_argument("--batch", type=int, default=2_000, help="log rows per transaction")
+    rotate.add_argument(
+        "--batch", type=int, default=2_000, metavar="N", help="log rows per transaction (default: %(default)s)"
+    )
     rotate.set_defaults(func=cmd_rotate_key)
 
     spool_parser = subparsers.add_parser("spool", help="log rows kept locally while the database was down")
@@ -94,6 +96,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     retention = subparsers.add_parser(
         "retention", help="delete prediction log rows (and their feedback) older than N days"
     )
-    retention.add_argument("--days", type=int, help="default: MATHSIGHT_RETENTION_DAYS")
+    retention.add_argument("--days", type=int, metavar="N", help="age in days (default: MATHSIGHT_RETENTION_DAYS)")
     retention.add_argument("--dry-run", action="store_true", help="count, delete nothing")
     retention.set_defaults(func=cmd_retention)

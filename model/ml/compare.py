@@ -8,7 +8,6 @@ version replaced the other.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 
 import numpy as np
@@ -176,27 +175,3 @@ def setup_overview(session: Session, setup: str) -> SetupOverview:
         for v in registry.list_versions(session, setup)
     ]  # fmt: skip
     return SetupOverview(pd.DataFrame(rows), active_id, pointer.previous_version_id if pointer is not None else None)
-
-
-def _cmd_compare(args: argparse.Namespace) -> int:
-    from model.settings import get_settings
-    from model.store.db import get_engine, session_scope
-
-    settings = get_settings()
-    with session_scope(get_engine(settings.database_url)) as session:
-        result = compare_versions(session, args.version_a, args.version_b, settings=settings)
-    print(f"A = {result.a.id}\nB = {result.b.id}")
-    print(result.metrics.round(3).to_string())
-    print(f"\nsame pass/fail call on {result.pass_agreement:.1f}% of {result.n_reference} reference students; "
-          f"mean |difference| of predicted grades {result.mean_abs_difference:.2f} points")  # fmt: skip
-    print("\nmean |SHAP| per attribute (grade points)\n" + result.importance.head(args.top).round(3).to_string())
-    return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """``python -m model compare A B``."""
-    command = subparsers.add_parser("compare", help="compare two model versions on the reference data")
-    command.add_argument("version_a")
-    command.add_argument("version_b")
-    command.add_argument("--top", type=int, default=10, help="attributes shown in the importance table")
-    command.set_defaults(func=_cmd_compare)

@@ -14,13 +14,11 @@ attributes, float32 for the others. The interval, P(pass) and the band are not p
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -225,32 +223,3 @@ def onnx_predict(onnx_model: bytes, model: GradeModel, frame: pd.DataFrame) -> n
 
     session = onnxruntime.InferenceSession(onnx_model, providers=["CPUExecutionProvider"])
     return session.run([ONNX_OUTPUT], onnx_feed(model, frame))[0].ravel()
-
-
-def _cmd_export(args: argparse.Namespace) -> int:
-    from model.settings import get_settings
-    from model.store.db import get_engine, session_scope
-
-    settings = get_settings()
-    target = Path(args.output)
-    target.mkdir(parents=True, exist_ok=True)
-    with session_scope(get_engine(settings.database_url)) as session:
-        exported = export_version(session, args.version_id, settings=settings)
-    (target / exported.artifact_name).write_bytes(exported.artifact)
-    (target / exported.sidecar_name).write_bytes(exported.sidecar_json())
-    written = [exported.artifact_name, exported.sidecar_name]
-    if args.onnx:
-        onnx_name = f"{exported.version_id}.onnx"
-        (target / onnx_name).write_bytes(to_onnx(load_export(exported.artifact, exported.sidecar, settings=settings)))
-        written.append(onnx_name)
-    print(f"{', '.join(written)} -> {target}")
-    return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """``python -m model export VERSION --output DIR [--onnx]``."""
-    command = subparsers.add_parser("export", help="write a version's artifact and JSON sidecar (and ONNX)")
-    command.add_argument("version_id")
-    command.add_argument("--output", required=True, help="directory for the files")
-    command.add_argument("--onnx", action="store_true", help="also write the predicted-grade graph as ONNX")
-    command.set_defaults(func=_cmd_export)

@@ -9,10 +9,8 @@ are broken down by sex, school, address and age band, and gaps between groups ab
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -380,26 +378,3 @@ def to_markdown(card: ModelCard) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def _cmd_card(args: argparse.Namespace) -> int:
-    from model.settings import get_settings
-    from model.store.db import get_engine, session_scope
-
-    settings = get_settings()
-    with session_scope(get_engine(settings.database_url)) as session:
-        markdown = build_model_card(session, args.version_id, settings=settings).to_markdown()
-    if args.output:
-        Path(args.output).write_text(markdown, "utf-8")
-        print(f"model card of {args.version_id} -> {args.output}")
-    else:
-        print(markdown)
-    return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """``python -m model card VERSION [--output FILE]``."""
-    command = subparsers.add_parser("card", help="the model card of a version, as Markdown")
-    command.add_argument("version_id")
-    command.add_argument("--output", help="write to this file instead of the terminal")
-    command.set_defaults(func=_cmd_card)

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from model.cli.monitor import demo_traffic
 from model.monitoring import alerts
+from model.monitoring.demo import demo_traffic
 from model.serving.service import ModelStore
 from model.settings import get_settings
 from model.store.db import get_engine, session_scope

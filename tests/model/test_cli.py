@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pandas as pd
 
-from model.cli.main import main
+from model.cli.main import build_parser, main
 from model.settings import PROJECT_ROOT
 
 
@@ -45,3 +47,42 @@ def test_versions_promote_and_rollback(app_db_url: str, capsys) -> None:
 def test_module_entry_point_runs(app_db_url: str) -> None:
     result = subprocess.run([sys.executable, "-m", "model", "--help"], capture_output=True, text=True, cwd=PROJECT_ROOT)
     assert result.returncode == 0 and "evaluate" in result.stdout
+
+
+COMMANDS = {"fetch-data", "migrate", "bootstrap", "train", "evaluate", "versions", "promote", "rollback", "compare",
+            "card", "export", "predict", "monitor", "demo-traffic", "apikey", "rotate-key", "spool",
+            "retention"}  # fmt: skip
+
+
+def _parsers(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """Every parser under ``parser`` (itself included), named by its command path."""
+    yield " ".join(path), parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, (*path, name))
+
+
+def undocumented(parser: argparse.ArgumentParser) -> list[str]:
+    """The arguments, of any command under ``parser``, whose ``--help`` does not say what they take."""
+    skipped = argparse._HelpAction | argparse._SubParsersAction
+    return [f"{path} {action.dest}".strip() for path, command in _parsers(parser) for action in command._actions
+            if not isinstance(action, skipped) and not action.help]  # fmt: skip
+
+
+def test_every_command_is_there_and_every_option_says_what_it_takes() -> None:
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert set(commands) == COMMANDS
+    assert undocumented(parser) == []
+    for path, command in _parsers(parser):
+        assert command.format_help(), path  # every --help renders (no stray % in a help text)
+
+
+def test_an_option_without_help_is_reported() -> None:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    sub.add_parser("train").add_argument("--data")
+    assert undocumented(parser) == ["train data"]

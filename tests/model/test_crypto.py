@@ -202,7 +202,7 @@ def test_rotate_key_command(keyed_db: str, monkeypatch: pytest.MonkeyPatch, caps
 
 
 def test_demo_traffic_is_encrypted_like_real_traffic(keyed_db: str, raw_df: pd.DataFrame, trained_models: dict) -> None:
-    from model.cli.monitor import demo_traffic
+    from model.monitoring.demo import demo_traffic
 
     install_models(keyed_db, {s: trained_models[s] for s in ("period1", "period2")})
     engine = get_engine(keyed_db)

@@ -1,0 +1,192 @@
+"""Model versions from the command line: ``train``, ``evaluate``, ``versions``, ``promote``,
+``rollback``, ``compare``, ``card`` and ``export``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from model.cli.common import (
+    BY_HELP,
+    EXIT_OK,
+    SETUP_CHOICES,
+    add_command,
+    add_data_option,
+    chosen_setups,
+    migrated_engine,
+    transaction,
+)
+from model.ml import dataset, training
+from model.ml.compare import compare_versions
+from model.ml.evaluation import comparison_table, evaluate, to_json
+from model.ml.export import export_version, load_export, to_onnx
+from model.ml.modelcard import build_model_card
+from model.ml.training import train_setup
+from model.schema.fields import SETUPS
+from model.settings import get_settings
+from model.store import registry
+from model.store.db import get_engine, session_scope
+
+HEADLINE = ("binary_accuracy", "five_level_accuracy", "rmse")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    engine = migrated_engine(settings)
+    frame = dataset.load_raw(args.data, settings)
+    for setup in chosen_setups(args.setup):
+        trained = train_setup(frame, setup, runs=args.runs, n_jobs=args.jobs)
+        with session_scope(engine) as session:
+            version_id = training.register(session, trained, created_by=args.by, activate=args.activate,
+                                           settings=settings)  # fmt: skip
+        metrics = trained.metrics
+        summary = ", ".join(f"{m} {metrics[m]['mean']:.3f}" for m in HEADLINE if m in metrics)
+        print(f"{version_id}{' (active)' if args.activate else ''}: {summary or 'not scored'}")
+    return EXIT_OK
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    frame = dataset.load_raw(args.data, get_settings())
+    result = evaluate(frame, runs=args.runs, setups=chosen_setups(args.setup), n_jobs=args.jobs)
+    print(f"Cortez & Silva (2008) protocol: 10-fold CV x {args.runs} runs, {len(frame)} students")
+    print(comparison_table(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(to_json(result), indent=2), "utf-8")
+    return EXIT_OK
+
+
+def cmd_versions(args: argparse.Namespace) -> int:
+    with transaction(get_settings()) as session:
+        active = registry.active_version_ids(session)
+        versions = registry.list_versions(session, None if args.setup == "all" else args.setup)
+    print(f"{'version':<36}{'setup':<9}{'created':<22}{'binary':>8}{'5-level':>9}{'rmse':>7}  active")
+    for v in versions:
+        cells = [f"{v.metrics[k]['mean']:.3f}" if k in v.metrics else "-" for k in HEADLINE]
+        mark = "*" if active.get(v.setup) == v.id else ""
+        print(
+            f"{v.id:<36}{v.setup:<9}{v.created_at:%Y-%m-%d %H:%M:%S}   {cells[0]:>8}{cells[1]:>9}{cells[2]:>7}  {mark}"
+        )
+    return EXIT_OK
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    with session_scope(get_engine(settings.database_url)) as session:
+        registry.promote(session, args.version_id, by=args.by, settings=settings)
+    print(f"promoted {args.version_id}")
+    return EXIT_OK
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    with session_scope(get_engine(settings.database_url)) as session:
+        version_id = registry.rollback(session, args.setup, by=args.by, settings=settings)
+    print(f"{args.setup} rolled back to {version_id}")
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    with session_scope(get_engine(settings.database_url)) as session:
+        result = compare_versions(session, args.version_a, args.version_b, settings=settings)
+    print(f"A = {result.a.id}\nB = {result.b.id}")
+    print(result.metrics.round(3).to_string())
+    print(f"\nsame pass/fail call on {result.pass_agreement:.1f}% of {result.n_reference} reference students; "
+          f"mean |difference| of predicted grades {result.mean_abs_difference:.2f} points")  # fmt: skip
+    print("\nmean |SHAP| per attribute (grade points)\n" + result.importance.head(args.top).round(3).to_string())
+    return EXIT_OK
+
+
+def cmd_card(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    with session_scope(get_engine(settings.database_url)) as session:
+        markdown = build_model_card(session, args.version_id, settings=settings).to_markdown()
+    if args.output:
+        Path(args.output).write_text(markdown, "utf-8")
+        print(f"model card of {args.version_id} -> {args.output}")
+    else:
+        print(markdown)
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    target = Path(args.output)
+    target.mkdir(parents=True, exist_ok=True)
+    with session_scope(get_engine(settings.database_url)) as session:
+        exported = export_version(session, args.version_id, settings=settings)
+    (target / exported.artifact_name).write_bytes(exported.artifact)
+    (target / exported.sidecar_name).write_bytes(exported.sidecar_json())
+    written = [exported.artifact_name, exported.sidecar_name]
+    if args.onnx:
+        onnx_name = f"{exported.version_id}.onnx"
+        (target / onnx_name).write_bytes(to_onnx(load_export(exported.artifact, exported.sidecar, settings=settings)))
+        written.append(onnx_name)
+    print(f"{', '.join(written)} -> {target}")
+    return EXIT_OK
+
+
+def _setup_option(command: argparse.ArgumentParser, what: str) -> None:
+    command.add_argument("--setup", choices=SETUP_CHOICES, default="all", help=f"{what} (default: %(default)s)")
+
+
+def _jobs_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--jobs", type=int, default=-1, metavar="N",
+                         help="parallel processes for the cross-validation (default: -1, one per core)")  # fmt: skip
+
+
+def _version(command: argparse.ArgumentParser, name: str = "version_id", what: str = "the version") -> None:
+    command.add_argument(name, help=f"{what}'s id (as `versions` lists it)")
+
+
+def _add_training(sub: argparse._SubParsersAction) -> None:
+    train = add_command(sub, "train", cmd_train, "train new model versions")
+    add_data_option(train)
+    _setup_option(train, "the setup to train")
+    train.add_argument("--activate", action="store_true", help="make the new versions active")
+    train.add_argument("--runs", type=int, default=5, metavar="N",
+                       help="protocol repetitions to score the version (default: %(default)s)")  # fmt: skip
+    _jobs_option(train)
+    train.add_argument("--by", default="cli", metavar="NAME", help=f"{BY_HELP} (default: %(default)s)")
+
+    ev = add_command(sub, "evaluate", cmd_evaluate, "the Cortez & Silva (2008) protocol, beside the paper's numbers")
+    add_data_option(ev)
+    ev.add_argument("--runs", type=int, default=20, metavar="N",
+                    help="repetitions of 10-fold cross-validation (default: %(default)s, as in the paper)")  # fmt: skip
+    _setup_option(ev, "the setup to evaluate")
+    ev.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to this JSON file")
+    _jobs_option(ev)
+
+
+def _add_registry(sub: argparse._SubParsersAction) -> None:
+    versions = add_command(sub, "versions", cmd_versions, "list model versions; * marks the active one")
+    _setup_option(versions, "the setup to list")
+    promote = add_command(sub, "promote", cmd_promote, "make a version the active one of its setup")
+    _version(promote, what="the version to make active")
+    promote.add_argument("--by", default="cli", metavar="NAME", help=f"{BY_HELP} (default: %(default)s)")
+    rollback = add_command(sub, "rollback", cmd_rollback, "return a setup to its previous active version")
+    rollback.add_argument("setup", choices=SETUPS, help="the setup to roll back")
+    rollback.add_argument("--by", default="cli", metavar="NAME", help=f"{BY_HELP} (default: %(default)s)")
+
+
+def _add_inspection(sub: argparse._SubParsersAction) -> None:
+    compare = add_command(sub, "compare", cmd_compare, "compare two model versions on the reference data")
+    _version(compare, "version_a", "version A")
+    _version(compare, "version_b", "version B")
+    compare.add_argument("--top", type=int, default=10, metavar="N",
+                         help="attributes shown in the importance table (default: %(default)s)")  # fmt: skip
+    card = add_command(sub, "card", cmd_card, "the model card of a version, as Markdown")
+    _version(card)
+    card.add_argument("--output", metavar="FILE", help="write to this file instead of the terminal")
+    export = add_command(sub, "export", cmd_export, "write a version's artifact and JSON sidecar (and ONNX)")
+    _version(export)
+    export.add_argument("--output", required=True, metavar="DIR", help="directory for the files")
+    export.add_argument("--onnx", action="store_true", help="also write the predicted-grade graph as ONNX")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the model commands."""
+    _add_training(sub)
+    _add_registry(sub)
+    _add_inspection(sub)
