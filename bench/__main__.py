@@ -1,28 +1,37 @@
-"""Run every benchmark: ``python -m bench [NAME ...]`` calls ``main()`` of each ``bench/NAME.py``."""
+"""Run every benchmark: ``python -m bench [NAME ...]`` calls ``main()`` of each ``bench/NAME.py``.
+
+The benchmark modules are imported inside :func:`benchmarks`, not at the top: ``bench.batch`` starts
+a spawned child process, which re-runs this module's top level, and its peak memory must stay its own.
+"""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import sys
 import time
-from pathlib import Path
+from collections.abc import Callable
 
 
-def modules(names: list[str]) -> list[str]:
-    """The benchmark modules to run: ``names`` or, when empty, every module of the package."""
-    found = sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if not m.name.startswith("_"))
-    unknown = sorted(set(names) - set(found))
+def benchmarks() -> dict[str, Callable[[], None]]:
+    """Name -> ``main`` of every benchmark module."""
+    from bench import api, batch, monitoring, single, startup
+
+    return {m.__name__.removeprefix("bench."): m.main for m in (api, batch, monitoring, single, startup)}
+
+
+def chosen(names: list[str], available: dict[str, Callable[[], None]]) -> list[str]:
+    """The benchmarks to run: ``names`` or, when empty, every one."""
+    unknown = sorted(set(names) - set(available))
     if unknown:
-        raise SystemExit(f"unknown benchmark(s): {', '.join(unknown)}; available: {', '.join(found)}")
-    return names or found
+        raise SystemExit(f"unknown benchmark(s): {', '.join(unknown)}; available: {', '.join(available)}")
+    return names or list(available)
 
 
 def main(argv: list[str] | None = None) -> int:
-    for name in modules(list(sys.argv[1:] if argv is None else argv)):
+    available = benchmarks()
+    for name in chosen(list(sys.argv[1:] if argv is None else argv), available):
         print(f"== bench.{name}", flush=True)
         started = time.perf_counter()
-        importlib.import_module(f"bench.{name}").main()
+        available[name]()
         print(f"== bench.{name} done in {time.perf_counter() - started:.1f} s", flush=True)
     return 0
 
