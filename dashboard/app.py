@@ -1,7 +1,8 @@
 """The dashboard's script, served by ``dashboard/server.py`` (``streamlit run dashboard/server.py``).
 
-Checks the settings, makes sure an admin exists, signs the user in and builds the navigation from
-their role. Each page guards itself with ``dashboard.context.require_role``.
+Checks the settings, makes sure an admin exists, signs the user in and builds the navigation
+for their role from the page table (``dashboard/page_table.py``). Each page guards itself with
+``dashboard.context.open_page``, which reads the same table.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pydantic import ValidationError  # noqa: E402
 from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
 from streamlit.navigation.page import StreamlitPage  # noqa: E402
 
-from dashboard import auth, context  # noqa: E402
+from dashboard import auth, context, page_table  # noqa: E402
 from dashboard.context import CurrentUser, engine  # noqa: E402
 from model.accounts.users import AccountError, ensure_first_admin, first_admin_message  # noqa: E402
 from model.logs import configure_logging  # noqa: E402
@@ -85,7 +86,7 @@ def _navigation(role: str) -> StreamlitPage:
             )  # fmt: skip
             for spec, visible in entries
         ]
-        for section, entries in auth.navigation(role).items()
+        for section, entries in page_table.navigation(role).items()
     }
     return st.navigation(sections)
 

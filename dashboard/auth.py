@@ -1,4 +1,4 @@
-"""Sign-in glue: streamlit-authenticator on top of the users table, and the pages each role may open.
+"""Sign-in glue: streamlit-authenticator on top of the users table.
 
 The login widget checks bcrypt hashes built from ``model.accounts.users.login_accounts`` on every run, so a
 deactivated or locked user is refused at once (also when they come back with a valid cookie) and a
@@ -10,8 +10,6 @@ from __future__ import annotations
 import html
 import math
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -25,7 +23,7 @@ from dashboard import session_cookie
 from dashboard.context import USER_KEY, CurrentUser, current_user
 from model.accounts import users
 from model.accounts.audit import audit
-from model.settings import PROJECT_ROOT, Settings
+from model.settings import Settings
 from model.store.db import session_scope
 
 
@@ -50,7 +48,6 @@ class _ServerSetCookie:
 
 cookie_model.stx = SimpleNamespace(CookieManager=_ServerSetCookie)  # streamlit-authenticator 0.4.2's only use
 
-PAGES_DIR = PROJECT_ROOT / "pages"
 LOGOUT_REQUEST = "mathsight_logout_requested"
 COOKIE_HANDOFF = "mathsight_cookie_handoff"  # (one-time code, issued at): the browser fetches its cookie
 COOKIE_CLEAR = "mathsight_cookie_clear"  # the browser must drop its sign-in cookie
@@ -66,50 +63,6 @@ FAILURES = {
     "inactive": "This account is deactivated; ask an administrator.",
 }
 THROTTLED = "Too many failed sign-in attempts from this computer: wait {seconds} seconds before trying again."
-
-
-@dataclass(frozen=True)
-class PageSpec:
-    """A page file of ``pages/`` and who may open it."""
-
-    file: str
-    title: str
-    icon: str
-    roles: tuple[str, ...]
-    section: str
-
-    @property
-    def path(self) -> Path:
-        return PAGES_DIR / self.file
-
-
-_TEACHING, _ADMIN = ("teacher", "admin"), ("admin",)
-PAGES = (
-    PageSpec("predict.py", "Predict one student", ":material/person_search:", _TEACHING, "Teaching"),
-    PageSpec("upload.py", "Upload a class", ":material/upload_file:", _TEACHING, "Teaching"),
-    PageSpec("outcomes.py", "Record outcomes", ":material/grading:", _TEACHING, "Teaching"),
-    PageSpec("my_students.py", "My students", ":material/groups:", _TEACHING, "Teaching"),
-    PageSpec("monitoring.py", "Monitoring", ":material/monitoring:", _ADMIN, "Administration"),
-    PageSpec("alerts.py", "Alerts", ":material/notifications:", _ADMIN, "Administration"),
-    PageSpec("models.py", "Model versions", ":material/model_training:", _ADMIN, "Administration"),
-    PageSpec("users.py", "Users", ":material/manage_accounts:", _ADMIN, "Administration"),
-    PageSpec("api_keys.py", "API keys", ":material/key:", _ADMIN, "Administration"),
-)
-
-
-def navigation(role: str) -> dict[str, list[tuple[PageSpec, bool]]]:
-    """Section -> (page, visible) for ``role``, only for page files that exist.
-
-    Pages the role may not open are still registered, hidden, so their URL reaches the page's own
-    guard and shows a refusal instead of silently landing elsewhere.
-    """
-    sections: dict[str, list[tuple[PageSpec, bool]]] = {}
-    for spec in PAGES:
-        if spec.path.is_file():
-            visible = role in spec.roles
-            section = spec.section if visible else PAGES[0].section
-            sections.setdefault(section, []).append((spec, visible))
-    return sections
 
 
 def _credentials(accounts: list[tuple[users.UserInfo, str]]) -> dict[str, Any]:

@@ -2,9 +2,10 @@
 transaction per unit of work, the user, the guard.
 
 :func:`settings` is the dashboard's one reading of the settings; pages pass them to the core.
-Pages read in one :func:`transaction` per run and make each change in its own. Pages call
-:func:`require_role` first; it is the one place roles are checked. The entry script
-(``dashboard/app.py``) logs the user in and stores a :class:`CurrentUser` in the session state.
+Pages read in one :func:`transaction` per run and make each change in its own. Every page starts
+with ``user = open_page(__file__)``: the one place roles are checked, against the page's own entry of
+the page table (:mod:`dashboard.page_table`). The entry script (``dashboard/app.py``) logs the user
+in and stores a :class:`CurrentUser` in the session state.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import streamlit as st
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from dashboard.page_table import page_spec
 from model.schema.thresholds import Thresholds
 from model.settings import Settings, get_settings
 from model.store.db import get_engine, migrate, session_scope
@@ -84,21 +87,27 @@ def current_user() -> CurrentUser | None:
     return st.session_state.get(USER_KEY)
 
 
-def require_role(*roles: str) -> CurrentUser:
-    """The page guard: returns the user when their role is one of ``roles``, else refuses and stops.
+def open_page(script: str | Path) -> CurrentUser:
+    """The page guard and heading; a page calls it first, with its ``__file__``.
 
-    Admin-only pages also get the banner of open monitoring alerts.
+    Looks the page up in the page table; refuses and stops unless the signed-in user's role is one of
+    its roles; else draws the page's title and returns the user. Admin-only pages also get the banner
+    of open monitoring alerts.
     """
+    spec = page_spec(script)
     user = current_user()
     if user is None:
         st.error("Please log in to see this page.")
         st.stop()
-    if roles and user.role not in roles:
-        st.error(f"Access refused: this page is for {' or '.join(roles)} accounts; you are signed in as a {user.role}.")
+    if user.role not in spec.roles:
+        st.error(
+            f"Access refused: this page is for {' or '.join(spec.roles)} accounts; you are signed in as a {user.role}."
+        )
         st.stop()
-    if roles == ("admin",):
+    if spec.roles == ("admin",):
         from dashboard.monitor_charts import open_alerts_banner
 
         with transaction() as session:
             open_alerts_banner(session)
+    st.title(spec.title)
     return user

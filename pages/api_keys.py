@@ -7,7 +7,7 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from dashboard.context import CurrentUser, require_role, settings, transaction
+from dashboard.context import CurrentUser, open_page, settings, transaction
 from model.accounts import apikeys, users
 from model.store.tables import SCOPES
 
@@ -64,8 +64,7 @@ def _revoke(admin: CurrentUser, keys: list[apikeys.ApiKeyInfo]) -> None:
 
 
 def main() -> None:
-    admin = require_role("admin")
-    st.title("API keys")
+    admin = open_page(__file__)
     st.caption("Keys let other systems call the REST API (header X-API-Key). Only a hash of each key is kept.")
     create, revoke = st.tabs(["Create a key", "Revoke a key"])
     with create:

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from dashboard.context import CurrentUser, engine, require_role, settings, store
+from dashboard.context import CurrentUser, engine, open_page, settings, store
 from model.errors import BatchRejected
 from model.ml import jobs
 from model.ml.compare import Comparison, compare_versions, setup_overview
@@ -241,8 +241,7 @@ def card_and_export_section(ids: list[str], active_id: str | None) -> None:
 
 
 def main() -> None:
-    user = require_role("admin")
-    st.title("Model versions")
+    user = open_page(__file__)
     _flash()
     setup = st.radio("Setup", SETUPS, format_func=SETUP_LABELS.__getitem__, horizontal=True, key="models_setup")
     with session_scope(engine()) as session:

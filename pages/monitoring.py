@@ -5,30 +5,32 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import streamlit as st
+from sqlalchemy.orm import Session
 
 from dashboard import monitor_charts as charts
-from dashboard.context import engine, require_role, settings
+from dashboard.context import engine, open_page, settings
 from model.monitoring import queries as monitoring
 from model.monitoring.drift import drift_report
 from model.schema.fields import BANDS, SETUPS
 from model.schema.thresholds import RISK_LEVELS
+from model.settings import Settings
 from model.store.db import session_scope
 
 RANGES = {"Last 24 hours": 1, "Last 7 days": 7, "Last 30 days": 30, "Last 90 days": 90, "Last 365 days": 365}
 DRIFT_SCOPES = {"All traffic (the 30 attributes)": None} | {f"Setup {s} only": s for s in SETUPS}
 
-user = require_role("admin")
-st.title("Monitoring")
-configured = settings()
 
-left, right = st.columns([3, 1])
-days = RANGES[left.selectbox("Time range", list(RANGES), index=2)]
-include_demo = right.toggle("Include demo data", value=True)
-now = datetime.now(UTC).replace(second=0, microsecond=0)
-window = monitoring.Window.last(days, now, include_demo=include_demo)
+def choose_window() -> monitoring.Window:
+    """The time range and the demo-data switch."""
+    left, right = st.columns([3, 1])
+    days = RANGES[left.selectbox("Time range", list(RANGES), index=2)]
+    include_demo = right.toggle("Include demo data", value=True)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    return monitoring.Window.last(days, now, include_demo=include_demo)
 
-with session_scope(engine()) as session:
-    figures = monitoring.overview(session, window)
+
+def show_overview(figures: monitoring.Overview) -> None:
+    """The headline figures of the window."""
     if figures.demo_rows:
         st.info(
             f"Demo data: {figures.demo_rows:,} of these rows were written by `python -m model demo-traffic` "
@@ -41,65 +43,87 @@ with session_scope(engine()) as session:
     cells[2].metric("Latency p50", "-" if figures.p50_ms is None else f"{figures.p50_ms:.1f} ms")
     cells[3].metric("Latency p95", "-" if figures.p95_ms is None else f"{figures.p95_ms:.1f} ms")
     cells[4].metric("Feedback rate", f"{figures.feedback_rate:.1%}")
-    if not figures.rows:
-        st.info("No predictions in this time range yet.")
-        st.stop()
 
-    traffic, quality, drift_tab, realized = st.tabs(["Traffic", "Predictions", "Drift", "Realized performance"])
-    with traffic:
-        volume = monitoring.volume_by_day(session, window)
-        st.plotly_chart(charts.stacked_bars(volume, ["ui", "api", "cli"], "Volume per day by channel"))
-        st.plotly_chart(charts.latency_chart(monitoring.latency_by_day(session, window)))
-        st.plotly_chart(charts.error_rate_chart(monitoring.status_by_day(session, window)))
-        errors = monitoring.error_types(session, window)
-        if len(errors):
-            st.plotly_chart(charts.error_types_chart(errors))
 
-    with quality:
-        bands = monitoring.bands_by_day(session, window)
-        st.plotly_chart(charts.shares_over_time(bands, list(BANDS), "Predicted band over time"))
-        risk = monitoring.risk_by_day(session, window)
-        st.plotly_chart(charts.shares_over_time(risk, list(RISK_LEVELS), "Risk level over time"))
-        st.plotly_chart(charts.grade_histogram(monitoring.predicted_grade_histogram(session, window)))
-        st.plotly_chart(charts.feedback_chart(monitoring.feedback_by_day(session, window)))
+def show_traffic(session: Session, window: monitoring.Window) -> None:
+    volume = monitoring.volume_by_day(session, window)
+    st.plotly_chart(charts.stacked_bars(volume, ["ui", "api", "cli"], "Volume per day by channel"))
+    st.plotly_chart(charts.latency_chart(monitoring.latency_by_day(session, window)))
+    st.plotly_chart(charts.error_rate_chart(monitoring.status_by_day(session, window)))
+    errors = monitoring.error_types(session, window)
+    if len(errors):
+        st.plotly_chart(charts.error_types_chart(errors))
 
-    with drift_tab:
-        scope = DRIFT_SCOPES[st.selectbox("Compare", list(DRIFT_SCOPES))]
-        report = drift_report(session, configured, window, setup=scope)
-        if report is None or report.n_recent == 0:
-            st.info("No active model or no predicted rows in this range to compare with the training reference.")
-        else:
-            levels = report.thresholds
-            st.caption(
-                f"{report.n_recent:,} most recent predicted rows against the training reference of "
-                f"`{report.version_id}`. PSI {levels.drift_watch_psi} = watch, {levels.drift_act_psi} = act; "
-                f"KS test for numbers, chi-square for categories (p < {levels.drift_p_value} = the distributions "
-                "differ)."
-            )
-            table = report.table()
-            st.dataframe(
-                table.drop(columns=["attribute"]),
-                hide_index=True,
-                column_config={
-                    "psi": st.column_config.NumberColumn("PSI", format="%.3f"),
-                    "p_value": st.column_config.NumberColumn("p-value", format="%.2e"),
-                    "statistic": st.column_config.NumberColumn("statistic", format="%.3f"),
-                    "test_drift": st.column_config.CheckboxColumn("test says drift"),
-                },
-            )
-            st.plotly_chart(charts.psi_chart(table, levels))
-            labels = dict(zip(table["label"], table["attribute"], strict=True))
-            chosen = labels[st.selectbox("Distribution of", list(labels))]
-            st.plotly_chart(charts.distribution_chart(report.get(chosen)))
 
-    with realized:
-        by_version = monitoring.realized_by_version(session, window)
-        if by_version.empty:
-            st.info(
-                "No outcomes yet: realized quality appears once real final grades are recorded for predicted students."
-            )
-        else:
-            st.dataframe(by_version, hide_index=True)
-            over_time = monitoring.realized_over_time(session, window)
-            st.plotly_chart(charts.realized_chart(over_time))
-            st.plotly_chart(charts.realized_error_chart(over_time))
+def show_predictions(session: Session, window: monitoring.Window) -> None:
+    bands = monitoring.bands_by_day(session, window)
+    st.plotly_chart(charts.shares_over_time(bands, list(BANDS), "Predicted band over time"))
+    risk = monitoring.risk_by_day(session, window)
+    st.plotly_chart(charts.shares_over_time(risk, list(RISK_LEVELS), "Risk level over time"))
+    st.plotly_chart(charts.grade_histogram(monitoring.predicted_grade_histogram(session, window)))
+    st.plotly_chart(charts.feedback_chart(monitoring.feedback_by_day(session, window)))
+
+
+def show_drift(session: Session, configured: Settings, window: monitoring.Window) -> None:
+    scope = DRIFT_SCOPES[st.selectbox("Compare", list(DRIFT_SCOPES))]
+    report = drift_report(session, configured, window, setup=scope)
+    if report is None or report.n_recent == 0:
+        st.info("No active model or no predicted rows in this range to compare with the training reference.")
+        return
+    levels = report.thresholds
+    st.caption(
+        f"{report.n_recent:,} most recent predicted rows against the training reference of "
+        f"`{report.version_id}`. PSI {levels.drift_watch_psi} = watch, {levels.drift_act_psi} = act; "
+        f"KS test for numbers, chi-square for categories (p < {levels.drift_p_value} = the distributions "
+        "differ)."
+    )
+    table = report.table()
+    st.dataframe(
+        table.drop(columns=["attribute"]),
+        hide_index=True,
+        column_config={
+            "psi": st.column_config.NumberColumn("PSI", format="%.3f"),
+            "p_value": st.column_config.NumberColumn("p-value", format="%.2e"),
+            "statistic": st.column_config.NumberColumn("statistic", format="%.3f"),
+            "test_drift": st.column_config.CheckboxColumn("test says drift"),
+        },
+    )
+    st.plotly_chart(charts.psi_chart(table, levels))
+    labels = dict(zip(table["label"], table["attribute"], strict=True))
+    chosen = labels[st.selectbox("Distribution of", list(labels))]
+    st.plotly_chart(charts.distribution_chart(report.get(chosen)))
+
+
+def show_realized(session: Session, window: monitoring.Window) -> None:
+    by_version = monitoring.realized_by_version(session, window)
+    if by_version.empty:
+        st.info("No outcomes yet: realized quality appears once real final grades are recorded for predicted students.")
+        return
+    st.dataframe(by_version, hide_index=True)
+    over_time = monitoring.realized_over_time(session, window)
+    st.plotly_chart(charts.realized_chart(over_time))
+    st.plotly_chart(charts.realized_error_chart(over_time))
+
+
+def main() -> None:
+    open_page(__file__)
+    configured = settings()
+    window = choose_window()
+    with session_scope(engine()) as session:  # one transaction for everything this run shows
+        figures = monitoring.overview(session, window)
+        show_overview(figures)
+        if not figures.rows:
+            st.info("No predictions in this time range yet.")
+            return
+        traffic, quality, drift_tab, realized = st.tabs(["Traffic", "Predictions", "Drift", "Realized performance"])
+        with traffic:
+            show_traffic(session, window)
+        with quality:
+            show_predictions(session, window)
+        with drift_tab:
+            show_drift(session, configured, window)
+        with realized:
+            show_realized(session, window)
+
+
+main()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from dashboard.class_charts import RISK_LABELS
-from dashboard.context import engine, require_role
+from dashboard.context import engine, open_page
 from model.serving.history import RISKS, history_counts, short_key, teacher_history
 
 LIMIT = 500
@@ -39,30 +41,43 @@ def date_bounds(chosen: tuple[date, ...]) -> tuple[datetime | None, datetime | N
     return since, until
 
 
-user = require_role("teacher", "admin")
-st.title("My students")
-st.caption("Your own predictions only: the latest per student, with the real final grade once it is recorded. "
-           "Students appear under a pseudonymous key (their ids are never stored); type an id to find one. "
-           "Predictions made without a student id are listed under Record outcomes.")  # fmt: skip
+def choose_filters() -> dict[str, Any]:
+    """The risk level, student id and date range to filter by."""
+    risk_col, id_col, date_col = st.columns(3)
+    risk = risk_col.selectbox("Risk level", [ALL, *RISKS], key="history_risk", format_func=str.capitalize)
+    student_id = id_col.text_input("Student id", key="history_student", placeholder="e.g. S042").strip() or None
+    chosen = date_col.date_input("Latest prediction between", value=(), key="history_dates")
+    since, until = date_bounds(tuple(chosen))
+    return {"student_id": student_id, "risk": None if risk == ALL else risk, "since": since, "until": until}
 
-risk_col, id_col, date_col = st.columns(3)
-risk = risk_col.selectbox("Risk level", [ALL, *RISKS], key="history_risk", format_func=str.capitalize)
-student_id = id_col.text_input("Student id", key="history_student", placeholder="e.g. S042").strip() or None
-chosen = date_col.date_input("Latest prediction between", value=(), key="history_dates")
-since, until = date_bounds(tuple(chosen))
-filters = {"student_id": student_id, "risk": None if risk == ALL else risk, "since": since, "until": until}
 
-counts = history_counts(engine(), user.id, **filters)
-total, *levels = st.columns(1 + len(RISKS))
-total.metric("Students", f"{sum(counts.values()):,}")
-for column, level in zip(levels, RISKS, strict=True):
-    column.metric(RISK_LABELS[level], f"{counts[level]:,}")
+def show_counts(counts: dict[str, int]) -> None:
+    """Students in total and per risk level."""
+    total, *levels = st.columns(1 + len(RISKS))
+    total.metric("Students", f"{sum(counts.values()):,}")
+    for column, level in zip(levels, RISKS, strict=True):
+        column.metric(RISK_LABELS[level], f"{counts[level]:,}")
 
-history = teacher_history(engine(), user.id, limit=LIMIT, **filters)
-if history.empty:
-    st.info("No predictions match." if any(filters.values()) else "You have made no predictions with a student id yet.")
-else:
+
+def show_history(history: pd.DataFrame, filtered: bool) -> None:
+    """The latest prediction per student (by pseudonymous key)."""
+    if history.empty:
+        st.info("No predictions match." if filtered else "You have made no predictions with a student id yet.")
+        return
     if len(history) == LIMIT:
         st.caption(f"Showing the {LIMIT:,} most recent students; narrow the filters to see others.")
     shown = history.assign(student_key=history["student_key"].map(short_key))
     st.dataframe(shown, hide_index=True, width="stretch", column_config=COLUMNS, column_order=list(COLUMNS))
+
+
+def main() -> None:
+    user = open_page(__file__)
+    st.caption("Your own predictions only: the latest per student, with the real final grade once it is recorded. "
+               "Students appear under a pseudonymous key (their ids are never stored); type an id to find one. "
+               "Predictions made without a student id are listed under Record outcomes.")  # fmt: skip
+    filters = choose_filters()
+    show_counts(history_counts(engine(), user.id, **filters))
+    show_history(teacher_history(engine(), user.id, limit=LIMIT, **filters), filtered=any(filters.values()))
+
+
+main()

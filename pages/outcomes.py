@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard.context import CurrentUser, engine, require_role
+from dashboard.context import CurrentUser, engine, open_page
 from model.errors import BatchRejected, InvalidInput
 from model.serving.downloads import problems_table
 from model.serving.history import recent_predictions, short_key
@@ -123,14 +123,17 @@ def not_useful(user: CurrentUser) -> None:
         show_recent(recent)
 
 
-user = require_role("teacher", "admin")
-st.title("Record outcomes")
-st.write("Record the real final grades of your students so the predictions can be checked, and tell us when "
-         "a prediction was not useful.")  # fmt: skip
-one, many = st.tabs(["One student", "From a CSV file"])
-with one:
-    one_outcome(user)
-with many:
-    outcomes_file(user)
-st.subheader("Your recent predictions")
-not_useful(user)
+def main() -> None:
+    user = open_page(__file__)
+    st.write("Record the real final grades of your students so the predictions can be checked, and tell us when "
+             "a prediction was not useful.")  # fmt: skip
+    one, many = st.tabs(["One student", "From a CSV file"])
+    with one:
+        one_outcome(user)
+    with many:
+        outcomes_file(user)
+    st.subheader("Your recent predictions")
+    not_useful(user)
+
+
+main()

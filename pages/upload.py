@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboard.charts import shap_waterfall
 from dashboard.class_charts import grade_histogram, lowering_factors, lowering_factors_chart, risk_chart
-from dashboard.context import engine, require_role, store
+from dashboard.context import engine, open_page, store
 from model.errors import BatchRejected
 from model.schema.fields import MAX_ROWS
 from model.schema.published import template_csv
@@ -134,25 +134,30 @@ def show_class_charts(prediction: Prediction) -> None:
         st.plotly_chart(lowering_factors_chart(factors), width="stretch")
 
 
-user = require_role("teacher", "admin")
-st.title("Upload a class")
-st.write("Upload a CSV file of your students (one row each, the columns of the template). Every valid row is "
-         "predicted; rows with a problem are listed with what to fix.")  # fmt: skip
-st.download_button("Download the CSV template", template_csv(), "mathsight-class-template.csv", "text/csv")
-limit_mb = st.get_option("server.maxUploadSize")
-upload = st.file_uploader("Class file (.csv)", type=["csv"], key="upload_file")
-st.caption(f"A .csv file of up to {limit_mb} MB and {MAX_ROWS:,} students, ';' or ',' separated. The uploader "
-           f"refuses a larger file: split it into smaller ones.")  # fmt: skip
+def choose_file() -> Any:
+    """The template download and the uploader; the uploaded file, or None."""
+    st.write("Upload a CSV file of your students (one row each, the columns of the template). Every valid row is "
+             "predicted; rows with a problem are listed with what to fix.")  # fmt: skip
+    st.download_button("Download the CSV template", template_csv(), "mathsight-class-template.csv", "text/csv")
+    limit_mb = st.get_option("server.maxUploadSize")
+    upload = st.file_uploader("Class file (.csv)", type=["csv"], key="upload_file")
+    st.caption(f"A .csv file of up to {limit_mb} MB and {MAX_ROWS:,} students, ';' or ',' separated. The uploader "
+               f"refuses a larger file: split it into smaller ones.")  # fmt: skip
+    return upload
 
-last = st.session_state.get(RESULT_KEY)
-if upload is not None and (last is None or last["file_id"] != upload.file_id):
-    last = st.session_state[RESULT_KEY] = predict_upload(upload, user.id)
 
-if last is None:
-    st.info("No class uploaded yet.")
-elif last["error"] is not None:
-    st.error(last["error"])
-else:
+def main() -> None:
+    user = open_page(__file__)
+    upload = choose_file()
+    last = st.session_state.get(RESULT_KEY)
+    if upload is not None and (last is None or last["file_id"] != upload.file_id):
+        last = st.session_state[RESULT_KEY] = predict_upload(upload, user.id)
+    if last is None:
+        st.info("No class uploaded yet.")
+        return
+    if last["error"] is not None:
+        st.error(last["error"])
+        return
     st.caption(f"Results for **{last['name']}**.")
     show_summary(last["prediction"])
     show_problems(last["prediction"], last["problems_csv"])
@@ -160,3 +165,6 @@ else:
         ordered = show_results(last["table"], last["results_csv"])
         show_explanation(last["prediction"], ordered)
         show_class_charts(last["prediction"])
+
+
+main()

@@ -8,7 +8,7 @@ from functools import partial
 import pandas as pd
 import streamlit as st
 
-from dashboard.context import CurrentUser, require_role, transaction
+from dashboard.context import CurrentUser, open_page, transaction
 from model.accounts import users
 from model.store.tables import ROLES
 
@@ -96,8 +96,7 @@ def _reset(admin: CurrentUser, accounts: list[users.UserInfo]) -> None:
 
 
 def main() -> None:
-    admin = require_role("admin")
-    st.title("Users")
+    admin = open_page(__file__)
     with transaction() as session:
         accounts = users.list_users(session)
     add, activation, reset = st.tabs(["Add a user", "Deactivate or reactivate", "Reset a password"])

@@ -13,8 +13,8 @@ from starlette.routing import Route
 
 from api.main import create_app
 from api.settings import ApiSettings
-from dashboard.auth import PAGES, PageSpec
 from dashboard.context import CurrentUser
+from dashboard.page_table import PAGES, PageSpec
 from model.accounts import users
 from model.accounts.apikeys import create_key, revoke_key
 from model.schema.fields import EXAMPLE_RECORD

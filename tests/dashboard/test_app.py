@@ -7,7 +7,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from dashboard import auth
+from dashboard import auth, page_table
 from dashboard.context import USER_KEY
 from model.accounts import users
 from model.accounts.audit import list_audit
@@ -60,13 +60,13 @@ def test_teacher_signs_in_and_sees_the_teacher_pages(app_db_url: str, teacher_ac
     assert "Predict one student" in [t.value for t in at.title]  # the default page
     assert "Signed in as **Tina**" in at.sidebar.markdown[0].value
     assert [row.detail for row in _audit(app_db_url, "login_ok")] == [{"method": "password"}]
-    visible = [spec.file for entries in auth.navigation("teacher").values() for spec, shown in entries if shown]
+    visible = [spec.file for entries in page_table.navigation("teacher").values() for spec, shown in entries if shown]
     assert set(visible) <= {"predict.py", "upload.py", "outcomes.py", "my_students.py"}
     assert "predict.py" in visible
 
 
 def test_admin_sees_every_page(teacher_account: Account, admin_account: Account) -> None:
-    sections = auth.navigation("admin")
+    sections = page_table.navigation("admin")
     assert all(shown for entries in sections.values() for _, shown in entries)
     assert "users.py" in [spec.file for spec, _ in sections["Administration"]]
     at = log_in(app_test().run(), "head", admin_account.password)
@@ -77,7 +77,7 @@ def test_admin_sees_every_page(teacher_account: Account, admin_account: Account)
 
 
 def test_teacher_opening_an_admin_page_by_url_is_refused(teacher_account: Account) -> None:
-    hidden = [spec for entries in auth.navigation("teacher").values() for spec, shown in entries if not shown]
+    hidden = [spec for entries in page_table.navigation("teacher").values() for spec, shown in entries if not shown]
     assert "users.py" in [spec.file for spec in hidden]
     at = log_in(app_test().run(), "tina", teacher_account.password)
     for spec in hidden:
