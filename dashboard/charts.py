@@ -1,4 +1,4 @@
-"""Plotly figures shared by the pages."""
+"""Plotly figures of the pages: one prediction's SHAP waterfall, a version's global importance."""
 
 from __future__ import annotations
 
@@ -44,4 +44,16 @@ def shap_waterfall(base_value: float, contributions: pd.Series, predicted: float
         height=80 + 34 * (len(values) + 2),
         showlegend=False,
     )
+    return figure
+
+
+def importance_bars(importance: pd.Series, title: str, x_max: float, top: int = 12) -> go.Figure:
+    """The ``top`` attributes by mean |SHAP| (grade points) of one version, largest at the top.
+
+    ``x_max`` is shared by the figures set side by side, so their bars compare at a glance.
+    """
+    shown = importance.dropna().head(top)[::-1]
+    figure = go.Figure(go.Bar(x=shown.to_numpy(), y=list(shown.index), orientation="h", marker_color="#1f5fa8"))
+    figure.update_layout(title=title, xaxis={"title": "mean |SHAP| (grade points)", "range": [0, x_max]},
+                         height=420, margin={"l": 10, "r": 10, "t": 40, "b": 10})  # fmt: skip
     return figure

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
+from sqlalchemy.orm import Session
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from dashboard.context import CurrentUser, engine, open_page, settings, store
+from dashboard.charts import importance_bars
+from dashboard.context import CurrentUser, open_page, settings, store, transaction
 from model.errors import BatchRejected
 from model.ml import jobs
-from model.ml.compare import Comparison, compare_versions, setup_overview
+from model.ml.compare import Comparison, compare_versions
 from model.ml.dataset import load_raw
-from model.ml.export import OnnxUnavailable, export_version, to_onnx
+from model.ml.export import OnnxUnavailable, export_onnx, export_version
 from model.ml.modelcard import METRIC_LABELS, ModelCard, build_model_card
+from model.ml.versions import setup_overview
 from model.schema.fields import SETUPS
 from model.serving.downloads import problems_table
-from model.settings import get_settings
 from model.store import registry
-from model.store.db import session_scope
+from model.store.registry import RegistryError
 
 SETUP_LABELS = {"early": "early (30 attributes)", "period1": "period1 (+ G1)", "period2": "period2 (+ G1, G2)"}
 JOB_KEY, FLASH_KEY, SEEN_KEY = "models_job", "models_flash", "models_job_seen"
@@ -26,40 +29,38 @@ BUNDLED = "Bundled UCI maths data (395 students)"
 UPLOADED = "Upload a CSV"
 
 
-# ---------------------------------------------------------------- cached computations (versions are immutable)
+# ------------------------------------------- cached computations (versions are immutable), in the run's transaction
 
 
 @st.cache_data(show_spinner="Comparing on the 395 reference students…", max_entries=16)
-def _comparison(url: str, version_a: str, version_b: str) -> Comparison:
-    with session_scope(engine()) as session:
-        return compare_versions(session, version_a, version_b, settings=settings())
+def _comparison(url: str, version_a: str, version_b: str, _session: Session) -> Comparison:
+    return compare_versions(_session, version_a, version_b, settings=settings())
 
 
 @st.cache_data(show_spinner="Building the model card (ten cross-validation fits)…", max_entries=16)
-def _card(url: str, version_id: str, active_id: str | None) -> ModelCard:
-    with session_scope(engine()) as session:
-        return build_model_card(session, version_id, settings=settings())
+def _card(url: str, version_id: str, active_id: str | None, _session: Session) -> ModelCard:
+    return build_model_card(_session, version_id, settings=settings())
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _export_zip(url: str, version_id: str) -> bytes:
-    with session_scope(engine()) as session:
-        return export_version(session, version_id, settings=settings()).to_zip()
+def _export_zip(url: str, version_id: str, _session: Session) -> bytes:
+    return export_version(_session, version_id, settings=settings()).to_zip()
 
 
 @st.cache_data(show_spinner="Converting to ONNX…", max_entries=8)
-def _onnx(url: str, version_id: str) -> bytes:
-    with session_scope(engine()) as session:
-        return to_onnx(registry.load_artifact(registry.get_version(session, version_id), settings=settings()))
+def _onnx(url: str, version_id: str, _session: Session) -> bytes:
+    return export_onnx(_session, version_id, settings=settings())
 
 
 # ---------------------------------------------------------------- sections
 
 
-def _flash() -> None:
-    message = st.session_state.pop(FLASH_KEY, None)
-    if message:
-        st.success(message)
+def show_flash() -> None:
+    """What the last promotion or rollback did (set by its button, shown once)."""
+    flash = st.session_state.pop(FLASH_KEY, None)
+    if flash is not None:
+        ok, message = flash
+        (st.success if ok else st.error)(message)
 
 
 def show_versions(setup: str, table: pd.DataFrame) -> None:
@@ -140,14 +141,6 @@ def show_training(user: CurrentUser, setup: str) -> None:
         poll_job(job_id)
 
 
-def _importance_figure(importance: pd.Series, title: str, x_max: float) -> go.Figure:
-    shown = importance.dropna().head(12)[::-1]
-    figure = go.Figure(go.Bar(x=shown.to_numpy(), y=list(shown.index), orientation="h", marker_color="#1f5fa8"))
-    figure.update_layout(title=title, xaxis={"title": "mean |SHAP| (grade points)", "range": [0, x_max]},
-                         height=420, margin={"l": 10, "r": 10, "t": 40, "b": 10})  # fmt: skip
-    return figure
-
-
 def show_comparison(result: Comparison) -> None:
     agree, diff = st.columns(2)
     where = f"share of the {result.n_reference} reference students on the same side of P(pass) = 0.5"
@@ -159,11 +152,11 @@ def show_comparison(result: Comparison) -> None:
     st.dataframe(table.round(3), width="stretch")
     x_max = float(result.importance.max().max()) * 1.05
     left, right = st.columns(2)
-    left.plotly_chart(_importance_figure(result.importance["a"], f"A: {result.a.id}", x_max), width="stretch")
-    right.plotly_chart(_importance_figure(result.importance["b"], f"B: {result.b.id}", x_max), width="stretch")
+    left.plotly_chart(importance_bars(result.importance["a"], f"A: {result.a.id}", x_max), width="stretch")
+    right.plotly_chart(importance_bars(result.importance["b"], f"B: {result.b.id}", x_max), width="stretch")
 
 
-def compare_section(ids: list[str], active_id: str | None) -> None:
+def compare_section(session: Session, ids: list[str], active_id: str | None) -> None:
     st.subheader("Compare two versions")
     if len(ids) < 2:
         st.info("Train a second version to compare.")
@@ -175,13 +168,43 @@ def compare_section(ids: list[str], active_id: str | None) -> None:
     if st.button("Compare", key="compare_button"):
         st.session_state["compare_pair"] = (version_a, version_b)
     if st.session_state.get("compare_pair") == (version_a, version_b):
-        show_comparison(_comparison(get_settings().database_url, version_a, version_b))
+        show_comparison(_comparison(settings().database_url, version_a, version_b, session))
 
 
-def _confirmed_action(label: str, confirm: str, key: str) -> bool:
+def _switch(change: Callable[[Session], str]) -> None:
+    """Carry out a promotion or rollback (a button's callback, before the page reruns): one transaction,
+    then the store follows at once and the page says what happened."""
+    try:
+        with transaction() as session:
+            message = change(session)
+    except RegistryError as error:
+        st.session_state[FLASH_KEY] = (False, str(error))
+        return
+    store().refresh(force=True)
+    st.session_state[FLASH_KEY] = (True, message)
+    for key in ("promote_confirm", "rollback_confirm"):
+        st.session_state.pop(key, None)
+
+
+def _promote(version_id: str, setup: str, by: str) -> None:
+    def change(session: Session) -> str:
+        registry.promote(session, version_id, by=by, settings=settings())
+        return f"{version_id} is now the active {setup} model."
+
+    _switch(change)
+
+
+def _rollback(setup: str, by: str) -> None:
+    def change(session: Session) -> str:
+        return f"{setup} rolled back to {registry.rollback(session, setup, by=by, settings=settings())}."
+
+    _switch(change)
+
+
+def _confirmed_button(label: str, confirm: str, key: str, action: Callable[..., None], *args: str) -> None:
     """A two-step action: the button only works once the confirmation box is ticked."""
     sure = st.checkbox(confirm, key=f"{key}_confirm")
-    return st.button(label, key=f"{key}_button", disabled=not sure, type="primary")
+    st.button(label, key=f"{key}_button", disabled=not sure, type="primary", on_click=action, args=args)
 
 
 def promotion_section(user: CurrentUser, setup: str, ids: list[str], active_id: str | None,
@@ -193,44 +216,31 @@ def promotion_section(user: CurrentUser, setup: str, ids: list[str], active_id: 
     if candidates:
         chosen = st.selectbox("Version to promote", candidates, key="promote_choice")
         confirm = f"I confirm that {chosen} becomes the active {setup} model for every user"
-        if _confirmed_action(f"Promote {chosen}", confirm, "promote"):
-            with session_scope(engine()) as session:
-                registry.promote(session, chosen, by=user.username, settings=settings())
-            _done(f"{chosen} is now the active {setup} model.")
+        _confirmed_button(f"Promote {chosen}", confirm, "promote", _promote, chosen, setup, user.username)
     if previous_id is not None:
         confirm = f"I confirm the roll back of {setup} from {active_id} to {previous_id}"
-        if _confirmed_action(f"Roll back to {previous_id}", confirm, "rollback"):
-            with session_scope(engine()) as session:
-                version_id = registry.rollback(session, setup, by=user.username, settings=settings())
-            _done(f"{setup} rolled back to {version_id}.")
+        _confirmed_button(f"Roll back to {previous_id}", confirm, "rollback", _rollback, setup, user.username)
     else:
         st.caption("No previous version to roll back to.")
 
 
-def _done(message: str) -> None:
-    store().refresh(force=True)
-    st.session_state[FLASH_KEY] = message
-    for key in ("promote_confirm", "rollback_confirm"):
-        st.session_state.pop(key, None)
-    st.rerun()
-
-
-def card_and_export_section(ids: list[str], active_id: str | None) -> None:
+def card_and_export_section(session: Session, ids: list[str], active_id: str | None) -> None:
     st.subheader("Model card and export")
     version_id = st.selectbox("Version", ids, index=ids.index(active_id) if active_id in ids else 0, key="card_choice")
-    url = get_settings().database_url
+    url = settings().database_url
     download, onnx = st.columns(2)
-    download.download_button("Download the artifact (joblib + JSON sidecar, zip)", _export_zip(url, version_id),
-                             f"{version_id}.zip", "application/zip", key="export_zip")  # fmt: skip
+    artifact = _export_zip(url, version_id, session)
+    download.download_button("Download the artifact (joblib + JSON sidecar, zip)", artifact, f"{version_id}.zip",
+                             "application/zip", key="export_zip")  # fmt: skip
     try:
-        onnx.download_button("Download the predicted-grade graph (ONNX)", _onnx(url, version_id),
+        onnx.download_button("Download the predicted-grade graph (ONNX)", _onnx(url, version_id, session),
                              f"{version_id}.onnx", "application/octet-stream", key="export_onnx")  # fmt: skip
     except OnnxUnavailable as error:
         onnx.caption(f"ONNX export unavailable: {error}")
     if st.button("Show the model card", key="card_button"):
         st.session_state["card_version"] = version_id
     if st.session_state.get("card_version") == version_id:
-        card = _card(url, version_id, active_id)
+        card = _card(url, version_id, active_id, session)
         markdown = card.to_markdown()
         if card.flagged:
             st.warning(f"{len(card.flagged)} fairness gap(s) flagged; see the Fairness section of the card.")
@@ -242,18 +252,18 @@ def card_and_export_section(ids: list[str], active_id: str | None) -> None:
 
 def main() -> None:
     user = open_page(__file__)
-    _flash()
+    show_flash()
     setup = st.radio("Setup", SETUPS, format_func=SETUP_LABELS.__getitem__, horizontal=True, key="models_setup")
-    with session_scope(engine()) as session:
+    with transaction() as session:  # one transaction for everything this run shows
         overview = setup_overview(session, setup)
-    show_versions(setup, overview.versions)
-    ids = list(overview.versions["version"]) if not overview.versions.empty else []
-    show_training(user, setup)
-    if not ids:
-        return
-    compare_section(ids, overview.active_id)
-    promotion_section(user, setup, ids, overview.active_id, overview.previous_id)
-    card_and_export_section(ids, overview.active_id)
+        show_versions(setup, overview.versions)
+        ids = list(overview.versions["version"]) if not overview.versions.empty else []
+        show_training(user, setup)
+        if not ids:
+            return
+        compare_section(session, ids, overview.active_id)
+        promotion_section(user, setup, ids, overview.active_id, overview.previous_id)
+        card_and_export_section(session, ids, overview.active_id)
 
 
 main()

@@ -209,6 +209,11 @@ def to_onnx(model: GradeModel) -> bytes:
     return onx.SerializeToString()
 
 
+def export_onnx(session: Session, version_id: str, *, settings: Settings) -> bytes:
+    """The predicted-grade graph of a registered version as ONNX (its artifact verified before loading)."""
+    return to_onnx(registry.load_artifact(registry.get_version(session, version_id), settings=settings))
+
+
 def onnx_feed(model: GradeModel, frame: pd.DataFrame) -> dict[str, np.ndarray]:
     """The ONNX inputs for the rows of ``frame`` (one ``[n, 1]`` array per attribute)."""
     return {

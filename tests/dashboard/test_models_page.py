@@ -12,7 +12,8 @@ from model.accounts.audit import list_audit
 from model.ml import jobs
 from model.settings import get_settings
 from model.store.db import get_engine, session_scope
-from model.store.registry import active_version_ids
+from model.store.registry import active_version_ids, promote
+from tests.conftest import register_trained
 from tests.dashboard.conftest import Account, app_test, log_in, page_test, texts
 
 TRAINING_DEADLINE = 300.0
@@ -133,3 +134,23 @@ def test_the_app_routes_an_admin_to_the_page_and_refuses_a_teacher(
     teacher.switch_page("../pages/models.py").run()
     assert any("Access refused" in e.value for e in teacher.error)
     assert not [t for t in teacher.title if t.value == "Model versions"]
+
+
+def test_a_rollback_another_admin_already_did_is_refused_with_a_reason(
+    app_db_url: str, admin_account: Account, trained_models: dict
+) -> None:
+    engine = get_engine(app_db_url)
+    new = register_trained(engine, trained_models["early"])
+    with session_scope(engine) as session:
+        old = active_version_ids(session)["early"]
+        promote(session, new, by="pytest", settings=get_settings())
+    first, second = open_page(admin_account), open_page(admin_account)  # two admins, the same page
+    for at in (first, second):
+        at.checkbox(key="rollback_confirm").check().run()
+    first.button(key="rollback_button").click().run()
+    assert f"early rolled back to {old}." in texts(first)
+    second.button(key="rollback_button").click().run()
+    assert not second.exception
+    assert "setup 'early' has no previous model version to roll back to" in [e.value for e in second.error]
+    with session_scope(engine) as session:
+        assert active_version_ids(session)["early"] == old

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from model.ml.compare import compare_versions, metrics_table, setup_overview
+from model.ml.compare import compare_versions, metrics_table
 from model.ml.evaluation import METRICS
 from model.ml.training import TrainedVersion, train_setup
+from model.ml.versions import setup_overview
 from model.schema.fields import SETUP_FEATURES
 from model.settings import get_settings
 from model.store.db import get_engine, session_scope
