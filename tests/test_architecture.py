@@ -2,7 +2,11 @@
 with few modules at its top, and a core that neither prints, parses arguments, nor imports a front.
 
 Imports are read with ``ast`` from every module of the project's packages, including imports inside
-functions (and under ``TYPE_CHECKING``): a circle that only a lazy import dodges is still a circle.
+functions: a circle that only a lazy import dodges is still a circle. Imports under ``if TYPE_CHECKING:``
+never run, so they make no circle (a type-only back reference, e.g. ``Thresholds.from_settings(settings:
+Settings)`` while ``model.settings`` builds on the threshold table, is allowed); they do count for what
+the core may import.
+
 Each rule is also run on a small synthetic tree that breaks it, so the rule is known to be able to fail.
 """
 
@@ -64,10 +68,29 @@ def _base(module: Module, level: int, name: str | None) -> str:
     return f"{package}.{name}" if name else package
 
 
-def imports(module: Module) -> Iterator[Import]:
-    """Every import of ``module``, anywhere in it, with the modules it names (``from a import b``
-    names both ``a`` and ``a.b``: ``b`` may be a module)."""
-    for node in ast.walk(module.tree):
+def _is_type_checking(node: ast.AST) -> bool:
+    """Whether ``node`` is ``if TYPE_CHECKING:`` (or ``if typing.TYPE_CHECKING:``)."""
+    return isinstance(node, ast.If) and (
+        getattr(node.test, "id", None) == "TYPE_CHECKING" or getattr(node.test, "attr", None) == "TYPE_CHECKING"
+    )
+
+
+def _nodes(node: ast.AST, typing: bool) -> Iterator[ast.AST]:
+    """Every node under ``node``; without the bodies of ``if TYPE_CHECKING:`` unless ``typing``."""
+    for child in ast.iter_child_nodes(node):
+        yield child
+        if not typing and _is_type_checking(child):
+            for rest in child.orelse:
+                yield rest
+                yield from _nodes(rest, typing)
+        else:
+            yield from _nodes(child, typing)
+
+
+def imports(module: Module, typing: bool = True) -> Iterator[Import]:
+    """Every import of ``module``, anywhere in it (under ``TYPE_CHECKING`` only if ``typing``), with the
+    modules it names (``from a import b`` names both ``a`` and ``a.b``: ``b`` may be a module)."""
+    for node in _nodes(module.tree, typing):
         if isinstance(node, ast.Import):
             yield Import(node.lineno, tuple(alias.name for alias in node.names))
         elif isinstance(node, ast.ImportFrom):
@@ -83,10 +106,10 @@ def _project_target(name: str, known: dict[str, Module]) -> str | None:
 
 
 def import_graph(modules: dict[str, Module]) -> dict[str, set[str]]:
-    """Module -> the project modules it imports (the package a module belongs to is not an edge)."""
+    """Module -> the project modules it imports when it runs (the package a module belongs to is not an edge)."""
     graph: dict[str, set[str]] = {name: set() for name in modules}
     for name, module in modules.items():
-        for statement in imports(module):
+        for statement in imports(module, typing=False):
             for target in statement.targets:
                 found = _project_target(target, modules)
                 if found is not None and found != name and not name.startswith(f"{found}."):
@@ -244,6 +267,34 @@ def test_a_circle_dodged_by_an_import_inside_a_function_is_found(tmp_path: Path)
         "model/other.py": "import model.log\n",
     })  # fmt: skip
     assert circles(import_graph(modules)) == [["model.log", "model.spool"]]
+
+
+TYPE_ONLY = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from model.settings import Settings\n"
+
+
+@pytest.mark.parametrize(
+    ("levels", "expected"),
+    [
+        (TYPE_ONLY, []),
+        ("import typing\nif typing.TYPE_CHECKING:\n    import model.settings\n", []),
+        (TYPE_ONLY + "else:\n    import model.settings\n", [["model.levels", "model.settings"]]),  # else runs
+        (TYPE_ONLY + "def load():\n    import model.settings\n", [["model.levels", "model.settings"]]),
+    ],
+)
+def test_a_type_only_back_reference_makes_no_circle(tmp_path: Path, levels: str, expected: list) -> None:
+    modules = _tree(tmp_path, {
+        "model/__init__.py": "",
+        "model/settings.py": "from model.levels import DEFAULTS\n",
+        "model/levels.py": levels,
+    })  # fmt: skip
+    assert circles(import_graph(modules)) == expected
+
+
+def test_a_type_only_front_import_in_the_core_counts(tmp_path: Path) -> None:
+    modules = _tree(
+        tmp_path, {"model/levels.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import fastapi\n"}
+    )
+    assert front_code_in_core(modules, tmp_path) == ["model/levels.py:3: imports fastapi"]
 
 
 def test_a_circle_through_a_relative_import_and_a_package_is_found(tmp_path: Path) -> None:
