@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from model.accounts.apikeys import ApiKeyError, create_key, list_keys, revoke_key, user_id_for
-from model.cli.common import BY_HELP, EXIT_OK, CommandError, transaction
+from model.cli.common import BY_HELP, EXIT_OK, CommandError, add_command, transaction
 from model.settings import get_settings
 from model.store.tables import SCOPES
 
@@ -44,25 +44,17 @@ def cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``apikey`` command and its sub-commands."""
-    apikey = subparsers.add_parser("apikey", help="create, revoke and list API keys",
-                                   description="create, revoke and list API keys")  # fmt: skip
-    actions = apikey.add_subparsers(dest="action", required=True)
-    create = actions.add_parser("create", help="create a key for a user (printed once)")
+    help = "create, revoke and list API keys"
+    actions = sub.add_parser("apikey", help=help, description=help).add_subparsers(dest="action", required=True)
+    create = add_command(actions, "create", cmd_create, "create a key for a user (printed once)")
     create.add_argument("username", help="the user the key acts as")
-    create.add_argument(
-        "--scope",
-        choices=SCOPES,
-        default="predict",
-        help="predict: the prediction endpoints; admin: also /metrics (default: %(default)s)",
-    )
-    create.set_defaults(func=cmd_create)
-    revoke = actions.add_parser("revoke", help="revoke a key by its prefix")
+    scope = "predict: the prediction endpoints; admin: also /metrics (default: %(default)s)"
+    create.add_argument("--scope", choices=SCOPES, default="predict", help=scope)
+    revoke = add_command(actions, "revoke", cmd_revoke, "revoke a key by its prefix")
     revoke.add_argument("prefix", help="the key's prefix, as `apikey list` shows it")
-    revoke.set_defaults(func=cmd_revoke)
-    listing = actions.add_parser("list", help="list keys (never the secrets)")
+    listing = add_command(actions, "list", cmd_list, "list keys (never the secrets)")
     listing.add_argument("--all", action="store_true", help="include revoked keys")
-    listing.set_defaults(func=cmd_list)
     for command in (create, revoke):
         command.add_argument("--by", default="cli", metavar="NAME", help=f"{BY_HELP} (default: %(default)s)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from model.cli.common import EXIT_OK, CommandError
+from model.cli.common import EXIT_OK, CommandError, add_command
 from model.serving.predlog import spool
 from model.serving.predlog.insert import DB_UNAVAILABLE
 from model.settings import get_settings
@@ -72,30 +72,22 @@ def cmd_retention(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     """Add ``rotate-key``, ``spool`` and ``retention``."""
-    rotate = subparsers.add_parser(
-        "rotate-key",
-        help="re-encrypt artifacts and log inputs under MATHSIGHT_DATA_KEY",
-        description="re-encrypt model artifacts and logged inputs stored under MATHSIGHT_DATA_KEY_PREVIOUS "
-        "(or in clear) with MATHSIGHT_DATA_KEY, one transaction per batch",
-    )
+    help = "re-encrypt artifacts and log inputs under MATHSIGHT_DATA_KEY"
+    rotate = add_command(sub, "rotate-key", cmd_rotate_key, help)
+    rotate.description = ("re-encrypt model artifacts and logged inputs stored under MATHSIGHT_DATA_KEY_PREVIOUS "
+                          "(or in clear) with MATHSIGHT_DATA_KEY, one transaction per batch")  # fmt: skip
     rotate.add_argument("--generate", action="store_true", help="only print a new random data key")
-    rotate.add_argument(
-        "--batch", type=int, default=2_000, metavar="N", help="log rows per transaction (default: %(default)s)"
-    )
-    rotate.set_defaults(func=cmd_rotate_key)
+    rotate.add_argument("--batch", type=int, default=2_000, metavar="N",
+                        help="log rows per transaction (default: %(default)s)")  # fmt: skip
 
-    spool_parser = subparsers.add_parser("spool", help="log rows kept locally while the database was down")
-    actions = spool_parser.add_subparsers(dest="action", required=True)
-    actions.add_parser("replay", help="insert spooled rows into the log, exactly once").set_defaults(
-        func=cmd_spool_replay
-    )
-    actions.add_parser("status", help="how many rows wait in the spool").set_defaults(func=cmd_spool_status)
+    help = "log rows kept locally while the database was down"
+    actions = sub.add_parser("spool", help=help, description=help).add_subparsers(dest="action", required=True)
+    add_command(actions, "replay", cmd_spool_replay, "insert spooled rows into the log, exactly once")
+    add_command(actions, "status", cmd_spool_status, "how many rows wait in the spool")
 
-    retention = subparsers.add_parser(
-        "retention", help="delete prediction log rows (and their feedback) older than N days"
-    )
+    retention = add_command(sub, "retention", cmd_retention,
+                            "delete prediction log rows (and their feedback) older than N days")  # fmt: skip
     retention.add_argument("--days", type=int, metavar="N", help="age in days (default: MATHSIGHT_RETENTION_DAYS)")
     retention.add_argument("--dry-run", action="store_true", help="count, delete nothing")
-    retention.set_defaults(func=cmd_retention)
