@@ -55,10 +55,13 @@ COOKIE_CLEAR = "mathsight_cookie_clear"  # the browser must drop its sign-in coo
 AUTH_KEYS = ("name", "authentication_status", "username", "email", "roles", "logout")
 LOGIN_FIELDS = {"Form name": "Sign in to mathsight", "Username": "Username", "Password": "Password",
                 "Login": "Sign in"}  # fmt: skip
-FAILURES = {
-    "unknown": "Wrong username or password.",
-    "password": f"Wrong username or password. After {users.MAX_FAILED_LOGINS} failed attempts in a row "
-    f"an account is locked for {users.LOCK_MINUTES} minutes.",
+# One message for every failed attempt (unknown user, wrong password, locked or deactivated account),
+# so the form never tells which usernames exist or what became of an account.
+FAILED = (f"Wrong username or password. After {users.MAX_FAILED_LOGINS} failed attempts in a row an account is "
+          f"locked for {users.LOCK_MINUTES} minutes.")  # fmt: skip
+# Why a signed-in user is turned away: only after the right password of a deactivated account, or for a
+# browser session (or cookie) whose account was locked or deactivated since.
+REFUSED = {
     "locked": f"Too many failed attempts: this account is locked for up to {users.LOCK_MINUTES} minutes.",
     "inactive": "This account is deactivated; ask an administrator.",
 }
@@ -187,16 +190,16 @@ def sign_in(engine: Engine, settings: Settings) -> CurrentUser | None:
 
 def _refuse(engine: Engine, username: str | None, client: str, waiting: bool) -> None:
     """Count a failed attempt per user (unless refused unchecked) and per client, audit it, say why."""
-    reason = "throttled"
     if not waiting:
+        if username is None:  # the widget checked no hash: take as long as a check would
+            users.spend_a_password_check()
         with session_scope(engine) as session:
-            reason = users.record_login(session, username, ok=False)
+            users.record_login(session, username, ok=False)
     wait = users.CLIENT_THROTTLE.failed(client)  # its own transaction (the database throttle writes)
     if waiting:
         with session_scope(engine) as session:
             users.record_throttled(session, client, wait)
-    message = FAILURES.get(reason, FAILURES["unknown"])
-    st.error(THROTTLED.format(seconds=math.ceil(wait)) if wait > 0 else message)
+    st.error(THROTTLED.format(seconds=math.ceil(wait)) if wait > 0 else FAILED)
     # Reset the widget's flag so a later rerun does not count this failure again.
     st.session_state["authentication_status"] = None
 
@@ -206,7 +209,10 @@ def _signed_in(engine: Engine, accounts: list[tuple[users.UserInfo, str]], metho
     username = st.session_state.get("username")
     info = next((info for info, _ in accounts if info.username == username), None)
     if info is None or not info.active or info.locked():
-        st.error(FAILURES["inactive" if info is None or not info.active else "locked"])
+        st.error(REFUSED["inactive" if info is None or not info.active else "locked"])
+        if info is not None and method == "password":  # the right password of a deactivated account
+            with session_scope(engine) as session:
+                users.record_login(session, info.username, ok=False)
         return None
     user = CurrentUser(id=info.id, username=info.username, name=info.name, role=info.role)
     previous = current_user()

@@ -194,16 +194,25 @@ def _barred_hash() -> str:
 
 
 def login_accounts(session: Session, bar_all: bool = False) -> list[tuple[UserInfo, str]]:
-    """Every user with the hash the login widget should check: the real one for those who may sign
-    in now (active, not locked), one that matches nothing for the others (so their attempts are seen)
-    and for everyone when ``bar_all`` (a client that must wait)."""
+    """Every user with the hash the login widget should check.
+
+    Active and deactivated users get their real hash: a wrong password fails like any other, and only
+    the right one lets the front say that the account is deactivated. Locked users get a hash that
+    matches nothing (their attempts are seen, and a lockout never confirms a guessed password), and so
+    does everyone when ``bar_all`` (a client that must wait)."""
     now = utcnow()
     accounts = []
     for row in session.scalars(sa.select(User).order_by(User.username)):
         info = UserInfo.of(row)
-        allowed = info.active and not info.locked(now) and not bar_all
+        allowed = not info.locked(now) and not bar_all
         accounts.append((info, row.password_hash if allowed else _barred_hash()))
     return accounts
+
+
+def spend_a_password_check() -> None:
+    """Take as long as checking a password does (bcrypt against a hash of the same cost), for an
+    attempt that named no known user: the time of a refusal must not tell whether a username exists."""
+    _matches(secrets.token_urlsafe(12), _barred_hash())
 
 
 def record_login(session: Session, username: str | None, ok: bool, method: str = "password") -> str:

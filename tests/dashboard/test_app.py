@@ -49,8 +49,37 @@ def test_unknown_username_is_refused_without_saying_which_part_was_wrong(
     app_db_url: str, admin_account: Account
 ) -> None:
     at = log_in(app_test().run(), "nobody", "whatever-password")
-    assert any(e.value == auth.FAILURES["unknown"] for e in at.error)
+    assert [e.value for e in at.error] == [auth.FAILED]
     assert [row.actor for row in _audit(app_db_url, "login_failed")] == ["(unknown user)"]
+
+
+def _locked(url: str, username: str) -> None:
+    with session_scope(get_engine(url)) as session:
+        for _ in range(users.MAX_FAILED_LOGINS):
+            users.record_login(session, username, ok=False)
+        assert users.get_user(session, username).locked()
+
+
+def test_every_failure_says_the_same_until_the_password_is_right(app_db_url: str, teacher_account: Account) -> None:
+    """Unknown, wrong password, locked, deactivated: one message, so no one can tell which names exist or
+    what became of an account; only the right password of a deactivated account hears why."""
+    with session_scope(get_engine(app_db_url)) as session:
+        users.create_user(session, "dora", "dora-password-1", role="teacher", actor="pytest")
+        users.deactivate(session, "dora", actor="head")
+    _locked(app_db_url, "tina")
+    seen = {}
+    for username, password in [("nobody", "whatever-password"), ("head", "not-the-password"),
+                               ("tina", "not-the-password"), ("tina", teacher_account.password),
+                               ("dora", "not-the-password")]:  # fmt: skip
+        users.CLIENT_THROTTLE.clear()  # the per-client back-off is another test's subject
+        at = log_in(app_test().run(), username, password)
+        assert not at.exception and USER_KEY not in at.session_state
+        seen[(username, password)] = [e.value for e in at.error]
+    assert {key: messages for key, messages in seen.items() if messages != [auth.FAILED]} == {}
+    at = log_in(app_test().run(), "dora", "dora-password-1")
+    assert USER_KEY not in at.session_state
+    assert [e.value for e in at.error] == [auth.REFUSED["inactive"]]
+    assert [e.value for e in log_in(at, "dora", "not-the-password").error] == [auth.FAILED]
 
 
 def test_teacher_signs_in_and_sees_the_teacher_pages(app_db_url: str, teacher_account: Account) -> None:
