@@ -1,7 +1,9 @@
 """People who sign in: accounts, bcrypt password hashes, roles, activation, lockout, the first admin.
 
 Usernames are kept in lower case (the login widget lowers what is typed). Passwords are 10 to 72
-bytes (bcrypt's limit) with no surrounding spaces (the login widget strips them). Every change is
+bytes (bcrypt's limit) with no surrounding spaces (the login widget strips them), and must not be
+easy to guess: zxcvbn (common passwords, names, words, repeats, keyboard runs, the username) must
+score them at least ``MIN_PASSWORD_SCORE``. Every change is
 written to the audit log in the same transaction; passwords never are.
 """
 
@@ -21,6 +23,7 @@ import bcrypt
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
+from zxcvbn import zxcvbn
 
 from model.accounts.audit import audit
 from model.errors import UserError
@@ -30,6 +33,7 @@ from model.store.tables import ROLES, LoginFailure, User, utcnow
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_BYTES = 72
+MIN_PASSWORD_SCORE = 3  # zxcvbn's 0-4 scale: 3 is "safely unguessable" (about 10^8 guesses and more)
 MAX_FAILED_LOGINS = 5
 LOCK_MINUTES = 15
 FIRST_ADMIN = "admin"
@@ -79,19 +83,40 @@ def normalize_username(username: str) -> str:
     return name
 
 
-def check_password_rules(password: str) -> None:
-    """Raise :class:`AccountError` unless ``password`` is 10-72 bytes without surrounding spaces."""
+def check_password_rules(password: str, username: str | None = None) -> None:
+    """Raise :class:`AccountError` unless ``password`` is 10-72 bytes without surrounding spaces and hard
+    to guess (zxcvbn, with ``username`` as user input); the message says why, in zxcvbn's words."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise AccountError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
     if len(password.encode("utf-8")) > MAX_PASSWORD_BYTES:
         raise AccountError(f"the password may have at most {MAX_PASSWORD_BYTES} bytes")
     if password != password.strip():
         raise AccountError("the password may not begin or end with a space")
+    result = zxcvbn(password, user_inputs=[username] if username else [])
+    if result["score"] >= MIN_PASSWORD_SCORE:
+        return
+    from_username = any(match.get("dictionary_name") == "user_inputs" for match in result["sequence"])
+    feedback = result["feedback"]
+    reasons = ["it is built from the username." if from_username else "", feedback["warning"],
+               *feedback["suggestions"]]  # fmt: skip
+    why = " ".join(reason.strip() for reason in reasons if reason.strip()) or "choose a longer, less common one."
+    raise AccountError(f"the password is too easy to guess: {why}")
 
 
-def hash_password(password: str) -> str:
-    """A bcrypt hash of ``password`` (checked against the rules first)."""
-    check_password_rules(password)
+def random_password() -> str:
+    """A random password that passes :func:`check_password_rules` (16 URL-safe characters)."""
+    while True:
+        password = secrets.token_urlsafe(12)
+        try:
+            check_password_rules(password, FIRST_ADMIN)
+        except AccountError:  # vanishingly rare: a random string zxcvbn finds a pattern in
+            continue
+        return password
+
+
+def hash_password(password: str, username: str | None = None) -> str:
+    """A bcrypt hash of ``password`` (checked against the rules first, with ``username`` as user input)."""
+    check_password_rules(password, username)
     return bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt()).decode("ascii")
 
 
@@ -125,7 +150,7 @@ def create_user(
     if session.scalar(sa.select(User.id).where(User.username == username)) is not None:
         raise AccountError(f'username "{username}" is already taken')
     row = User(username=username, name=(name or "").strip() or username, email=email or None,
-               password_hash=hash_password(password), role=role, active=True)  # fmt: skip
+               password_hash=hash_password(password, username), role=role, active=True)  # fmt: skip
     session.add(row)
     session.flush()
     audit(session, "user_created", actor, actor_id, username=username, role=role)
@@ -135,7 +160,7 @@ def create_user(
 def set_password(session: Session, username: str, password: str, *, actor: str, actor_id: int | None = None) -> None:
     """Replace a user's password and lift any lockout."""
     row = _row(session, username)
-    row.password_hash = hash_password(password)
+    row.password_hash = hash_password(password, row.username)
     row.failed_logins, row.locked_until = 0, None
     audit(session, "password_reset", actor, actor_id, username=row.username)
 
@@ -357,12 +382,16 @@ def ensure_first_admin(session: Session, *, settings: Settings) -> str | None:
     """Make sure an active admin exists; returns the new admin's password, or None if one existed.
 
     The password is ``MATHSIGHT_ADMIN_PASSWORD`` (``settings.admin_password``) when set, else a random
-    one that the caller must show once. If a user called ``admin`` exists but no admin is active, it
+    one that the caller must show once; a configured one that breaks the password rules raises
+    :class:`AccountError` even when an admin exists (the fronts refuse to start).
+    If a user called ``admin`` exists but no admin is active, it
     is reactivated as an admin with the new password (the way back in when every admin was
     deactivated). Safe to call concurrently: the admin row is inserted with ON CONFLICT DO NOTHING,
     so a process that loses the race inserts nothing and returns None (its transaction stays usable).
     """
-    password = settings.admin_password or secrets.token_urlsafe(12)
+    if settings.admin_password:  # refused at start, whether or not it is needed now
+        check_password_rules(settings.admin_password, FIRST_ADMIN)
+    password = settings.admin_password or random_password()
     if _active_admins(session):
         return None
     existing = session.scalar(sa.select(User).where(User.username == FIRST_ADMIN))
@@ -380,7 +409,7 @@ def ensure_first_admin(session: Session, *, settings: Settings) -> str | None:
 def _insert_first_admin(session: Session, password: str) -> bool:
     """Insert the ``admin`` user (audited); False when another process inserted it first."""
     values = {"username": FIRST_ADMIN, "name": "Administrator", "email": None, "role": "admin", "active": True,
-              "password_hash": hash_password(password)}  # fmt: skip
+              "password_hash": hash_password(password, FIRST_ADMIN)}  # fmt: skip
     insert = UPSERT_INSERTS[session.get_bind().dialect.name](User).values(**values)
     user_id = session.scalar(insert.on_conflict_do_nothing(index_elements=[User.username]).returning(User.id))
     if user_id is None:

@@ -170,6 +170,15 @@ def test_first_admin_takes_the_configured_password(
         assert session.scalar(sa.select(sa.func.count()).select_from(User)) == 1
 
 
+def test_a_weak_configured_admin_password_refuses_to_start(app_db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MATHSIGHT_ADMIN_PASSWORD", "password12")
+    get_settings.cache_clear()
+    at = app_test().run()
+    assert not at.exception and not at.text_input  # no login form
+    assert any("cannot start" in e.value and "MATHSIGHT_ADMIN_PASSWORD" in e.value
+               and "This is a very common password" in e.value for e in at.error)  # fmt: skip
+
+
 def test_production_without_a_proper_cookie_key_refuses_to_start(
     app_db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

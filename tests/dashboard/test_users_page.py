@@ -51,6 +51,10 @@ def test_bad_new_accounts_are_refused_with_a_reason(app_db_url: str, admin_accou
     assert any("differ" in e.value for e in at.error)
     at = _add(at, "ann", "short")
     assert any("at least 10" in e.value for e in at.error)
+    at = _add(at, "ann", "aaaaaaaaaa")
+    assert any('too easy to guess: Repeats like "aaa" are easy to guess' in e.value for e in at.error)
+    at = _add(at, "annabelle", "annabelle1")
+    assert any("built from the username" in e.value for e in at.error)
     at = _add(at, "head", "head-password-2")
     assert any("already taken" in e.value for e in at.error)
     assert _user(app_db_url, "ann") is None

@@ -63,6 +63,9 @@ def test_refusals_exit_with_code_2_and_a_reason(
 ) -> None:
     assert _run(entry, monkeypatch, "add", "ann", "--role", "teacher", stdin="short\n") == 2
     assert "at least 10" in capsys.readouterr().err
+    assert _run(entry, monkeypatch, "add", "ann", "--role", "teacher", stdin="password12\n") == 2
+    common = capsys.readouterr().err
+    assert "too easy to guess: This is a very common password" in common and "Traceback" not in common
     assert _run(entry, monkeypatch, "deactivate", "ghost") == 2
     assert 'no user "ghost"' in capsys.readouterr().err
 

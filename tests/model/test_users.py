@@ -182,6 +182,49 @@ def test_weak_configured_admin_password_is_refused(engine: sa.Engine, monkeypatc
         ensure_first_admin(engine)
 
 
+@pytest.mark.parametrize(
+    ("username", "password", "why"),
+    [
+        ("tina", "aaaaaaaaaa", 'Repeats like "aaa" are easy to guess'),
+        ("tina", "password12", "This is a very common password"),
+        ("tina", "qwertyuiop", "This is a top-100 common password"),
+        ("christopher", "christopher", "it is built from the username"),
+        ("tina.teacher", "tina.teacher", "it is built from the username"),
+    ],
+)
+def test_easily_guessed_passwords_are_refused_with_the_reason(
+    engine: sa.Engine, username: str, password: str, why: str
+) -> None:
+    with pytest.raises(users.AccountError, match="too easy to guess") as refused:
+        _add(engine, username, password=password)
+    assert why in str(refused.value)
+    _add(engine, "head", "admin")
+    with session_scope(engine) as session, pytest.raises(users.AccountError, match="too easy to guess") as reset:
+        users.set_password(session, "head", "password12", actor="pytest")
+    assert "This is a very common password" in str(reset.value)
+    with session_scope(engine) as session:
+        assert users.get_user(session, username) is None
+        assert users.check_password(session, "head", PASSWORD) is not None  # the old one still works
+
+
+def test_a_weak_configured_admin_password_stops_the_start_even_with_an_admin(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _add(engine, "head", "admin")
+    monkeypatch.setenv("MATHSIGHT_ADMIN_PASSWORD", "password12")
+    get_settings.cache_clear()
+    with pytest.raises(users.AccountError, match="too easy to guess: This is a very common password"):
+        ensure_first_admin(engine)
+
+
+def test_random_first_admin_passwords_pass_the_strength_check(engine: sa.Engine) -> None:
+    password = ensure_first_admin(engine)
+    assert password is not None
+    users.check_password_rules(password, "admin")
+    for _ in range(50):
+        users.check_password_rules(users.random_password(), "admin")
+
+
 def test_first_admin_is_restored_when_every_admin_is_gone(engine: sa.Engine) -> None:
     first = ensure_first_admin(engine)
     _add(engine, "tina")
