@@ -48,6 +48,17 @@ class _ServerSetCookie:
 
 cookie_model.stx = SimpleNamespace(CookieManager=_ServerSetCookie)  # streamlit-authenticator 0.4.2's only use
 
+
+def _read_cookie(widget: cookie_model.CookieModel) -> dict | bool:
+    """The widget's cookie decoding, strict: 0.4.2's own lets ``InvalidAlgorithmError`` (a token with
+    ``alg: none`` or ``HS512``) and odd claims escape as a traceback; here any forged or malformed
+    cookie reads as none (False, as the widget expects), so the sign-in form just shows."""
+    claims = session_cookie.read_token(widget.token, widget.cookie_key)
+    return False if claims is None else claims
+
+
+cookie_model.CookieModel._token_decode = _read_cookie  # type: ignore[method-assign]
+
 LOGOUT_REQUEST = "mathsight_logout_requested"
 COOKIE_HANDOFF = "mathsight_cookie_handoff"  # (one-time code, issued at): the browser fetches its cookie
 COOKIE_CLEAR = "mathsight_cookie_clear"  # the browser must drop its sign-in cookie

@@ -64,6 +64,20 @@ def session_token(username: str, settings: Settings | None = None) -> str:
     return jwt.encode({"username": username, "exp_date": expires}, settings.local_secret("cookie_key"), "HS256")
 
 
+def read_token(token: object, cookie_key: str) -> dict | None:
+    """The claims of a genuine sign-in cookie (HS256 under ``cookie_key``, a text ``username`` and a
+    numeric ``exp_date``), else None: a forged token (``alg: none``, another algorithm or key), a
+    malformed one or one with odd claims is simply no sign-in, never an exception."""
+    try:
+        claims = jwt.decode(str(token), cookie_key, algorithms=["HS256"])
+    except (jwt.PyJWTError, ValueError, TypeError):
+        return None
+    username, expires = claims.get("username"), claims.get("exp_date")
+    if not isinstance(username, str) or isinstance(expires, bool) or not isinstance(expires, int | float):
+        return None
+    return claims
+
+
 def redeem(code: str, settings: Settings | None = None, engine: Engine | None = None) -> str | None:
     """The username a valid, unused code was issued for (the code is then used up, for every replica
     on the database), else None."""

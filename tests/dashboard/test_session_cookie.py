@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+import tomllib
+from types import SimpleNamespace
 
 import jwt
 import pytest
@@ -13,6 +15,7 @@ from dashboard import session_cookie
 from model.settings import get_settings
 from model.store.db import dispose_engines, get_engine, migrate
 from tests.conftest import _drop_postgres_schema, _postgres_schema_url
+from tests.dashboard.conftest import ROOT
 
 
 @pytest.fixture
@@ -123,3 +126,38 @@ def test_the_routes_follow_the_base_url_path() -> None:
     routes = session_cookie.routes("/school/")
     assert [route.path for route in routes] == ["/school/auth/session", "/school/auth/signout"]
     assert session_cookie.url_path("auth/session", "") == "/auth/session"
+
+
+def _forged(case: str) -> str:
+    key = get_settings().local_secret("cookie_key")
+    claims = {"username": "admin", "exp_date": time.time() + 3600}
+    return {
+        "alg none": jwt.api_jws.PyJWS(algorithms=["none"]).encode(b'{"username":"admin","exp_date":9999999999}',
+                                                                  None, algorithm="none"),
+        "HS512 other key": jwt.encode(claims, "another-installation's-key-" * 2, "HS512"),
+        "HS512 right key": jwt.encode(claims, key, "HS512"),
+        "no expiry": jwt.encode({"username": "admin"}, key, "HS256"),
+        "expiry not a number": jwt.encode({"username": "admin", "exp_date": "tomorrow"}, key, "HS256"),
+        "username not text": jwt.encode({"username": ["admin"], "exp_date": time.time() + 3600}, key, "HS256"),
+        "garbage": "a.b.c",
+    }[case]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", ["alg none", "HS512 other key", "HS512 right key", "no expiry",
+                                  "expiry not a number", "username not text", "garbage"])  # fmt: skip
+def test_a_forged_cookie_is_read_as_no_cookie(case: str) -> None:
+    """What the login widget does with the cookie it finds: a forged one is no sign-in (so the sign-in
+    form shows) and never an exception (a traceback in the browser)."""
+    from streamlit_authenticator.models.cookie_model import CookieModel
+
+    import dashboard.auth  # noqa: F401  (installs the strict reading)
+
+    widget = SimpleNamespace(token=_forged(case), cookie_key=get_settings().local_secret("cookie_key"))
+    assert CookieModel._token_decode(widget) is False
+    genuine = SimpleNamespace(token=session_cookie.session_token("tina"), cookie_key=widget.cookie_key)
+    assert CookieModel._token_decode(genuine)["username"] == "tina"
+
+
+def test_the_browser_is_never_shown_error_details() -> None:
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    assert config["client"]["showErrorDetails"] == "none"
