@@ -22,8 +22,8 @@ from streamlit_authenticator.utilities import LoginError
 from dashboard import session_cookie
 from dashboard.context import USER_KEY, CurrentUser, current_user
 from model.accounts import users
-from model.accounts.audit import audit
 from model.settings import Settings
+from model.store.audit import audit
 from model.store.db import session_scope
 
 

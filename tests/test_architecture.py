@@ -28,6 +28,8 @@ CORE_FRONTS = ("model.cli", "model.__main__")  # the CLI front lives inside the 
 FRONT_LIBRARIES = frozenset({"streamlit", "fastapi", "starlette", "uvicorn"})
 FRONT_PACKAGES = ("api", "dashboard", "pages", "bench", *CORE_FRONTS)
 MAX_CORE_TOP_MODULES = 8
+# The core's wings, lowest first: a wing imports only wings before it (and the core's top modules).
+WINGS = ("schema", "store", "accounts", "ml", "serving", "monitoring", "cli")
 
 
 @dataclass(frozen=True)
@@ -205,6 +207,24 @@ def front_code_in_core(modules: dict[str, Module], root: Path) -> list[str]:
     return found
 
 
+def _wing(name: str) -> str | None:
+    parts = name.split(".")
+    return parts[1] if parts[0] == CORE and len(parts) > 2 and parts[1] in WINGS else None
+
+
+def uphill_imports(modules: dict[str, Module]) -> list[str]:
+    """Imports from a wing of the core into a wing above it (see :data:`WINGS`), as ``a -> b``."""
+    graph = import_graph(modules)
+    found = []
+    for name, targets in sorted(graph.items()):
+        here = _wing(name)
+        for target in sorted(targets):
+            there = _wing(target)
+            if here and there and WINGS.index(there) > WINGS.index(here):
+                found.append(f"{name} -> {target}")
+    return found
+
+
 def crowded_core(root: Path, limit: int = MAX_CORE_TOP_MODULES) -> list[str]:
     """The modules directly under ``model/`` when there are more than ``limit`` of them."""
     top = sorted(path.name for path in (root / CORE).glob("*.py"))
@@ -234,6 +254,10 @@ def test_no_module_is_loaded_by_a_name_in_a_string(project: dict[str, Module]) -
 
 def test_the_core_has_few_modules_at_its_top() -> None:
     assert crowded_core(PROJECT_ROOT) == []
+
+
+def test_the_wings_import_only_downhill(project: dict[str, Module]) -> None:
+    assert uphill_imports(project) == []
 
 
 def test_the_core_holds_no_front_code(project: dict[str, Module]) -> None:
@@ -347,3 +371,10 @@ def test_prints_arguments_and_fronts_in_the_core_are_found(tmp_path: Path) -> No
         "model/uses_cli.py:1: imports the front model.cli.main",
         "model/uses_cli.py:2: imports the front dashboard.context",
     ]
+
+
+def test_an_uphill_import_between_wings_is_found(tmp_path: Path) -> None:
+    tree = _tree(tmp_path, {"model/__init__.py": "", "model/store/__init__.py": "", "model/ml/__init__.py": "",
+                            "model/store/registry.py": "def load():\n    from model.ml import grade_model\n",
+                            "model/ml/grade_model.py": "from model.store import registry\n"})  # fmt: skip
+    assert uphill_imports(tree) == ["model.store.registry -> model.ml.grade_model"]

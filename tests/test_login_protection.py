@@ -12,7 +12,7 @@ import pytest
 from dashboard import auth, session_cookie
 from dashboard.context import USER_KEY
 from model.accounts import users
-from model.accounts.audit import list_audit
+from model.store.audit import list_audit
 from model.store.db import dispose_engines, get_engine, migrate, session_scope
 from tests.conftest import _drop_postgres_schema, _postgres_schema_url
 from tests.dashboard.conftest import Account, admin_account, app_test, log_in, teacher_account

@@ -22,9 +22,9 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from model.accounts.audit import audit
 from model.errors import UserError
 from model.settings import Settings
+from model.store.audit import audit
 from model.store.tables import SCOPES, ApiKey, User, utcnow
 
 KEY_TAG = "ms"

@@ -25,9 +25,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from zxcvbn import zxcvbn
 
-from model.accounts.audit import audit
 from model.errors import UserError
 from model.settings import Settings
+from model.store.audit import audit
 from model.store.db import UPSERT_INSERTS, get_engine
 from model.store.tables import ROLES, LoginFailure, User, utcnow
 

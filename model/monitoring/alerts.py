@@ -24,13 +24,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from model.accounts.audit import audit
 from model.errors import UserError
 from model.monitoring import queries as monitoring
 from model.monitoring.drift import drift_report
 from model.schema.thresholds import Thresholds, setting
 from model.settings import Settings
 from model.store import registry
+from model.store.audit import audit
 from model.store.tables import Alert
 
 logger = logging.getLogger("mathsight.alerts")

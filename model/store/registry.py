@@ -25,10 +25,10 @@ import joblib
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, undefer
 
-from model.accounts.audit import audit
 from model.errors import UserError
 from model.settings import Settings
 from model.store import crypto
+from model.store.audit import audit
 from model.store.db import UPSERT_INSERTS
 from model.store.tables import SETUPS, ActiveModel, ModelVersion, utcnow
 

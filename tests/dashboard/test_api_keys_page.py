@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from model.accounts import apikeys
-from model.accounts.audit import list_audit
 from model.settings import get_settings
+from model.store.audit import list_audit
 from model.store.db import get_engine, session_scope
 from tests.dashboard.conftest import Account, page_test, texts
 

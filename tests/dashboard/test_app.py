@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from dashboard import auth, page_table
 from dashboard.context import USER_KEY
 from model.accounts import users
-from model.accounts.audit import list_audit
 from model.settings import get_settings
+from model.store.audit import list_audit
 from model.store.db import get_engine, session_scope
 from model.store.tables import User
 from tests.dashboard.conftest import Account, app_test, log_in, texts

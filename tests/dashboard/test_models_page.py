@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
-from model.accounts.audit import list_audit
 from model.ml import jobs
 from model.settings import get_settings
+from model.store.audit import list_audit
 from model.store.db import get_engine, session_scope
 from model.store.registry import active_version_ids, promote
 from tests.conftest import register_trained

@@ -6,7 +6,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.context import USER_KEY
 from model.accounts import users
-from model.accounts.audit import list_audit
+from model.store.audit import list_audit
 from model.store.db import get_engine, session_scope
 from tests.dashboard.conftest import Account, app_test, log_in, page_test, texts
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from model.accounts.audit import list_audit
 from model.ml.compare import compare_versions
 from model.ml.training import TrainedVersion, train_setup
 from model.serving.service import ModelStore, predict_one
 from model.settings import get_settings
+from model.store.audit import list_audit
 from model.store.db import get_engine, session_scope
 from model.store.registry import active_version_ids, promote, rollback
 from tests.conftest import register_trained

@@ -16,9 +16,9 @@ import pytest
 import sqlalchemy as sa
 from sklearn.linear_model import LinearRegression
 
-from model.accounts.audit import list_audit
 from model.settings import Settings, get_settings
 from model.store import db, registry
+from model.store.audit import list_audit
 from model.store.tables import ActiveModel, ModelVersion
 
 FEATURES = ["studytime", "failures", "absences", "G1", "G2"]

@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from model.accounts import users
-from model.accounts.audit import list_audit
 from model.settings import Settings, get_settings
+from model.store.audit import list_audit
 from model.store.db import get_engine, migrate, session_scope
 from model.store.tables import User
 
