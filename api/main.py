@@ -20,7 +20,6 @@ from api.routes import router
 from api.settings import ApiSettings
 from model.accounts.ratelimit import make_limiter
 from model.logs import configure_logging
-from model.schema.thresholds import Thresholds
 from model.serving.service import ModelStore, NoActiveModel
 from model.store.db import get_engine, migrate
 
@@ -55,7 +54,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     """A new API app on ``settings`` (default: read from the environment), passed to the core it calls."""
     settings = settings or ApiSettings()
     engine = get_engine(settings.database_url)
-    store = ModelStore(engine, thresholds=Thresholds.from_settings(settings), settings=settings)
+    store = ModelStore(engine, settings=settings)
     state = AppState(
         settings=settings,
         engine=engine,

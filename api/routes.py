@@ -86,7 +86,7 @@ def _predict_records(state: AppState, items: list[Any], user_id: int) -> service
     try:
         validation = validate_frame(_records_frame(items))
     except BatchRejected as error:
-        service.log_failure(state.engine, channel="api", user_id=user_id, error=error,
+        service.log_failure(state.engine, state.settings, channel="api", user_id=user_id, error=error,
                             latency_ms=(time.perf_counter() - started) * 1000)  # fmt: skip
         raise
     return service.predict_validated(state.store, state.engine, validation, channel="api", user_id=user_id,

@@ -20,11 +20,12 @@ def _end_to_end(home: str, n_rows: int, queue: multiprocessing.Queue) -> None:
     os.environ["MATHSIGHT_HOME"] = home
     from bench._common import class_file, peak_rss_mb
     from model.serving.service import ModelStore, predict_batch
+    from model.settings import get_settings
     from model.store.db import get_engine
 
     data = class_file(n_rows)
     engine = get_engine()
-    store = ModelStore(engine)
+    store = ModelStore(engine, settings=get_settings())
     store.refresh()
     started = time.perf_counter()
     prediction = predict_batch(store, engine, data, channel="cli")
@@ -74,10 +75,11 @@ def main() -> None:
     from bench._common import class_frame, engine_with_models, isolated_home
     from model.schema.validation import validate_frame
     from model.serving.service import ModelStore
+    from model.settings import get_settings
 
     home = isolated_home()
     engine = engine_with_models()
-    store = ModelStore(engine)
+    store = ModelStore(engine, settings=get_settings())
     frame = validate_frame(class_frame(N_ROWS)).accepted
 
     context = multiprocessing.get_context("spawn")

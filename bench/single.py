@@ -14,10 +14,11 @@ def main() -> None:
     from bench._common import class_frame, engine_with_models, isolated_home, percentile
     from model.schema.validation import validate_frame
     from model.serving.service import ModelStore, predict_one
+    from model.settings import get_settings
 
     isolated_home()
     engine = engine_with_models()
-    store = ModelStore(engine)
+    store = ModelStore(engine, settings=get_settings())
     store.refresh()
     students = class_frame(CALLS, seed=1)
     records = [{k: v for k, v in row.items() if v is not None and v == v} for row in students.to_dict("records")]

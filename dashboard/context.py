@@ -53,14 +53,15 @@ def _engine(url: str) -> Engine:
 
 
 @st.cache_resource(show_spinner=False)
-def _store(url: str, thresholds: Thresholds) -> ModelStore:
+def _store(url: str, thresholds: Thresholds, _settings: Settings) -> ModelStore:
+    """One store per database and threshold table; ``_settings`` (the ones both come from) are not hashed."""
     from model.serving.service import ModelStore
 
-    return ModelStore(_engine(url), thresholds=thresholds, settings=settings())
+    return ModelStore(_engine(url), settings=_settings)
 
 
 def settings() -> Settings:
-    """The configured settings, for pages that pass them to the core."""
+    """The dashboard's settings, read from the environment once per process."""
     return get_settings()
 
 
@@ -72,7 +73,7 @@ def engine() -> Engine:
 def store() -> ModelStore:
     """The active models (one store per process; follows promotions within seconds)."""
     configured = settings()
-    return _store(configured.database_url, Thresholds.from_settings(configured))
+    return _store(configured.database_url, Thresholds.from_settings(configured), configured)
 
 
 @contextmanager

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.class_charts import RISK_LABELS
-from dashboard.context import engine, open_page
+from dashboard.context import engine, open_page, settings
 from model.serving.history import RISKS, history_counts, short_key, teacher_history
 
 LIMIT = 500
@@ -76,8 +76,9 @@ def main() -> None:
                "Students appear under a pseudonymous key (their ids are never stored); type an id to find one. "
                "Predictions made without a student id are listed under Record outcomes.")  # fmt: skip
     filters = choose_filters()
-    show_counts(history_counts(engine(), user.id, **filters))
-    show_history(teacher_history(engine(), user.id, limit=LIMIT, **filters), filtered=any(filters.values()))
+    show_counts(history_counts(engine(), settings(), user.id, **filters))
+    show_history(teacher_history(engine(), settings(), user.id, limit=LIMIT, **filters),
+                 filtered=any(filters.values()))  # fmt: skip
 
 
 main()

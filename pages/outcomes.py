@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard.context import CurrentUser, engine, open_page
+from dashboard.context import CurrentUser, engine, open_page, settings
 from model.errors import BatchRejected, InvalidInput
 from model.serving.downloads import problems_table
 from model.serving.history import recent_predictions, short_key
@@ -28,7 +28,7 @@ def one_outcome(user: CurrentUser) -> None:
     if not submitted:
         return
     try:
-        record_outcome(engine(), student_id, grade, user.id)
+        record_outcome(engine(), settings(), student_id, grade, user.id)
     except InvalidInput as error:
         for problem in error.problems:
             st.error(problem.message)
@@ -40,7 +40,7 @@ def import_file(upload: Any, user: CurrentUser) -> dict[str, Any]:
     """Store the grades of an uploaded CSV once; the result is kept for reruns."""
     result: dict[str, Any] = {"file_id": upload.file_id, "name": upload.name, "error": None, "imported": None}
     try:
-        result["imported"] = record_outcomes_csv(engine(), upload.getvalue(), user.id)
+        result["imported"] = record_outcomes_csv(engine(), settings(), upload.getvalue(), user.id)
     except BatchRejected as error:
         result["error"] = f"**{upload.name}** was not accepted: {error}."
     return result

@@ -151,7 +151,13 @@ def _predict(url: str, raw_df: pd.DataFrame, user: CurrentUser, ids: list[str], 
     engine = get_engine(url)
     frame = raw_df.drop(columns=["G3"]).iloc[start : start + len(ids)].copy()
     frame.insert(0, "student_id", ids)
-    predict_batch(ModelStore(engine), engine, frame.to_csv(sep=";", index=False), channel="ui", user_id=user.id)
+    predict_batch(
+        ModelStore(engine, settings=get_settings()),
+        engine,
+        frame.to_csv(sep=";", index=False),
+        channel="ui",
+        user_id=user.id,
+    )
 
 
 @pytest.fixture
@@ -167,12 +173,12 @@ def two_classes(app_db_url: str, teacher_account: Account, other_teacher: Curren
 
 def test_history_of_another_teacher_never_holds_the_first_teachers_rows(app_db_url: str, two_classes: dict) -> None:
     engine, tina, otto = get_engine(app_db_url), two_classes["tina"], two_classes["otto"]
-    tina_keys = {student_key(s) for s in ("S1", "S2", "S3")}
-    assert set(teacher_history(engine, tina.id)["student_key"]) == tina_keys
-    assert set(teacher_history(engine, otto.id)["student_key"]) == {student_key("X9")}
+    tina_keys = {student_key(s, get_settings()) for s in ("S1", "S2", "S3")}
+    assert set(teacher_history(engine, get_settings(), tina.id)["student_key"]) == tina_keys
+    assert set(teacher_history(engine, get_settings(), otto.id)["student_key"]) == {student_key("X9", get_settings())}
     for student in ("S1", "S2", "S3"):  # asking by the other teacher's student id finds nothing
-        assert teacher_history(engine, otto.id, student_id=student).empty
-        assert sum(history_counts(engine, otto.id, student_id=student).values()) == 0
+        assert teacher_history(engine, get_settings(), otto.id, student_id=student).empty
+        assert sum(history_counts(engine, get_settings(), otto.id, student_id=student).values()) == 0
     assert set(recent_predictions(engine, otto.id)["prediction_id"]).isdisjoint(two_classes["tina_prediction_ids"])
 
 
@@ -181,11 +187,11 @@ def test_my_students_page_of_another_teacher_shows_none_of_the_first_teachers(
 ) -> None:
     at = page_test("my_students.py", two_classes["otto"]).run()
     assert not at.exception
-    assert at.dataframe[0].value["student_key"].tolist() == [student_key("X9")[:10]]
+    assert at.dataframe[0].value["student_key"].tolist() == [student_key("X9", get_settings())[:10]]
     assert at.metric[0].value == "1"
     at.text_input(key="history_student").input("S1").run()
     assert not at.dataframe and at.info[0].value == "No predictions match."
-    assert all(student_key(s)[:10] not in texts(at) for s in ("S1", "S2", "S3"))
+    assert all(student_key(s, get_settings())[:10] not in texts(at) for s in ("S1", "S2", "S3"))
 
 
 def test_marking_another_teachers_prediction_not_useful_is_refused(app_db_url: str, two_classes: dict) -> None:

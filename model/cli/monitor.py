@@ -13,7 +13,6 @@ from model.monitoring.alerts import evaluate_alerts
 from model.monitoring.demo import demo_traffic
 from model.monitoring.drift import drift_report
 from model.monitoring.queries import Window, overview
-from model.schema.thresholds import Thresholds
 from model.serving.service import ModelStore
 from model.settings import Settings, get_settings
 from model.store.db import session_scope
@@ -49,7 +48,7 @@ def _print_overview(session: Session, settings: Settings, days: float) -> None:
 def cmd_demo_traffic(args: argparse.Namespace) -> int:
     settings = get_settings()
     engine = migrated_engine(settings)
-    store = ModelStore(engine, thresholds=Thresholds.from_settings(settings))
+    store = ModelStore(engine, settings=settings)
     frame = dataset.load_raw(args.data, settings)
     summary = demo_traffic(engine, store, frame, args.days, args.rows_per_day, args.seed)
     print(f"DEMO DATA: {summary.rows} log rows over {args.days} days ({summary.rejected} rejected), "

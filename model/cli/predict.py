@@ -12,7 +12,6 @@ from pathlib import Path
 
 from model.cli.common import EXIT_OK, EXIT_PARTIAL, CommandError, add_command, migrated_engine
 from model.errors import BatchRejected
-from model.schema.thresholds import Thresholds
 from model.serving.downloads import problems_table, results_table, to_csv_bytes
 from model.serving.service import ModelStore, predict_batch
 from model.settings import get_settings
@@ -25,8 +24,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not source.is_file():
         raise CommandError(f"input file not found: {source}")
     try:
-        store = ModelStore(engine, thresholds=Thresholds.from_settings(settings))
-        prediction = predict_batch(store, engine, source.read_bytes(), channel="cli")
+        prediction = predict_batch(ModelStore(engine, settings=settings), engine, source.read_bytes(), channel="cli")
     except BatchRejected as error:
         raise CommandError(f"{source}: {error}") from None
     output = Path(args.output)

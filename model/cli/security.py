@@ -34,21 +34,23 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
 
 
 def cmd_spool_replay(args: argparse.Namespace) -> int:
+    directory = spool.spool_dir(get_settings())
     try:
-        result = spool.replay_spool(get_engine())
+        result = spool.replay_spool(get_engine(), directory)
     except DB_UNAVAILABLE as error:
         raise CommandError(f"the database is still unreachable ({type(error).__name__}); the spool is kept") from None
     if result.busy:
         raise CommandError("another replay is running; try again when it has finished")
     print(f"{result.read} spooled rows: {result.inserted} inserted, {result.duplicates} were already logged")
     if result.unreadable:
-        print(f"{result.unreadable} unreadable lines kept in {spool.spool_dir()} (*.unreadable)")
+        print(f"{result.unreadable} unreadable lines kept in {directory} (*.unreadable)")
     return EXIT_OK
 
 
 def cmd_spool_status(args: argparse.Namespace) -> int:
-    files = spool.pending_files()
-    print(f"{spool.pending_rows()} rows waiting in {len(files)} spool files under {spool.spool_dir()}")
+    directory = spool.spool_dir(get_settings())
+    files = spool.pending_files(directory)
+    print(f"{spool.pending_rows(directory)} rows waiting in {len(files)} spool files under {directory}")
     return EXIT_OK
 
 

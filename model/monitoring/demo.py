@@ -24,6 +24,7 @@ from model.schema.fields import ATTRIBUTES, GRADES, TARGET
 from model.schema.validation import validate_frame
 from model.serving.predlog.writer import prepare_rows, student_key
 from model.serving.service import ModelStore, predict_frame
+from model.settings import Settings
 from model.store.tables import Feedback, Outcome, PredictionLog
 
 DRIFT_DAYS = 7
@@ -115,18 +116,18 @@ def _log_rows(
         r = results.loc[row]
         rows.append(base | {
             "status": "ok", "model_version_id": r.model_version, "setup": r.setup,
-            "student_key": student_key(r.student_id), "inputs": inputs.loc[row].to_dict(),
+            "student_key": student_key(r.student_id, store.settings), "inputs": inputs.loc[row].to_dict(),
             "predicted_g3": float(r.predicted_g3), "lower": float(r.lower), "upper": float(r.upper),
             "p_pass": float(r.p_pass), "band": r.band, "risk": r.risk,
         })  # fmt: skip
     return rows
 
 
-def _insert_log(engine: Engine, rows: list[dict[str, Any]]) -> list[int]:
+def _insert_log(engine: Engine, settings: Settings, rows: list[dict[str, Any]]) -> list[int]:
     """Insert the demo rows as the service would (idempotency keys, inputs encrypted under a data key);
     returns their ids, for the feedback remarks."""
     ids: list[int] = []
-    complete = prepare_rows(rows)
+    complete = prepare_rows(rows, settings)
     with engine.begin() as connection:
         for start in range(0, len(complete), CHUNK):
             query = sa.insert(PredictionLog).returning(PredictionLog.id, sort_by_parameter_order=True)
@@ -177,7 +178,7 @@ def demo_traffic(
     students, requests_frame = students[keep].reset_index(drop=True), requests_frame[keep].reset_index(drop=True)
     rows = _log_rows(students, requests_frame, store, rng)
     clear_demo(engine)
-    ids = _insert_log(engine, rows)
+    ids = _insert_log(engine, store.settings, rows)
     outcomes, feedback = _outcomes_and_feedback(rows, ids, students[TARGET].to_numpy(), now, rng)
     with engine.begin() as connection:
         if outcomes:

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from model.serving.predlog.writer import student_key
+from model.settings import Settings
 from model.store.tables import Feedback, Outcome, PredictionLog
 
 RISKS = ("high", "medium", "low")
@@ -35,7 +36,7 @@ def _own_predictions(user_id: int) -> sa.ColumnElement[bool]:
     return sa.and_(PredictionLog.user_id == user_id, PredictionLog.status == "ok")
 
 
-def _latest_predictions(user_id: int, student_id: str | None) -> sa.Subquery:
+def _latest_predictions(settings: Settings, user_id: int, student_id: str | None) -> sa.Subquery:
     """Each of the user's students' predictions, ranked newest first (``rank`` 1 = latest)."""
     newest_first = (PredictionLog.created_at.desc(), PredictionLog.id.desc())
     query = sa.select(
@@ -54,7 +55,7 @@ def _latest_predictions(user_id: int, student_id: str | None) -> sa.Subquery:
         sa.func.row_number().over(partition_by=PredictionLog.student_key, order_by=newest_first).label("rank"),
         sa.func.count().over(partition_by=PredictionLog.student_key).label("predictions"),
     ).where(_own_predictions(user_id), PredictionLog.student_key.is_not(None))
-    key = student_key(student_id)
+    key = student_key(student_id, settings)
     if key is not None:
         query = query.where(PredictionLog.student_key == key)
     return query.subquery("ranked")
@@ -72,6 +73,7 @@ def _latest_outcome(student_keys: sa.ColumnElement[str], column: sa.ColumnElemen
 
 
 def _history_query(
+    settings: Settings,
     user_id: int,
     student_id: str | None,
     risk: str | None,
@@ -81,7 +83,7 @@ def _history_query(
     """The latest prediction per student under the filters (risk and time apply to that latest one)."""
     if risk is not None and risk not in RISKS:
         raise ValueError(f"risk {risk!r} is not one of {', '.join(RISKS)}")
-    ranked = _latest_predictions(user_id, student_id)
+    ranked = _latest_predictions(settings, user_id, student_id)
     query = sa.select(ranked).where(ranked.c.rank == 1)
     if risk is not None:
         query = query.where(ranked.c.risk == risk)
@@ -94,6 +96,7 @@ def _history_query(
 
 def teacher_history(
     engine: Engine,
+    settings: Settings,
     user_id: int,
     *,
     student_id: str | None = None,
@@ -108,7 +111,7 @@ def teacher_history(
     and its time (``since`` inclusive, ``until`` exclusive; aware datetimes). Columns:
     :data:`HISTORY_COLUMNS` (``outcome_g3``/``outcome_at`` empty when no grade is recorded yet).
     """
-    latest = _history_query(user_id, student_id, risk, since, until)
+    latest = _history_query(settings, user_id, student_id, risk, since, until)
     newest_first = (latest.selected_columns.created_at.desc(), latest.selected_columns.prediction_id.desc())
     page = latest.order_by(*newest_first).limit(limit).subquery("page")
     query = sa.select(
@@ -125,6 +128,7 @@ def teacher_history(
 
 def history_counts(
     engine: Engine,
+    settings: Settings,
     user_id: int,
     *,
     student_id: str | None = None,
@@ -133,7 +137,7 @@ def history_counts(
     until: datetime | None = None,
 ) -> dict[str, int]:
     """Students per latest risk level under the same filters as :func:`teacher_history` (no limit)."""
-    latest = _history_query(user_id, student_id, risk, since, until).subquery("latest")
+    latest = _history_query(settings, user_id, student_id, risk, since, until).subquery("latest")
     query = sa.select(latest.c.risk, sa.func.count()).group_by(latest.c.risk)
     with engine.connect() as connection:
         found = {level: count for level, count in connection.execute(query)}

@@ -21,6 +21,7 @@ from model.schema.fields import FIELDS, ID_COLUMN, TARGET
 from model.schema.reading import read_batch
 from model.schema.values import parse_cell
 from model.serving.predlog.writer import student_key
+from model.settings import Settings
 from model.store.tables import Feedback, Outcome, PredictionLog
 
 MAX_REASON = 500
@@ -66,21 +67,21 @@ def _grade_problem(raw: Any, where: str, row: int | None) -> tuple[int | None, P
     return None, Problem(row, TARGET, text, f"{where}: {reason}", spec.allowed_text)
 
 
-def _id_problem(raw: Any, where: str, row: int | None) -> tuple[str | None, Problem | None]:
+def _id_problem(raw: Any, where: str, row: int | None, settings: Settings) -> tuple[str | None, Problem | None]:
     """The student key of a student id, or the problem with a blank id."""
-    key = student_key(None if raw is None else str(raw))
+    key = student_key(None if raw is None else str(raw), settings)
     if key is None:
         return None, Problem(row, ID_COLUMN, None if raw is None else str(raw), f"{where}: missing value", ID_ALLOWED)
     return key, None
 
 
-def record_outcome(engine: Engine, student_id: str, g3: Any, user_id: int | None) -> int:
+def record_outcome(engine: Engine, settings: Settings, student_id: str, g3: Any, user_id: int | None) -> int:
     """Store a student's real final grade (0-20); returns the new outcome id.
 
     Raises ``InvalidInput`` naming the field when the id is blank or the grade is not a whole
     number from 0 to 20.
     """
-    key, id_problem = _id_problem(student_id, f'field "{ID_COLUMN}"', None)
+    key, id_problem = _id_problem(student_id, f'field "{ID_COLUMN}"', None, settings)
     grade, grade_problem = _grade_problem(g3, f'field "{TARGET}"', None)
     problems = [p for p in (id_problem, grade_problem) if p is not None]
     if problems:
@@ -101,7 +102,9 @@ def _outcome_columns(frame: pd.DataFrame) -> dict[str, Any]:
     return found
 
 
-def record_outcomes_csv(engine: Engine, data: bytes | str | Path | IO[Any], user_id: int | None) -> OutcomeImport:
+def record_outcomes_csv(
+    engine: Engine, settings: Settings, data: bytes | str | Path | IO[Any], user_id: int | None
+) -> OutcomeImport:
     """Store the final grades of a CSV with columns ``student_id`` and ``G3`` (';' or ',').
 
     Every valid row is stored (one insert); each bad cell is reported as a :class:`Problem` whose
@@ -114,7 +117,7 @@ def record_outcomes_csv(engine: Engine, data: bytes | str | Path | IO[Any], user
     columns = _outcome_columns(frame)
     rows, problems = [], []
     for row, student_id, raw_grade in zip(frame.index, frame[columns[ID_COLUMN]], frame[columns[TARGET]], strict=True):
-        key, id_problem = _id_problem(student_id, f'row {row}, column "{ID_COLUMN}"', int(row))
+        key, id_problem = _id_problem(student_id, f'row {row}, column "{ID_COLUMN}"', int(row), settings)
         grade, grade_problem = _grade_problem(raw_grade, f'row {row}, column "{TARGET}"', int(row))
         found = [p for p in (id_problem, grade_problem) if p is not None]
         problems.extend(found)

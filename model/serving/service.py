@@ -24,10 +24,10 @@ from model.logs import log_request
 from model.ml.explain import FactorTable
 from model.ml.grade_model import Explanation, GradeModel
 from model.schema.fields import ATTRIBUTES, GRADES, ID_COLUMN
-from model.schema.thresholds import DEFAULT_THRESHOLDS, Thresholds
+from model.schema.thresholds import Thresholds
 from model.schema.validation import ValidationResult, row_setups, setup_for, validate_batch, validate_record
 from model.serving.predlog.writer import student_key, student_keys, write_log, write_log_columns
-from model.settings import Settings, get_settings
+from model.settings import Settings
 from model.store import registry
 from model.store.db import session_scope
 
@@ -58,21 +58,15 @@ class ModelStore:
 
     The registry's active ids are re-read at most every ``refresh_seconds`` (one tiny query), so a
     promotion made by any process reaches this one within that delay without reloading per request.
-    Its predictions' risk levels follow ``thresholds`` (fronts pass ``Thresholds.from_settings(settings)``);
-    artifacts are verified and decrypted under ``settings`` (default: the process's settings).
+    ``settings`` are the front's: the service keys student ids and writes the log under them, and the
+    risk levels follow their threshold table.
     """
 
-    def __init__(
-        self,
-        engine: Engine,
-        refresh_seconds: float = 3.0,
-        thresholds: Thresholds = DEFAULT_THRESHOLDS,
-        settings: Settings | None = None,
-    ) -> None:
+    def __init__(self, engine: Engine, refresh_seconds: float = 3.0, *, settings: Settings) -> None:
         self.engine = engine
+        self.settings = settings
+        self.thresholds = Thresholds.from_settings(settings)
         self.refresh_seconds = refresh_seconds
-        self.thresholds = thresholds
-        self.settings = settings or get_settings()
         self._models: dict[str, LoadedModel] = {}
         self._checked_at = float("-inf")
         self._lock = threading.Lock()
@@ -185,6 +179,7 @@ def _concat_explanations(old: Explanation | None, new: Explanation) -> Explanati
 
 
 def _log_columns(
+    settings: Settings,
     prediction: Prediction,
     accepted: pd.DataFrame,
     *,
@@ -208,7 +203,7 @@ def _log_columns(
         "error_type": [None] * n_ok + ["validation"] * n_rejected,
         "model_version_id": results["model_version"].tolist() + missing,
         "setup": results["setup"].tolist() + missing,
-        "student_key": student_keys(results["student_id"].tolist()) + missing,
+        "student_key": student_keys(results["student_id"].tolist(), settings) + missing,
         "inputs": inputs + missing,
         **{c: results[c].astype(float).tolist() + missing for c in ("predicted_g3", "lower", "upper", "p_pass")},
         "band": results["band"].tolist() + missing,
@@ -224,12 +219,20 @@ def _plain_list(column: pd.Series) -> list[Any]:
     return column.tolist()
 
 
-def log_failure(engine: Engine, *, channel: str, user_id: int | None, error: BaseException, latency_ms: float) -> None:
+def log_failure(
+    engine: Engine,
+    settings: Settings,
+    *,
+    channel: str,
+    user_id: int | None,
+    error: BaseException,
+    latency_ms: float,
+) -> None:
     """Record a request that failed outright: ``rejected`` for a :class:`~model.errors.UserError` (the
     input was unusable), ``error`` for anything else (no model, a fault of ours)."""
     status = "rejected" if isinstance(error, UserError) else "error"
     request_id = uuid.uuid4().hex
-    write_log(engine, [{"request_id": request_id, "channel": channel, "user_id": user_id, "status": status,
+    write_log(engine, settings, [{"request_id": request_id, "channel": channel, "user_id": user_id, "status": status,
                         "error_type": type(error).__name__, "latency_ms": latency_ms}])  # fmt: skip
     log_request(request_id=request_id, channel=channel, n_rows=0, latency_ms=latency_ms, status=status,
                 error_type=type(error).__name__)  # fmt: skip
@@ -256,7 +259,8 @@ def predict_validated(
     prediction.latency_ms = (time.perf_counter() - started) * 1000
     write_log_columns(
         engine,
-        *_log_columns(prediction, validation.accepted, channel=channel, user_id=user_id,
+        store.settings,
+        *_log_columns(store.settings, prediction, validation.accepted, channel=channel, user_id=user_id,
                       request_id=prediction.request_id, latency_ms=prediction.latency_ms),
     )  # fmt: skip
     n_rejected = len(prediction.rejected_rows)
@@ -285,7 +289,7 @@ def predict_batch(
     try:
         validation = validate_batch(data)
     except UserError as error:
-        log_failure(engine, channel=channel, user_id=user_id, error=error,
+        log_failure(engine, store.settings, channel=channel, user_id=user_id, error=error,
                     latency_ms=(time.perf_counter() - started) * 1000)  # fmt: skip
         raise
     return predict_validated(store, engine, validation, channel=channel, user_id=user_id, top=top,
@@ -308,7 +312,7 @@ def predict_one(
         clean = validate_record(record)
     except UserError as error:
         if log:
-            log_failure(engine, channel=channel, user_id=user_id, error=error,
+            log_failure(engine, store.settings, channel=channel, user_id=user_id, error=error,
                         latency_ms=(time.perf_counter() - started) * 1000)  # fmt: skip
         raise
     model = store.get(setup_for(clean))
@@ -331,8 +335,8 @@ def predict_one(
     prediction.latency_ms = (time.perf_counter() - started) * 1000
     if log:
         inputs = {name: clean[name] for name in (*ATTRIBUTES, *GRADES) if name in clean}
-        key = student_key(clean.get(ID_COLUMN))
-        write_log(engine, [{
+        key = student_key(clean.get(ID_COLUMN), store.settings)
+        write_log(engine, store.settings, [{
             "request_id": prediction.request_id, "channel": channel, "user_id": user_id,
             "model_version_id": model.version_id, "setup": model.setup, "student_key": key,
             "inputs": inputs, **{k: float(details[k]) for k in ("predicted_g3", "lower", "upper", "p_pass")},

@@ -19,7 +19,9 @@ from tests.model.test_drift import log_students, shifted
 @pytest.fixture
 def demo(app_db_url: str, raw_df: pd.DataFrame) -> str:
     engine = get_engine(app_db_url)
-    summary = demo_traffic(engine, ModelStore(engine), raw_df, days=14, rows_per_day=25, seed=3)
+    summary = demo_traffic(
+        engine, ModelStore(engine, settings=get_settings()), raw_df, days=14, rows_per_day=25, seed=3
+    )
     assert summary.rows > 200 and summary.outcomes > 0 and summary.rejected > 0
     return app_db_url
 

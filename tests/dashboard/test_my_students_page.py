@@ -16,6 +16,7 @@ from model.accounts import users
 from model.serving.outcomes import record_outcome
 from model.serving.predlog.writer import student_key
 from model.serving.service import ModelStore, predict_batch
+from model.settings import get_settings
 from model.store.db import get_engine, session_scope
 from model.store.tables import PredictionLog
 
@@ -34,7 +35,13 @@ def predict_class(url: str, raw_df: pd.DataFrame, user: CurrentUser, ids: list[s
     engine = get_engine(url)
     frame = raw_df.drop(columns=["G3"]).iloc[start : start + len(ids)].copy()
     frame.insert(0, "student_id", ids)
-    predict_batch(ModelStore(engine), engine, frame.to_csv(sep=";", index=False), channel="ui", user_id=user.id)
+    predict_batch(
+        ModelStore(engine, settings=get_settings()),
+        engine,
+        frame.to_csv(sep=";", index=False),
+        channel="ui",
+        user_id=user.id,
+    )
 
 
 @pytest.fixture
@@ -49,7 +56,7 @@ def classes(app_db_url: str, teacher_account, raw_df: pd.DataFrame) -> dict:
         connection.execute(sa.update(PredictionLog).values(created_at=LAST_WEEK))
     predict_class(app_db_url, raw_df, tina, ["S1"], 40)
     predict_class(app_db_url, raw_df, otto, ["S1", "X9"], 80)
-    record_outcome(get_engine(app_db_url), "S1", 13, otto.id)
+    record_outcome(get_engine(app_db_url), get_settings(), "S1", 13, otto.id)
     return {"tina": tina, "otto": otto}
 
 
@@ -57,9 +64,9 @@ def test_shows_own_latest_prediction_per_student_with_the_outcome(app_db_url: st
     at = open_page(classes["tina"])
     assert not at.exception
     table = at.dataframe[0].value
-    assert sorted(table["student_key"]) == sorted(student_key(s)[:10] for s in ("S1", "S2", "S3", "S4"))
+    assert sorted(table["student_key"]) == sorted(student_key(s, get_settings())[:10] for s in ("S1", "S2", "S3", "S4"))
     first = table.iloc[0]
-    assert first["student_key"] == student_key("S1")[:10]
+    assert first["student_key"] == student_key("S1", get_settings())[:10]
     assert (first["predictions"], first["outcome_g3"]) == (2, 13)
     assert table["outcome_g3"].isna().sum() == 3
     assert at.metric[0].value == "4"
@@ -70,14 +77,14 @@ def test_shows_own_latest_prediction_per_student_with_the_outcome(app_db_url: st
 def test_filters_by_student_id_risk_and_dates(app_db_url: str, classes: dict) -> None:
     at = open_page(classes["tina"])
     at.text_input(key="history_student").input(" S3 ").run()
-    assert at.dataframe[0].value["student_key"].tolist() == [student_key("S3")[:10]]
+    assert at.dataframe[0].value["student_key"].tolist() == [student_key("S3", get_settings())[:10]]
     at.text_input(key="history_student").input("X9").run()
     assert not at.dataframe and at.info[0].value == "No predictions match."
 
     at.text_input(key="history_student").input("").run()
     today = datetime.now(UTC).date()
     at.date_input(key="history_dates").set_value((today, today)).run()
-    assert at.dataframe[0].value["student_key"].tolist() == [student_key("S1")[:10]]
+    assert at.dataframe[0].value["student_key"].tolist() == [student_key("S1", get_settings())[:10]]
     at.date_input(key="history_dates").set_value((today - timedelta(days=365), today - timedelta(days=3))).run()
     assert len(at.dataframe[0].value) == 3
 

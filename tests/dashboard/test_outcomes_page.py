@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard.context import CurrentUser
 from model.serving.predlog.writer import student_key
 from model.serving.service import ModelStore, predict_one
+from model.settings import get_settings
 from model.store.db import get_engine
 from model.store.tables import Feedback, Outcome
 
@@ -33,7 +34,7 @@ def outcomes(url: str) -> list[tuple[str, int, int | None]]:
 def predict(url: str, raw_df: pd.DataFrame, user: CurrentUser, student_id: str) -> None:
     engine = get_engine(url)
     record = raw_df.drop(columns=["G3"]).iloc[3].to_dict() | {"student_id": student_id}
-    predict_one(ModelStore(engine), engine, record, channel="ui", user_id=user.id)
+    predict_one(ModelStore(engine, settings=get_settings()), engine, record, channel="ui", user_id=user.id)
 
 
 def test_one_outcome_is_recorded_and_a_blank_id_is_refused(app_db_url: str, teacher_account) -> None:
@@ -44,7 +45,7 @@ def test_one_outcome_is_recorded_and_a_blank_id_is_refused(app_db_url: str, teac
     at.number_input(key="outcome_g3").set_value(14)
     at.button[0].click().run()
     assert [s.value for s in at.success] == ["Recorded final grade 14 for student S042."]
-    assert outcomes(app_db_url) == [(student_key("S042"), 14, teacher.id)]
+    assert outcomes(app_db_url) == [(student_key("S042", get_settings()), 14, teacher.id)]
 
     at.text_input(key="outcome_student").input("   ")
     at.button[0].click().run()
@@ -81,7 +82,7 @@ def test_not_useful_lists_only_own_predictions(
     predict(app_db_url, raw_df, teacher, "T1")
     at = open_page(teacher)
     table = at.dataframe[0].value
-    assert len(table) == 1 and table["student_key"].item() == student_key("T1")[:10]
+    assert len(table) == 1 and table["student_key"].item() == student_key("T1", get_settings())[:10]
     own = int(table["prediction_id"].item())
     (option,) = at.selectbox(key="not_useful_id").options
     assert option.startswith(f"#{own} · ") and "T1" not in option

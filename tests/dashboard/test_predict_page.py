@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard.widgets import SETUP_NOTES
 from model.schema.fields import ATTRIBUTES, FIELDS, GRADES
 from model.serving.service import ModelStore, predict_one
+from model.settings import get_settings
 from model.store.db import get_engine, session_scope
 from model.store.tables import PredictionLog
 from tests.dashboard.conftest import ROOT, TIMEOUT, Account, page_test, texts
@@ -54,8 +55,9 @@ def test_predicting_a_real_student_shows_the_whole_result_and_logs_once(
 ) -> None:
     at = _fill(page_test("predict.py", teacher_account.user).run(), student, student_id="S-042")
     assert not at.exception
-    expected = predict_one(ModelStore(get_engine(app_db_url)), get_engine(app_db_url), student | {"G1": None,
-                           "G2": None}, channel="ui", log=False).results.iloc[0]  # fmt: skip
+    engine = get_engine(app_db_url)
+    expected = predict_one(ModelStore(engine, settings=get_settings()), engine, student | {"G1": None, "G2": None},
+                           channel="ui", log=False).results.iloc[0]  # fmt: skip
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Predicted final grade (G3)"] == f"{expected.predicted_g3:.1f} / 20"
     assert metrics["Chance of passing (G3 ≥ 10)"] == f"{expected.p_pass:.0%}"
@@ -108,7 +110,7 @@ def test_what_if_shows_the_new_prediction_beside_the_old_one(
     table = at.table[0].value
     assert list(table.columns) == ["As entered", "What if", "Change"]
     engine = get_engine(app_db_url)
-    store = ModelStore(engine)
+    store = ModelStore(engine, settings=get_settings())
     before = predict_one(store, engine, student | {"G1": None, "G2": None}, channel="ui", log=False).results.iloc[0]
     changed = student | {"G1": None, "G2": None, "studytime": 4, "absences": 0}
     after = predict_one(store, engine, changed, channel="ui", log=False).results.iloc[0]

@@ -16,6 +16,7 @@ from dashboard.context import CurrentUser
 from model.schema.fields import PASS_MARK
 from model.schema.validation import validate_frame
 from model.serving.service import ModelStore, predict_frame
+from model.settings import get_settings
 from model.store.db import get_engine
 from model.store.tables import PredictionLog
 
@@ -133,7 +134,9 @@ def test_admin_may_use_the_page_and_anonymous_may_not(admin_account) -> None:
 def test_class_charts_count_the_factors_that_lower_grades(app_db_url: str, raw_df: pd.DataFrame) -> None:
     students = raw_df.drop(columns=["G3"]).astype({"G2": object})
     students.loc[:99, "G2"] = None  # the first 100 students only have G1: a class mixing two setups
-    prediction = predict_frame(ModelStore(get_engine(app_db_url)), validate_frame(students).accepted)
+    prediction = predict_frame(
+        ModelStore(get_engine(app_db_url), settings=get_settings()), validate_frame(students).accepted
+    )
     assert set(prediction.explanations) == {"period1", "period2"}
 
     expected: dict[str, list[float]] = {}

@@ -21,7 +21,7 @@ from model.monitoring import alerts
 from model.monitoring.drift import drift_report
 from model.monitoring.queries import Window
 from model.serving.predlog.writer import write_log
-from model.settings import Settings
+from model.settings import Settings, get_settings
 from model.store import db
 from model.store.tables import Alert, ModelVersion, Outcome
 from tests.model.test_drift import log_students, report_of, shifted
@@ -96,9 +96,10 @@ def test_the_drift_alert_fires_exactly_when_the_drift_report_says_act(engine: sa
 
 def test_error_rate_latency_and_feedback_rules(engine: sa.Engine, raw_df: pd.DataFrame) -> None:
     log_students(engine, raw_df.iloc[:60])
-    write_log(engine, [{"request_id": uuid.uuid4().hex, "channel": "api", "created_at": NOW - timedelta(hours=2),
-                        "status": "rejected", "error_type": "validation", "latency_ms": 5000.0, "is_demo": False}
-                       for _ in range(10)])  # fmt: skip
+    write_log(engine, get_settings(), [{"request_id": uuid.uuid4().hex, "channel": "api",
+                                        "created_at": NOW - timedelta(hours=2), "status": "rejected",
+                                        "error_type": "validation", "latency_ms": 5000.0, "is_demo": False}
+                                       for _ in range(10)])  # fmt: skip
     fired = {f.rule: f for f in check(engine, alert_p95_latency_ms=1000)}
     assert set(fired) == {"error_rate", "p95_latency_ms"}
     assert fired["error_rate"].value == pytest.approx(10 / 70)
@@ -114,7 +115,7 @@ def test_realized_accuracy_below_the_protocol_fires(engine: sa.Engine, raw_df: p
     rows = [{"request_id": uuid.uuid4().hex, "channel": "ui", "created_at": NOW - timedelta(days=3), "status": "ok",
              "setup": "early", "model_version_id": version_id, "student_key": f"s{i}", "predicted_g3": 15.0,
              "p_pass": 0.95, "is_demo": False} for i in range(len(students))]  # fmt: skip
-    write_log(engine, rows)
+    write_log(engine, get_settings(), rows)
     with engine.begin() as connection:
         connection.execute(sa.insert(Outcome), [{"student_key": f"s{i}", "g3": 5 if i % 2 else 15} for i in range(50)])
     fired = {f.rule: f for f in check(engine)}

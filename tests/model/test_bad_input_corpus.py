@@ -23,6 +23,7 @@ from model.errors import BatchRejected
 from model.schema.fields import MAX_ROWS
 from model.serving.downloads import FORMULA_PREFIXES, problems_table, results_table, to_csv_bytes
 from model.serving.service import ModelStore, Prediction, predict_batch
+from model.settings import get_settings
 from model.store.db import get_engine
 from model.store.tables import PredictionLog
 
@@ -72,7 +73,7 @@ def _check_rows(engine: sa.Engine, prediction: Prediction, expected: dict) -> No
 
 def test_bad_input_corpus(models_db_url: str, subtests) -> None:
     engine = get_engine(models_db_url)
-    store = ModelStore(engine)
+    store = ModelStore(engine, settings=get_settings())
     for name, expected in EXPECTED.items():
         with subtests.test(file=name, what=expected["what"]):
             data = (CORPUS / name).read_bytes()
@@ -89,7 +90,10 @@ def _cells(payload: bytes) -> list[list[str]]:
 def test_formulas_are_escaped_in_the_downloads(app_db_url: str) -> None:
     engine = get_engine(app_db_url)
     prediction = predict_batch(
-        ModelStore(engine), engine, (CORPUS / "formula_injection.csv").read_bytes(), channel="ui"
+        ModelStore(engine, settings=get_settings()),
+        engine,
+        (CORPUS / "formula_injection.csv").read_bytes(),
+        channel="ui",
     )
     results = _cells(to_csv_bytes(results_table(prediction)))
     ids = [row[results[0].index("student_id")] for row in results[1:]]
@@ -119,7 +123,7 @@ def _big_file(raw_df: pd.DataFrame, n: int) -> bytes:
 @pytest.mark.slow
 def test_a_class_file_of_100k_rows_is_predicted_and_one_more_is_refused(app_db_url: str, raw_df: pd.DataFrame) -> None:
     engine = get_engine(app_db_url)
-    store = ModelStore(engine)
+    store = ModelStore(engine, settings=get_settings())
     data = _big_file(raw_df, MAX_ROWS + 1)
     with pytest.raises(BatchRejected, match="at most 100,000 are allowed|more than 100,000 data rows"):
         predict_batch(store, engine, data, channel="cli", explain=False)
@@ -161,7 +165,7 @@ def _real_lines(raw_df: pd.DataFrame) -> list[list[str]]:
 
 def test_fuzzed_class_files_give_a_prediction_or_a_rejection(app_db_url: str, raw_df: pd.DataFrame) -> None:
     engine = get_engine(app_db_url)
-    store = ModelStore(engine)
+    store = ModelStore(engine, settings=get_settings())
 
     @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
     @given(data=mangled_files(_real_lines(raw_df)))

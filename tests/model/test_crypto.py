@@ -145,7 +145,7 @@ def test_artifacts_are_encrypted_and_hash_checked_before_decryption(
 def test_log_inputs_are_encrypted_and_read_back_by_monitoring(keyed_db: str, raw_df: pd.DataFrame) -> None:
     engine = get_engine(keyed_db)
     since = utcnow() - timedelta(minutes=1)
-    prediction = predict_batch(ModelStore(engine), engine, _class_file(raw_df), channel="cli")
+    prediction = predict_batch(ModelStore(engine, settings=get_settings()), engine, _class_file(raw_df), channel="cli")
     raw = _raw_inputs(engine)
     assert len(raw) == 12
     assert all('"enc"' in text and "teacher" not in text and "Mjob" not in text for text in raw)
@@ -164,10 +164,12 @@ def test_rotation_re_encrypts_everything_under_the_new_key(
 ) -> None:
     engine = get_engine(keyed_db)
     since = utcnow() - timedelta(minutes=1)
-    predict_batch(ModelStore(engine), engine, _class_file(raw_df), channel="cli")  # under KEY_A
+    predict_batch(
+        ModelStore(engine, settings=get_settings()), engine, _class_file(raw_df), channel="cli"
+    )  # under KEY_A
     _use_keys(monkeypatch, "", previous=KEY_A)  # reads KEY_A data, writes in clear
     monkeypatch.setattr(crypto, "_warned", True)
-    predict_batch(ModelStore(engine), engine, _class_file(raw_df, 5), channel="cli")
+    predict_batch(ModelStore(engine, settings=get_settings()), engine, _class_file(raw_df, 5), channel="cli")
     before = sorted(str(sorted(d.items())) for d in _recent_inputs(engine, since))
 
     _use_keys(monkeypatch, KEY_B, previous=KEY_A)
@@ -183,7 +185,14 @@ def test_rotation_re_encrypts_everything_under_the_new_key(
         version = registry.active_versions(session)["early"]
         assert crypto.artifact_key_id(version.artifact) == key_b
         assert registry.load_artifact(version, settings=get_settings()).setup == "early"
-    assert len(predict_batch(ModelStore(engine), engine, _class_file(raw_df, 3), channel="cli").results) == 3
+    assert (
+        len(
+            predict_batch(
+                ModelStore(engine, settings=get_settings()), engine, _class_file(raw_df, 3), channel="cli"
+            ).results
+        )
+        == 3
+    )
 
 
 def test_rotate_key_command(keyed_db: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
@@ -206,7 +215,7 @@ def test_demo_traffic_is_encrypted_like_real_traffic(keyed_db: str, raw_df: pd.D
 
     install_models(keyed_db, {s: trained_models[s] for s in ("period1", "period2")})
     engine = get_engine(keyed_db)
-    summary = demo_traffic(engine, ModelStore(engine), raw_df, days=3, rows_per_day=10, seed=1)
+    summary = demo_traffic(engine, ModelStore(engine, settings=get_settings()), raw_df, days=3, rows_per_day=10, seed=1)
     raw = _raw_inputs(engine)
     assert len(raw) == summary.rows - summary.rejected > 0
     assert all('"enc"' in text and "Mjob" not in text for text in raw)

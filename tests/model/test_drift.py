@@ -88,7 +88,7 @@ def log_students(engine: sa.Engine, students: pd.DataFrame, at: datetime = NOW -
     inputs = students[[*ATTRIBUTES, *GRADES]].astype(object)
     inputs = inputs.where(inputs.notna(), None)
     request_id = uuid.uuid4().hex
-    write_log(engine, [
+    write_log(engine, get_settings(), [
         {"request_id": request_id, "channel": "api", "created_at": at, "status": "ok", "setup": "early",
          "inputs": record, "is_demo": False}
         for record in inputs.to_dict("records")

@@ -12,6 +12,7 @@ from model.serving.history import history_counts, recent_predictions, teacher_hi
 from model.serving.outcomes import mark_not_useful, record_outcome
 from model.serving.predlog.writer import student_key
 from model.serving.service import ModelStore, predict_batch
+from model.settings import get_settings
 from model.store.db import get_engine, session_scope
 from model.store.tables import PredictionLog, User
 
@@ -45,7 +46,7 @@ def _predict(engine, store, raw_df, user_id: int, ids: list[str], at: datetime, 
 def school(models_db_url: str, raw_df: pd.DataFrame) -> dict:
     """Two teachers: Ana predicts S1-S3 twice (a week apart), Ben predicts S1 and S9 later."""
     engine = get_engine(models_db_url)
-    store = ModelStore(engine)
+    store = ModelStore(engine, settings=get_settings())
     ana, ben = add_user(engine, "ana"), add_user(engine, "ben")
     _predict(engine, store, raw_df, ana, ["S1", "S2", "S3"], T0)
     _predict(engine, store, raw_df, ana, ["S1", "S2", "S3"], T0 + timedelta(days=7), start=10)
@@ -55,8 +56,8 @@ def school(models_db_url: str, raw_df: pd.DataFrame) -> dict:
 
 def test_history_shows_only_own_latest_prediction_per_student(school: dict, raw_df: pd.DataFrame) -> None:
     engine, ana = school["engine"], school["ana"]
-    history = teacher_history(engine, ana)
-    assert sorted(history["student_key"]) == sorted(student_key(s) for s in ("S1", "S2", "S3"))
+    history = teacher_history(engine, get_settings(), ana)
+    assert sorted(history["student_key"]) == sorted(student_key(s, get_settings()) for s in ("S1", "S2", "S3"))
     assert (history["created_at"] == T0 + timedelta(days=7)).all()
     assert history["predictions"].tolist() == [2, 2, 2]
     with engine.connect() as connection:
@@ -64,35 +65,38 @@ def test_history_shows_only_own_latest_prediction_per_student(school: dict, raw_
             sa.select(PredictionLog.user_id).where(PredictionLog.id.in_(history["prediction_id"].tolist()))
         ).scalars()
         assert set(owners) == {ana}
-    bens = teacher_history(engine, school["ben"])
-    assert sorted(bens["student_key"]) == sorted(student_key(s) for s in ("S1", "S9"))
+    bens = teacher_history(engine, get_settings(), school["ben"])
+    assert sorted(bens["student_key"]) == sorted(student_key(s, get_settings()) for s in ("S1", "S9"))
     assert "S1" not in history.to_string()
 
 
 def test_history_joins_the_latest_outcome(school: dict) -> None:
     engine, ana, ben = school["engine"], school["ana"], school["ben"]
-    record_outcome(engine, "S1", 8, ana)
-    record_outcome(engine, "S1", 11, ben)
-    history = teacher_history(engine, ana).set_index("student_key")
-    assert history.loc[student_key("S1"), "outcome_g3"] == 11
-    assert history.loc[student_key("S2"), "outcome_g3"] is pd.NA
+    record_outcome(engine, get_settings(), "S1", 8, ana)
+    record_outcome(engine, get_settings(), "S1", 11, ben)
+    history = teacher_history(engine, get_settings(), ana).set_index("student_key")
+    assert history.loc[student_key("S1", get_settings()), "outcome_g3"] == 11
+    assert history.loc[student_key("S2", get_settings()), "outcome_g3"] is pd.NA
     assert history["outcome_at"].notna().sum() == 1
 
 
 def test_history_filters(school: dict) -> None:
     engine, ana = school["engine"], school["ana"]
-    one = teacher_history(engine, ana, student_id=" S2 ")
-    assert one["student_key"].tolist() == [student_key("S2")]
-    assert teacher_history(engine, ana, student_id="S9").empty  # Ben's student, not Ana's
-    assert teacher_history(engine, ana, since=T0 + timedelta(days=8)).empty
-    assert len(teacher_history(engine, ana, since=T0 + timedelta(days=6), until=T0 + timedelta(days=8))) == 3
-    counts = history_counts(engine, ana)
+    one = teacher_history(engine, get_settings(), ana, student_id=" S2 ")
+    assert one["student_key"].tolist() == [student_key("S2", get_settings())]
+    assert teacher_history(engine, get_settings(), ana, student_id="S9").empty  # Ben's student, not Ana's
+    assert teacher_history(engine, get_settings(), ana, since=T0 + timedelta(days=8)).empty
+    assert (
+        len(teacher_history(engine, get_settings(), ana, since=T0 + timedelta(days=6), until=T0 + timedelta(days=8)))
+        == 3
+    )
+    counts = history_counts(engine, get_settings(), ana)
     assert sum(counts.values()) == 3
     for level, n in counts.items():
-        assert len(teacher_history(engine, ana, risk=level)) == n
-    assert len(teacher_history(engine, ana, limit=2)) == 2
+        assert len(teacher_history(engine, get_settings(), ana, risk=level)) == n
+    assert len(teacher_history(engine, get_settings(), ana, limit=2)) == 2
     with pytest.raises(ValueError, match="risk 'severe' is not one of high, medium, low"):
-        teacher_history(engine, ana, risk="severe")
+        teacher_history(engine, get_settings(), ana, risk="severe")
 
 
 def test_recent_predictions_are_own_and_show_feedback(school: dict) -> None:

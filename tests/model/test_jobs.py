@@ -82,7 +82,7 @@ def test_training_runs_in_another_process_and_stores_an_inactive_version(
 
     # Predictions are served while the job trains.
     record = raw_df.drop(columns=["G3"]).iloc[0].to_dict()
-    prediction = predict_one(ModelStore(engine), engine, record, channel="cli")
+    prediction = predict_one(ModelStore(engine, settings=get_settings()), engine, record, channel="cli")
     assert prediction.results["model_version"].item() == before["period2"]
 
     done = jobs.wait_for(job.id, timeout=300, settings=settings)

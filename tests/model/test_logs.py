@@ -58,9 +58,13 @@ def test_the_service_logs_each_request_without_student_ids_or_inputs(
     frame = raw_df.head(5).copy()
     frame.insert(0, "student_id", [f"secret-student-{i}" for i in range(5)])
     frame.loc[frame.index[0], "age"] = 99
-    predict_batch(ModelStore(engine), engine, frame.to_csv(sep=";", index=False), channel="cli")
+    predict_batch(
+        ModelStore(engine, settings=get_settings()), engine, frame.to_csv(sep=";", index=False), channel="cli"
+    )
     with pytest.raises(BatchRejected):
-        predict_batch(ModelStore(engine), engine, b"not;a;student;file\n1;2;3;4\n", channel="api")
+        predict_batch(
+            ModelStore(engine, settings=get_settings()), engine, b"not;a;student;file\n1;2;3;4\n", channel="api"
+        )
     db.dispose_engines()
     text = log_file.read_text("utf-8")
     assert "secret-student" not in text and "GP" not in text

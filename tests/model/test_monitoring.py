@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from model.monitoring import queries as monitoring
 from model.serving.predlog.writer import write_log
+from model.settings import get_settings
 from model.store import db
 from model.store.tables import Feedback, Outcome, PredictionLog
 
@@ -67,7 +68,7 @@ def traffic(engine: sa.Engine) -> dict[str, list[float]]:
     rows += [_row(DAY2, status="rejected", error_type="validation", latency_ms=None)] * 2
     rows += [_row(DAY2, status="error", error_type="NoActiveModel", latency_ms=None)]
     rows += [_row(DAY2, is_demo=True, channel="cli", latency_ms=None), _row(NOW, channel="cli")]  # last: outside
-    write_log(engine, rows)
+    write_log(engine, get_settings(), rows)
     return latencies
 
 
@@ -145,7 +146,7 @@ def _realized_rows(engine: sa.Engine, raw_df: pd.DataFrame, trained_models: dict
     with engine.connect() as connection:
         version = connection.execute(sa.text("SELECT version_id FROM active_model WHERE setup = 'early'")).scalar_one()
     keys = [f"k{i}" for i in range(len(students))]
-    write_log(engine, [
+    write_log(engine, get_settings(), [
         _row(DAY1 + timedelta(days=i % 2), student_key=k, model_version_id=version,
              predicted_g3=float(d.predicted_g3), p_pass=float(d.p_pass))
         for i, (k, d) in enumerate(zip(keys, details.itertuples(), strict=True))
@@ -195,7 +196,11 @@ def test_realized_metrics_over_time_split_by_week(
 
 
 def test_realized_metrics_without_both_classes_leave_undefined_ones_empty(engine: sa.Engine, session: Session) -> None:
-    write_log(engine, [_row(DAY1, student_key=f"p{i}", predicted_g3=12.0 + i, p_pass=0.9 - i / 10) for i in range(2)])
+    write_log(
+        engine,
+        get_settings(),
+        [_row(DAY1, student_key=f"p{i}", predicted_g3=12.0 + i, p_pass=0.9 - i / 10) for i in range(2)],
+    )
     with engine.begin() as connection:
         connection.execute(sa.insert(Outcome), [{"student_key": f"p{i}", "g3": 13 + 2 * i, "recorded_at": NOW}
                                                  for i in range(2)])  # fmt: skip
@@ -208,7 +213,11 @@ def test_realized_metrics_without_both_classes_leave_undefined_ones_empty(engine
 def test_realized_roc_auc_averages_tied_scores_like_sklearn(engine: sa.Engine, session: Session) -> None:
     p_pass = [0.2, 0.2, 0.2, 0.7, 0.7, 0.9, 0.4, 0.4]
     g3 = [8, 12, 9, 11, 7, 15, 12, 3]
-    write_log(engine, [_row(DAY1, student_key=f"t{i}", predicted_g3=10.0, p_pass=p) for i, p in enumerate(p_pass)])
+    write_log(
+        engine,
+        get_settings(),
+        [_row(DAY1, student_key=f"t{i}", predicted_g3=10.0, p_pass=p) for i, p in enumerate(p_pass)],
+    )
     with engine.begin() as connection:
         connection.execute(sa.insert(Outcome), [{"student_key": f"t{i}", "g3": g, "recorded_at": NOW}
                                                  for i, g in enumerate(g3)])  # fmt: skip

@@ -17,6 +17,7 @@ from model.serving.outcomes import (
 )
 from model.serving.predlog.writer import student_key
 from model.serving.service import ModelStore, predict_one
+from model.settings import get_settings
 from model.store.db import get_engine, session_scope
 from model.store.tables import Feedback, Outcome, PredictionLog, User
 
@@ -36,7 +37,7 @@ def _outcomes(engine) -> pd.DataFrame:
 
 def _predict(engine, raw_df: pd.DataFrame, user_id: int, student_id: str) -> int:
     record = raw_df.drop(columns=["G3"]).iloc[0].to_dict() | {"student_id": student_id}
-    predict_one(ModelStore(engine), engine, record, channel="ui", user_id=user_id)
+    predict_one(ModelStore(engine, settings=get_settings()), engine, record, channel="ui", user_id=user_id)
     with engine.connect() as connection:
         return connection.execute(sa.select(sa.func.max(PredictionLog.id))).scalar_one()
 
@@ -44,10 +45,10 @@ def _predict(engine, raw_df: pd.DataFrame, user_id: int, student_id: str) -> int
 def test_one_outcome_is_stored_under_the_student_key(models_db_url: str) -> None:
     engine = get_engine(models_db_url)
     teacher = add_user(engine, "ana")
-    record_outcome(engine, " S042 ", "14", teacher)
+    record_outcome(engine, get_settings(), " S042 ", "14", teacher)
     stored = _outcomes(engine)
     assert stored[["student_key", "g3", "recorded_by"]].to_dict("records") == [
-        {"student_key": student_key("S042"), "g3": 14, "recorded_by": teacher}
+        {"student_key": student_key("S042", get_settings()), "g3": 14, "recorded_by": teacher}
     ]
     assert "S042" not in stored.to_string()
 
@@ -67,7 +68,7 @@ def test_bad_outcome_names_the_field_and_what_is_allowed(
 ) -> None:
     engine = get_engine(models_db_url)
     with pytest.raises(InvalidInput) as caught:
-        record_outcome(engine, student_id, g3, None)
+        record_outcome(engine, get_settings(), student_id, g3, None)
     (problem,) = caught.value.problems
     assert (problem.column, problem.message) == (field, words)
     assert _outcomes(engine).empty
@@ -79,7 +80,7 @@ def test_outcomes_csv_stores_good_rows_in_one_insert_and_reports_bad_ones(models
     data = 'student_id;G3\nS1;12\nS2;25\n;9\nS4;"7"\n\nS6;x\nS7;0\n'
     statements: list[str] = []
     sa.event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
-    result = record_outcomes_csv(engine, data.encode(), teacher)
+    result = record_outcomes_csv(engine, get_settings(), data.encode(), teacher)
     inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT INTO OUTCOME")]
     assert (result.stored, result.n_rows, result.rejected_rows) == (3, 6, [3, 4, 7])
     assert [(p.row, p.column, p.value, p.allowed) for p in result.problems] == [
@@ -91,13 +92,13 @@ def test_outcomes_csv_stores_good_rows_in_one_insert_and_reports_bad_ones(models
     assert len(inserts) == 1
     stored = _outcomes(engine)
     assert stored["g3"].tolist() == [12, 7, 0]
-    assert stored["student_key"].tolist() == [student_key(s) for s in ("S1", "S4", "S7")]
+    assert stored["student_key"].tolist() == [student_key(s, get_settings()) for s in ("S1", "S4", "S7")]
 
 
 def test_outcomes_csv_template_round_trips_and_comma_works(models_db_url: str) -> None:
     engine = get_engine(models_db_url)
-    assert record_outcomes_csv(engine, template_csv(), None).stored == 1
-    assert record_outcomes_csv(engine, "Student_ID,g3\nA,10\n", None).stored == 1
+    assert record_outcomes_csv(engine, get_settings(), template_csv(), None).stored == 1
+    assert record_outcomes_csv(engine, get_settings(), "Student_ID,g3\nA,10\n", None).stored == 1
 
 
 @pytest.mark.parametrize(
@@ -111,7 +112,7 @@ def test_outcomes_csv_template_round_trips_and_comma_works(models_db_url: str) -
 def test_unusable_outcomes_file_is_rejected_whole(models_db_url: str, data: bytes, words: str) -> None:
     engine = get_engine(models_db_url)
     with pytest.raises(BatchRejected, match=words):
-        record_outcomes_csv(engine, data, None)
+        record_outcomes_csv(engine, get_settings(), data, None)
     assert _outcomes(engine).empty
 
 

@@ -40,7 +40,7 @@ def test_train_compare_promote_predict_rollback(
     models_db_url: str, candidate: TrainedVersion, raw_df: pd.DataFrame
 ) -> None:
     engine = get_engine(models_db_url)
-    store = ModelStore(engine, refresh_seconds=0)
+    store = ModelStore(engine, settings=get_settings(), refresh_seconds=0)
     with session_scope(engine) as session:
         old = active_version_ids(session)["period2"]
     assert predict_one(store, engine, student(raw_df), channel="ui").results["model_version"].item() == old
@@ -70,7 +70,7 @@ def test_a_store_follows_a_promotion_within_its_refresh_interval(
     models_db_url: str, candidate: TrainedVersion, raw_df: pd.DataFrame
 ) -> None:
     engine = get_engine(models_db_url)
-    store = ModelStore(engine, refresh_seconds=REFRESH_SECONDS)
+    store = ModelStore(engine, settings=get_settings(), refresh_seconds=REFRESH_SECONDS)
     store.refresh(force=True)
     new = register_trained(engine, candidate, created_by="admin-ana")
     with session_scope(engine) as session:
@@ -88,9 +88,10 @@ WATCHER = textwrap.dedent(
     import sys, time
     from model.store.db import get_engine
     from model.serving.service import ModelStore
+    from model.settings import get_settings
 
     url, expected, refresh, limit = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
-    store = ModelStore(get_engine(url), refresh_seconds=refresh)
+    store = ModelStore(get_engine(url), settings=get_settings(), refresh_seconds=refresh)
     print("ready", store.get("period2").version_id, flush=True)
     deadline = time.time() + limit
     while time.time() < deadline:

@@ -22,8 +22,9 @@ def _seed(url: str) -> sa.Engine:
     engine = get_engine(url)
     migrate(engine)
     now = utcnow()
-    write_log(engine, [{"request_id": f"age-{days}", "channel": "ui", "status": "ok", "student_key": "k1",
-                        "created_at": now - timedelta(days=days, minutes=1)} for days in AGES_DAYS])  # fmt: skip
+    write_log(engine, get_settings(), [{"request_id": f"age-{days}", "channel": "ui", "status": "ok",
+                                        "student_key": "k1", "created_at": now - timedelta(days=days, minutes=1)}
+                                       for days in AGES_DAYS])  # fmt: skip
     with engine.begin() as connection:
         ids = connection.execute(sa.select(PredictionLog.id)).scalars().all()
         connection.execute(sa.insert(Feedback), [{"prediction_id": i, "reason": "looks off"} for i in ids])

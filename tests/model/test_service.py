@@ -32,7 +32,11 @@ def test_batch_predicts_valid_rows_and_logs_every_row(models_db_url: str, studen
     engine = get_engine(models_db_url)
     bad = 'S999;"GP";"F";30;"U";"GT3";"A";4;4;"doctor";"teacher";"course";"mother";2;2;0;"yes";"no";"no";"no";"yes";"yes";"no";"no";4;3;4;1;1;3;6;5;6;6'  # noqa: E501
     prediction = predict_batch(
-        ModelStore(engine), engine, _class_file(student_csv_path, [bad]), channel="cli", user_id=None
+        ModelStore(engine, settings=get_settings()),
+        engine,
+        _class_file(student_csv_path, [bad]),
+        channel="cli",
+        user_id=None,
     )
     assert len(prediction.results) == 20 and prediction.n_rows == 21
     assert prediction.rejected_rows == [22]
@@ -44,7 +48,7 @@ def test_batch_predicts_valid_rows_and_logs_every_row(models_db_url: str, studen
     assert len(log) == 21 and log["request_id"].nunique() == 1
     assert (log["status"] == "ok").sum() == 20 and (log["status"] == "rejected").sum() == 1
     assert "S001" not in set(log["student_key"].dropna())
-    assert student_key("S001") in set(log["student_key"])
+    assert student_key("S001", get_settings()) in set(log["student_key"])
     assert log.loc[log.status == "ok", "inputs"].iloc[0]["Mjob"] in {
         "at_home",
         "health",
@@ -60,13 +64,13 @@ def test_each_row_uses_the_richest_setup_its_grades_allow(models_db_url: str, ra
     frame.loc[1, "G2"] = None
     frame.loc[2, ["G1", "G2"]] = None
     text = frame.to_csv(index=False, sep=";")
-    prediction = predict_batch(ModelStore(engine), engine, text, channel="cli")
+    prediction = predict_batch(ModelStore(engine, settings=get_settings()), engine, text, channel="cli")
     assert list(prediction.results["setup"]) == ["period2", "period1", "early"]
 
 
 def test_one_student_and_field_named_errors(models_db_url: str, raw_df: pd.DataFrame) -> None:
     engine = get_engine(models_db_url)
-    store = ModelStore(engine)
+    store = ModelStore(engine, settings=get_settings())
     record = raw_df.iloc[0].drop(["G1", "G2", "G3"]).to_dict()
     prediction = predict_one(store, engine, record, channel="ui")
     assert prediction.results.iloc[0]["setup"] == "early"
@@ -82,14 +86,14 @@ def test_one_student_and_field_named_errors(models_db_url: str, raw_df: pd.DataF
 def test_rejected_file_is_logged_and_raised(models_db_url: str) -> None:
     engine = get_engine(models_db_url)
     with pytest.raises(BatchRejected):
-        predict_batch(ModelStore(engine), engine, b"\x00\x01binary", channel="api")
+        predict_batch(ModelStore(engine, settings=get_settings()), engine, b"\x00\x01binary", channel="api")
     log = _log(engine)
     assert list(log["status"]) == ["rejected"] and log["error_type"].iloc[0] == "BatchRejected"
 
 
 def test_store_follows_a_promotion(models_db_url: str, trained_models: dict, raw_df: pd.DataFrame) -> None:
     engine = get_engine(models_db_url)
-    store = ModelStore(engine, refresh_seconds=0)
+    store = ModelStore(engine, settings=get_settings(), refresh_seconds=0)
     before = store.get("early").version_id
     new_id = register_trained(engine, trained_models["early"], created_by="pytest")
     assert store.get("early").version_id == before
@@ -106,7 +110,13 @@ def test_no_active_model_is_a_clear_error(db_url: str, raw_df: pd.DataFrame) -> 
     engine = get_engine(db_url)
     migrate(engine)
     with pytest.raises(NoActiveModel, match="python -m model train"):
-        predict_one(ModelStore(engine), engine, raw_df.iloc[0].drop(["G3"]).to_dict(), channel="ui", log=False)
+        predict_one(
+            ModelStore(engine, settings=get_settings()),
+            engine,
+            raw_df.iloc[0].drop(["G3"]).to_dict(),
+            channel="ui",
+            log=False,
+        )
 
 
 def test_logged_batch_rows_hold_exactly_what_was_predicted(models_db_url: str, raw_df: pd.DataFrame) -> None:
@@ -117,14 +127,16 @@ def test_logged_batch_rows_hold_exactly_what_was_predicted(models_db_url: str, r
     frame = raw_df.head(80).drop(columns="G3")
     frame.insert(0, "student_id", [f"R{i}" for i in range(80)])
     before = datetime.now(UTC)
-    prediction = predict_batch(ModelStore(engine), engine, frame.to_csv(index=False, sep=";"), channel="api")
+    prediction = predict_batch(
+        ModelStore(engine, settings=get_settings()), engine, frame.to_csv(index=False, sep=";"), channel="api"
+    )
     log = _log(engine).sort_values("id").reset_index(drop=True)
     results = prediction.results.reset_index(drop=True)
     assert list(log["idempotency_key"]) == [f"{prediction.request_id}:{i}" for i in range(80)]
     for column in ("predicted_g3", "lower", "upper", "p_pass"):
         pd.testing.assert_series_equal(log[column], results[column].astype(float), check_names=False)
     assert list(log["band"]) == list(results["band"]) and list(log["risk"]) == list(results["risk"])
-    assert list(log["student_key"]) == [student_key(f"R{i}") for i in range(80)]
+    assert list(log["student_key"]) == [student_key(f"R{i}", get_settings()) for i in range(80)]
     assert log["inputs"][3] == {k: (int(v) if not isinstance(v, str) else v) for k, v in frame.iloc[3, 1:].items()}
     assert not log["is_demo"].any() and set(log["channel"]) == {"api"}
     created = pd.to_datetime(log["created_at"], utc=True)

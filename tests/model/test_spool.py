@@ -33,6 +33,10 @@ from tests.conftest import _drop_postgres_schema, _postgres_schema_url, install_
 OUTAGE_SECONDS = 30.0  # the issue's figure: the link is down this long while requests keep coming
 
 
+def _spool() -> Path:
+    return spool.spool_dir(get_settings())
+
+
 def _dead_engine(tmp_path: Path, dialect: str) -> sa.Engine:
     """An engine whose database cannot be reached: a closed port, or a SQLite file in no directory."""
     if dialect == "postgresql":
@@ -73,17 +77,17 @@ def test_predictions_return_while_the_log_is_down_and_replay_exactly_once(
 ) -> None:
     live = get_engine(early_db)
     dead = _dead_engine(tmp_path, live.dialect.name)
-    store = ModelStore(live)
+    store = ModelStore(live, settings=get_settings())
     store.refresh(force=True)
     made = [predict_batch(store, dead, _class_file(raw_df, f"R{i}", bad_row=i == 1), channel="cli") for i in range(3)]
     assert [len(p.results) for p in made] == [4, 3, 4]
-    assert spool.pending_rows() == 12 and _n_log_rows(live) == 0
-    assert (spool.spool_dir() / spool.SPOOL_FILE).stat().st_mode & 0o777 == 0o600
+    assert spool.pending_rows(_spool()) == 12 and _n_log_rows(live) == 0
+    assert (_spool() / spool.SPOOL_FILE).stat().st_mode & 0o777 == 0o600
 
-    result = spool.replay_spool(live)
+    result = spool.replay_spool(live, _spool())
     assert (result.read, result.inserted, result.duplicates) == (12, 12, 0)
     assert _counts_by_request(live) == {p.request_id: 4 for p in made}
-    assert spool.pending_files() == [] and spool.replay_spool(live).read == 0
+    assert spool.pending_files(_spool()) == [] and spool.replay_spool(live, _spool()).read == 0
     with live.connect() as connection:
         rows = connection.execute(sa.select(PredictionLog.status, PredictionLog.inputs)).all()
     assert Counter(status for status, _ in rows) == {"ok": 11, "rejected": 1}
@@ -93,48 +97,57 @@ def test_predictions_return_while_the_log_is_down_and_replay_exactly_once(
 def test_rows_replayed_twice_are_stored_once(early_db: str, tmp_path: Path) -> None:
     """A replay interrupted after its insert (file not yet removed) inserts nothing the second time."""
     live = get_engine(early_db)
-    rows = prepare_rows([{"request_id": "req-1", "channel": "api", "status": "rejected"}] * 3)
-    spool.append(rows)
-    assert spool.replay_spool(live).inserted == 3
-    spool.append(rows)
-    spool.append(rows)
-    result = spool.replay_spool(live)
+    rows = prepare_rows([{"request_id": "req-1", "channel": "api", "status": "rejected"}] * 3, get_settings())
+    spool.append(_spool(), rows)
+    assert spool.replay_spool(live, _spool()).inserted == 3
+    spool.append(_spool(), rows)
+    spool.append(_spool(), rows)
+    result = spool.replay_spool(live, _spool())
     assert (result.read, result.inserted, result.duplicates) == (6, 0, 6)
     assert _counts_by_request(live) == {"req-1": 3}
 
 
 def test_the_next_successful_write_replays_the_spool(early_db: str, tmp_path: Path) -> None:
     live = get_engine(early_db)
-    write_log(_dead_engine(tmp_path, live.dialect.name), [{"request_id": "down", "channel": "ui", "status": "ok"}])
-    assert spool.pending_rows() == 1
-    write_log(live, [{"request_id": "up", "channel": "ui", "status": "ok"}])
-    assert spool.pending_files() == []
+    write_log(
+        _dead_engine(tmp_path, live.dialect.name),
+        get_settings(),
+        [{"request_id": "down", "channel": "ui", "status": "ok"}],
+    )
+    assert spool.pending_rows(_spool()) == 1
+    write_log(live, get_settings(), [{"request_id": "up", "channel": "ui", "status": "ok"}])
+    assert spool.pending_files(_spool()) == []
     assert _counts_by_request(live) == {"down": 1, "up": 1}
 
 
 def test_a_torn_line_is_kept_aside_and_the_rest_replayed(early_db: str) -> None:
     live = get_engine(early_db)
-    path = spool.append(prepare_rows([{"request_id": "ok-1", "channel": "cli", "status": "ok"}]))
+    path = spool.append(
+        _spool(), prepare_rows([{"request_id": "ok-1", "channel": "cli", "status": "ok"}], get_settings())
+    )
     with path.open("a", encoding="utf-8") as handle:
         handle.write('{"request_id": "torn", "chan')  # a crash in the middle of a write
-    result = spool.replay_spool(live)
+    result = spool.replay_spool(live, _spool())
     assert (result.inserted, result.unreadable) == (1, 1)
-    kept = [p.name for p in spool.spool_dir().iterdir() if p.name.startswith("prediction_log")]
+    kept = [p.name for p in _spool().iterdir() if p.name.startswith("prediction_log")]
     assert len(kept) == 1 and kept[0].endswith(".unreadable")
-    assert spool.pending_files() == []
+    assert spool.pending_files(_spool()) == []
 
 
 def test_concurrent_appends_keep_every_row_whole(tmp_path: Path) -> None:
     def worker(n: int) -> None:
         for i in range(50):
-            spool.append(prepare_rows([{"request_id": f"w{n}-{i}", "channel": "api", "status": "ok"}] * 5))
+            spool.append(
+                _spool(),
+                prepare_rows([{"request_id": f"w{n}-{i}", "channel": "api", "status": "ok"}] * 5, get_settings()),
+            )
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    rows = [row for path in spool.pending_files() for row in spool._read(path)[0]]
+    rows = [row for path in spool.pending_files(_spool()) for row in spool._read(path)[0]]
     assert len(rows) == 4 * 50 * 5 and len({r["idempotency_key"] for r in rows}) == len(rows)
 
 
@@ -142,7 +155,9 @@ def test_spool_commands(early_db: str, tmp_path: Path, monkeypatch, capsys) -> N
     live = get_engine(early_db)
     monkeypatch.setenv("DATABASE_URL", early_db)
     get_settings.cache_clear()
-    spool.append(prepare_rows([{"request_id": "cli-1", "channel": "cli", "status": "ok"}] * 2))
+    spool.append(
+        _spool(), prepare_rows([{"request_id": "cli-1", "channel": "cli", "status": "ok"}] * 2, get_settings())
+    )
     assert cli.main(["spool", "status"]) == 0
     assert capsys.readouterr().out.startswith("2 rows waiting in 1 spool files")
     assert cli.main(["spool", "replay"]) == 0
@@ -281,7 +296,7 @@ def proxied_postgres(trained_models: dict) -> Iterator[tuple[str, str, CuttableP
 def _outage_under_load(proxied_postgres, raw_df: pd.DataFrame, outage_seconds: float, refresh_seconds: float) -> Load:
     direct, proxied, proxy = proxied_postgres
     engine = get_engine(proxied)
-    load = Load(ModelStore(engine, refresh_seconds=refresh_seconds), engine, raw_df)
+    load = Load(ModelStore(engine, settings=get_settings(), refresh_seconds=refresh_seconds), engine, raw_df)
     threads = [threading.Thread(target=load.run, args=(n,)) for n in range(2)]
     for thread in threads:
         thread.start()
@@ -289,7 +304,7 @@ def _outage_under_load(proxied_postgres, raw_df: pd.DataFrame, outage_seconds: f
         load.wait_for(10)
         proxy.cut()
         time.sleep(outage_seconds)  # the outage itself: requests keep coming while the link is down
-        spooled_during_outage = spool.pending_rows()
+        spooled_during_outage = spool.pending_rows(_spool())
         proxy.restore()
         load.wait_for(10)
     finally:
@@ -306,8 +321,8 @@ def test_postgresql_outage_under_load_loses_no_prediction_and_logs_each_row_once
 ) -> None:
     load = _outage_under_load(proxied_postgres, raw_df, OUTAGE_SECONDS, refresh_seconds=3.0)
     assert load.failures == []
-    spool.replay_spool(get_engine(proxied_postgres[1]))  # whatever the automatic replay left
-    assert spool.pending_files() == []
+    spool.replay_spool(get_engine(proxied_postgres[1]), _spool())  # whatever the automatic replay left
+    assert spool.pending_files(_spool()) == []
     logged = _counts_by_request(get_engine(proxied_postgres[0]))
     assert logged == load.sent  # every row sent, none twice, nothing extra
     assert sum(logged.values()) == sum(load.sent.values()) > 0
@@ -325,11 +340,11 @@ def test_prepared_rows_fill_missing_times_and_refuse_one_key_for_many() -> None:
 
     at = datetime(2026, 1, 5, 8, 30, tzinfo=UTC)
     rows = prepare_rows([{"request_id": "r", "channel": "ui", "status": "ok", "created_at": at},
-                         {"request_id": "r", "channel": "ui", "status": "ok"}])  # fmt: skip
+                         {"request_id": "r", "channel": "ui", "status": "ok"}], get_settings())  # fmt: skip
     assert rows[0]["created_at"] == at and rows[1]["created_at"] > at
     assert [row["idempotency_key"] for row in rows] == ["r:0", "r:1"]
     with pytest.raises(ValueError, match="idempotency key"):
-        prepare_columns({"request_id": "r", "idempotency_key": "k"}, 2)
+        prepare_columns({"request_id": "r", "idempotency_key": "k"}, 2, get_settings())
 
 
 def test_rows_without_inputs_store_sql_null_whichever_way_they_are_written(db_url: str) -> None:
@@ -338,8 +353,10 @@ def test_rows_without_inputs_store_sql_null_whichever_way_they_are_written(db_ur
 
     engine = get_engine(db_url)
     migrate(engine)
-    write_log(engine, [{"request_id": "direct", "channel": "api", "status": "rejected"}])
-    insert_rows(engine, prepare_rows([{"request_id": "replayed", "channel": "api", "status": "rejected"}]))
+    write_log(engine, get_settings(), [{"request_id": "direct", "channel": "api", "status": "rejected"}])
+    insert_rows(
+        engine, prepare_rows([{"request_id": "replayed", "channel": "api", "status": "rejected"}], get_settings())
+    )
     with engine.connect() as connection:
         nulls = connection.execute(sa.select(sa.func.count()).where(PredictionLog.inputs.is_(None))).scalar_one()
     assert nulls == 2

@@ -74,14 +74,15 @@ def test_the_risk_level_follows_the_configured_table() -> None:
 
 def test_predictions_and_their_log_rows_follow_the_store_s_table(models_db_url: str, raw_df: pd.DataFrame) -> None:
     engine = get_engine(models_db_url)
-    table = Thresholds(risk_high_below=0.3, risk_medium_below=0.95)
+    settings = Settings(risk_high_below=0.3, risk_medium_below=0.95)
+    table = Thresholds.from_settings(settings)
     class_file = raw_df.head(60).drop(columns=["G1", "G2", "G3"]).to_csv(index=False, sep=";")
-    results = predict_batch(ModelStore(engine, thresholds=table), engine, class_file, channel="cli").results
+    results = predict_batch(ModelStore(engine, settings=settings), engine, class_file, channel="cli").results
     assert list(results["risk"]) == list(risk_level(results["p_pass"].to_numpy(), table))
     assert list(results["risk"]) != list(risk_level(results["p_pass"].to_numpy()))  # the table made a difference
     with engine.connect() as connection:
         logged = connection.execute(sa.select(PredictionLog.risk).order_by(PredictionLog.id)).scalars().all()
     assert logged == list(results["risk"])
     record = raw_df.iloc[0].drop(["G1", "G2", "G3"]).to_dict()
-    one = predict_one(ModelStore(engine, thresholds=table), engine, record, channel="ui", log=False).results.iloc[0]
+    one = predict_one(ModelStore(engine, settings=settings), engine, record, channel="ui", log=False).results.iloc[0]
     assert one["risk"] == risk_level(np.array([one["p_pass"]]), table)[0]

@@ -6,7 +6,8 @@ a crash. ``replay_spool`` moves the file aside (new rows start a fresh one), ins
 batches with ``insert.insert_rows`` (rows carry idempotency keys, so a batch replayed twice is
 stored once) and removes it. A replay runs after every successful log write that finds rows waiting,
 and by ``python -m model spool replay``. Rows hold what the log holds: student keys (never ids) and
-inputs, encrypted when a data key is set.
+inputs, encrypted when a data key is set. Every function works on the spool directory it is given
+(:func:`spool_dir` of the caller's settings).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from model.serving.predlog.insert import DB_UNAVAILABLE, insert_rows
-from model.settings import get_settings
+from model.settings import Settings
 
 SPOOL_FILE = "prediction_log.jsonl"
 CLAIMED_GLOB = "prediction_log.*.claimed.jsonl"
@@ -49,17 +50,16 @@ class ReplayResult:
     busy: bool = False
 
 
-def spool_dir() -> Path:
-    """The configured spool directory (``MATHSIGHT_SPOOL_DIR``, default ``<home>/spool``)."""
-    path = get_settings().spool_dir
+def spool_dir(settings: Settings) -> Path:
+    """The spool directory of ``settings`` (``MATHSIGHT_SPOOL_DIR``, default ``<home>/spool``)."""
+    path = settings.spool_dir
     assert path is not None
     return Path(path)
 
 
 @contextmanager
-def _file_lock(name: str, blocking: bool = True) -> Iterator[bool]:
-    """An exclusive ``flock`` on ``spool_dir/name``; yields False when ``blocking`` is off and it is held."""
-    directory = spool_dir()
+def _file_lock(directory: Path, name: str, blocking: bool = True) -> Iterator[bool]:
+    """An exclusive ``flock`` on ``directory/name``; yields False when ``blocking`` is off and it is held."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(directory / name, os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -85,11 +85,11 @@ def _decode(obj: dict[str, Any]) -> Any:
     return obj
 
 
-def append(rows: Sequence[dict[str, Any]], reason: str = "") -> Path:
-    """Append prepared log rows to the spool file, durably (fsync); returns the file's path."""
+def append(directory: Path, rows: Sequence[dict[str, Any]], reason: str = "") -> Path:
+    """Append prepared log rows to the spool file in ``directory``, durably (fsync); returns the file's path."""
     payload = "".join(json.dumps(row, default=_encode, ensure_ascii=False) + "\n" for row in rows).encode("utf-8")
-    path = spool_dir() / SPOOL_FILE
-    with _thread_lock, _file_lock(".append.lock"):
+    path = directory / SPOOL_FILE
+    with _thread_lock, _file_lock(directory, ".append.lock"):
         created = not path.exists()
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
@@ -116,29 +116,27 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def pending_files() -> list[Path]:
+def pending_files(directory: Path) -> list[Path]:
     """Spool files waiting for replay, oldest first (claimed ones from an interrupted replay included)."""
-    directory = spool_dir()
     if not directory.is_dir():
         return []
     live = directory / SPOOL_FILE
     return sorted(directory.glob(CLAIMED_GLOB)) + ([live] if live.exists() else [])
 
 
-def pending_rows() -> int:
+def pending_rows(directory: Path) -> int:
     """How many rows wait in the spool (lines counted)."""
     total = 0
-    for path in pending_files():
+    for path in pending_files(directory):
         with path.open("rb") as handle:
             total += sum(1 for _ in handle)
     return total
 
 
-def _claim() -> list[Path]:
+def _claim(directory: Path) -> list[Path]:
     """Move the live spool file aside so appends start a new one; all claimed files, oldest first."""
-    directory = spool_dir()
     live = directory / SPOOL_FILE
-    with _thread_lock, _file_lock(".append.lock"):
+    with _thread_lock, _file_lock(directory, ".append.lock"):
         if live.exists():
             live.rename(directory / f"prediction_log.{time.time_ns():020d}.{os.getpid()}.claimed.jsonl")
     return sorted(directory.glob(CLAIMED_GLOB))
@@ -157,17 +155,17 @@ def _read(path: Path) -> tuple[list[dict[str, Any]], int]:
     return rows, unreadable
 
 
-def replay_spool(engine: Engine, batch_rows: int = BATCH_ROWS) -> ReplayResult:
-    """Insert every spooled row not yet in the log, exactly once; one transaction per batch.
+def replay_spool(engine: Engine, directory: Path, batch_rows: int = BATCH_ROWS) -> ReplayResult:
+    """Insert every row spooled in ``directory`` not yet in the log, exactly once; one transaction per batch.
 
     Returns ``busy=True`` without doing anything when another replay is running. Raises the
     database error when the database is still unreachable (the spool is left as it was).
     """
-    with _file_lock(".replay.lock", blocking=False) as acquired:
+    with _file_lock(directory, ".replay.lock", blocking=False) as acquired:
         if not acquired:
             return ReplayResult(busy=True)
         read = inserted = unreadable = 0
-        for path in _claim():
+        for path in _claim(directory):
             rows, bad = _read(path)
             for start in range(0, len(rows), batch_rows):
                 inserted += insert_rows(engine, rows[start : start + batch_rows])
@@ -183,12 +181,12 @@ def replay_spool(engine: Engine, batch_rows: int = BATCH_ROWS) -> ReplayResult:
     return ReplayResult(read, inserted, read - inserted, unreadable)
 
 
-def replay_pending(engine: Engine) -> ReplayResult | None:
-    """Replay the spool if rows wait in it; a database still failing is logged, not raised."""
-    if not pending_files():
+def replay_pending(engine: Engine, directory: Path) -> ReplayResult | None:
+    """Replay the spool in ``directory`` if rows wait in it; a database still failing is logged, not raised."""
+    if not pending_files(directory):
         return None
     try:
-        return replay_spool(engine)
+        return replay_spool(engine, directory)
     except DB_UNAVAILABLE as error:
         logger.warning("spool replay postponed: database unavailable (%s)", type(error).__name__)
         return None

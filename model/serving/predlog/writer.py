@@ -4,7 +4,13 @@ Every row gets an idempotency key (``"<request_id>:<i>"``) and inserts ignore a 
 so a row is logged exactly once however often it is written. When the database is unreachable the
 rows go to the local spool (:mod:`model.serving.predlog.spool`) and the prediction still returns; the next
 successful write (or ``python -m model spool replay``) replays them. Inputs are encrypted with the
-data key when one is set (:mod:`model.store.crypto`).
+data key when one is set (:mod:`model.store.crypto`). The secret key, the spool directory and the
+data key all come from the ``Settings`` the caller passes in.
+
+Unlike the other data functions of :mod:`model.serving`, the writer takes an ``Engine``, not a
+``Session``: it must notice that the database is unreachable and fall back to the spool, which a
+session opened (and failing) in the caller's transaction could not do; each write is its own
+transaction.
 """
 
 from __future__ import annotations
@@ -18,21 +24,21 @@ from sqlalchemy.engine import Engine
 
 from model.serving.predlog import spool
 from model.serving.predlog.insert import DB_UNAVAILABLE, Columns, insert_columns
-from model.settings import get_settings
+from model.settings import Settings
 from model.store import crypto
 from model.store.tables import utcnow
 
 CHANNELS = ("ui", "api", "cli")
 
 
-def student_key(student_id: str | None) -> str | None:
-    """HMAC-SHA256 of a student id under the server secret: stable, not reversible, never the id."""
-    return student_keys([student_id])[0]
+def student_key(student_id: str | None, settings: Settings) -> str | None:
+    """HMAC-SHA256 of a student id under the secret key of ``settings``: stable, not reversible, never the id."""
+    return student_keys([student_id], settings)[0]
 
 
-def student_keys(student_ids: Sequence[str | None]) -> list[str | None]:
+def student_keys(student_ids: Sequence[str | None], settings: Settings) -> list[str | None]:
     """:func:`student_key` for many ids, reading the secret once."""
-    key = get_settings().local_secret("secret_key").encode("utf-8")
+    key = settings.local_secret("secret_key").encode("utf-8")
     keys: list[str | None] = []
     for sid in student_ids:
         text = None if sid is None else str(sid).strip()
@@ -46,7 +52,7 @@ LOG_FIELDS = (
 )
 
 
-def write_log(engine: Engine, rows: Sequence[dict[str, Any]]) -> None:
+def write_log(engine: Engine, settings: Settings, rows: Sequence[dict[str, Any]]) -> None:
     """Insert ``rows`` (dicts of PredictionLog columns) into the prediction log in one statement.
 
     Columns a row leaves out are NULL, so accepted and rejected rows can share the statement. If the
@@ -54,24 +60,25 @@ def write_log(engine: Engine, rows: Sequence[dict[str, Any]]) -> None:
     insert, rows spooled earlier are replayed.
     """
     if rows:
-        write_log_columns(engine, _columns_of(rows), len(rows))
+        write_log_columns(engine, settings, _columns_of(rows), len(rows))
 
 
-def write_log_columns(engine: Engine, columns: Columns, n: int) -> None:
+def write_log_columns(engine: Engine, settings: Settings, columns: Columns, n: int) -> None:
     """:func:`write_log` for rows given column by column (a value that is not a list holds for all ``n``
     rows): a class of 100k students is logged without building 100k dicts."""
     if n == 0:
         return
-    complete = prepare_columns(columns, n)
+    complete = prepare_columns(columns, n, settings)
+    directory = spool.spool_dir(settings)
     try:
         insert_columns(engine, complete, n)
     except DB_UNAVAILABLE as error:
-        spool.append(_rows_of(complete, n), reason=type(error).__name__)
+        spool.append(directory, _rows_of(complete, n), reason=type(error).__name__)
         return
-    spool.replay_pending(engine)
+    spool.replay_pending(engine, directory)
 
 
-def prepare_columns(columns: Columns, n: int) -> Columns:
+def prepare_columns(columns: Columns, n: int, settings: Settings) -> Columns:
     """Every log column, a creation time, idempotency keys (``<request_id>:<i>``) and encrypted inputs."""
     now = utcnow()
     complete: Columns = dict.fromkeys(LOG_FIELDS) | {"created_at": now} | dict(columns)
@@ -93,16 +100,16 @@ def prepare_columns(columns: Columns, n: int) -> Columns:
         else:
             keys = [f"{request_ids}:{i}" for i in range(n)]
         complete["idempotency_key"] = keys if given is None else [g or k for g, k in zip(given, keys, strict=True)]
-    ring = crypto.keyring(get_settings())
+    ring = crypto.keyring(settings)
     if ring.current is not None and complete["inputs"] is not None:
         inputs = complete["inputs"] if isinstance(complete["inputs"], list) else [complete["inputs"]] * n
         complete["inputs"] = [ring.encrypt_inputs(value) for value in inputs]
     return complete
 
 
-def prepare_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def prepare_rows(rows: Sequence[dict[str, Any]], settings: Settings) -> list[dict[str, Any]]:
     """Complete rows for insertion (as :func:`prepare_columns`), e.g. for the spool."""
-    return _rows_of(prepare_columns(_columns_of(rows), len(rows)), len(rows)) if rows else []
+    return _rows_of(prepare_columns(_columns_of(rows), len(rows), settings), len(rows)) if rows else []
 
 
 def _columns_of(rows: Sequence[dict[str, Any]]) -> Columns:
