@@ -2,10 +2,11 @@
 transaction per unit of work, the user, the guard.
 
 :func:`settings` is the dashboard's one reading of the settings; pages pass them to the core.
-Pages read in one :func:`transaction` per run and make each change in its own. Every page starts
-with ``user = open_page(__file__)``: the one place roles are checked, against the page's own entry of
-the page table (:mod:`dashboard.page_table`). The entry script (``dashboard/app.py``) logs the user
-in and stores a :class:`CurrentUser` in the session state.
+Pages read in one :func:`transaction` per run and make each change in its own, committed before
+they draw the outcome (a rerun that interrupts the script afterwards cannot undo it). Every page
+starts with ``user = open_page(__file__)``: the one place roles are checked, against the page's own
+entry of the page table (:mod:`dashboard.page_table`). The entry script (``dashboard/app.py``) logs
+the user in and stores a :class:`CurrentUser` in the session state.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.class_charts import RISK_LABELS
-from dashboard.context import engine, open_page, settings
+from dashboard.context import open_page, settings, transaction
 from model.serving.history import RISKS, history_counts, short_key, teacher_history
 
 LIMIT = 500
@@ -76,9 +76,11 @@ def main() -> None:
                "Students appear under a pseudonymous key (their ids are never stored); type an id to find one. "
                "Predictions made without a student id are listed under Record outcomes.")  # fmt: skip
     filters = choose_filters()
-    show_counts(history_counts(engine(), settings(), user.id, **filters))
-    show_history(teacher_history(engine(), settings(), user.id, limit=LIMIT, **filters),
-                 filtered=any(filters.values()))  # fmt: skip
+    with transaction() as session:
+        counts = history_counts(session, settings(), user.id, **filters)
+        history = teacher_history(session, settings(), user.id, limit=LIMIT, **filters)
+    show_counts(counts)
+    show_history(history, filtered=any(filters.values()))
 
 
 main()

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard.context import CurrentUser, engine, open_page, settings
+from dashboard.context import CurrentUser, open_page, settings, transaction
 from model.errors import BatchRejected, InvalidInput
 from model.serving.downloads import problems_table
 from model.serving.history import recent_predictions, short_key
@@ -28,7 +28,8 @@ def one_outcome(user: CurrentUser) -> None:
     if not submitted:
         return
     try:
-        record_outcome(engine(), settings(), student_id, grade, user.id)
+        with transaction() as session:
+            record_outcome(session, settings(), student_id, grade, user.id)
     except InvalidInput as error:
         for problem in error.problems:
             st.error(problem.message)
@@ -40,7 +41,8 @@ def import_file(upload: Any, user: CurrentUser) -> dict[str, Any]:
     """Store the grades of an uploaded CSV once; the result is kept for reruns."""
     result: dict[str, Any] = {"file_id": upload.file_id, "name": upload.name, "error": None, "imported": None}
     try:
-        result["imported"] = record_outcomes_csv(engine(), settings(), upload.getvalue(), user.id)
+        with transaction() as session:
+            result["imported"] = record_outcomes_csv(session, settings(), upload.getvalue(), user.id)
     except BatchRejected as error:
         result["error"] = f"**{upload.name}** was not accepted: {error}."
     return result
@@ -99,7 +101,8 @@ def mark_form(recent: pd.DataFrame, user: CurrentUser) -> bool:
         st.error("Choose the prediction first.")
         return False
     try:
-        mark_not_useful(engine(), int(chosen), user.id, reason)
+        with transaction() as session:
+            mark_not_useful(session, int(chosen), user.id, reason)
     except InvalidInput as error:
         st.error(error.problems[0].message)
     except PredictionNotFound as error:
@@ -110,15 +113,20 @@ def mark_form(recent: pd.DataFrame, user: CurrentUser) -> bool:
     return False
 
 
+def _recent(user: CurrentUser) -> pd.DataFrame:
+    with transaction() as session:
+        return recent_predictions(session, user.id, limit=RECENT)
+
+
 def not_useful(user: CurrentUser) -> None:
     """The user's recent predictions, and the form to mark one as not useful."""
-    recent = recent_predictions(engine(), user.id, limit=RECENT)
+    recent = _recent(user)
     if recent.empty:
         st.info("You have no predictions yet.")
         return
     table = st.container()
     if mark_form(recent, user):
-        recent = recent_predictions(engine(), user.id, limit=RECENT)
+        recent = _recent(user)
     with table:
         show_recent(recent)
 

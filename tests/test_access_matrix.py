@@ -172,14 +172,16 @@ def two_classes(app_db_url: str, teacher_account: Account, other_teacher: Curren
 
 
 def test_history_of_another_teacher_never_holds_the_first_teachers_rows(app_db_url: str, two_classes: dict) -> None:
-    engine, tina, otto = get_engine(app_db_url), two_classes["tina"], two_classes["otto"]
-    tina_keys = {student_key(s, get_settings()) for s in ("S1", "S2", "S3")}
-    assert set(teacher_history(engine, get_settings(), tina.id)["student_key"]) == tina_keys
-    assert set(teacher_history(engine, get_settings(), otto.id)["student_key"]) == {student_key("X9", get_settings())}
-    for student in ("S1", "S2", "S3"):  # asking by the other teacher's student id finds nothing
-        assert teacher_history(engine, get_settings(), otto.id, student_id=student).empty
-        assert sum(history_counts(engine, get_settings(), otto.id, student_id=student).values()) == 0
-    assert set(recent_predictions(engine, otto.id)["prediction_id"]).isdisjoint(two_classes["tina_prediction_ids"])
+    tina, otto, settings = two_classes["tina"], two_classes["otto"], get_settings()
+    tina_keys = {student_key(s, settings) for s in ("S1", "S2", "S3")}
+    with session_scope(get_engine(app_db_url)) as session:
+        assert set(teacher_history(session, settings, tina.id)["student_key"]) == tina_keys
+        assert set(teacher_history(session, settings, otto.id)["student_key"]) == {student_key("X9", settings)}
+        for student in ("S1", "S2", "S3"):  # asking by the other teacher's student id finds nothing
+            assert teacher_history(session, settings, otto.id, student_id=student).empty
+            assert sum(history_counts(session, settings, otto.id, student_id=student).values()) == 0
+        recent = recent_predictions(session, otto.id)
+    assert set(recent["prediction_id"]).isdisjoint(two_classes["tina_prediction_ids"])
 
 
 def test_my_students_page_of_another_teacher_shows_none_of_the_first_teachers(
@@ -196,8 +198,9 @@ def test_my_students_page_of_another_teacher_shows_none_of_the_first_teachers(
 
 def test_marking_another_teachers_prediction_not_useful_is_refused(app_db_url: str, two_classes: dict) -> None:
     engine, tina_prediction = get_engine(app_db_url), two_classes["tina_prediction_ids"][0]
-    with pytest.raises(PredictionNotFound):
-        mark_not_useful(engine, tina_prediction, two_classes["otto"].id, "not my student")
+    with pytest.raises(PredictionNotFound), session_scope(engine) as session:
+        mark_not_useful(session, tina_prediction, two_classes["otto"].id, "not my student")
     with get_engine(app_db_url).connect() as connection:
         assert connection.scalar(sa.select(sa.func.count()).select_from(Feedback)) == 0
-    assert mark_not_useful(engine, tina_prediction, two_classes["tina"].id, "already moved school") > 0
+    with session_scope(engine) as session:
+        assert mark_not_useful(session, tina_prediction, two_classes["tina"].id, "already moved school") > 0

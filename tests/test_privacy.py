@@ -86,12 +86,12 @@ def _working_day(url: str, raw_df: pd.DataFrame, tmp_path: Path) -> list[str]:
     assert len(prediction.results) == 3 and prediction.rejected_rows == [3]
     record = raw_df.iloc[5].drop(["G1", "G2", "G3"]).to_dict() | {"student_id": STUDENTS[2]}
     predict_one(store, engine, record, channel="api", user_id=teacher.id)
-    record_outcome(engine, get_settings(), STUDENTS[0], 9, teacher.id)
     outcomes = "student_id;G3\n" + "\n".join(f"{s};{g}" for s, g in zip(STUDENTS, (9, 12, 14, 25), strict=True))
-    assert record_outcomes_csv(engine, get_settings(), outcomes, teacher.id).stored == 3
-    with engine.connect() as connection:
-        first = connection.scalar(sa.select(sa.func.min(PredictionLog.id)).where(PredictionLog.status == "ok"))
-    mark_not_useful(engine, first, teacher.id, f"{NAMES[0]} is doing much better than this")
+    with session_scope(engine) as session:
+        record_outcome(session, get_settings(), STUDENTS[0], 9, teacher.id)
+        assert record_outcomes_csv(session, get_settings(), outcomes, teacher.id).stored == 3
+        first = session.scalar(sa.select(sa.func.min(PredictionLog.id)).where(PredictionLog.status == "ok"))
+        mark_not_useful(session, first, teacher.id, f"{NAMES[0]} is doing much better than this")
 
     class_path = tmp_path / "class.csv"
     class_path.write_text(_class_file(raw_df), "utf-8")
@@ -99,9 +99,7 @@ def _working_day(url: str, raw_df: pd.DataFrame, tmp_path: Path) -> list[str]:
 
     dead = sa.create_engine(f"sqlite:///{tmp_path / 'no-such-dir' / 'db.sqlite'}")
     predict_batch(store, dead, _class_file(raw_df), channel="ui", user_id=teacher.id)  # spooled
-    write_log(
-        engine, get_settings(), [{"request_id": "after-outage", "channel": "ui", "status": "ok"}]
-    )  # replays the spool
+    write_log(engine, get_settings(), [{"request_id": "after-outage", "channel": "ui", "status": "ok"}])  # replays
     assert spool.pending_files(spool.spool_dir(get_settings())) == []
 
     settings = get_settings()

@@ -4,6 +4,7 @@ Only predictions the user made are ever read (``user_id`` is part of every query
 known by their pseudonymous ``student_key``; a teacher looks one up by typing the student id,
 which is hashed with the same key before querying, so raw ids never reach the database.
 The "latest per student" is picked in SQL with ``row_number()`` (SQLite and PostgreSQL alike).
+Every function reads in the caller's ``Session``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import datetime
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from model.serving.predlog.writer import student_key
 from model.settings import Settings
@@ -95,7 +96,7 @@ def _history_query(
 
 
 def teacher_history(
-    engine: Engine,
+    session: Session,
     settings: Settings,
     user_id: int,
     *,
@@ -119,15 +120,14 @@ def teacher_history(
         _latest_outcome(page.c.student_key, Outcome.g3).label("outcome_g3"),
         _latest_outcome(page.c.student_key, Outcome.recorded_at).label("outcome_at"),
     ).order_by(page.c.created_at.desc(), page.c.prediction_id.desc())
-    with engine.connect() as connection:
-        rows = connection.execute(query).mappings().all()
+    rows = session.execute(query).mappings().all()
     frame = pd.DataFrame(rows, columns=list(HISTORY_COLUMNS))
     frame["outcome_g3"] = frame["outcome_g3"].astype("Int64")
     return frame
 
 
 def history_counts(
-    engine: Engine,
+    session: Session,
     settings: Settings,
     user_id: int,
     *,
@@ -139,12 +139,11 @@ def history_counts(
     """Students per latest risk level under the same filters as :func:`teacher_history` (no limit)."""
     latest = _history_query(settings, user_id, student_id, risk, since, until).subquery("latest")
     query = sa.select(latest.c.risk, sa.func.count()).group_by(latest.c.risk)
-    with engine.connect() as connection:
-        found = {level: count for level, count in connection.execute(query)}
+    found = {level: count for level, count in session.execute(query)}
     return {level: int(found.get(level, 0)) for level in RISKS}
 
 
-def recent_predictions(engine: Engine, user_id: int, limit: int = 50) -> pd.DataFrame:
+def recent_predictions(session: Session, user_id: int, limit: int = 50) -> pd.DataFrame:
     """The user's own latest predictions (with or without a student id), newest first.
 
     ``not_useful`` says whether the user already marked the prediction. Columns: :data:`RECENT_COLUMNS`.
@@ -171,8 +170,7 @@ def recent_predictions(engine: Engine, user_id: int, limit: int = 50) -> pd.Data
         .order_by(PredictionLog.created_at.desc(), PredictionLog.id.desc())
         .limit(limit)
     )
-    with engine.connect() as connection:
-        rows = connection.execute(query).mappings().all()
+    rows = session.execute(query).mappings().all()
     frame = pd.DataFrame(rows, columns=list(RECENT_COLUMNS))
     frame["not_useful"] = frame["not_useful"].astype(bool)
     return frame

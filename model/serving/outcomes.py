@@ -3,7 +3,8 @@
 Outcomes are stored under the pseudonymous ``student_key`` (never the raw student id) so monitoring
 can set them beside the predictions made for the same student. Bad input raises
 :class:`~model.errors.InvalidInput` (one value) or is reported per row (a CSV), with the same
-wording as the class-file validator: the row, the column, the value and what is allowed.
+wording as the class-file validator: the row, the column, the value and what is allowed. Every
+function works in the caller's ``Session`` (the front commits it).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import IO, Any
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from model.errors import BatchRejected, InvalidInput, Problem, UserError
 from model.schema.fields import FIELDS, ID_COLUMN, TARGET
@@ -75,7 +76,7 @@ def _id_problem(raw: Any, where: str, row: int | None, settings: Settings) -> tu
     return key, None
 
 
-def record_outcome(engine: Engine, settings: Settings, student_id: str, g3: Any, user_id: int | None) -> int:
+def record_outcome(session: Session, settings: Settings, student_id: str, g3: Any, user_id: int | None) -> int:
     """Store a student's real final grade (0-20); returns the new outcome id.
 
     Raises ``InvalidInput`` naming the field when the id is blank or the grade is not a whole
@@ -86,10 +87,9 @@ def record_outcome(engine: Engine, settings: Settings, student_id: str, g3: Any,
     problems = [p for p in (id_problem, grade_problem) if p is not None]
     if problems:
         raise InvalidInput(problems)
-    with engine.begin() as connection:
-        return connection.execute(
-            sa.insert(Outcome).values(student_key=key, g3=grade, recorded_by=user_id).returning(Outcome.id)
-        ).scalar_one()
+    return session.execute(
+        sa.insert(Outcome).values(student_key=key, g3=grade, recorded_by=user_id).returning(Outcome.id)
+    ).scalar_one()
 
 
 def _outcome_columns(frame: pd.DataFrame) -> dict[str, Any]:
@@ -103,7 +103,7 @@ def _outcome_columns(frame: pd.DataFrame) -> dict[str, Any]:
 
 
 def record_outcomes_csv(
-    engine: Engine, settings: Settings, data: bytes | str | Path | IO[Any], user_id: int | None
+    session: Session, settings: Settings, data: bytes | str | Path | IO[Any], user_id: int | None
 ) -> OutcomeImport:
     """Store the final grades of a CSV with columns ``student_id`` and ``G3`` (';' or ',').
 
@@ -124,8 +124,7 @@ def record_outcomes_csv(
         if not found:
             rows.append({"student_key": key, "g3": grade, "recorded_by": user_id})
     if rows:
-        with engine.begin() as connection:
-            connection.execute(sa.insert(Outcome), rows)
+        session.execute(sa.insert(Outcome), rows)
     return OutcomeImport(stored=len(rows), n_rows=len(frame), problems=problems)
 
 
@@ -139,7 +138,7 @@ def _clean_reason(reason: str | None) -> str:
     return text
 
 
-def mark_not_useful(engine: Engine, prediction_id: int, user_id: int, reason: str) -> int:
+def mark_not_useful(session: Session, prediction_id: int, user_id: int, reason: str) -> int:
     """Record that one of the user's own predictions was not useful, and why; returns the feedback id.
 
     Raises ``InvalidInput`` for a blank or over-long reason (at most 500 characters) or a
@@ -147,18 +146,17 @@ def mark_not_useful(engine: Engine, prediction_id: int, user_id: int, reason: st
     the user's own (someone else's or missing).
     """
     text = _clean_reason(reason)
-    with engine.begin() as connection:
-        owner = connection.execute(
-            sa.select(PredictionLog.user_id).where(PredictionLog.id == prediction_id, PredictionLog.status == "ok")
-        ).first()
-        if owner is None or owner.user_id != user_id:
-            raise PredictionNotFound(prediction_id)
-        already = connection.execute(
-            sa.select(Feedback.id).where(Feedback.prediction_id == prediction_id, Feedback.user_id == user_id)
-        ).first()
-        if already is not None:
-            message = f"prediction {prediction_id} is already marked not useful"
-            raise InvalidInput([Problem(None, "prediction_id", str(prediction_id), message, None)])
-        return connection.execute(
-            sa.insert(Feedback).values(prediction_id=prediction_id, user_id=user_id, reason=text).returning(Feedback.id)
-        ).scalar_one()
+    owner = session.execute(
+        sa.select(PredictionLog.user_id).where(PredictionLog.id == prediction_id, PredictionLog.status == "ok")
+    ).first()
+    if owner is None or owner.user_id != user_id:
+        raise PredictionNotFound(prediction_id)
+    already = session.execute(
+        sa.select(Feedback.id).where(Feedback.prediction_id == prediction_id, Feedback.user_id == user_id)
+    ).first()
+    if already is not None:
+        message = f"prediction {prediction_id} is already marked not useful"
+        raise InvalidInput([Problem(None, "prediction_id", str(prediction_id), message, None)])
+    return session.execute(
+        sa.insert(Feedback).values(prediction_id=prediction_id, user_id=user_id, reason=text).returning(Feedback.id)
+    ).scalar_one()

@@ -56,7 +56,8 @@ def classes(app_db_url: str, teacher_account, raw_df: pd.DataFrame) -> dict:
         connection.execute(sa.update(PredictionLog).values(created_at=LAST_WEEK))
     predict_class(app_db_url, raw_df, tina, ["S1"], 40)
     predict_class(app_db_url, raw_df, otto, ["S1", "X9"], 80)
-    record_outcome(get_engine(app_db_url), get_settings(), "S1", 13, otto.id)
+    with session_scope(get_engine(app_db_url)) as session:
+        record_outcome(session, get_settings(), "S1", 13, otto.id)
     return {"tina": tina, "otto": otto}
 
 

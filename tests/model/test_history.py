@@ -55,9 +55,11 @@ def school(models_db_url: str, raw_df: pd.DataFrame) -> dict:
 
 
 def test_history_shows_only_own_latest_prediction_per_student(school: dict, raw_df: pd.DataFrame) -> None:
-    engine, ana = school["engine"], school["ana"]
-    history = teacher_history(engine, get_settings(), ana)
-    assert sorted(history["student_key"]) == sorted(student_key(s, get_settings()) for s in ("S1", "S2", "S3"))
+    engine, ana, settings = school["engine"], school["ana"], get_settings()
+    with session_scope(engine) as session:
+        history = teacher_history(session, settings, ana)
+        bens = teacher_history(session, settings, school["ben"])
+    assert sorted(history["student_key"]) == sorted(student_key(s, settings) for s in ("S1", "S2", "S3"))
     assert (history["created_at"] == T0 + timedelta(days=7)).all()
     assert history["predictions"].tolist() == [2, 2, 2]
     with engine.connect() as connection:
@@ -65,46 +67,49 @@ def test_history_shows_only_own_latest_prediction_per_student(school: dict, raw_
             sa.select(PredictionLog.user_id).where(PredictionLog.id.in_(history["prediction_id"].tolist()))
         ).scalars()
         assert set(owners) == {ana}
-    bens = teacher_history(engine, get_settings(), school["ben"])
-    assert sorted(bens["student_key"]) == sorted(student_key(s, get_settings()) for s in ("S1", "S9"))
+    assert sorted(bens["student_key"]) == sorted(student_key(s, settings) for s in ("S1", "S9"))
     assert "S1" not in history.to_string()
 
 
 def test_history_joins_the_latest_outcome(school: dict) -> None:
-    engine, ana, ben = school["engine"], school["ana"], school["ben"]
-    record_outcome(engine, get_settings(), "S1", 8, ana)
-    record_outcome(engine, get_settings(), "S1", 11, ben)
-    history = teacher_history(engine, get_settings(), ana).set_index("student_key")
-    assert history.loc[student_key("S1", get_settings()), "outcome_g3"] == 11
-    assert history.loc[student_key("S2", get_settings()), "outcome_g3"] is pd.NA
+    engine, ana, ben, settings = school["engine"], school["ana"], school["ben"], get_settings()
+    with session_scope(engine) as session:
+        record_outcome(session, settings, "S1", 8, ana)
+        record_outcome(session, settings, "S1", 11, ben)
+    with session_scope(engine) as session:
+        history = teacher_history(session, settings, ana).set_index("student_key")
+    assert history.loc[student_key("S1", settings), "outcome_g3"] == 11
+    assert history.loc[student_key("S2", settings), "outcome_g3"] is pd.NA
     assert history["outcome_at"].notna().sum() == 1
 
 
 def test_history_filters(school: dict) -> None:
-    engine, ana = school["engine"], school["ana"]
-    one = teacher_history(engine, get_settings(), ana, student_id=" S2 ")
-    assert one["student_key"].tolist() == [student_key("S2", get_settings())]
-    assert teacher_history(engine, get_settings(), ana, student_id="S9").empty  # Ben's student, not Ana's
-    assert teacher_history(engine, get_settings(), ana, since=T0 + timedelta(days=8)).empty
-    assert (
-        len(teacher_history(engine, get_settings(), ana, since=T0 + timedelta(days=6), until=T0 + timedelta(days=8)))
-        == 3
-    )
-    counts = history_counts(engine, get_settings(), ana)
-    assert sum(counts.values()) == 3
-    for level, n in counts.items():
-        assert len(teacher_history(engine, get_settings(), ana, risk=level)) == n
-    assert len(teacher_history(engine, get_settings(), ana, limit=2)) == 2
-    with pytest.raises(ValueError, match="risk 'severe' is not one of high, medium, low"):
-        teacher_history(engine, get_settings(), ana, risk="severe")
+    ana, settings = school["ana"], get_settings()
+    with session_scope(school["engine"]) as session:
+        one = teacher_history(session, settings, ana, student_id=" S2 ")
+        assert one["student_key"].tolist() == [student_key("S2", settings)]
+        assert teacher_history(session, settings, ana, student_id="S9").empty  # Ben's student, not Ana's
+        assert teacher_history(session, settings, ana, since=T0 + timedelta(days=8)).empty
+        week = {"since": T0 + timedelta(days=6), "until": T0 + timedelta(days=8)}
+        assert len(teacher_history(session, settings, ana, **week)) == 3
+        counts = history_counts(session, settings, ana)
+        assert sum(counts.values()) == 3
+        for level, n in counts.items():
+            assert len(teacher_history(session, settings, ana, risk=level)) == n
+        assert len(teacher_history(session, settings, ana, limit=2)) == 2
+        with pytest.raises(ValueError, match="risk 'severe' is not one of high, medium, low"):
+            teacher_history(session, settings, ana, risk="severe")
 
 
 def test_recent_predictions_are_own_and_show_feedback(school: dict) -> None:
     engine, ana = school["engine"], school["ana"]
-    recent = recent_predictions(engine, ana, limit=10)
+    with session_scope(engine) as session:
+        recent = recent_predictions(session, ana, limit=10)
     assert len(recent) == 6
     assert recent["created_at"].is_monotonic_decreasing
     assert not recent["not_useful"].any()
-    mark_not_useful(engine, int(recent["prediction_id"].iloc[0]), ana, "wrong class")
-    assert recent_predictions(engine, ana)["not_useful"].tolist() == [True, *[False] * 5]
-    assert recent_predictions(engine, school["ben"])["prediction_id"].isin(recent["prediction_id"]).sum() == 0
+    with session_scope(engine) as session:
+        mark_not_useful(session, int(recent["prediction_id"].iloc[0]), ana, "wrong class")
+    with session_scope(engine) as session:
+        assert recent_predictions(session, ana)["not_useful"].tolist() == [True, *[False] * 5]
+        assert recent_predictions(session, school["ben"])["prediction_id"].isin(recent["prediction_id"]).sum() == 0

@@ -45,7 +45,8 @@ def _predict(engine, raw_df: pd.DataFrame, user_id: int, student_id: str) -> int
 def test_one_outcome_is_stored_under_the_student_key(models_db_url: str) -> None:
     engine = get_engine(models_db_url)
     teacher = add_user(engine, "ana")
-    record_outcome(engine, get_settings(), " S042 ", "14", teacher)
+    with session_scope(engine) as session:
+        record_outcome(session, get_settings(), " S042 ", "14", teacher)
     stored = _outcomes(engine)
     assert stored[["student_key", "g3", "recorded_by"]].to_dict("records") == [
         {"student_key": student_key("S042", get_settings()), "g3": 14, "recorded_by": teacher}
@@ -67,8 +68,8 @@ def test_bad_outcome_names_the_field_and_what_is_allowed(
     models_db_url: str, student_id: str, g3: object, field: str, words: str
 ) -> None:
     engine = get_engine(models_db_url)
-    with pytest.raises(InvalidInput) as caught:
-        record_outcome(engine, get_settings(), student_id, g3, None)
+    with pytest.raises(InvalidInput) as caught, session_scope(engine) as session:
+        record_outcome(session, get_settings(), student_id, g3, None)
     (problem,) = caught.value.problems
     assert (problem.column, problem.message) == (field, words)
     assert _outcomes(engine).empty
@@ -80,7 +81,8 @@ def test_outcomes_csv_stores_good_rows_in_one_insert_and_reports_bad_ones(models
     data = 'student_id;G3\nS1;12\nS2;25\n;9\nS4;"7"\n\nS6;x\nS7;0\n'
     statements: list[str] = []
     sa.event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
-    result = record_outcomes_csv(engine, get_settings(), data.encode(), teacher)
+    with session_scope(engine) as session:
+        result = record_outcomes_csv(session, get_settings(), data.encode(), teacher)
     inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT INTO OUTCOME")]
     assert (result.stored, result.n_rows, result.rejected_rows) == (3, 6, [3, 4, 7])
     assert [(p.row, p.column, p.value, p.allowed) for p in result.problems] == [
@@ -96,9 +98,9 @@ def test_outcomes_csv_stores_good_rows_in_one_insert_and_reports_bad_ones(models
 
 
 def test_outcomes_csv_template_round_trips_and_comma_works(models_db_url: str) -> None:
-    engine = get_engine(models_db_url)
-    assert record_outcomes_csv(engine, get_settings(), template_csv(), None).stored == 1
-    assert record_outcomes_csv(engine, get_settings(), "Student_ID,g3\nA,10\n", None).stored == 1
+    with session_scope(get_engine(models_db_url)) as session:
+        assert record_outcomes_csv(session, get_settings(), template_csv(), None).stored == 1
+        assert record_outcomes_csv(session, get_settings(), "Student_ID,g3\nA,10\n", None).stored == 1
 
 
 @pytest.mark.parametrize(
@@ -111,8 +113,8 @@ def test_outcomes_csv_template_round_trips_and_comma_works(models_db_url: str) -
 )
 def test_unusable_outcomes_file_is_rejected_whole(models_db_url: str, data: bytes, words: str) -> None:
     engine = get_engine(models_db_url)
-    with pytest.raises(BatchRejected, match=words):
-        record_outcomes_csv(engine, get_settings(), data, None)
+    with pytest.raises(BatchRejected, match=words), session_scope(engine) as session:
+        record_outcomes_csv(session, get_settings(), data, None)
     assert _outcomes(engine).empty
 
 
@@ -120,18 +122,19 @@ def test_not_useful_only_on_own_prediction(models_db_url: str, raw_df: pd.DataFr
     engine = get_engine(models_db_url)
     ana, ben = add_user(engine, "ana"), add_user(engine, "ben")
     anas = _predict(engine, raw_df, ana, "S1")
-    with pytest.raises(PredictionNotFound, match=f"prediction {anas} is not one of your predictions"):
-        mark_not_useful(engine, anas, ben, "looks wrong")
-    with pytest.raises(PredictionNotFound):
-        mark_not_useful(engine, 10**9, ana, "no such prediction")
-    feedback_id = mark_not_useful(engine, anas, ana, "  She moved school mid-year.  ")
+    with session_scope(engine) as session:
+        with pytest.raises(PredictionNotFound, match=f"prediction {anas} is not one of your predictions"):
+            mark_not_useful(session, anas, ben, "looks wrong")
+        with pytest.raises(PredictionNotFound):
+            mark_not_useful(session, 10**9, ana, "no such prediction")
+        feedback_id = mark_not_useful(session, anas, ana, "  She moved school mid-year.  ")
     with engine.connect() as connection:
         rows = connection.execute(sa.select(Feedback)).mappings().all()
     assert [(r["id"], r["prediction_id"], r["user_id"], r["reason"]) for r in rows] == [
         (feedback_id, anas, ana, "She moved school mid-year.")
     ]
-    with pytest.raises(InvalidInput, match="already marked not useful"):
-        mark_not_useful(engine, anas, ana, "again")
+    with pytest.raises(InvalidInput, match="already marked not useful"), session_scope(engine) as session:
+        mark_not_useful(session, anas, ana, "again")
 
 
 @pytest.mark.parametrize(("reason", "words"), [("   ", "missing value"), ("x" * (MAX_REASON + 1), "at most 500")])
@@ -139,6 +142,6 @@ def test_not_useful_needs_a_short_reason(models_db_url: str, raw_df: pd.DataFram
     engine = get_engine(models_db_url)
     ana = add_user(engine, "ana")
     prediction_id = _predict(engine, raw_df, ana, "S1")
-    with pytest.raises(InvalidInput, match=words) as caught:
-        mark_not_useful(engine, prediction_id, ana, reason)
+    with pytest.raises(InvalidInput, match=words) as caught, session_scope(engine) as session:
+        mark_not_useful(session, prediction_id, ana, reason)
     assert caught.value.problems[0].column == "reason"
