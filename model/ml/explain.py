@@ -79,17 +79,25 @@ class FactorTable(Mapping[Any, list[Factor]]):
 
     @classmethod
     def build(cls, explanation: Explanation, records: pd.DataFrame, top: int = 5) -> FactorTable:
-        values = explanation.contributions.to_numpy()
-        names = np.asarray(explanation.contributions.columns, dtype=object)
+        names = list(explanation.contributions.columns)
+        columns = {name: records[name].to_numpy(dtype=object) for name in names}
+        return cls.largest(records.index, names, explanation.contributions.to_numpy(), columns, top)
+
+    @classmethod
+    def largest(
+        cls, index: Any, names: list[str], contributions: np.ndarray, columns: Mapping[str, np.ndarray], top: int = 5
+    ) -> FactorTable:
+        """The ``top`` largest absolute ``contributions`` (rows x ``names``) of each row, with the input
+        values from ``columns`` (name -> array over the rows); only the values shown are gathered."""
         k = min(top, len(names))
-        best = np.argsort(-np.abs(values), axis=1, kind="stable")[:, :k]
-        raw = records[list(names)].to_numpy(dtype=object)
-        return cls(
-            records.index,
-            names[best],
-            np.take_along_axis(values, best, axis=1),
-            np.take_along_axis(raw, best, axis=1),
-        )
+        best = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :k]
+        values = np.empty(best.shape, dtype=object)
+        for position, name in enumerate(names):
+            rows, ranks = np.nonzero(best == position)
+            if len(rows):
+                values[rows, ranks] = np.asarray(columns[name])[rows]
+        shown = np.asarray(names, dtype=object)[best]
+        return cls(pd.Index(index), shown, np.take_along_axis(contributions, best, axis=1), values)
 
     @classmethod
     def concat(cls, tables: list[FactorTable]) -> FactorTable:

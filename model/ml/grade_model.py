@@ -108,19 +108,18 @@ Getter = Callable[[str, bool], np.ndarray]
 
 
 def _getter(X: pd.DataFrame | Mapping[str, Any]) -> Getter:
-    """Column access as arrays (float with NaN for numbers, object for categories) for a frame or a record."""
+    """Column access as arrays (float with NaN for numbers, object for categories) for a frame, a mapping
+    of columns (1-D arrays, None for unknown) or one record (a mapping of scalars)."""
     if isinstance(X, pd.DataFrame):
         return lambda name, numeric: (
             X[name].to_numpy(dtype=float, na_value=np.nan) if numeric else X[name].to_numpy(dtype=object)
         )
 
-    def one(name: str, numeric: bool) -> np.ndarray:
+    def column(name: str, numeric: bool) -> np.ndarray:
         value = X.get(name)
-        if numeric:
-            return np.array([np.nan if value is None else float(value)])
-        return np.array([value], dtype=object)
+        return np.asarray(value if isinstance(value, np.ndarray) else [value], dtype=float if numeric else object)
 
-    return one
+    return column
 
 
 @dataclass(frozen=True)
@@ -261,7 +260,7 @@ class GradeModel(RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ predicting
     def _encode(self, X: pd.DataFrame | Mapping[str, Any]) -> tuple[Getter, np.ndarray]:
-        """The one-hot matrix of ``X`` (a frame, or one record as a mapping), equal to the saved
+        """The one-hot matrix of ``X`` (a frame, a mapping of columns or one record), equal to the saved
         preprocessor's ``transform`` without its per-call pandas overhead."""
         check_is_fitted(self, "mean_head_")
         present = X.columns if isinstance(X, pd.DataFrame) else X.keys()
@@ -306,33 +305,26 @@ class GradeModel(RegressorMixin, BaseEstimator):
         """Per row: predicted_g3, lower, upper, likely_g3, p_pass, band, risk (by ``thresholds``; index kept)."""
         return pd.DataFrame(self._details(*self._encode(X), thresholds=thresholds), index=X.index)
 
-    def predict_explained(
-        self, X: pd.DataFrame, thresholds: Thresholds = DEFAULT_THRESHOLDS
-    ) -> tuple[pd.DataFrame, Explanation]:
-        """``predict_details`` and ``explain`` in one pass over the encoded rows (the mean head's
-        output is the sum of its SHAP values, so it is not evaluated twice)."""
+    def predict_arrays(
+        self, X: pd.DataFrame | Mapping[str, Any], explain: bool = True, thresholds: Thresholds = DEFAULT_THRESHOLDS
+    ) -> tuple[dict[str, np.ndarray], tuple[float, np.ndarray] | None]:
+        """The ``predict_details`` columns as arrays (risk by ``thresholds``) and, when ``explain``, the SHAP
+        base value and the contributions per attribute (rows x ``features_``), in one pass over the encoded
+        rows (the mean head's output is the sum of its SHAP values, so it is not evaluated twice). ``X``: a
+        frame, a mapping of columns or one record; no pandas work, so one student costs little more than the
+        trees."""
         get, Z = self._encode(X)
+        if not explain:
+            return self._details(get, Z, thresholds=thresholds), None
         base, per_attribute = self._explain(get, Z)
-        raw = base + per_attribute.sum(axis=1)
-        frame = pd.DataFrame(per_attribute, columns=self.features_, index=X.index)
-        details = pd.DataFrame(self._details(get, Z, raw_mean=raw, thresholds=thresholds), index=X.index)
-        return details, Explanation(base, frame, raw)
+        details = self._details(get, Z, raw_mean=base + per_attribute.sum(axis=1), thresholds=thresholds)
+        return details, (base, per_attribute)
 
     def explain(self, X: pd.DataFrame) -> Explanation:
         """Exact TreeSHAP of the mean head (see ``_contributions``), grouped per attribute."""
         base, per_attribute = self._explain(*self._encode(X))
         frame = pd.DataFrame(per_attribute, columns=self.features_, index=X.index)
         return Explanation(base, frame, base + per_attribute.sum(axis=1))
-
-    def predict_record(
-        self, record: Mapping[str, Any], thresholds: Thresholds = DEFAULT_THRESHOLDS
-    ) -> tuple[dict[str, Any], float, np.ndarray]:
-        """One student without pandas: (details as scalars, SHAP base value, contributions per feature)."""
-        get, Z = self._encode(record)
-        base, per_attribute = self._explain(get, Z)
-        found = self._details(get, Z, thresholds=thresholds)
-        details = {k: v[0].item() if isinstance(v[0], np.generic) else v[0] for k, v in found.items()}
-        return details, base, per_attribute[0]
 
     def _details(
         self,

@@ -3,6 +3,11 @@
 A request uses, row by row, the richest setup its inputs allow (G1 and G2 known: ``period2``; only
 G1: ``period1``; neither: ``early``). Each request is written to the prediction log in one insert,
 accepted and rejected rows alike, so monitoring sees volume, latency and error rates.
+
+There is one path for one student and for a class: validated rows become :class:`Students` (one
+array per field), :func:`predict_students` predicts and explains them setup by setup on arrays, and
+the request is logged column by column. One student is the same path with one row: no pandas work
+but the result tables, and the booster's own SHAP for a few rows (``GradeModel._contributions``).
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -26,13 +31,16 @@ from model.ml.grade_model import Explanation, GradeModel
 from model.schema.fields import ATTRIBUTES, GRADES, ID_COLUMN
 from model.schema.thresholds import Thresholds
 from model.schema.validation import ValidationResult, row_setups, setup_for, validate_batch, validate_record
-from model.serving.predlog.writer import student_key, student_keys, write_log, write_log_columns
+from model.serving.predlog.writer import student_keys, write_log, write_log_columns
 from model.settings import Settings
 from model.store import registry
 from model.store.db import session_scope
 
 TOP_FACTORS = 5
 CHUNK_ROWS = 20_000
+SETUP_ORDER = ("period2", "period1", "early")
+INPUT_COLUMNS = (*ATTRIBUTES, *GRADES)
+LOGGED_RESULTS = ("setup", "predicted_g3", "lower", "upper", "p_pass", "band", "risk")  # log columns of the same name
 
 
 class NoActiveModel(RuntimeError):
@@ -130,6 +138,152 @@ RESULT_COLUMNS = ("student_id", "setup", "model_version", "predicted_g3", "lower
                   "band", "risk")  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Students:
+    """Validated students column by column: each field's canonical values as one array (``None`` for an
+    unknown grade or id), the row numbers (``rows``) and the setup each row's grades allow."""
+
+    rows: np.ndarray
+    columns: dict[str, np.ndarray]
+    setups: np.ndarray
+
+    @classmethod
+    def of_frame(cls, accepted: pd.DataFrame) -> Students:
+        """The rows of ``ValidationResult.accepted`` (index = row numbers)."""
+        names = [name for name in (ID_COLUMN, *INPUT_COLUMNS) if name in accepted.columns]
+        columns = {name: _array(accepted[name]) for name in names}
+        return cls(accepted.index.to_numpy(), columns, row_setups(accepted).to_numpy(dtype=object))
+
+    @classmethod
+    def of_record(cls, record: Mapping[str, Any]) -> Students:
+        """One student validated by ``validate_record``, as row 1."""
+        columns = {name: np.array([value], dtype=object) for name, value in record.items()}
+        return cls(np.array([1]), columns, np.array([setup_for(record)], dtype=object))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def take(self, positions: np.ndarray) -> Students:
+        """The students at ``positions`` (all of them, unchanged, when that is every row in order)."""
+        if len(positions) == len(self) and (len(positions) == 0 or positions[-1] == len(self) - 1):
+            return self
+        columns = {name: values[positions] for name, values in self.columns.items()}
+        return replace(self, rows=self.rows[positions], columns=columns, setups=self.setups[positions])
+
+    def ids(self) -> np.ndarray:
+        """The student ids (``None`` where none was given)."""
+        given = self.columns.get(ID_COLUMN)
+        return given if given is not None else np.full(len(self), None, dtype=object)
+
+    def inputs(self) -> list[dict[str, Any]]:
+        """Each row's inputs as plain values, as the prediction log stores them."""
+        names = [name for name in INPUT_COLUMNS if name in self.columns]
+        values = [self.columns[name].tolist() for name in names]
+        return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
+
+
+def _array(column: pd.Series) -> np.ndarray:
+    """A validated column's values: numbers and text as they are, ``None`` for a missing value."""
+    return column.to_numpy(dtype=object, na_value=None) if column.hasnans else column.to_numpy()
+
+
+@dataclass
+class _Part:
+    """One chunk of one setup's rows (``students``, at ``positions`` among all), its model and output
+    (``contributions``: rows x the model's features, None when not explained)."""
+
+    students: Students
+    positions: np.ndarray
+    model: LoadedModel
+    details: dict[str, np.ndarray]
+    base_value: float = 0.0
+    contributions: np.ndarray | None = None
+
+
+def predict_students(
+    store: ModelStore,
+    students: Students,
+    top: int = TOP_FACTORS,
+    explain: bool = True,
+    progress: Callable[[float], None] | None = None,
+) -> Prediction:
+    """Predict (and explain) validated students, each by the active model of its setup; no logging."""
+    return _predict(store, students, top, explain, progress)[0]
+
+
+def _predict(
+    store: ModelStore,
+    students: Students,
+    top: int,
+    explain: bool,
+    progress: Callable[[float], None] | None,
+) -> tuple[Prediction, dict[str, np.ndarray]]:
+    """:func:`predict_students`, and the result columns as arrays (for the log)."""
+    parts: list[_Part] = []
+    done = 0
+    for setup in SETUP_ORDER:
+        positions = np.flatnonzero(students.setups == setup)
+        if not len(positions):
+            continue
+        model = store.get(setup)
+        for start in range(0, len(positions), CHUNK_ROWS):
+            at = positions[start : start + CHUNK_ROWS]
+            chunk = students.take(at)
+            details, shap = model.estimator.predict_arrays(chunk.columns, explain=explain, thresholds=store.thresholds)
+            part = _Part(chunk, at, model, details)
+            if shap is not None:
+                part.base_value, part.contributions = shap
+            parts.append(part)
+            done += len(chunk)
+            if progress is not None:
+                progress(done / len(students))
+    columns = _result_columns(students, parts)
+    index = pd.Index(students.rows, name="row")
+    results = pd.DataFrame(
+        {**columns, "student_id": pd.Series(columns["student_id"], index=index, dtype=object)}, index=index
+    )  # student_id stays object: a missing id is None, not a missing string
+    prediction = Prediction(results, _factors(parts, top), _explanations(parts), n_rows=len(students))
+    return prediction, columns
+
+
+def _result_columns(students: Students, parts: list[_Part]) -> dict[str, np.ndarray]:
+    """The :data:`RESULT_COLUMNS` as arrays over the students, in their order."""
+    n = len(students)
+    columns = {name: np.empty(n, dtype=object) for name in RESULT_COLUMNS}
+    columns |= {"student_id": students.ids(), "setup": students.setups}
+    if parts:
+        columns |= {name: np.empty(n) for name, values in parts[0].details.items() if values.dtype.kind == "f"}
+    for part in parts:
+        columns["model_version"][part.positions] = part.model.version_id
+        for name, values in part.details.items():
+            columns[name][part.positions] = values
+    return columns
+
+
+def _factors(parts: list[_Part], top: int) -> FactorTable:
+    tables = []
+    for part in parts:
+        if part.contributions is not None:
+            chunk, features = part.students, part.model.estimator.features_
+            tables.append(FactorTable.largest(chunk.rows, features, part.contributions, chunk.columns, top))
+    return tables[0] if len(tables) == 1 else FactorTable.concat(tables)
+
+
+def _explanations(parts: list[_Part]) -> dict[str, Explanation]:
+    """Per setup, the SHAP values of its rows (chunks joined)."""
+    explanations = {}
+    for setup in SETUP_ORDER:
+        mine = [part for part in parts if part.model.setup == setup and part.contributions is not None]
+        if not mine:
+            continue
+        values = np.concatenate([part.contributions for part in mine]) if len(mine) > 1 else mine[0].contributions
+        rows = pd.Index(np.concatenate([part.students.rows for part in mine]), name="row")
+        base = mine[0].base_value
+        contributions = pd.DataFrame(values, columns=mine[0].model.estimator.features_, index=rows)
+        explanations[setup] = Explanation(base, contributions, base + values.sum(axis=1))
+    return explanations
+
+
 def predict_frame(
     store: ModelStore,
     accepted: pd.DataFrame,
@@ -138,85 +292,33 @@ def predict_frame(
     progress: Callable[[float], None] | None = None,
 ) -> Prediction:
     """Predict validated rows (``ValidationResult.accepted`` form); no logging."""
-    setups = row_setups(accepted) if len(accepted) else pd.Series(dtype=object)
-    parts, tables, explanations = [], [], {}
-    done = 0
-    for setup in ("period2", "period1", "early"):
-        rows = accepted[setups == setup]
-        if rows.empty:
-            continue
-        model = store.get(setup)
-        for start in range(0, len(rows), CHUNK_ROWS):
-            chunk = rows.iloc[start : start + CHUNK_ROWS]
-            if explain:
-                details, explanation = model.estimator.predict_explained(chunk, store.thresholds)
-                explanations[setup] = _concat_explanations(explanations.get(setup), explanation)
-                tables.append(FactorTable.build(explanation, chunk, top))
-            else:
-                details = model.estimator.predict_details(chunk, store.thresholds)
-            details.insert(0, "model_version", model.version_id)
-            details.insert(0, "setup", setup)
-            ids = chunk[ID_COLUMN] if ID_COLUMN in chunk else pd.Series(None, index=chunk.index, dtype=object)
-            details.insert(0, "student_id", ids)
-            parts.append(details)
-            done += len(chunk)
-            if progress is not None:
-                progress(done / len(accepted))
-    results = pd.concat(parts).loc[accepted.index] if parts else pd.DataFrame(columns=RESULT_COLUMNS)
-    return Prediction(
-        results=results, factors=FactorTable.concat(tables), explanations=explanations, n_rows=len(accepted)
-    )
-
-
-def _concat_explanations(old: Explanation | None, new: Explanation) -> Explanation:
-    if old is None:
-        return new
-    return Explanation(
-        new.base_value,
-        pd.concat([old.contributions, new.contributions]),
-        np.concatenate([old.raw_prediction, new.raw_prediction]),
-    )
+    return predict_students(store, Students.of_frame(accepted), top=top, explain=explain, progress=progress)
 
 
 def _log_columns(
     settings: Settings,
     prediction: Prediction,
-    accepted: pd.DataFrame,
+    students: Students,
+    results: dict[str, np.ndarray],
     *,
     channel: str,
     user_id: int | None,
-    request_id: str,
-    latency_ms: float,
 ) -> tuple[dict[str, Any], int]:
     """The request's log rows, column by column: the predicted rows, then one per rejected row."""
-    results = prediction.results
-    n_ok, n_rejected = len(results), len(prediction.rejected_rows)
+    n_ok, n_rejected = len(students), len(prediction.rejected_rows)
     n = n_ok + n_rejected
-    columns = [c for c in (*ATTRIBUTES, *GRADES) if c in accepted.columns]
-    ordered = accepted.loc[results.index, columns] if columns else accepted.loc[results.index]
-    values = [_plain_list(ordered[c]) for c in columns]
-    inputs = [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)] if columns else [None] * n_ok
     missing = [None] * n_rejected
     log: dict[str, Any] = {
-        "request_id": request_id, "channel": channel, "user_id": user_id, "latency_ms": latency_ms / max(n, 1),
+        "request_id": prediction.request_id, "channel": channel, "user_id": user_id,
+        "latency_ms": prediction.latency_ms / max(n, 1),
         "status": ["ok"] * n_ok + ["rejected"] * n_rejected,
         "error_type": [None] * n_ok + ["validation"] * n_rejected,
         "model_version_id": results["model_version"].tolist() + missing,
-        "setup": results["setup"].tolist() + missing,
         "student_key": student_keys(results["student_id"].tolist(), settings) + missing,
-        "inputs": inputs + missing,
-        **{c: results[c].astype(float).tolist() + missing for c in ("predicted_g3", "lower", "upper", "p_pass")},
-        "band": results["band"].tolist() + missing,
-        "risk": results["risk"].tolist() + missing,
+        "inputs": students.inputs() + missing,
+        **{name: results[name].tolist() + missing for name in LOGGED_RESULTS},
     }  # fmt: skip
     return log, n
-
-
-def _plain_list(column: pd.Series) -> list[Any]:
-    """Python values (int/str/None) of a column, for JSON."""
-    if column.hasnans:
-        return [None if pd.isna(v) else (int(v) if isinstance(v, np.integer | int) else v) for v in column.tolist()]
-    return column.tolist()
 
 
 def log_failure(
@@ -233,9 +335,42 @@ def log_failure(
     status = "rejected" if isinstance(error, UserError) else "error"
     request_id = uuid.uuid4().hex
     write_log(engine, settings, [{"request_id": request_id, "channel": channel, "user_id": user_id, "status": status,
-                        "error_type": type(error).__name__, "latency_ms": latency_ms}])  # fmt: skip
+                                  "error_type": type(error).__name__, "latency_ms": latency_ms}])  # fmt: skip
     log_request(request_id=request_id, channel=channel, n_rows=0, latency_ms=latency_ms, status=status,
                 error_type=type(error).__name__)  # fmt: skip
+
+
+def _serve(
+    store: ModelStore,
+    engine: Engine,
+    students: Students,
+    *,
+    problems: list[Problem],
+    n_rows: int,
+    channel: str,
+    user_id: int | None,
+    top: int,
+    explain: bool,
+    progress: Callable[[float], None] | None,
+    started: float,
+    log: bool,
+) -> Prediction:
+    """Predict ``students`` and, when ``log``, write the whole request (their rows and the rejected ones)."""
+    prediction, results = _predict(store, students, top, explain, progress)
+    prediction.problems = problems
+    prediction.n_rows = n_rows
+    prediction.request_id = uuid.uuid4().hex
+    prediction.latency_ms = (time.perf_counter() - started) * 1000
+    if not log:
+        return prediction
+    columns, n = _log_columns(store.settings, prediction, students, results, channel=channel, user_id=user_id)
+    write_log_columns(engine, store.settings, columns, n)
+    n_rejected = len(prediction.rejected_rows)
+    setups, counts = np.unique(students.setups.astype(str), return_counts=True)
+    log_request(request_id=prediction.request_id, channel=channel, n_rows=n_rows, n_rejected=n_rejected,
+                latency_ms=prediction.latency_ms, setups=dict(zip(setups.tolist(), counts.tolist(), strict=True)),
+                status="ok" if not n_rejected else "partial" if len(students) else "rejected")  # fmt: skip
+    return prediction
 
 
 def predict_validated(
@@ -251,23 +386,10 @@ def predict_validated(
     started: float | None = None,
 ) -> Prediction:
     """Predict the accepted rows of ``validation`` and log the whole request in one insert."""
-    started = time.perf_counter() if started is None else started
-    prediction = predict_frame(store, validation.accepted, top=top, explain=explain, progress=progress)
-    prediction.problems = validation.problems
-    prediction.n_rows = validation.n_rows
-    prediction.request_id = uuid.uuid4().hex
-    prediction.latency_ms = (time.perf_counter() - started) * 1000
-    write_log_columns(
-        engine,
-        store.settings,
-        *_log_columns(store.settings, prediction, validation.accepted, channel=channel, user_id=user_id,
-                      request_id=prediction.request_id, latency_ms=prediction.latency_ms),
-    )  # fmt: skip
-    n_rejected = len(prediction.rejected_rows)
-    log_request(request_id=prediction.request_id, channel=channel, n_rows=validation.n_rows, n_rejected=n_rejected,
-                latency_ms=prediction.latency_ms, setups=prediction.results["setup"].value_counts().to_dict(),
-                status="ok" if not n_rejected else "partial" if len(prediction.results) else "rejected")  # fmt: skip
-    return prediction
+    return _serve(store, engine, Students.of_frame(validation.accepted), problems=validation.problems,
+                  n_rows=validation.n_rows, channel=channel, user_id=user_id, top=top, explain=explain,
+                  progress=progress, started=time.perf_counter() if started is None else started,
+                  log=True)  # fmt: skip
 
 
 def predict_batch(
@@ -306,7 +428,8 @@ def predict_one(
     top: int = TOP_FACTORS,
     log: bool = True,
 ) -> Prediction:
-    """Validate and predict one student (raises ``InvalidInput`` naming every bad field)."""
+    """Validate and predict one student, as row 1 of the class path (raises ``InvalidInput`` naming
+    every bad field); ``log=False`` for a hypothetical (the what-if), which is not written."""
     started = time.perf_counter()
     try:
         clean = validate_record(record)
@@ -315,33 +438,5 @@ def predict_one(
             log_failure(engine, store.settings, channel=channel, user_id=user_id, error=error,
                         latency_ms=(time.perf_counter() - started) * 1000)  # fmt: skip
         raise
-    model = store.get(setup_for(clean))
-    details, base, contributions = model.estimator.predict_record(clean, store.thresholds)
-    index = pd.Index([1], name="row")
-    results = pd.DataFrame(
-        [{"student_id": clean.get(ID_COLUMN), "setup": model.setup, "model_version": model.version_id, **details}],
-        index=index,
-    )
-    names = np.asarray(model.estimator.features_, dtype=object)
-    order = np.argsort(-np.abs(contributions), kind="stable")[:top]
-    factors = FactorTable(
-        index, names[order][None, :], contributions[order][None, :],
-        np.array([clean.get(name) for name in names[order]], dtype=object)[None, :],
-    )  # fmt: skip
-    explanation = Explanation(
-        base, pd.DataFrame([contributions], columns=names, index=index), np.array([base + contributions.sum()])
-    )
-    prediction = Prediction(results, factors, {model.setup: explanation}, n_rows=1, request_id=uuid.uuid4().hex)
-    prediction.latency_ms = (time.perf_counter() - started) * 1000
-    if log:
-        inputs = {name: clean[name] for name in (*ATTRIBUTES, *GRADES) if name in clean}
-        key = student_key(clean.get(ID_COLUMN), store.settings)
-        write_log(engine, store.settings, [{
-            "request_id": prediction.request_id, "channel": channel, "user_id": user_id,
-            "model_version_id": model.version_id, "setup": model.setup, "student_key": key,
-            "inputs": inputs, **{k: float(details[k]) for k in ("predicted_g3", "lower", "upper", "p_pass")},
-            "band": details["band"], "risk": details["risk"], "latency_ms": prediction.latency_ms, "status": "ok",
-        }])  # fmt: skip
-        log_request(request_id=prediction.request_id, channel=channel, n_rows=1, n_rejected=0,
-                    latency_ms=prediction.latency_ms, setups={model.setup: 1}, status="ok")  # fmt: skip
-    return prediction
+    return _serve(store, engine, Students.of_record(clean), problems=[], n_rows=1, channel=channel, user_id=user_id,
+                  top=top, explain=True, progress=None, started=started, log=log)  # fmt: skip

@@ -142,3 +142,25 @@ def test_logged_batch_rows_hold_exactly_what_was_predicted(models_db_url: str, r
     created = pd.to_datetime(log["created_at"], utc=True)
     assert created.nunique() == 1 and before - timedelta(seconds=1) <= created[0] <= datetime.now(UTC)
     assert log["latency_ms"].sum() == pytest.approx(prediction.latency_ms)
+
+
+@pytest.mark.parametrize("grades", [["G1", "G2"], ["G1"], []])
+def test_one_student_is_row_one_of_the_class_path(models_db_url: str, raw_df: pd.DataFrame, grades: list[str]) -> None:
+    """The same student alone and in a class file: the same figures, factors, SHAP values and log row."""
+    engine = get_engine(models_db_url)
+    store = ModelStore(engine, settings=get_settings())
+    student = raw_df.drop(columns=["G3", *{"G1", "G2"} - set(grades)]).iloc[7]
+    record = student.to_dict() | {"student_id": "S-8"}
+    one = predict_one(store, engine, record, channel="api")
+    batch = predict_batch(store, engine, pd.DataFrame([record]).to_csv(index=False, sep=";"), channel="api")
+    assert one.results.index.tolist() == [1] and batch.results.index.tolist() == [2]  # the spreadsheet row
+    pd.testing.assert_frame_equal(one.results.reset_index(drop=True), batch.results.reset_index(drop=True))
+    assert [f.as_dict() for f in one.factors[1]] == [f.as_dict() for f in batch.factors[2]]
+    (setup,) = one.explanations
+    mine, theirs = one.explanations[setup], batch.explanations[setup]
+    assert mine.base_value == theirs.base_value and list(mine.raw_prediction) == list(theirs.raw_prediction)
+    assert mine.contributions.to_numpy().tolist() == theirs.contributions.to_numpy().tolist()
+    log = _log(engine).sort_values("id")
+    assert log["request_id"].tolist() == [one.request_id, batch.request_id]
+    same = log.drop(columns=["id", "request_id", "idempotency_key", "created_at", "latency_ms"])
+    assert same.iloc[0].to_dict() == same.iloc[1].to_dict()
