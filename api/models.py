@@ -1,4 +1,5 @@
-"""The API's request and response shapes for the OpenAPI docs, generated from ``model.schema.fields``.
+"""The API's request and response shapes for the OpenAPI docs, generated from ``model.schema.fields``
+(requests) and ``model.schema.results`` (each student's result).
 
 Requests are described here but validated by the schema module's own validator (so an API caller
 reads the same messages as a teacher in the dashboard); responses are built as plain dicts.
@@ -6,12 +7,14 @@ reads the same messages as a teacher in the dashboard); responses are built as p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from model.schema.fields import ATTRIBUTES, EXAMPLE_RECORD, FIELDS, GRADES, ID_COLUMN, SETUPS
 from model.schema.published import pydantic_field
+from model.schema.results import API_COLUMNS, COLUMNS, ResultColumn
 
 INPUT_FIELDS = (*ATTRIBUTES, *GRADES)
 EXAMPLE_STUDENT: dict[str, Any] = {ID_COLUMN: "S001", **EXAMPLE_RECORD}
@@ -46,24 +49,29 @@ class Factor(BaseModel):
     actionable: bool
 
 
-class StudentPrediction(BaseModel):
-    """The prediction for one student."""
-
-    row: int = Field(description="1 for a single student; a batch's row number (see /v1/schema)")
-    student_id: str | None
-    setup: Literal[SETUPS]  # type: ignore[valid-type]
-    model_version: str
-    predicted_g3: float = Field(description="Predicted final grade, 0-20")
-    lower: float = Field(description="Lower end of the prediction interval")
-    upper: float = Field(description="Upper end of the prediction interval")
-    likely_g3: float = Field(description="Most likely final grade (decides band and pass)")
-    p_pass: float = Field(description="Probability of a final grade of 10 or more")
-    band: Literal["I", "II", "III", "IV", "V"]
-    risk: Literal["high", "medium", "low"]
-    factors: list[Factor]
+JSON_TYPES: dict[str, Any] = {"integer": int, "grade": float, "probability": float, "text": str, "category": str,
+                              "flag": bool}  # fmt: skip
 
 
-class PredictResponse(StudentPrediction):
+def _json_type(column: ResultColumn) -> Any:
+    kind = Literal[column.values] if column.values is not None else JSON_TYPES[column.kind]
+    return kind | None if column.nullable else kind
+
+
+def prediction_model(columns: Sequence[str] = API_COLUMNS) -> type[BaseModel]:
+    """The model of one student's result: ``columns`` of the result vocabulary, then the top factors."""
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        "StudentPrediction",
+        __doc__="The prediction for one student.",
+        **{name: (_json_type(COLUMNS[name]), Field(description=COLUMNS[name].help)) for name in columns},
+        factors=(list[Factor], Field(description="The attributes that move the prediction most, largest first")),
+    )
+
+
+StudentPrediction = prediction_model()
+
+
+class PredictResponse(StudentPrediction):  # type: ignore[valid-type,misc]
     request_id: str
 
 

@@ -26,6 +26,7 @@ from api.models import (
 )
 from model.errors import BatchRejected
 from model.schema.published import json_schema
+from model.schema.results import API_COLUMNS, COLUMNS
 from model.schema.validation import validate_frame
 from model.serving import service
 from model.store import registry
@@ -94,18 +95,12 @@ def _predict_records(state: AppState, items: list[Any], user_id: int) -> service
 
 
 def _student_json(prediction: service.Prediction) -> list[dict[str, Any]]:
-    """Every accepted student's result with its top factors, in row order."""
-    out = []
-    for row in prediction.results.itertuples():
-        out.append({
-            "row": int(row.Index), "student_id": None if pd.isna(row.student_id) else str(row.student_id),
-            "setup": row.setup, "model_version": row.model_version, "predicted_g3": round(float(row.predicted_g3), 2),
-            "lower": round(float(row.lower), 2), "upper": round(float(row.upper), 2),
-            "likely_g3": round(float(row.likely_g3), 2), "p_pass": round(float(row.p_pass), 4),
-            "band": row.band, "risk": row.risk,
-            "factors": [factor.as_dict() for factor in prediction.factors.get(row.Index, [])],
-        })  # fmt: skip
-    return out
+    """Every accepted student's result (the result vocabulary's ``API_COLUMNS``) with its top factors, in row order."""
+    results = prediction.results
+    columns = {name: COLUMNS[name].for_json(results.index if name == "row" else results[name]) for name in API_COLUMNS}
+    factors = [[factor.as_dict() for factor in prediction.factors.get(row, [])] for row in results.index]
+    return [dict(zip(columns, values, strict=True)) | {"factors": shown}
+            for *values, shown in zip(*columns.values(), factors, strict=True)]  # fmt: skip
 
 
 def _done(request: Request, state: AppState, prediction: service.Prediction) -> None:

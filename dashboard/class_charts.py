@@ -10,13 +10,9 @@ import plotly.graph_objects as go
 
 from model.ml.grade_model import Explanation
 from model.schema.fields import FIELDS, PASS_MARK
+from model.schema.results import RISK_LABELS, RISKS
 
 RISK_COLOURS = {"high": "#c62828", "medium": "#f9a825", "low": "#2e7d32"}
-RISK_LABELS = {
-    "high": ":red[High risk]",
-    "medium": ":orange[Medium risk]",
-    "low": ":green[Low risk]",
-}  # Streamlit markdown
 BAR_COLOUR = "#1f5fa8"
 MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
 
@@ -46,7 +42,7 @@ def grade_histogram(results: pd.DataFrame, pass_mark: int = PASS_MARK) -> go.Fig
 
 def risk_counts(results: pd.DataFrame) -> pd.Series:
     """Students per risk level, always in the order high, medium, low (zeros included)."""
-    return results["risk"].value_counts().reindex(list(RISK_COLOURS), fill_value=0)
+    return results["risk"].value_counts().reindex(list(RISKS), fill_value=0)
 
 
 def risk_chart(results: pd.DataFrame) -> go.Figure:
@@ -54,12 +50,12 @@ def risk_chart(results: pd.DataFrame) -> go.Figure:
     counts = risk_counts(results)
     figure = go.Figure(
         go.Bar(
-            x=[level.capitalize() for level in counts.index],
+            x=[RISK_LABELS[level].capitalize() for level in counts.index],
             y=counts.to_numpy(),
             marker={"color": [RISK_COLOURS[level] for level in counts.index]},
             text=counts.to_numpy(),
             textposition="outside",
-            hovertemplate="%{x} risk: %{y} students<extra></extra>",
+            hovertemplate="%{x}: %{y} students<extra></extra>",
         )
     )
     figure.update_layout(title="Students per risk level", yaxis={"title": "students"}, margin=MARGIN, height=320)

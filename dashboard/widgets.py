@@ -17,25 +17,14 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from dashboard.charts import shap_waterfall
+from dashboard.columns import RISK_COLOURS
 from model.errors import Problem
 from model.ml.explain import Factor, summary_text
 from model.ml.grade_model import Explanation
+from model.schema import results
 from model.schema.fields import ATTRIBUTES, EXAMPLE_RECORD, FIELDS, GRADES, GROUPS, ID_COLUMN, FieldSpec
 
 COLUMNS = 3
-RISK_COLOURS = {"high": "red", "medium": "orange", "low": "green"}
-BAND_MEANING = {
-    "I": "16-20: excellent or very good",
-    "II": "14-15: good",
-    "III": "12-13: satisfactory",
-    "IV": "10-11: sufficient (a pass)",
-    "V": "0-9: fail",
-}
-SETUP_NOTES = {
-    "period2": "G1 and G2 given: using the period-2 model (the most accurate).",
-    "period1": "G1 given: using the period-1 model.",
-    "early": "No period grades given: using the early-warning model (the 30 attributes only, least accurate).",
-}
 
 
 @dataclass
@@ -133,13 +122,13 @@ def show_problems(problems: Iterable[Problem], slots: Mapping[str, DeltaGenerato
 def setup_note(setup: str, record: Mapping[str, Any]) -> str:
     """One line on which model was used and why."""
     if setup == "early" and "G2" in record and "G1" not in record:
-        return "G2 without G1 is not used (the grade models need G1): using the early-warning model."
-    return SETUP_NOTES[setup]
+        return results.G2_WITHOUT_G1_NOTE
+    return results.SETUP_NOTES[setup]
 
 
 def risk_badge(risk: str) -> None:
     """A coloured badge: high, medium or low risk of failing."""
-    st.badge(f"{risk} risk of failing", color=RISK_COLOURS.get(risk, "gray"), icon=":material/flag:")
+    st.badge(results.risk_text(risk), color=RISK_COLOURS.get(risk, "gray"), icon=":material/flag:")
 
 
 def prediction_panel(
@@ -148,14 +137,14 @@ def prediction_panel(
     """The result of one student: grade and interval, P(pass) and risk, band, model, waterfall, sentences."""
     grade, p_pass = float(result["predicted_g3"]), float(result["p_pass"])
     left, middle, right = st.columns(3)
-    left.metric("Predicted final grade (G3)", f"{grade:.1f} / 20",
-                help="The model's estimate of the final maths grade, 0-20; 10 is a pass.")  # fmt: skip
-    left.caption(f"90% interval: {result['lower']:.1f} to {result['upper']:.1f}")
-    middle.metric("Chance of passing (G3 ≥ 10)", f"{p_pass:.0%}")
+    figure = {name: results.COLUMNS[name] for name in ("predicted_g3", "p_pass", "band")}
+    left.metric(figure["predicted_g3"].heading, f"{grade:.1f} / 20", help=figure["predicted_g3"].help)
+    left.caption(f"{results.INTERVAL}: {result['lower']:.1f} to {result['upper']:.1f}")
+    middle.metric(figure["p_pass"].heading, f"{p_pass:.0%}", help=figure["p_pass"].help)
     with middle:
         risk_badge(str(result["risk"]))
-    right.metric("Likely band", str(result["band"]), help="The 5 levels of Cortez & Silva (2008).")
-    right.caption(f"Band {result['band']}: {BAND_MEANING[str(result['band'])]}; most likely grade "
+    right.metric(figure["band"].heading, str(result["band"]), help=figure["band"].help)
+    right.caption(f"Band {result['band']}: {results.band_text(str(result['band']))}; most likely grade "
                   f"{float(result['likely_g3']):.0f}")  # fmt: skip
     st.caption("The predicted grade is an average over what may happen, pulled down by the small chance of a "
                "final grade of 0 (students who drop out); the chance of passing and the band describe the most "

@@ -8,26 +8,15 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard.class_charts import RISK_LABELS
+from dashboard.columns import RISK_MARKDOWN, table_columns
 from dashboard.context import open_page, settings, transaction
-from model.serving.history import RISKS, history_counts, short_key, teacher_history
+from model.schema.results import HISTORY_COLUMNS, RISK_LABELS, RISKS
+from model.serving.history import history_counts, short_key, teacher_history
 
 LIMIT = 500
 ALL = "All"
-COLUMNS = {
-    "student_key": "Student key",
-    "created_at": st.column_config.DatetimeColumn("Latest prediction (UTC)", format="YYYY-MM-DD HH:mm"),
-    "risk": "Risk",
-    "p_pass": st.column_config.ProgressColumn("P(pass)", min_value=0.0, max_value=1.0, format="percent"),
-    "predicted_g3": st.column_config.NumberColumn("Predicted G3", format="%.1f"),
-    "lower": st.column_config.NumberColumn("From", format="%.1f"),
-    "upper": st.column_config.NumberColumn("To", format="%.1f"),
-    "band": "Band",
-    "setup": "Setup",
-    "predictions": st.column_config.NumberColumn("Predictions", format="%d"),
-    "outcome_g3": st.column_config.NumberColumn("Real G3", format="%d"),
-    "outcome_at": st.column_config.DatetimeColumn("Recorded (UTC)", format="YYYY-MM-DD"),
-}
+SHOWN_FIRST = ("student_key", "created_at", "risk", "p_pass", "predicted_g3", "lower", "upper", "band", "setup")
+HIDDEN = ("prediction_id", "channel", "model_version_id")
 
 
 def _day_start(day: date) -> datetime:
@@ -44,7 +33,8 @@ def date_bounds(chosen: tuple[date, ...]) -> tuple[datetime | None, datetime | N
 def choose_filters() -> dict[str, Any]:
     """The risk level, student id and date range to filter by."""
     risk_col, id_col, date_col = st.columns(3)
-    risk = risk_col.selectbox("Risk level", [ALL, *RISKS], key="history_risk", format_func=str.capitalize)
+    risk = risk_col.selectbox("Risk level", [ALL, *RISKS], key="history_risk",
+                              format_func=lambda level: RISK_LABELS.get(level, level).capitalize())  # fmt: skip
     student_id = id_col.text_input("Student id", key="history_student", placeholder="e.g. S042").strip() or None
     chosen = date_col.date_input("Latest prediction between", value=(), key="history_dates")
     since, until = date_bounds(tuple(chosen))
@@ -56,7 +46,7 @@ def show_counts(counts: dict[str, int]) -> None:
     total, *levels = st.columns(1 + len(RISKS))
     total.metric("Students", f"{sum(counts.values()):,}")
     for column, level in zip(levels, RISKS, strict=True):
-        column.metric(RISK_LABELS[level], f"{counts[level]:,}")
+        column.metric(RISK_MARKDOWN[level], f"{counts[level]:,}")
 
 
 def show_history(history: pd.DataFrame, filtered: bool) -> None:
@@ -67,7 +57,8 @@ def show_history(history: pd.DataFrame, filtered: bool) -> None:
     if len(history) == LIMIT:
         st.caption(f"Showing the {LIMIT:,} most recent students; narrow the filters to see others.")
     shown = history.assign(student_key=history["student_key"].map(short_key))
-    st.dataframe(shown, hide_index=True, width="stretch", column_config=COLUMNS, column_order=list(COLUMNS))
+    config, order = table_columns(HISTORY_COLUMNS, first=SHOWN_FIRST, hide=HIDDEN)
+    st.dataframe(shown, hide_index=True, width="stretch", column_config=config, column_order=order)
 
 
 def main() -> None:

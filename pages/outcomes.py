@@ -7,8 +7,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from dashboard.columns import table_columns
 from dashboard.context import CurrentUser, open_page, settings, transaction
 from model.errors import BatchRejected, InvalidInput
+from model.schema.results import PROBLEM_COLUMNS, RECENT_COLUMNS, RISK_LABELS
 from model.serving.downloads import problems_table
 from model.serving.history import recent_predictions, short_key
 from model.serving.outcomes import MAX_REASON, PredictionNotFound, mark_not_useful, record_outcome, record_outcomes_csv
@@ -65,26 +67,22 @@ def outcomes_file(user: CurrentUser) -> None:
     st.success(f"**{last['name']}**: stored {imported.stored:,} of {imported.n_rows:,} grades.")
     if imported.problems:
         st.warning(f"{len(imported.rejected_rows):,} rows were not stored; fix them and upload those rows again.")
-        st.dataframe(problems_table(imported.problems), hide_index=True, width="stretch")
+        config, order = table_columns(PROBLEM_COLUMNS)
+        st.dataframe(problems_table(imported.problems), hide_index=True, width="stretch", column_config=config,
+                     column_order=order)  # fmt: skip
 
 
 def _prediction_label(row: pd.Series) -> str:
     who = f"student {short_key(row['student_key'])}" if row["student_key"] else "no student id"
     return (f"#{row['prediction_id']} · {row['created_at']:%Y-%m-%d %H:%M} · {who} · "
-            f"predicted {row['predicted_g3']:.1f} ({row['risk']} risk)")  # fmt: skip
+            f"predicted {row['predicted_g3']:.1f} ({RISK_LABELS[row['risk']]})")  # fmt: skip
 
 
 def show_recent(recent: pd.DataFrame) -> None:
     """The recent predictions table (students by key prefix)."""
     shown = recent.assign(student_key=recent["student_key"].map(short_key))
-    st.dataframe(shown, hide_index=True, width="stretch", column_config={
-        "prediction_id": st.column_config.NumberColumn("Prediction", format="%d"),
-        "created_at": st.column_config.DatetimeColumn("When (UTC)", format="YYYY-MM-DD HH:mm"),
-        "channel": "Channel", "student_key": "Student key", "setup": "Setup", "risk": "Risk",
-        "predicted_g3": st.column_config.NumberColumn("Predicted G3", format="%.1f"),
-        "p_pass": st.column_config.ProgressColumn("P(pass)", min_value=0.0, max_value=1.0, format="percent"),
-        "not_useful": st.column_config.CheckboxColumn("Marked not useful"),
-    })  # fmt: skip
+    config, order = table_columns(RECENT_COLUMNS)
+    st.dataframe(shown, hide_index=True, width="stretch", column_config=config, column_order=order)
 
 
 def mark_form(recent: pd.DataFrame, user: CurrentUser) -> bool:

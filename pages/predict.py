@@ -11,6 +11,7 @@ from dashboard.context import CurrentUser, engine, open_page, store
 from dashboard.widgets import field_widget, prediction_panel, show_problems, student_form
 from model.errors import InvalidInput
 from model.schema.fields import ACTIONABLE, FIELDS
+from model.schema.results import COLUMNS, INTERVAL
 from model.serving.service import NoActiveModel, Prediction, predict_one
 
 HONEST_NOTE = (
@@ -57,14 +58,15 @@ def _show(prediction: Prediction, record: dict[str, Any]) -> None:
 
 
 def _compare(before: pd.Series, after: pd.Series) -> pd.DataFrame:
+    title = {name: COLUMNS[name].heading for name in ("predicted_g3", "p_pass", "band", "risk")}
     rows = {
-        "Predicted grade": (f"{before.predicted_g3:.1f}", f"{after.predicted_g3:.1f}",
-                            f"{after.predicted_g3 - before.predicted_g3:+.1f} points"),
-        "90% interval": (f"{before.lower:.1f}-{before.upper:.1f}", f"{after.lower:.1f}-{after.upper:.1f}", ""),
-        "Chance of passing": (f"{before.p_pass:.0%}", f"{after.p_pass:.0%}",
-                              f"{(after.p_pass - before.p_pass) * 100:+.0f} percentage points"),
-        "Band": (before.band, after.band, "" if before.band == after.band else f"{before.band} → {after.band}"),
-        "Risk": (before.risk, after.risk, "" if before.risk == after.risk else f"{before.risk} → {after.risk}"),
+        title["predicted_g3"]: (f"{before.predicted_g3:.1f}", f"{after.predicted_g3:.1f}",
+                                f"{after.predicted_g3 - before.predicted_g3:+.1f} points"),
+        INTERVAL: (f"{before.lower:.1f}-{before.upper:.1f}", f"{after.lower:.1f}-{after.upper:.1f}", ""),
+        title["p_pass"]: (f"{before.p_pass:.0%}", f"{after.p_pass:.0%}",
+                          f"{(after.p_pass - before.p_pass) * 100:+.0f} percentage points"),
+        title["band"]: (before.band, after.band, "" if before.band == after.band else f"{before.band} → {after.band}"),
+        title["risk"]: (before.risk, after.risk, "" if before.risk == after.risk else f"{before.risk} → {after.risk}"),
     }  # fmt: skip
     return pd.DataFrame.from_dict(rows, orient="index", columns=["As entered", "What if", "Change"])
 

@@ -9,10 +9,12 @@ import streamlit as st
 
 from dashboard.charts import shap_waterfall
 from dashboard.class_charts import grade_histogram, lowering_factors, lowering_factors_chart, risk_chart
+from dashboard.columns import table_columns
 from dashboard.context import engine, open_page, store
 from model.errors import BatchRejected
 from model.schema.fields import MAX_ROWS
 from model.schema.published import template_csv
+from model.schema.results import DOWNLOAD_COLUMNS, PROBLEM_COLUMNS, RISK_LABELS
 from model.serving.downloads import problems_table, results_table, to_csv_bytes
 from model.serving.service import NoActiveModel, Prediction, predict_batch
 
@@ -23,22 +25,7 @@ ORDERS = {
     "Spreadsheet row": ("row", True),
 }
 MAX_PICK = 2000
-COLUMNS = {
-    "row": st.column_config.NumberColumn("Row", format="%d"),
-    "student_id": "Student id",
-    "risk": "Risk",
-    "p_pass": st.column_config.ProgressColumn("P(pass)", min_value=0.0, max_value=1.0, format="percent"),
-    "predicted_g3": st.column_config.NumberColumn("Predicted G3", format="%.1f"),
-    "lower": st.column_config.NumberColumn("From", format="%.1f"),
-    "upper": st.column_config.NumberColumn("To", format="%.1f"),
-    "likely_g3": st.column_config.NumberColumn("Most likely", format="%.1f"),
-    "band": "Band",
-    "setup": "Setup",
-    "model_version": "Model version",
-    "factor_1": "Main factor",
-    "factor_2": "Second factor",
-    "factor_3": "Third factor",
-}
+SHOWN_FIRST = ("row", "student_id", "risk", "p_pass", "predicted_g3", "lower", "upper", "likely_g3", "band")
 
 
 def predict_upload(upload: Any, user_id: int) -> dict[str, Any]:
@@ -81,8 +68,9 @@ def show_problems(prediction: Prediction, problems_csv: bytes) -> None:
     st.subheader("Validation report")
     st.caption("Rows with a problem were not predicted; every other row was. Row numbers are as in a spreadsheet "
                "(the header is row 1). Fix these cells and upload the file again to predict them.")  # fmt: skip
-    st.dataframe(problems_table(prediction.problems), hide_index=True, width="stretch",
-                 column_config={"row": st.column_config.NumberColumn("Row", format="%d")})  # fmt: skip
+    config, order = table_columns(PROBLEM_COLUMNS)
+    st.dataframe(problems_table(prediction.problems), hide_index=True, width="stretch", column_config=config,
+                 column_order=order)  # fmt: skip
     st.download_button("Download the validation report (CSV)", problems_csv, "mathsight-problems.csv", "text/csv")
 
 
@@ -92,7 +80,8 @@ def show_results(table: pd.DataFrame, results_csv: bytes) -> pd.DataFrame:
     order = st.radio("Order", list(ORDERS), horizontal=True, key="upload_order")
     column, ascending = ORDERS[order]
     ordered = table.sort_values([column, "row"], ascending=[ascending, True], kind="stable")
-    st.dataframe(ordered, hide_index=True, width="stretch", column_config=COLUMNS, column_order=list(COLUMNS))
+    config, order = table_columns(DOWNLOAD_COLUMNS, first=SHOWN_FIRST)
+    st.dataframe(ordered, hide_index=True, width="stretch", column_config=config, column_order=order)
     st.download_button("Download the predictions (CSV)", results_csv, "mathsight-predictions.csv", "text/csv",
                        type="primary")  # fmt: skip
     return ordered
@@ -100,7 +89,7 @@ def show_results(table: pd.DataFrame, results_csv: bytes) -> pd.DataFrame:
 
 def _student_label(row: pd.Series) -> str:
     who = row["student_id"] if isinstance(row["student_id"], str) else "no student id"
-    return f"row {row['row']} · {who} · {row['risk']} risk · predicted {row['predicted_g3']:.1f}"
+    return f"row {row['row']} · {who} · {RISK_LABELS[row['risk']]} · predicted {row['predicted_g3']:.1f}"
 
 
 def show_explanation(prediction: Prediction, ordered: pd.DataFrame) -> None:

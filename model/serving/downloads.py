@@ -1,10 +1,16 @@
-"""Tables for download: predictions with their factors, problems, and spreadsheet-safe CSV."""
+"""Tables for download: predictions with their factors, problems, and spreadsheet-safe CSV.
+
+Their columns are those of :mod:`model.schema.results` (``DOWNLOAD_COLUMNS``, ``PROBLEM_COLUMNS``).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import pandas as pd
 
 from model.errors import Problem
+from model.schema.results import COLUMNS, DOWNLOAD_COLUMNS, FACTOR_COLUMNS, PROBLEM_COLUMNS
 from model.serving.service import Prediction
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -27,25 +33,28 @@ def escape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     return safe
 
 
-def results_table(prediction: Prediction, top: int = 3) -> pd.DataFrame:
-    """One row per accepted student: prediction, interval, P(pass), band, risk and top factors."""
-    table = prediction.results.copy()
-    for column in ("predicted_g3", "lower", "upper", "likely_g3"):
-        table[column] = table[column].astype(float).round(1)
-    table["p_pass"] = table["p_pass"].astype(float).round(3)
-    for i in range(top):
-        table[f"factor_{i + 1}"] = prediction.factors.sentences(i, table.index) if len(table) else []
-    table.index.name = "row"
-    return table.reset_index()
+def results_table(prediction: Prediction, columns: Sequence[str] = DOWNLOAD_COLUMNS) -> pd.DataFrame:
+    """One row per accepted student: prediction, interval, P(pass), band, risk and top factors (``columns``
+    of the result vocabulary, figures rounded as it says)."""
+    results = prediction.results
+    table = {}
+    for name in columns:
+        if name == "row":
+            values = results.index.to_series(index=results.index)
+        elif name in FACTOR_COLUMNS:
+            sentences = prediction.factors.sentences(FACTOR_COLUMNS.index(name), results.index) if len(results) else []
+            values = pd.Series(sentences, index=results.index, dtype=object)
+        else:
+            values = results[name]
+        table[name] = COLUMNS[name].for_download(values)
+    return pd.DataFrame(table, columns=list(columns)).reset_index(drop=True)
 
 
 def problems_table(problems: list[Problem]) -> pd.DataFrame:
-    """The validation report: row, column, value, problem, allowed."""
+    """The validation report: row, column, value, problem, allowed (``PROBLEM_COLUMNS``)."""
     return pd.DataFrame(
-        [{"row": p.row, "column": p.column, "value": p.value, "problem": p.message, "allowed": p.allowed}
-         for p in problems],
-        columns=["row", "column", "value", "problem", "allowed"],
-    )  # fmt: skip
+        [(p.row, p.column, p.value, p.message, p.allowed) for p in problems], columns=list(PROBLEM_COLUMNS)
+    )
 
 
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:

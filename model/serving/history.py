@@ -15,17 +15,12 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from model.schema.results import HISTORY_COLUMNS, RECENT_COLUMNS, RISKS
 from model.serving.predlog.writer import student_key
 from model.settings import Settings
 from model.store.tables import Feedback, Outcome, PredictionLog
 
-RISKS = ("high", "medium", "low")
 KEY_SHOWN = 10
-HISTORY_COLUMNS = ("student_key", "prediction_id", "created_at", "channel", "setup", "model_version_id",
-                   "predicted_g3", "lower", "upper", "p_pass", "band", "risk", "predictions", "outcome_g3",
-                   "outcome_at")  # fmt: skip
-RECENT_COLUMNS = ("prediction_id", "created_at", "channel", "student_key", "setup", "predicted_g3", "p_pass", "risk",
-                  "not_useful")  # fmt: skip
 
 
 def short_key(key: str | None) -> str:

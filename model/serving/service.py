@@ -29,6 +29,7 @@ from model.logs import log_request
 from model.ml.explain import FactorTable
 from model.ml.grade_model import Explanation, GradeModel
 from model.schema.fields import ATTRIBUTES, GRADES, ID_COLUMN
+from model.schema.results import RESULT_COLUMNS
 from model.schema.thresholds import Thresholds
 from model.schema.validation import ValidationResult, row_setups, setup_for, validate_batch, validate_record
 from model.serving.predlog.writer import student_keys, write_log, write_log_columns
@@ -119,7 +120,8 @@ class ModelStore:
 
 @dataclass
 class Prediction:
-    """Predictions for accepted rows (index = the user's row numbers) and their explanations."""
+    """Predictions for accepted rows (``results``: the result vocabulary's ``RESULT_COLUMNS``, index = the
+    user's row numbers) and their explanations."""
 
     results: pd.DataFrame
     factors: FactorTable
@@ -132,10 +134,6 @@ class Prediction:
     @property
     def rejected_rows(self) -> list[int]:
         return sorted({p.row for p in self.problems if p.row is not None})
-
-
-RESULT_COLUMNS = ("student_id", "setup", "model_version", "predicted_g3", "lower", "upper", "likely_g3", "p_pass",
-                  "band", "risk")  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
-from dashboard.widgets import SETUP_NOTES
 from model.schema.fields import ATTRIBUTES, FIELDS, GRADES
+from model.schema.results import COLUMNS, G2_WITHOUT_G1_NOTE, INTERVAL, SETUP_NOTES
 from model.serving.service import ModelStore, predict_one
 from model.settings import get_settings
 from model.store.db import get_engine, session_scope
@@ -93,7 +93,7 @@ def test_the_setup_follows_the_grades_given(app_db_url: str, teacher_account: Ac
     at = _fill(at, student, grades=("G1",))
     assert SETUP_NOTES["period1"] in texts(at)
     at = _fill(at, student, grades=("G2",))
-    assert "G2 without G1 is not used" in texts(at)
+    assert G2_WITHOUT_G1_NOTE in texts(at)
     at = _fill(at, student, grades=())
     assert SETUP_NOTES["early"] in texts(at)
     assert [row.setup for row in _log(app_db_url)] == ["period2", "period1", "early", "early"]
@@ -114,9 +114,11 @@ def test_what_if_shows_the_new_prediction_beside_the_old_one(
     before = predict_one(store, engine, student | {"G1": None, "G2": None}, channel="ui", log=False).results.iloc[0]
     changed = student | {"G1": None, "G2": None, "studytime": 4, "absences": 0}
     after = predict_one(store, engine, changed, channel="ui", log=False).results.iloc[0]
-    assert table.loc["Predicted grade", "As entered"] == f"{before.predicted_g3:.1f}"
-    assert table.loc["Predicted grade", "What if"] == f"{after.predicted_g3:.1f}"
-    assert table.loc["Chance of passing", "What if"] == f"{after.p_pass:.0%}"
+    grade, chance = COLUMNS["predicted_g3"].heading, COLUMNS["p_pass"].heading
+    assert list(table.index) == [grade, INTERVAL, chance, COLUMNS["band"].heading, COLUMNS["risk"].heading]
+    assert table.loc[grade, "As entered"] == f"{before.predicted_g3:.1f}"
+    assert table.loc[grade, "What if"] == f"{after.predicted_g3:.1f}"
+    assert table.loc[chance, "What if"] == f"{after.p_pass:.0%}"
     assert "Weekly study time: 1 → 4" in texts(at) and f"School absences: {student['absences']} → 0" in texts(at)
     assert len(_log(app_db_url)) == 1  # the what-if is hypothetical: not logged
 

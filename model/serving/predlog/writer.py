@@ -28,8 +28,6 @@ from model.settings import Settings
 from model.store import crypto
 from model.store.tables import utcnow
 
-CHANNELS = ("ui", "api", "cli")
-
 
 def student_key(student_id: str | None, settings: Settings) -> str | None:
     """HMAC-SHA256 of a student id under the secret key of ``settings``: stable, not reversible, never the id."""
