@@ -119,10 +119,8 @@ def show_problems(problems: Iterable[Problem], slots: Mapping[str, DeltaGenerato
         (slot if slot is not None else st).error(problem_text(problem), icon=":material/error:")
 
 
-def setup_note(setup: str, record: Mapping[str, Any]) -> str:
-    """One line on which model was used and why."""
-    if setup == "early" and "G2" in record and "G1" not in record:
-        return results.G2_WITHOUT_G1_NOTE
+def setup_note(setup: str) -> str:
+    """One line on which model was used and why (G2 without G1 never gets here: validation refuses it)."""
     return results.SETUP_NOTES[setup]
 
 
@@ -150,7 +148,7 @@ def prediction_panel(
                "final grade of 0 (students who drop out); the chance of passing and the band describe the most "
                "likely outcome, so they can point a little higher than the average.")  # fmt: skip
     st.caption(f"Model version `{result['model_version']}` · setup **{result['setup']}**. "
-               f"{setup_note(str(result['setup']), record)}")  # fmt: skip
+               f"{setup_note(str(result['setup']))}")  # fmt: skip
     contributions = explanation.contributions.loc[row]
     st.plotly_chart(shap_waterfall(explanation.base_value, contributions, grade), key=f"waterfall:{row}")
     st.markdown(summary_text(grade, explanation.base_value, factors))

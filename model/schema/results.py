@@ -91,7 +91,6 @@ SETUP_NOTES = {
     "period1": "G1 given: using the period-1 model.",
     "early": "No period grades given: using the early-warning model (the 30 attributes only, least accurate).",
 }
-G2_WITHOUT_G1_NOTE = "G2 without G1 is not used (the grade models need G1): using the early-warning model."
 INTERVAL = "90% interval"
 
 

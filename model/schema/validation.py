@@ -1,4 +1,8 @@
-"""Validating a class file or one record against the fields, and choosing the setup its grades allow."""
+"""Validating a class file or one record against the fields, and choosing the setup its grades allow.
+
+The grades a record may give are the setups' inputs: none, G1, or G1 and G2. G2 without G1 matches no
+setup, so it is a problem naming G1 (the row is rejected), never silently dropped.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ from model.schema.fields import ATTRIBUTES, FIELDS, ID_COLUMN, MAX_ROWS, TARGET,
 from model.schema.published import StudentRecord
 from model.schema.reading import read_batch
 from model.schema.values import CANONICAL_NAMES, is_blank, missing_reason, parse_cell, raw_text
+
+G2_WITHOUT_G1 = "G2 is given but G1 is missing; give G1 too, or leave both empty for the early prediction"
 
 
 @dataclass
@@ -159,6 +165,14 @@ def validate_frame(df: pd.DataFrame, require_target: bool = False, max_rows: int
             message = f'row {row}, column "{name}": {column.reasons_u[code]}'
             problems.append((row, order, Problem(row, name, column.raws_u[code], message, spec.allowed_text)))
 
+    lone_g2 = _lone_g2(columns.get("G1"), columns.get("G2"), len(df))
+    bad_rows |= lone_g2
+    g1_order, g1_spec = list(FIELDS).index("G1"), FIELDS["G1"]
+    for pos in np.flatnonzero(lone_g2):
+        row = int(rows[pos])
+        problem = Problem(row, "G1", None, f'row {row}, column "G1": {G2_WITHOUT_G1}', g1_spec.allowed_text)
+        problems.append((row, g1_order, problem))
+
     keep = np.flatnonzero(~bad_rows)
     data: dict[str, Any] = {}
     if ID_COLUMN in known:
@@ -172,6 +186,21 @@ def validate_frame(df: pd.DataFrame, require_target: bool = False, max_rows: int
         extra_columns=extra,
         n_rows=len(df),
     )
+
+
+def _given(column: _Column | None, n: int) -> np.ndarray:
+    """Per row: the cell holds a valid value (not blank, not bad)."""
+    if column is None:
+        return np.zeros(n, dtype=bool)
+    return (~np.asarray(pd.isna(column.typed_u), dtype=bool) & ~column.bad_u)[column.codes]
+
+
+def _lone_g2(g1: _Column | None, g2: _Column | None, n: int) -> np.ndarray:
+    """Per row: G2 is given while G1 is blank (a bad G1 already rejects its row)."""
+    if g2 is None:
+        return np.zeros(n, dtype=bool)
+    g1_blank = np.ones(n, dtype=bool) if g1 is None else ~_given(g1, n) & ~g1.bad_u[g1.codes]
+    return _given(g2, n) & g1_blank
 
 
 def validate_batch(
@@ -213,6 +242,8 @@ def validate_record(record: Mapping[str, Any], require_target: bool = False) -> 
             problems.append(Problem(None, name, text, f'field "{name}": {reason}', spec.allowed_text))
         elif value is not None:
             result[name] = value
+    if "G2" in result and "G1" not in result and not any(p.column == "G1" for p in problems):
+        problems.append(Problem(None, "G1", None, f'field "G1": {G2_WITHOUT_G1}', FIELDS["G1"].allowed_text))
     if problems:
         raise InvalidInput(problems)
     StudentRecord.model_validate(result)

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from model.ml.grade_model import risk_level
 from model.schema.fields import ATTRIBUTES, EXAMPLE_RECORD
 from model.schema.thresholds import Thresholds
+from model.schema.validation import G2_WITHOUT_G1
 from model.store.db import get_engine
 from model.store.tables import PredictionLog
 from tests.api.conftest import Keys
@@ -169,3 +170,23 @@ def test_the_risk_level_follows_the_app_s_threshold_settings(make_client, keys: 
     configured = make_client(**table).post("/v1/predict", json=EARLY, headers=headers).json()
     assert configured["p_pass"] == p_pass and configured["risk"] == "high"
     assert configured["risk"] == risk_level(np.array([p_pass]), Thresholds(**table))[0]
+
+
+def test_g2_without_g1_is_refused_naming_g1_alone_and_in_a_batch(
+    client: TestClient, keys: Keys, app_db_url: str
+) -> None:
+    headers = {"X-API-Key": keys.predict}
+    response = client.post("/v1/predict", json={**EARLY, "G2": 14}, headers=headers)
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["error"] == "invalid_input"
+    assert [(d["field"], d["message"]) for d in body["details"]] == [("G1", f'field "G1": {G2_WITHOUT_G1}')]
+    response = client.post("/v1/predict/batch", json=[EARLY, {**EARLY, "G1": "", "G2": 14}, STUDENT], headers=headers)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["n_accepted"], body["n_rejected"]) == (2, 1)
+    assert [(r["row"], r["setup"]) for r in body["results"]] == [(1, "early"), (3, "period2")]
+    assert [(p["row"], p["field"], p["message"]) for p in body["problems"]] == [
+        (2, "G1", f'row 2, column "G1": {G2_WITHOUT_G1}')
+    ]
+    assert [r.status for r in _log(app_db_url)] == ["rejected", "ok", "ok", "rejected"]

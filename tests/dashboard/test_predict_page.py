@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from model.schema.fields import ATTRIBUTES, FIELDS, GRADES
-from model.schema.results import COLUMNS, G2_WITHOUT_G1_NOTE, INTERVAL, SETUP_NOTES
+from model.schema.results import COLUMNS, INTERVAL, SETUP_NOTES
+from model.schema.validation import G2_WITHOUT_G1
 from model.serving.service import ModelStore, predict_one
 from model.settings import get_settings
 from model.store.db import get_engine, session_scope
@@ -92,11 +93,17 @@ def test_the_setup_follows_the_grades_given(app_db_url: str, teacher_account: Ac
     assert SETUP_NOTES["period2"] in texts(at)
     at = _fill(at, student, grades=("G1",))
     assert SETUP_NOTES["period1"] in texts(at)
-    at = _fill(at, student, grades=("G2",))
-    assert G2_WITHOUT_G1_NOTE in texts(at)
     at = _fill(at, student, grades=())
     assert SETUP_NOTES["early"] in texts(at)
-    assert [row.setup for row in _log(app_db_url)] == ["period2", "period1", "early", "early"]
+    assert [row.setup for row in _log(app_db_url)] == ["period2", "period1", "early"]
+
+
+def test_g2_without_g1_is_refused_naming_g1(app_db_url: str, teacher_account: Account, student: dict) -> None:
+    at = _fill(page_test("predict.py", teacher_account.user).run(), student, grades=("G2",))
+    assert not at.exception
+    assert f'field "G1": {G2_WITHOUT_G1} (allowed: 0-20)' in [e.value for e in at.error]
+    assert not at.metric
+    assert [(row.status, row.setup) for row in _log(app_db_url)] == [("rejected", None)]
 
 
 def test_what_if_shows_the_new_prediction_beside_the_old_one(

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard.class_charts import grade_histogram, lowering_factors, risk_chart, risk_counts
 from dashboard.context import CurrentUser
 from model.schema.fields import PASS_MARK
-from model.schema.validation import validate_frame
+from model.schema.validation import G2_WITHOUT_G1, validate_frame
 from model.serving.service import ModelStore, predict_frame
 from model.settings import get_settings
 from model.store.db import get_engine
@@ -88,6 +88,23 @@ def test_class_upload_reports_bad_rows_and_predicts_the_rest(
     downloaded = pd.read_csv(io.BytesIO(at.session_state["upload_result"]["results_csv"]), encoding="utf-8-sig")
     assert downloaded.loc[downloaded["row"] == 2, "student_id"].item() == "'" + EVIL_ID
     assert len(downloaded) == 392
+
+
+def test_a_row_with_g2_but_no_g1_is_rejected_and_the_others_go_through(
+    app_db_url: str, teacher: CurrentUser, student_csv_path: Path
+) -> None:
+    frame = pd.read_csv(student_csv_path, sep=";", dtype=str, keep_default_na=False).head(5)
+    frame.loc[2, "G1"] = ""
+    at = open_page(teacher)
+    at.file_uploader(key="upload_file").upload("class.csv", frame.to_csv(sep=";", index=False).encode(), "text/csv")
+    at.run()
+    assert not at.exception, at.exception
+    assert [m.value for m in at.metric] == ["5", "4", "1"]
+    report = at.dataframe[0].value
+    assert report[["row", "column"]].values.tolist() == [[4, "G1"]]
+    assert report["problem"].tolist() == [f'row 4, column "G1": {G2_WITHOUT_G1}']
+    assert sorted(at.dataframe[1].value["row"]) == [2, 3, 5, 6]
+    assert log_rows(app_db_url)["status"].value_counts().to_dict() == {"ok": 4, "rejected": 1}
 
 
 def test_choosing_a_student_explains_without_predicting_again(

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pandas as pd
 
 from model.cli.main import build_parser, main
+from model.schema.validation import G2_WITHOUT_G1
 from model.settings import PROJECT_ROOT
 
 
@@ -86,3 +87,15 @@ def test_an_option_without_help_is_reported() -> None:
     sub = parser.add_subparsers()
     sub.add_parser("train").add_argument("--data")
     assert undocumented(parser) == ["train data"]
+
+
+def test_predict_rejects_a_row_with_g2_but_no_g1(app_db_url: str, student_csv_path, tmp_path, capsys) -> None:
+    frame = pd.read_csv(student_csv_path, sep=";", dtype=str, keep_default_na=False).head(4)
+    frame.loc[1, "G1"] = ""
+    source, out = tmp_path / "class.csv", tmp_path / "out.csv"
+    frame.to_csv(source, sep=";", index=False)
+    assert main(["predict", "--input", str(source), "--output", str(out)]) == 3
+    assert pd.read_csv(out, encoding="utf-8-sig")["row"].tolist() == [2, 4, 5]
+    rejected = pd.read_csv(tmp_path / "out.rejected.csv", encoding="utf-8-sig")
+    assert rejected[["row", "column"]].values.tolist() == [[3, "G1"]]
+    assert f'row 3, column "G1": {G2_WITHOUT_G1}' in capsys.readouterr().err

@@ -38,6 +38,7 @@ from model.schema.fields import (
 from model.schema.published import StudentRecord, json_schema, template_csv
 from model.schema.reading import read_batch
 from model.schema.validation import (
+    G2_WITHOUT_G1,
     ValidationResult,
     row_setups,
     setup_for,
@@ -348,12 +349,30 @@ def test_grades_are_optional_and_blank_means_unknown() -> None:
     assert result.problems == [] and not set(GRADES) & set(result.accepted.columns)
     assert row_setups(result.accepted).tolist() == ["early"]
 
-    rows = [example(), example(G2=""), example(G1="", G2=""), example(G1="", G2=3)]
+    rows = [example(), example(G2=""), example(G1="", G2="")]
     result = validate_batch(make_csv(rows))
     assert result.problems == []
     assert result.accepted["G1"].dtype == "Int64" and result.accepted["G2"].dtype == "Int64"
-    assert result.accepted["G1"].isna().tolist() == [False, False, True, True]
-    assert row_setups(result.accepted).tolist() == ["period2", "period1", "early", "early"]
+    assert result.accepted["G1"].isna().tolist() == [False, False, True]
+    assert row_setups(result.accepted).tolist() == ["period2", "period1", "early"]
+
+
+def test_g2_without_g1_rejects_its_row_naming_g1() -> None:
+    rows = [example(), example(G1="", G2=3), example(G1="", G2=""), example(G1="x", G2=3)]
+    result = validate_batch(make_csv(rows))
+    assert result.accepted.index.tolist() == [2, 4]
+    assert [(p.row, p.column, p.value) for p in result.problems] == [(3, "G1", None), (5, "G1", "x")]
+    assert result.problems[0].message == f'row 3, column "G1": {G2_WITHOUT_G1}'
+    assert "give G1 too" in G2_WITHOUT_G1 and result.problems[0].allowed == "0-20"
+    no_g1_column = [{k: v for k, v in example(G2=v).items() if k != "G1"} for v in (3, "")]
+    result = validate_batch(make_csv(no_g1_column))
+    assert result.rejected_rows == [2] and result.accepted.index.tolist() == [3]
+    with pytest.raises(InvalidInput) as info:
+        validate_record(example(G1="", G2=3))
+    assert [(p.column, p.message) for p in info.value.problems] == [("G1", f'field "G1": {G2_WITHOUT_G1}')]
+    with pytest.raises(InvalidInput) as info:
+        validate_record(example(G1=" ", G2=3, age=30))
+    assert [p.column for p in info.value.problems] == ["age", "G1"]
 
 
 def test_target_optional_unless_required() -> None:
