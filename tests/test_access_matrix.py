@@ -1,5 +1,6 @@
 """Who gets what: every dashboard page and every API endpoint against every kind of caller, and a
-teacher asking for another teacher's students (history, the My students page, "not useful")."""
+teacher asking for another teacher's students (history, the My students page, "not useful") or
+recording their final grades."""
 
 from __future__ import annotations
 
@@ -17,14 +18,15 @@ from dashboard.context import CurrentUser
 from dashboard.page_table import PAGES, PageSpec
 from model.accounts import users
 from model.accounts.apikeys import create_key, revoke_key
+from model.errors import InvalidInput
 from model.schema.fields import EXAMPLE_RECORD
 from model.serving.history import history_counts, recent_predictions, teacher_history
-from model.serving.outcomes import PredictionNotFound, mark_not_useful
+from model.serving.outcomes import PredictionNotFound, mark_not_useful, record_outcome, record_outcomes_csv
 from model.serving.predlog.writer import student_key
 from model.serving.service import ModelStore, predict_batch
 from model.settings import get_settings
 from model.store.db import get_engine, session_scope
-from model.store.tables import Feedback, PredictionLog
+from model.store.tables import Feedback, Outcome, PredictionLog
 from tests.api.conftest import make_keys
 from tests.dashboard.conftest import Account, admin_account, page_test, teacher_account, texts
 
@@ -204,3 +206,45 @@ def test_marking_another_teachers_prediction_not_useful_is_refused(app_db_url: s
         assert connection.scalar(sa.select(sa.func.count()).select_from(Feedback)) == 0
     with session_scope(engine) as session:
         assert mark_not_useful(session, tina_prediction, two_classes["tina"].id, "already moved school") > 0
+
+
+def _outcome_rows(url: str) -> list[tuple[str, int, int | None]]:
+    with get_engine(url).connect() as connection:
+        return [tuple(r) for r in connection.execute(sa.select(Outcome.student_key, Outcome.g3, Outcome.recorded_by))]
+
+
+@pytest.mark.parametrize("writer", ["otto", "admin"])
+def test_recording_a_grade_for_another_teachers_student_is_refused(
+    app_db_url: str, two_classes: dict, admin_account: Account, writer: str
+) -> None:
+    engine, settings = get_engine(app_db_url), get_settings()
+    user = two_classes["otto"] if writer == "otto" else admin_account.user
+    with pytest.raises(InvalidInput, match='no prediction of yours for student id "S1"'), session_scope(engine) as s:
+        record_outcome(s, settings, "S1", 20, user.id)
+    with session_scope(engine) as session:
+        imported = record_outcomes_csv(session, settings, "student_id,G3\nS2,20\nS3,0\n", user.id)
+    assert (imported.stored, imported.rejected_rows) == (0, [2, 3])
+    at = page_test("outcomes.py", user).run()
+    at.text_input(key="outcome_student").input("S1")
+    at.number_input(key="outcome_g3").set_value(20)
+    at.button[0].click().run()
+    assert not at.exception and not at.success and "no prediction of yours" in at.error[0].value
+    assert _outcome_rows(app_db_url) == []
+    at = page_test("my_students.py", two_classes["tina"]).run()  # Tina's reads are unaffected
+    assert at.dataframe[0].value["outcome_g3"].isna().all() and len(at.dataframe[0].value) == 3
+
+
+def test_recording_a_grade_for_ones_own_student_works_and_the_teacher_sees_it(
+    app_db_url: str, two_classes: dict
+) -> None:
+    engine, settings, tina = get_engine(app_db_url), get_settings(), two_classes["tina"]
+    with session_scope(engine) as session:
+        record_outcome(session, settings, "S1", 14, tina.id)
+        assert record_outcomes_csv(session, settings, "student_id;G3\nS2;8\n", tina.id).stored == 1
+    assert sorted(_outcome_rows(app_db_url)) == sorted(
+        [(student_key("S1", settings), 14, tina.id), (student_key("S2", settings), 8, tina.id)]
+    )
+    table = page_test("my_students.py", tina).run().dataframe[0].value.set_index("student_key")
+    assert table.loc[student_key("S1", settings)[:10], "outcome_g3"] == 14
+    otto = page_test("my_students.py", two_classes["otto"]).run().dataframe[0].value
+    assert otto["outcome_g3"].isna().all() and len(otto) == 1

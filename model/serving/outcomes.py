@@ -1,7 +1,9 @@
 """Real final grades recorded after the fact, and teachers' "not useful" remarks on predictions.
 
 Outcomes are stored under the pseudonymous ``student_key`` (never the raw student id) so monitoring
-can set them beside the predictions made for the same student. Bad input raises
+can set them beside the predictions made for the same student. A user records outcomes only for
+students they predicted themselves (a logged, successful prediction of theirs with that student
+key), admins included; any other id is refused by name and nothing of it is stored. Bad input raises
 :class:`~model.errors.InvalidInput` (one value) or is reported per row (a CSV), with the same
 wording as the class-file validator: the row, the column, the value and what is allowed. Every
 function works in the caller's ``Session`` (the front commits it).
@@ -9,6 +11,7 @@ function works in the caller's ``Session`` (the front commits it).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -27,6 +30,8 @@ from model.store.tables import Feedback, Outcome, PredictionLog
 
 MAX_REASON = 500
 ID_ALLOWED = "any non-blank text"
+OWN_ALLOWED = "the id of a student you predicted"
+_KEYS_PER_QUERY = 5_000
 
 
 class PredictionNotFound(UserError, LookupError):
@@ -76,13 +81,39 @@ def _id_problem(raw: Any, where: str, row: int | None, settings: Settings) -> tu
     return key, None
 
 
-def record_outcome(session: Session, settings: Settings, student_id: str, g3: Any, user_id: int | None) -> int:
-    """Store a student's real final grade (0-20); returns the new outcome id.
+def own_student_keys(session: Session, user_id: int, keys: Iterable[str]) -> set[str]:
+    """Those of ``keys`` that ``user_id`` has a successful prediction for (a few queries for a whole file)."""
+    wanted = sorted(set(keys))
+    found: set[str] = set()
+    for start in range(0, len(wanted), _KEYS_PER_QUERY):
+        chunk = wanted[start : start + _KEYS_PER_QUERY]
+        query = (
+            sa.select(PredictionLog.student_key)
+            .distinct()
+            .where(PredictionLog.user_id == user_id, PredictionLog.status == "ok", PredictionLog.student_key.in_(chunk))
+        )
+        found.update(session.scalars(query))
+    return found
 
-    Raises ``InvalidInput`` naming the field when the id is blank or the grade is not a whole
-    number from 0 to 20.
+
+def _not_yours(raw: Any, where: str, row: int | None) -> Problem:
+    text = str(raw).strip()
+    message = (
+        f'{where}: no prediction of yours for student id "{text}"; record outcomes only for students you predicted'
+    )
+    return Problem(row, ID_COLUMN, text, message, OWN_ALLOWED)
+
+
+def record_outcome(session: Session, settings: Settings, student_id: str, g3: Any, user_id: int) -> int:
+    """Store a student's real final grade (0-20) recorded by ``user_id``; returns the new outcome id.
+
+    Raises ``InvalidInput`` naming the field when the id is blank, when the user has no prediction
+    of their own for that student id, or when the grade is not a whole number from 0 to 20.
     """
-    key, id_problem = _id_problem(student_id, f'field "{ID_COLUMN}"', None, settings)
+    where = f'field "{ID_COLUMN}"'
+    key, id_problem = _id_problem(student_id, where, None, settings)
+    if key is not None and not own_student_keys(session, user_id, [key]):
+        id_problem = _not_yours(student_id, where, None)
     grade, grade_problem = _grade_problem(g3, f'field "{TARGET}"', None)
     problems = [p for p in (id_problem, grade_problem) if p is not None]
     if problems:
@@ -103,21 +134,26 @@ def _outcome_columns(frame: pd.DataFrame) -> dict[str, Any]:
 
 
 def record_outcomes_csv(
-    session: Session, settings: Settings, data: bytes | str | Path | IO[Any], user_id: int | None
+    session: Session, settings: Settings, data: bytes | str | Path | IO[Any], user_id: int
 ) -> OutcomeImport:
-    """Store the final grades of a CSV with columns ``student_id`` and ``G3`` (';' or ',').
+    """Store the final grades of a CSV with columns ``student_id`` and ``G3`` (';' or ','), recorded by ``user_id``.
 
-    Every valid row is stored (one insert); each bad cell is reported as a :class:`Problem` whose
-    ``row`` is the spreadsheet row (header = row 1). Raises ``BatchRejected`` for an unreadable file
-    or one without those columns.
+    Every valid row is stored (one insert); each bad cell, and each student id the user has no
+    prediction of their own for, is reported as a :class:`Problem` whose ``row`` is the spreadsheet
+    row (header = row 1). Raises ``BatchRejected`` for an unreadable file or one without those columns.
     """
     frame = read_batch(data)
     if frame.empty:
         raise BatchRejected("the file has a header but no data rows")
     columns = _outcome_columns(frame)
+    ids, grades = frame[columns[ID_COLUMN]], frame[columns[TARGET]]
+    checked = [_id_problem(student_id, f'row {row}, column "{ID_COLUMN}"', int(row), settings)
+               for row, student_id in zip(frame.index, ids, strict=True)]  # fmt: skip
+    own = own_student_keys(session, user_id, [key for key, _ in checked if key is not None])
     rows, problems = [], []
-    for row, student_id, raw_grade in zip(frame.index, frame[columns[ID_COLUMN]], frame[columns[TARGET]], strict=True):
-        key, id_problem = _id_problem(student_id, f'row {row}, column "{ID_COLUMN}"', int(row), settings)
+    for row, student_id, raw_grade, (key, id_problem) in zip(frame.index, ids, grades, checked, strict=True):
+        if key is not None and key not in own:
+            id_problem = _not_yours(student_id, f'row {row}, column "{ID_COLUMN}"', int(row))
         grade, grade_problem = _grade_problem(raw_grade, f'row {row}, column "{TARGET}"', int(row))
         found = [p for p in (id_problem, grade_problem) if p is not None]
         problems.extend(found)

@@ -10,11 +10,12 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.context import CurrentUser
 from model.serving.predlog.writer import student_key
-from model.serving.service import ModelStore, predict_one
+from model.serving.service import ModelStore, predict_batch, predict_one
 from model.settings import get_settings
 from model.store.db import get_engine
 from model.store.tables import Feedback, Outcome
 
+ONLY_YOURS = "record outcomes only for students you predicted"
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "outcomes.py")
 
 
@@ -37,8 +38,19 @@ def predict(url: str, raw_df: pd.DataFrame, user: CurrentUser, student_id: str) 
     predict_one(ModelStore(engine, settings=get_settings()), engine, record, channel="ui", user_id=user.id)
 
 
-def test_one_outcome_is_recorded_and_a_blank_id_is_refused(app_db_url: str, teacher_account) -> None:
+def predict_class(url: str, raw_df: pd.DataFrame, user: CurrentUser, ids: list[str]) -> None:
+    engine = get_engine(url)
+    frame = raw_df.drop(columns=["G3"]).head(len(ids)).copy()
+    frame.insert(0, "student_id", ids)
+    predict_batch(ModelStore(engine, settings=get_settings()), engine, frame.to_csv(sep=";", index=False),
+                  channel="ui", user_id=user.id)  # fmt: skip
+
+
+def test_one_outcome_is_recorded_and_a_blank_id_is_refused(
+    app_db_url: str, teacher_account, raw_df: pd.DataFrame
+) -> None:
     teacher = teacher_account.user
+    predict(app_db_url, raw_df, teacher, "S042")
     at = open_page(teacher)
     assert not at.exception
     at.text_input(key="outcome_student").input("S042")
@@ -53,7 +65,10 @@ def test_one_outcome_is_recorded_and_a_blank_id_is_refused(app_db_url: str, teac
     assert len(outcomes(app_db_url)) == 1
 
 
-def test_outcomes_csv_stores_good_rows_and_lists_the_bad_one(app_db_url: str, teacher_account) -> None:
+def test_outcomes_csv_stores_good_rows_and_lists_the_bad_one(
+    app_db_url: str, teacher_account, raw_df: pd.DataFrame
+) -> None:
+    predict_class(app_db_url, raw_df, teacher_account.user, ["S1", "S2", "S3"])
     at = open_page(teacher_account.user)
     assert "Download the outcomes template" in [b.label for b in at.get("download_button")]
     at.file_uploader(key="outcomes_file").upload("grades.csv", b"student_id;G3\nS1;12\nS2;21\nS3;9\n", "text/csv")
@@ -107,3 +122,23 @@ def test_anonymous_is_refused_and_admin_allowed(app_db_url: str, admin_account) 
     admin = open_page(admin_account.user)
     assert not admin.exception and not admin.error
     assert admin.info[-1].value == "You have no predictions yet."
+
+
+def test_grades_of_students_someone_else_predicted_are_refused_by_id(
+    app_db_url: str, teacher_account, admin_account, raw_df: pd.DataFrame
+) -> None:
+    teacher, admin = teacher_account.user, admin_account.user
+    predict_class(app_db_url, raw_df, admin, ["A1", "A2"])
+    predict_class(app_db_url, raw_df, teacher, ["T1"])
+    at = open_page(teacher)
+    at.text_input(key="outcome_student").input("A1")
+    at.number_input(key="outcome_g3").set_value(20)
+    at.button[0].click().run()
+    assert not at.exception and not at.success
+    (error,) = at.error
+    assert error.value == f'field "student_id": no prediction of yours for student id "A1"; {ONLY_YOURS}'
+    at.file_uploader(key="outcomes_file").upload("grades.csv", b"student_id;G3\nA2;20\nT1;11\n", "text/csv")
+    at.run()
+    assert "stored 1 of 2 grades" in at.success[0].value
+    assert at.dataframe[0].value[["row", "column", "value"]].values.tolist() == [[2, "student_id", "A2"]]
+    assert outcomes(app_db_url) == [(student_key("T1", get_settings()), 11, teacher.id)]

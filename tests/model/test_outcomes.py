@@ -16,7 +16,7 @@ from model.serving.outcomes import (
     template_csv,
 )
 from model.serving.predlog.writer import student_key
-from model.serving.service import ModelStore, predict_one
+from model.serving.service import ModelStore, predict_batch, predict_one
 from model.settings import get_settings
 from model.store.db import get_engine, session_scope
 from model.store.tables import Feedback, Outcome, PredictionLog, User
@@ -42,9 +42,17 @@ def _predict(engine, raw_df: pd.DataFrame, user_id: int, student_id: str) -> int
         return connection.execute(sa.select(sa.func.max(PredictionLog.id))).scalar_one()
 
 
-def test_one_outcome_is_stored_under_the_student_key(models_db_url: str) -> None:
+def _predict_class(engine, raw_df: pd.DataFrame, user_id: int, ids: list[str]) -> None:
+    frame = raw_df.drop(columns=["G3"]).head(len(ids)).copy()
+    frame.insert(0, "student_id", ids)
+    predict_batch(ModelStore(engine, settings=get_settings()), engine, frame.to_csv(sep=";", index=False),
+                  channel="ui", user_id=user_id)  # fmt: skip
+
+
+def test_one_outcome_is_stored_under_the_student_key(models_db_url: str, raw_df: pd.DataFrame) -> None:
     engine = get_engine(models_db_url)
     teacher = add_user(engine, "ana")
+    _predict_class(engine, raw_df, teacher, ["S042"])
     with session_scope(engine) as session:
         record_outcome(session, get_settings(), " S042 ", "14", teacher)
     stored = _outcomes(engine)
@@ -65,19 +73,22 @@ def test_one_outcome_is_stored_under_the_student_key(models_db_url: str) -> None
     ],
 )
 def test_bad_outcome_names_the_field_and_what_is_allowed(
-    models_db_url: str, student_id: str, g3: object, field: str, words: str
+    models_db_url: str, raw_df: pd.DataFrame, student_id: str, g3: object, field: str, words: str
 ) -> None:
     engine = get_engine(models_db_url)
+    teacher = add_user(engine, "ana")
+    _predict_class(engine, raw_df, teacher, ["S1"])
     with pytest.raises(InvalidInput) as caught, session_scope(engine) as session:
-        record_outcome(session, get_settings(), student_id, g3, None)
+        record_outcome(session, get_settings(), student_id, g3, teacher)
     (problem,) = caught.value.problems
     assert (problem.column, problem.message) == (field, words)
     assert _outcomes(engine).empty
 
 
-def test_outcomes_csv_stores_good_rows_in_one_insert_and_reports_bad_ones(models_db_url: str) -> None:
+def test_outcomes_csv_stores_good_rows_in_one_insert_and_reports_bad_ones(models_db_url: str, raw_df) -> None:
     engine = get_engine(models_db_url)
     teacher = add_user(engine, "ana")
+    _predict_class(engine, raw_df, teacher, ["S1", "S2", "S4", "S6", "S7"])
     data = 'student_id;G3\nS1;12\nS2;25\n;9\nS4;"7"\n\nS6;x\nS7;0\n'
     statements: list[str] = []
     sa.event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
@@ -97,10 +108,13 @@ def test_outcomes_csv_stores_good_rows_in_one_insert_and_reports_bad_ones(models
     assert stored["student_key"].tolist() == [student_key(s, get_settings()) for s in ("S1", "S4", "S7")]
 
 
-def test_outcomes_csv_template_round_trips_and_comma_works(models_db_url: str) -> None:
-    with session_scope(get_engine(models_db_url)) as session:
-        assert record_outcomes_csv(session, get_settings(), template_csv(), None).stored == 1
-        assert record_outcomes_csv(session, get_settings(), "Student_ID,g3\nA,10\n", None).stored == 1
+def test_outcomes_csv_template_round_trips_and_comma_works(models_db_url: str, raw_df: pd.DataFrame) -> None:
+    engine = get_engine(models_db_url)
+    teacher = add_user(engine, "ana")
+    _predict_class(engine, raw_df, teacher, ["S001", "A"])
+    with session_scope(engine) as session:
+        assert record_outcomes_csv(session, get_settings(), template_csv(), teacher).stored == 1
+        assert record_outcomes_csv(session, get_settings(), "Student_ID,g3\nA,10\n", teacher).stored == 1
 
 
 @pytest.mark.parametrize(
@@ -114,7 +128,7 @@ def test_outcomes_csv_template_round_trips_and_comma_works(models_db_url: str) -
 def test_unusable_outcomes_file_is_rejected_whole(models_db_url: str, data: bytes, words: str) -> None:
     engine = get_engine(models_db_url)
     with pytest.raises(BatchRejected, match=words), session_scope(engine) as session:
-        record_outcomes_csv(session, get_settings(), data, None)
+        record_outcomes_csv(session, get_settings(), data, add_user(engine, "ana"))
     assert _outcomes(engine).empty
 
 
@@ -145,3 +159,42 @@ def test_not_useful_needs_a_short_reason(models_db_url: str, raw_df: pd.DataFram
     with pytest.raises(InvalidInput, match=words) as caught, session_scope(engine) as session:
         mark_not_useful(session, prediction_id, ana, reason)
     assert caught.value.problems[0].column == "reason"
+
+
+def test_outcomes_only_for_students_the_recorder_predicted(models_db_url: str, raw_df: pd.DataFrame) -> None:
+    engine = get_engine(models_db_url)
+    ana, ben, head = add_user(engine, "ana"), add_user(engine, "ben"), add_user(engine, "head", role="admin")
+    _predict_class(engine, raw_df, ana, ["S1", "S2"])
+    _predict_class(engine, raw_df, ben, ["B1"])
+    for intruder in (ben, head):
+        with pytest.raises(InvalidInput) as caught, session_scope(engine) as session:
+            record_outcome(session, get_settings(), "S1", 20, intruder)
+        (problem,) = caught.value.problems
+        assert (problem.column, problem.value) == ("student_id", "S1")
+        assert problem.message.startswith('field "student_id": no prediction of yours for student id "S1"')
+    with pytest.raises(InvalidInput, match='no prediction of yours for student id "S9"'), session_scope(engine) as s:
+        record_outcome(s, get_settings(), "S9", 20, ana)  # nobody predicted S9
+    assert _outcomes(engine).empty
+    with session_scope(engine) as session:
+        result = record_outcomes_csv(session, get_settings(), "student_id;G3\nS1;20\nB1;9\nS2;x\n", ben)
+    assert (result.stored, result.rejected_rows) == (1, [2, 4])
+    assert [(p.row, p.column, p.value) for p in result.problems] == [(2, "student_id", "S1"), (4, "student_id", "S2"),
+                                                                     (4, "G3", "x")]  # fmt: skip
+    assert result.problems[0].message.startswith('row 2, column "student_id": no prediction of yours for student id')
+    with session_scope(engine) as session:
+        record_outcome(session, get_settings(), " S1 ", 12, ana)
+    stored = _outcomes(engine)
+    assert stored[["student_key", "g3", "recorded_by"]].values.tolist() == [
+        [student_key("B1", get_settings()), 9, ben], [student_key("S1", get_settings()), 12, ana]]  # fmt: skip
+
+
+def test_a_rejected_prediction_does_not_make_the_student_yours(models_db_url: str, raw_df: pd.DataFrame) -> None:
+    engine = get_engine(models_db_url)
+    ana = add_user(engine, "ana")
+    frame = raw_df.drop(columns=["G3"]).head(1).astype(object)
+    frame.insert(0, "student_id", ["S1"])
+    frame.loc[0, "age"] = 99
+    predict_batch(ModelStore(engine, settings=get_settings()), engine, frame.to_csv(sep=";", index=False),
+                  channel="ui", user_id=ana)  # fmt: skip
+    with pytest.raises(InvalidInput, match="no prediction of yours"), session_scope(engine) as session:
+        record_outcome(session, get_settings(), "S1", 10, ana)
