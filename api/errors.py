@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from model.errors import InvalidInput, Problem, UserError
-from model.serving.service import NoActiveModel
+from model.serving.service import ModelUnavailable, NoActiveModel
 
 ERROR_CODES = {
     400: "invalid_input",
@@ -119,9 +119,13 @@ async def _user_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _no_active_model(request: Request, exc: Exception) -> JSONResponse:
+    """503: no active model, or one refused by its integrity check (why is in the server log, not here)."""
     assert isinstance(exc, NoActiveModel)
-    return error_response(503, f"no model is active for setup {exc.setup!r}; an admin must activate one",
-                          headers={"Retry-After": "60"})  # fmt: skip
+    if isinstance(exc, ModelUnavailable):
+        message = f"the model for setup {exc.setup!r} is unavailable; an admin must check it"
+    else:
+        message = f"no model is active for setup {exc.setup!r}; an admin must activate one"
+    return error_response(503, message, headers={"Retry-After": "60"})
 
 
 def install_error_handlers(app: FastAPI) -> None:

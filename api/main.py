@@ -21,7 +21,8 @@ from api.settings import ApiSettings
 from model.accounts.ratelimit import make_limiter
 from model.logs import configure_logging
 from model.serving.service import ModelStore, NoActiveModel
-from model.store.db import get_engine, migrate
+from model.store import registry
+from model.store.db import get_engine, migrate, session_scope
 
 API_VERSION = "1.0"
 DESCRIPTION = f"""
@@ -43,6 +44,8 @@ def _start(state: AppState) -> None:
     state.settings.log_dir.mkdir(parents=True, exist_ok=True)
     configure_logging(state.settings)
     migrate(state.engine)
+    with session_scope(state.engine) as session:
+        registry.resign_legacy_versions(session, settings=state.settings)
     try:
         for setup in ("early", "period1", "period2"):
             state.store.get(setup)

@@ -47,9 +47,14 @@ class CurrentUser:
 
 
 @st.cache_resource(show_spinner=False)
-def _engine(url: str) -> Engine:
+def _engine(url: str, _settings: Settings) -> Engine:
+    """The engine of ``url``, migrated, its old-scheme model signatures renewed (``_settings``: not hashed)."""
+    from model.store import registry
+
     engine = get_engine(url)
     migrate(engine)
+    with session_scope(engine) as session:
+        registry.resign_legacy_versions(session, settings=_settings)
     return engine
 
 
@@ -58,7 +63,7 @@ def _store(url: str, thresholds: Thresholds, _settings: Settings) -> ModelStore:
     """One store per database and threshold table; ``_settings`` (the ones both come from) are not hashed."""
     from model.serving.service import ModelStore
 
-    return ModelStore(_engine(url), settings=_settings)
+    return ModelStore(_engine(url, _settings), settings=_settings)
 
 
 def settings() -> Settings:
@@ -68,7 +73,8 @@ def settings() -> Settings:
 
 def engine() -> Engine:
     """The migrated engine of the configured database (one per process)."""
-    return _engine(settings().database_url)
+    configured = settings()
+    return _engine(configured.database_url, configured)
 
 
 def store() -> ModelStore:

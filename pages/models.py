@@ -21,7 +21,7 @@ from model.ml.versions import setup_overview
 from model.schema.fields import SETUPS
 from model.serving.downloads import problems_table
 from model.store import registry
-from model.store.registry import RegistryError
+from model.store.registry import ArtifactIntegrityError, RegistryError
 
 SETUP_LABELS = {"early": "early (30 attributes)", "period1": "period1 (+ G1)", "period2": "period2 (+ G1, G2)"}
 JOB_KEY, FLASH_KEY, SEEN_KEY = "models_job", "models_flash", "models_job_seen"
@@ -168,7 +168,10 @@ def compare_section(session: Session, ids: list[str], active_id: str | None) -> 
     if st.button("Compare", key="compare_button"):
         st.session_state["compare_pair"] = (version_a, version_b)
     if st.session_state.get("compare_pair") == (version_a, version_b):
-        show_comparison(_comparison(settings().database_url, version_a, version_b, session))
+        try:
+            show_comparison(_comparison(settings().database_url, version_a, version_b, session))
+        except ArtifactIntegrityError as error:
+            refused(error)
 
 
 def _switch(change: Callable[[Session], str]) -> None:
@@ -224,9 +227,31 @@ def promotion_section(user: CurrentUser, setup: str, ids: list[str], active_id: 
         st.caption("No previous version to roll back to.")
 
 
+def refused(error: ArtifactIntegrityError) -> None:
+    """A version whose artifact failed its check: which one, why, and what to do, in a red box."""
+    st.error(str(error), icon=":material/gpp_bad:")
+
+
+def active_integrity(session: Session, active_id: str | None) -> None:
+    """A red box when the setup's active version fails its check (the predict pages then say "unavailable")."""
+    if active_id is None:
+        return
+    try:
+        registry.verify_artifact(registry.get_version(session, active_id), settings=settings())
+    except ArtifactIntegrityError as error:
+        st.error(f"The active model is not being served. {error}", icon=":material/gpp_bad:")
+
+
 def card_and_export_section(session: Session, ids: list[str], active_id: str | None) -> None:
     st.subheader("Model card and export")
     version_id = st.selectbox("Version", ids, index=ids.index(active_id) if active_id in ids else 0, key="card_choice")
+    try:
+        _card_and_export(session, version_id, active_id)
+    except ArtifactIntegrityError as error:
+        refused(error)
+
+
+def _card_and_export(session: Session, version_id: str, active_id: str | None) -> None:
     url = settings().database_url
     download, onnx = st.columns(2)
     artifact = _export_zip(url, version_id, session)
@@ -256,6 +281,7 @@ def main() -> None:
     setup = st.radio("Setup", SETUPS, format_func=SETUP_LABELS.__getitem__, horizontal=True, key="models_setup")
     with transaction() as session:  # one transaction for everything this run shows
         overview = setup_overview(session, setup)
+        active_integrity(session, overview.active_id)
         show_versions(setup, overview.versions)
         ids = list(overview.versions["version"]) if not overview.versions.empty else []
         show_training(user, setup)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from model.errors import UserError
 from model.schema.fields import SETUPS
 from model.settings import Settings
+from model.store import registry
 from model.store.db import get_engine, migrate, session_scope
 
 EXIT_OK, EXIT_ALERT, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
@@ -44,9 +45,11 @@ def add_data_option(command: argparse.ArgumentParser) -> None:
 
 
 def migrated_engine(settings: Settings) -> Engine:
-    """The configured database, migrated to the newest schema."""
+    """The configured database, migrated to the newest schema, its old-scheme model signatures renewed."""
     engine = get_engine(settings.database_url)
     migrate(engine)
+    with session_scope(engine) as session:
+        registry.resign_legacy_versions(session, settings=settings)
     return engine
 
 

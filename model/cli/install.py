@@ -9,6 +9,7 @@ from model.cli.common import EXIT_OK, add_command, add_data_option, migrated_eng
 from model.ml import dataset
 from model.ml.training import BOOTSTRAP_RUNS, ensure_default_models
 from model.settings import get_settings
+from model.store import registry
 from model.store.db import get_engine, migrate, session_scope
 
 
@@ -18,7 +19,13 @@ def cmd_fetch_data(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    print(f"database at revision {migrate(get_engine())}")
+    settings = get_settings()
+    engine = get_engine(settings.database_url)
+    print(f"database at revision {migrate(engine)}")
+    with session_scope(engine) as session:
+        resigned = registry.resign_legacy_versions(session, settings=settings)
+    for version_id in resigned:
+        print(f"re-signed model version {version_id} (its signature now binds its id, setup and metrics)")
     return EXIT_OK
 
 
@@ -42,7 +49,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``fetch-data``, ``migrate`` and ``bootstrap``."""
     add_data_option(add_command(sub, "fetch-data", cmd_fetch_data, "obtain and verify student-mat.csv"))
-    add_command(sub, "migrate", cmd_migrate, "upgrade the database schema")
+    add_command(sub, "migrate", cmd_migrate, "upgrade the database schema and re-sign model versions of the old scheme")
     boot = add_command(sub, "bootstrap", cmd_bootstrap, "migrate, then train and activate missing default models")
     add_data_option(boot)
     boot.add_argument("--runs", type=int, default=BOOTSTRAP_RUNS, metavar="N",

@@ -14,7 +14,7 @@ from model.cli import apikeys, install, models, monitor, predict, security, user
 from model.cli.common import EXIT_USAGE
 from model.errors import UserError
 from model.logs import configure_logging
-from model.serving.service import NoActiveModel
+from model.serving.service import ModelUnavailable, NoActiveModel
 from model.settings import get_settings
 
 GROUPS = (install, models, predict, monitor, apikeys, users, security)
@@ -37,4 +37,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except (UserError, NoActiveModel) as error:
         print(f"error: {error}", file=sys.stderr)
+        if isinstance(error, ModelUnavailable):
+            print(f"  {error.reason}", file=sys.stderr)
         return EXIT_USAGE

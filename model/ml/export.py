@@ -2,9 +2,12 @@
 
 The artifact file holds the exact bytes stored in the registry (a joblib serialization, encrypted
 when ``MATHSIGHT_DATA_KEY`` is set, so such an export opens only where that key is configured); the
-sidecar carries its SHA-256, its HMAC and the version's metadata. Loading an export goes through
-``registry.load_artifact_bytes``, so a file changed in any way, or signed by another installation's
-key, is refused before anything is unpickled.
+sidecar carries its SHA-256, its signature and the version's metadata. The signature binds the bytes
+to the version's id, setup, schema version, provenance and metrics (``registry.Signed``), so loading
+an export through ``registry.load_artifact_bytes`` refuses, before anything is unpickled, a file
+changed in any way, a sidecar whose setup or metrics were edited, and an export signed by another
+installation's key. Sidecars of format ``mathsight-artifact/1`` (whose HMAC covered the bytes alone)
+are refused: export the version again from an installation that has re-signed it.
 
 The ONNX graph computes the predicted grade: the mean head (one-hot preprocessing + LightGBM)
 plus its anchor (G2 in ``period2``, G1 in ``period1``, the training mean in ``early``), clipped to
@@ -31,9 +34,8 @@ from model.schema.fields import CATEGORICAL
 from model.settings import Settings
 from model.store import registry
 
-SIDECAR_FORMAT = "mathsight-artifact/1"
-SIDECAR_FIELDS = ("version_id", "setup", "algorithm", "params", "data_sha256", "n_rows", "metrics", "reference",
-                  "created_at", "created_by", "artifact_sha256", "artifact_hmac")  # fmt: skip
+SIDECAR_FORMAT = "mathsight-artifact/2"
+SIDECAR_FIELDS = (*registry.SIGNED_FIELDS, "created_at", "created_by", "artifact_hmac")
 ONNX_OPSET = {"": 17, "ai.onnx.ml": 3}
 ONNX_OUTPUT = "predicted_g3"
 
@@ -82,6 +84,7 @@ def export_version(session: Session, version_id: str, *, settings: Settings) -> 
         "format": SIDECAR_FORMAT,
         "version_id": version.id,
         "setup": version.setup,
+        "schema_version": version.schema_version,
         "algorithm": version.algorithm,
         "params": version.params,
         "data_sha256": version.data_sha256,
@@ -115,6 +118,11 @@ def read_bundle(data: bytes) -> tuple[bytes, dict[str, Any]]:
 
 
 def _check_sidecar(sidecar: Mapping[str, Any]) -> None:
+    if sidecar.get("format") == "mathsight-artifact/1":
+        raise ExportError(
+            "this export was made before signatures bound the version (format mathsight-artifact/1); export the "
+            "version again from its installation after `python -m model migrate`"
+        )
     if sidecar.get("format") != SIDECAR_FORMAT:
         raise ExportError(f"unknown sidecar format {sidecar.get('format')!r}; expected {SIDECAR_FORMAT!r}")
     missing = [name for name in SIDECAR_FIELDS if name not in sidecar]
@@ -123,15 +131,15 @@ def _check_sidecar(sidecar: Mapping[str, Any]) -> None:
 
 
 def load_export(artifact: bytes, sidecar: Mapping[str, Any], *, settings: Settings) -> GradeModel:
-    """The model in an exported artifact, after its SHA-256 and HMAC were checked against the sidecar.
+    """The model in an exported artifact, after its SHA-256 and signature were checked against the sidecar.
 
-    Raises ``registry.ArtifactIntegrityError`` for modified bytes or a foreign key, `ExportError`
-    for a malformed sidecar.
+    Raises ``registry.ArtifactIntegrityError`` for modified bytes, an edited sidecar or a foreign
+    key, `ExportError` for a malformed sidecar.
     """
     _check_sidecar(sidecar)
     label = f"{sidecar['version_id']} (exported file)"
-    return registry.load_artifact_bytes(artifact, sidecar["artifact_sha256"], sidecar["artifact_hmac"], label,
-                                        settings=settings)  # fmt: skip
+    return registry.load_artifact_bytes(artifact, registry.Signed.of_sidecar(sidecar), sidecar["artifact_hmac"],
+                                        label, settings=settings)  # fmt: skip
 
 
 def import_export(
@@ -145,6 +153,7 @@ def import_export(
         setup=sidecar["setup"],
         algorithm=sidecar["algorithm"],
         params=sidecar["params"],
+        schema_version=int(sidecar["schema_version"]),
         data_sha256=sidecar["data_sha256"],
         n_rows=int(sidecar["n_rows"]),
         metrics=sidecar["metrics"],

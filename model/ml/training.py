@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from model.ml.evaluation import evaluate, to_json
 from model.ml.grade_model import ALGORITHM, DEFAULT_PARAMS, GradeModel
-from model.schema.fields import CATEGORICAL, SETUP_FEATURES, SETUPS, TARGET
+from model.schema.fields import CATEGORICAL, SCHEMA_VERSION, SETUP_FEATURES, SETUPS, TARGET
 from model.settings import Settings
 from model.store import registry
 from model.store.tables import ModelVersion
@@ -98,6 +98,7 @@ def register(
         setup=trained.setup,
         algorithm=ALGORITHM,
         params=trained.params,
+        schema_version=SCHEMA_VERSION,
         data_sha256=trained.data_sha256,
         n_rows=trained.n_rows,
         metrics=trained.metrics,

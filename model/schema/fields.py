@@ -23,6 +23,7 @@ TARGET = "G3"
 GRADES = ("G1", "G2")
 PASS_MARK = 10
 MAX_ROWS = 100_000
+SCHEMA_VERSION = 1  # of this catalogue, as a model version records (and signs) it; bump when the inputs change
 SEPARATORS = (";", ",")
 _SPARE_COLUMNS = 3  # values beyond the header the fast reader tolerates (trailing separators)
 BANDS: dict[str, tuple[int, int]] = {

@@ -12,6 +12,7 @@ but the result tables, and the booster's own SHAP for a few rows (``GradeModel._
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -23,6 +24,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from model.errors import Problem, UserError
 from model.logs import log_request
@@ -41,15 +43,26 @@ TOP_FACTORS = 5
 CHUNK_ROWS = 20_000
 SETUP_ORDER = ("period2", "period1", "early")
 INPUT_COLUMNS = (*ATTRIBUTES, *GRADES)
+log = logging.getLogger(__name__)
 LOGGED_RESULTS = ("setup", "predicted_g3", "lower", "upper", "p_pass", "band", "risk")  # log columns of the same name
 
 
 class NoActiveModel(RuntimeError):
     """A setup has no active model version (train one: ``python -m model train --activate``)."""
 
-    def __init__(self, setup: str) -> None:
-        super().__init__(f"no active model for setup {setup!r}; run `python -m model train --activate`")
+    def __init__(self, setup: str, message: str | None = None) -> None:
+        super().__init__(message or f"no active model for setup {setup!r}; run `python -m model train --activate`")
         self.setup = setup
+
+
+class ModelUnavailable(NoActiveModel):
+    """The active version of a setup failed its integrity check, so it is not served (the reason is logged)."""
+
+    def __init__(self, setup: str, refusal: registry.ArtifactIntegrityError) -> None:
+        super().__init__(setup, f"the model for setup {setup!r} is unavailable: its active version {refusal.label} "
+                                "failed the integrity check (an admin sees why on the models page)")  # fmt: skip
+        self.version_id = refusal.label
+        self.reason = str(refusal)
 
 
 @dataclass(frozen=True)
@@ -77,6 +90,7 @@ class ModelStore:
         self.thresholds = Thresholds.from_settings(settings)
         self.refresh_seconds = refresh_seconds
         self._models: dict[str, LoadedModel] = {}
+        self._refused: dict[str, registry.ArtifactIntegrityError] = {}  # setup -> why its active version is refused
         self._checked_at = float("-inf")
         self._lock = threading.Lock()
 
@@ -98,19 +112,35 @@ class ModelStore:
         with session_scope(self.engine) as session:
             active = registry.active_version_ids(session)
             for setup, version_id in active.items():
-                current = self._models.get(setup)
-                if current is None or current.version_id != version_id:
-                    version = registry.get_version(session, version_id)
-                    estimator = registry.load_artifact(version, settings=self.settings)
-                    self._models[setup] = LoadedModel(version_id, setup, estimator, dict(version.metrics))
+                current, refused = self._models.get(setup), self._refused.get(setup)
+                known = (current is not None and current.version_id == version_id) or (
+                    refused is not None and refused.label == version_id
+                )
+                if not known:
+                    self._load(session, setup, version_id)
             for setup in set(self._models) - set(active):
                 del self._models[setup]
+            self._refused = {setup: e for setup, e in self._refused.items() if active.get(setup) == e.label}
+
+    def _load(self, session: Session, setup: str, version_id: str) -> None:
+        version = registry.get_version(session, version_id)
+        try:
+            estimator = registry.load_artifact(version, settings=self.settings)
+        except registry.ArtifactIntegrityError as error:
+            log.error("not serving setup %s: %s", setup, error)
+            self._models.pop(setup, None)
+            self._refused[setup] = error
+            return
+        self._refused.pop(setup, None)
+        self._models[setup] = LoadedModel(version_id, setup, estimator, dict(version.metrics))
 
     def get(self, setup: str) -> LoadedModel:
         self.refresh()
         try:
             return self._models[setup]
         except KeyError:
+            if setup in self._refused:
+                raise ModelUnavailable(setup, self._refused[setup]) from None
             raise NoActiveModel(setup) from None
 
     def active(self) -> dict[str, LoadedModel]:

@@ -1,11 +1,19 @@
 """Model registry: trained versions with signed artifacts, and the version each setup serves.
 
 An artifact is the joblib serialization of a fitted model, encrypted with AES-256-GCM when a data
-key is set (:mod:`model.store.crypto`), stored with the SHA-256 and an HMAC-SHA256 (keyed by the
-``secret_key`` setting) of the stored bytes. Both are checked before anything is decrypted or
-unpickled, so a modified artifact, or one signed with another key, is refused and never executed.
-Whatever signs, verifies, encrypts or decrypts takes the caller's ``Settings`` (the secret and the
-data keys come from there, never from the environment directly).
+key is set (:mod:`model.store.crypto`), stored with its SHA-256 and a signature: an HMAC-SHA256
+(keyed by the ``secret_key`` setting) of a canonical JSON of what the version claims to be, its id,
+setup, schema version, algorithm and parameters, training-data hash and size, metrics and drift
+reference, together with that SHA-256 (:class:`Signed`).
+Both are checked before anything is decrypted or unpickled, so a modified artifact, one signed with
+another key, or a genuine artifact moved under another version's id, setup or metrics is refused and
+never executed. Whatever signs, verifies, encrypts or decrypts takes the caller's ``Settings`` (the
+secret and the data keys come from there, never from the environment directly).
+
+Versions signed before the signature bound the version (``signature_scheme`` 1: the HMAC of the
+bytes alone) are refused too, until :func:`resign_legacy_versions` (run by ``python -m model
+migrate``/``bootstrap``, every CLI command and the API and dashboard at start) checks each with that
+old scheme and signs it again under the binding one.
 
 The functions take the caller's session and leave committing to it (``db.session_scope``);
 ``promote`` and ``rollback`` change the active version and write their audit row in that one
@@ -17,8 +25,10 @@ from __future__ import annotations
 import hashlib
 import hmac as hmac_lib
 import io
+import json
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import joblib
@@ -29,10 +39,11 @@ from model.errors import UserError
 from model.settings import Settings
 from model.store import crypto
 from model.store.audit import audit
-from model.store.db import UPSERT_INSERTS
+from model.store.db import UPSERT_INSERTS, json_dumps
 from model.store.tables import SETUPS, ActiveModel, ModelVersion, utcnow
 
 _ROLLBACK_ATTEMPTS = 5
+SIGNATURE_SCHEME = 2  # 1: the HMAC of the artifact bytes alone (versions stored before migration 0008)
 
 
 class RegistryError(UserError):
@@ -56,14 +67,56 @@ class NothingToRollBack(RegistryError):
 
 
 class ArtifactIntegrityError(RegistryError):
-    """An artifact's bytes do not match its SHA-256 or HMAC: it was not loaded."""
+    """An artifact does not match its SHA-256 or its signature: it was not loaded (``label`` names it)."""
 
-    def __init__(self, label: str, reason: str) -> None:
-        super().__init__(
-            f"refusing to load the artifact of model version {label}: {reason}; the artifact was "
-            "modified or signed with another key (check MATHSIGHT_SECRET_KEY)"
+    def __init__(self, label: str, reason: str, action: str | None = None) -> None:
+        action = action or (
+            "the artifact was modified or signed with another key, or moved from another version: check "
+            "MATHSIGHT_SECRET_KEY, then train this setup again or import a trusted export of the version"
         )
+        super().__init__(f"refusing to load the artifact of model version {label}: {reason}; {action}")
         self.label = label
+        self.reason = reason
+
+
+_LEGACY_ACTION = (
+    "it was signed before signatures bound the version; run `python -m model migrate` with this installation's "
+    "MATHSIGHT_SECRET_KEY to check and re-sign it"
+)
+
+
+@dataclass(frozen=True)
+class Signed:
+    """What a version's signature binds: its identity, provenance and quality, and its artifact's SHA-256."""
+
+    version_id: str
+    setup: str
+    schema_version: int
+    algorithm: str
+    params: Mapping[str, Any]
+    data_sha256: str
+    n_rows: int
+    metrics: Mapping[str, Any]
+    reference: Mapping[str, Any]
+    artifact_sha256: str
+
+    @classmethod
+    def of(cls, version: ModelVersion) -> Signed:
+        return cls(**{name: getattr(version, "id" if name == "version_id" else name) for name in SIGNED_FIELDS})
+
+    @classmethod
+    def of_sidecar(cls, sidecar: Mapping[str, Any]) -> Signed:
+        """The fields of an export's sidecar (see :mod:`model.ml.export`)."""
+        return cls(**{name: sidecar[name] for name in SIGNED_FIELDS})
+
+    def payload(self) -> bytes:
+        """The canonical JSON that is signed (sorted keys, no spaces; mappings as the database stores them)."""
+        document = {name: getattr(self, name) for name in SIGNED_FIELDS}
+        document = json.loads(json_dumps(document)) | {"scheme": SIGNATURE_SCHEME}
+        return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+SIGNED_FIELDS = tuple(Signed.__dataclass_fields__)
 
 
 def serialize(obj: Any) -> bytes:
@@ -84,30 +137,67 @@ def sign(blob: bytes, *, settings: Settings) -> str:
     return hmac_lib.new(key, blob, hashlib.sha256).hexdigest()
 
 
-def verify_artifact_bytes(blob: bytes, sha256: str, hmac: str, label: str, *, settings: Settings) -> None:
-    """Raise `ArtifactIntegrityError` unless ``blob`` matches both its SHA-256 and its HMAC."""
-    if not hmac_lib.compare_digest(sha256_hex(blob), sha256):
+def sign_fields(signed: Signed, *, settings: Settings) -> str:
+    """The signature of a version: the HMAC of ``signed.payload()``."""
+    return sign(signed.payload(), settings=settings)
+
+
+def verify_artifact_bytes(
+    blob: bytes, signed: Signed, signature: str, label: str, *, settings: Settings, scheme: int = SIGNATURE_SCHEME
+) -> None:
+    """Raise `ArtifactIntegrityError` unless ``blob`` matches its SHA-256 and ``signature`` signs ``signed``."""
+    if not hmac_lib.compare_digest(sha256_hex(blob), signed.artifact_sha256):
         raise ArtifactIntegrityError(label, "its SHA-256 does not match the recorded one")
-    if not hmac_lib.compare_digest(sign(blob, settings=settings), hmac):
-        raise ArtifactIntegrityError(label, "its HMAC signature does not match this installation's key")
+    if scheme != SIGNATURE_SCHEME:
+        raise ArtifactIntegrityError(label, f"it carries a signature of the old scheme {scheme}", _LEGACY_ACTION)
+    if not hmac_lib.compare_digest(sign_fields(signed, settings=settings), signature):
+        raise ArtifactIntegrityError(
+            label, "its HMAC signature does not match its version id, setup, schema version, training data and metrics "
+            "under this installation's key"
+        )  # fmt: skip
 
 
-def load_artifact_bytes(blob: bytes, sha256: str, hmac: str, label: str, *, settings: Settings) -> Any:
+def load_artifact_bytes(blob: bytes, signed: Signed, signature: str, label: str, *, settings: Settings) -> Any:
     """Verify the stored bytes ``blob`` (e.g. read from an export file), decrypt them if needed, unpickle."""
-    verify_artifact_bytes(blob, sha256, hmac, label, settings=settings)
+    verify_artifact_bytes(blob, signed, signature, label, settings=settings)
     return joblib.load(io.BytesIO(crypto.keyring(settings).decrypt_artifact(blob)))
 
 
 def verify_artifact(version: ModelVersion, *, settings: Settings) -> None:
-    """Check a stored version's artifact without unpickling it."""
-    verify_artifact_bytes(version.artifact, version.artifact_sha256, version.artifact_hmac, version.id,
-                          settings=settings)  # fmt: skip
+    """Check a stored version's artifact and signature without unpickling it."""
+    verify_artifact_bytes(version.artifact, Signed.of(version), version.artifact_hmac, version.id, settings=settings,
+                          scheme=version.signature_scheme)  # fmt: skip
 
 
 def load_artifact(version: ModelVersion, *, settings: Settings) -> Any:
-    """The fitted model stored in ``version``, after its SHA-256 and HMAC were checked."""
-    return load_artifact_bytes(version.artifact, version.artifact_sha256, version.artifact_hmac, version.id,
-                               settings=settings)  # fmt: skip
+    """The fitted model stored in ``version``, after its SHA-256 and signature were checked."""
+    verify_artifact(version, settings=settings)
+    return joblib.load(io.BytesIO(crypto.keyring(settings).decrypt_artifact(version.artifact)))
+
+
+def resign(version: ModelVersion, *, settings: Settings) -> None:
+    """Sign ``version`` (artifact loaded) as it now stands: its SHA-256 and signature, under the current scheme."""
+    version.artifact_sha256 = sha256_hex(version.artifact)
+    version.signature_scheme = SIGNATURE_SCHEME
+    version.artifact_hmac = sign_fields(Signed.of(version), settings=settings)
+
+
+def resign_legacy_versions(session: Session, *, settings: Settings) -> list[str]:
+    """Re-sign under the binding scheme every version still signed by scheme 1 whose bytes pass that
+    old check (SHA-256 and HMAC of the bytes under this key); returns their ids, audited. A version
+    failing the old check keeps its old signature and stays refused."""
+    query = sa.select(ModelVersion.id).where(ModelVersion.signature_scheme < SIGNATURE_SCHEME)
+    done = []
+    for version_id in list(session.scalars(query.order_by(ModelVersion.id))):
+        version = get_version(session, version_id)
+        sha_ok = hmac_lib.compare_digest(sha256_hex(version.artifact), version.artifact_sha256)
+        if not sha_ok or not hmac_lib.compare_digest(sign(version.artifact, settings=settings), version.artifact_hmac):
+            continue
+        resign(version, settings=settings)
+        audit(session, "model.resign", "migration", version_id=version_id, scheme=SIGNATURE_SCHEME)
+        done.append(version_id)
+    session.flush()
+    return done
 
 
 def register_version(
@@ -117,6 +207,7 @@ def register_version(
     setup: str,
     algorithm: str,
     params: Mapping[str, Any],
+    schema_version: int,
     data_sha256: str,
     n_rows: int,
     metrics: Mapping[str, Any],
@@ -125,7 +216,10 @@ def register_version(
     notes: str = "",
     settings: Settings,
 ) -> ModelVersion:
-    """Store a fitted model as a new (inactive) version with a signed artifact; audited."""
+    """Store a fitted model as a new (inactive) version with a signed artifact; audited.
+
+    ``schema_version`` is the version of the field catalogue the model's inputs follow
+    (``model.schema.fields.SCHEMA_VERSION`` when it was trained); it is signed with the rest."""
     if setup not in SETUPS:
         raise ValueError(f"unknown setup {setup!r}; expected one of {', '.join(SETUPS)}")
     blob = crypto.keyring(settings).encrypt_artifact(serialize(obj))
@@ -134,18 +228,18 @@ def register_version(
         id=f"{setup}-{now:%Y%m%dT%H%M%S}-{secrets.token_hex(2)}",
         setup=setup,
         algorithm=algorithm,
-        params=dict(params),
+        params=json.loads(json_dumps(dict(params))),
+        schema_version=schema_version,
         data_sha256=data_sha256,
         n_rows=n_rows,
-        metrics=dict(metrics),
-        reference=dict(reference),
+        metrics=json.loads(json_dumps(dict(metrics))),
+        reference=json.loads(json_dumps(dict(reference))),
         created_at=now,
         created_by=created_by,
         artifact=blob,
-        artifact_sha256=sha256_hex(blob),
-        artifact_hmac=sign(blob, settings=settings),
         notes=notes,
     )
+    resign(version, settings=settings)
     session.add(version)
     session.flush()
     audit(session, "model.register", created_by, version_id=version.id, setup=setup, algorithm=algorithm)

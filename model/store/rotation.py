@@ -60,8 +60,7 @@ def _rotate_artifacts(session: Session, ring: crypto.Keyring, settings: Settings
             registry.verify_artifact(version, settings=settings)
             stored = ring.encrypt_artifact(ring.decrypt_artifact(version.artifact))
             version.artifact = stored
-            version.artifact_sha256 = registry.sha256_hex(stored)
-            version.artifact_hmac = registry.sign(stored, settings=settings)
+            registry.resign(version, settings=settings)
             done += 1
         session.commit()
         session.expunge(version)  # one artifact's bytes in memory at a time

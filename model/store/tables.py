@@ -117,6 +117,8 @@ class ModelVersion(Base):
     artifact_sha256: Mapped[str] = mapped_column(sa.String(64))
     artifact_hmac: Mapped[str] = mapped_column(sa.String(64))
     notes: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
+    schema_version: Mapped[int] = mapped_column(sa.Integer, server_default="1")
+    signature_scheme: Mapped[int] = mapped_column(sa.Integer, server_default="1")  # see registry.SIGNATURE_SCHEME
 
 
 class ActiveModel(Base):

@@ -135,7 +135,7 @@ def test_artifacts_are_encrypted_and_hash_checked_before_decryption(
     flipped = stored[:-1] + bytes([stored[-1] ^ 1])
     with pytest.raises(registry.ArtifactIntegrityError, match="SHA-256"):
         registry.load_artifact_bytes(
-            flipped, version.artifact_sha256, version.artifact_hmac, version.id, settings=get_settings()
+            flipped, registry.Signed.of(version), version.artifact_hmac, version.id, settings=get_settings()
         )
     _use_keys(monkeypatch)
     with pytest.raises(crypto.DecryptionError):

@@ -29,8 +29,9 @@ def _pickled_under_old_paths(estimator: grade_model.GradeModel) -> bytes:
 
 def _load(blob: bytes) -> object:
     settings = get_settings()
-    signature = registry.sign(blob, settings=settings)
-    return registry.load_artifact_bytes(blob, registry.sha256_hex(blob), signature, "legacy", settings=settings)
+    signed = registry.Signed("legacy", "early", 1, "lightgbm", {}, "0" * 64, 1, {}, {}, registry.sha256_hex(blob))
+    signature = registry.sign_fields(signed, settings=settings)
+    return registry.load_artifact_bytes(blob, signed, signature, "legacy", settings=settings)
 
 
 def test_an_artifact_pickled_under_the_old_module_paths_loads_and_predicts_the_same(

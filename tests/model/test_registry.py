@@ -54,6 +54,7 @@ def _register(engine: sa.Engine, model: object, setup: str = "period2", algorith
             setup=setup,
             algorithm=algorithm,
             params={"fit_intercept": True},
+            schema_version=1,
             data_sha256="0" * 64,
             n_rows=60,
             metrics={"rmse": np.float64(1.9), "n_folds": np.int64(10)},
@@ -62,6 +63,10 @@ def _register(engine: sa.Engine, model: object, setup: str = "period2", algorith
             settings=get_settings(),
         )
         return version.id
+
+
+def _signed(blob: bytes) -> registry.Signed:
+    return registry.Signed("file", "period2", 1, "linear", {}, "0" * 64, 1, {}, {}, registry.sha256_hex(blob))
 
 
 class Payload:
@@ -112,6 +117,7 @@ def test_unknown_version_and_setup_are_refused(engine: sa.Engine, fitted) -> Non
                 setup="late",
                 algorithm="linear",
                 params={},
+                schema_version=1,
                 data_sha256="0" * 64,
                 n_rows=1,
                 metrics={},
@@ -216,12 +222,12 @@ def test_the_signature_is_made_and_checked_under_the_secret_passed_in(engine: sa
     assert registry.sign(blob, settings=ours) != registry.sign(blob, settings=theirs)
     with db.session_scope(engine) as session:
         version_id = registry.register_version(
-            session, fitted, setup="early", algorithm="linear", params={}, data_sha256="0" * 64, n_rows=60,
-            metrics={}, reference={}, created_by="tester", settings=ours,
+            session, fitted, setup="early", algorithm="linear", params={}, schema_version=1, data_sha256="0" * 64,
+            n_rows=60, metrics={}, reference={}, created_by="tester", settings=ours,
         ).id  # fmt: skip
     with db.session_scope(engine) as session:
         version = registry.get_version(session, version_id)
-        assert version.artifact_hmac == registry.sign(version.artifact, settings=ours)
+        assert version.artifact_hmac == registry.sign(registry.Signed.of(version).payload(), settings=ours)
         registry.load_artifact(version, settings=ours)
         for other in (theirs, get_settings()):  # another secret, or the process's own one
             with pytest.raises(registry.ArtifactIntegrityError, match="another key"):
@@ -266,18 +272,19 @@ def test_a_foreign_pickle_is_never_unpickled(engine: sa.Engine, tmp_path: Path) 
             registry.load_artifact(version, settings=get_settings())
         with pytest.raises(registry.ArtifactIntegrityError):
             registry.promote(session, "period2-foreign", by="mallory", settings=get_settings())
-    with pytest.raises(registry.ArtifactIntegrityError, match="export.joblib"):
-        registry.load_artifact_bytes(blob, sha, foreign_hmac, "export.joblib", settings=get_settings())
-    with pytest.raises(registry.ArtifactIntegrityError):
-        registry.load_artifact_bytes(blob, sha, "0" * 64, "export.joblib", settings=get_settings())
+    signed = _signed(blob)
+    foreign_signature = hmac.new(b"attacker-key", signed.payload(), hashlib.sha256).hexdigest()
+    for signature in (foreign_hmac, foreign_signature, "0" * 64):
+        with pytest.raises(registry.ArtifactIntegrityError, match="export.joblib"):
+            registry.load_artifact_bytes(blob, signed, signature, "export.joblib", settings=get_settings())
     assert not marker.exists()
 
 
 def test_load_artifact_bytes_accepts_a_genuine_export(fitted, students) -> None:
     blob = registry.serialize(fitted)
-    loaded = registry.load_artifact_bytes(
-        blob, registry.sha256_hex(blob), registry.sign(blob, settings=get_settings()), "file", settings=get_settings()
-    )
+    signed = _signed(blob)
+    signature = registry.sign_fields(signed, settings=get_settings())
+    loaded = registry.load_artifact_bytes(blob, signed, signature, "file", settings=get_settings())
     np.testing.assert_allclose(loaded.predict(students[FEATURES]), fitted.predict(students[FEATURES]))
 
 
