@@ -166,3 +166,21 @@ def app_db_url(_template_sqlite: Path, tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("DATABASE_URL", url)
     get_settings.cache_clear()
     return url
+
+
+def swap_artifact(url: str, into: str, source: str) -> str:
+    """The attack of issue 16: copy the active ``source`` version's artifact, SHA-256 and HMAC into the
+    active ``into`` version's row (e.g. the early model under a period2 id); returns the victim's id."""
+    import sqlalchemy as sa
+
+    from model.store.db import get_engine, session_scope
+    from model.store.registry import active_version_ids, get_version
+    from model.store.tables import ModelVersion
+
+    with session_scope(get_engine(url)) as session:
+        active = active_version_ids(session)
+        donor = get_version(session, active[source])
+        stolen = {"artifact": bytes(donor.artifact), "artifact_sha256": donor.artifact_sha256,
+                  "artifact_hmac": donor.artifact_hmac}  # fmt: skip
+        session.execute(sa.update(ModelVersion).where(ModelVersion.id == active[into]).values(**stolen))
+        return active[into]

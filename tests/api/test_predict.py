@@ -16,6 +16,7 @@ from model.schema.validation import G2_WITHOUT_G1
 from model.store.db import get_engine
 from model.store.tables import PredictionLog
 from tests.api.conftest import Keys
+from tests.conftest import swap_artifact
 
 STUDENT = {"student_id": "S-42", **EXAMPLE_RECORD}
 EARLY = {name: EXAMPLE_RECORD[name] for name in ATTRIBUTES}
@@ -190,3 +191,20 @@ def test_g2_without_g1_is_refused_naming_g1_alone_and_in_a_batch(
         (2, "G1", f'row 2, column "G1": {G2_WITHOUT_G1}')
     ]
     assert [r.status for r in _log(app_db_url)] == ["rejected", "ok", "ok", "rejected"]
+
+
+def test_a_swapped_artifact_makes_its_setup_unavailable_with_a_logged_reason(
+    app_db_url: str, make_client, keys: Keys, caplog: pytest.LogCaptureFixture
+) -> None:
+    victim = swap_artifact(app_db_url, into="early", source="period2")
+    with caplog.at_level("ERROR", logger="model.serving.service"):
+        client = make_client()
+        response = client.post("/v1/predict", json=EARLY, headers={"X-API-Key": keys.predict})
+    assert response.status_code == 503, response.text
+    body = response.json()
+    assert body["error"] != "internal_error"
+    assert body["message"] == "the model for setup 'early' is unavailable; an admin must check it"
+    assert victim not in response.text and "HMAC" not in response.text
+    assert any(victim in r.getMessage() and "HMAC signature does not match" in r.getMessage() for r in caplog.records)
+    other = client.post("/v1/predict", json=STUDENT, headers={"X-API-Key": keys.predict})
+    assert other.status_code == 200 and other.json()["setup"] == "period2"

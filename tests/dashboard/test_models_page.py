@@ -13,7 +13,7 @@ from model.settings import get_settings
 from model.store.audit import list_audit
 from model.store.db import get_engine, session_scope
 from model.store.registry import active_version_ids, promote
-from tests.conftest import register_trained
+from tests.conftest import register_trained, swap_artifact
 from tests.dashboard.conftest import Account, app_test, log_in, page_test, texts
 
 TRAINING_DEADLINE = 300.0
@@ -154,3 +154,16 @@ def test_a_rollback_another_admin_already_did_is_refused_with_a_reason(
     assert "setup 'early' has no previous model version to roll back to" in [e.value for e in second.error]
     with session_scope(engine) as session:
         assert active_version_ids(session)["early"] == old
+
+
+def test_a_swapped_artifact_shows_a_red_box_not_a_traceback(app_db_url: str, admin_account: Account) -> None:
+    victim = swap_artifact(app_db_url, into="early", source="period2")
+    at = open_page(admin_account)
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert errors[0].startswith(f"The active model is not being served. refusing to load the artifact of model "
+                                f"version {victim}: its HMAC signature does not match")  # fmt: skip
+    assert "check MATHSIGHT_SECRET_KEY, then train this setup again" in errors[0]
+    assert any(e.startswith(f"refusing to load the artifact of model version {victim}") for e in errors[1:])
+    assert "Traceback" not in texts(at) and "ArtifactIntegrityError" not in texts(at)
+    assert victim in versions(at)["version"].tolist()

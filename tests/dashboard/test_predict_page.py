@@ -16,6 +16,7 @@ from model.serving.service import ModelStore, predict_one
 from model.settings import get_settings
 from model.store.db import get_engine, session_scope
 from model.store.tables import PredictionLog
+from tests.conftest import swap_artifact
 from tests.dashboard.conftest import ROOT, TIMEOUT, Account, page_test, texts
 
 
@@ -143,3 +144,14 @@ def test_without_a_user_the_page_refuses(app_db_url: str) -> None:
     at = AppTest.from_file(str(ROOT / "pages" / "predict.py"), default_timeout=TIMEOUT).run()
     assert any("log in" in e.value for e in at.error)
     assert not at.form_submit_button
+
+
+def test_a_swapped_artifact_says_the_model_is_unavailable(
+    app_db_url: str, teacher_account: Account, student: dict[str, Any]
+) -> None:
+    swap_artifact(app_db_url, into="early", source="period2")
+    at = _fill(page_test("predict.py", teacher_account.user).run(), student)
+    assert not at.exception and not at.metric
+    (error,) = at.error
+    assert error.value.startswith("No model is available for this student: the model for setup 'early' is unavailable")
+    assert "HMAC" not in error.value

@@ -12,6 +12,7 @@ import pandas as pd
 from model.cli.main import build_parser, main
 from model.schema.validation import G2_WITHOUT_G1
 from model.settings import PROJECT_ROOT
+from tests.conftest import swap_artifact
 
 
 def test_predict_exit_codes_and_outputs(app_db_url: str, student_csv_path, tmp_path, capsys) -> None:
@@ -99,3 +100,38 @@ def test_predict_rejects_a_row_with_g2_but_no_g1(app_db_url: str, student_csv_pa
     rejected = pd.read_csv(tmp_path / "out.rejected.csv", encoding="utf-8-sig")
     assert rejected[["row", "column"]].values.tolist() == [[3, "G1"]]
     assert f'row 3, column "G1": {G2_WITHOUT_G1}' in capsys.readouterr().err
+
+
+def test_a_swapped_artifact_is_an_exit_2_message_naming_the_version(
+    app_db_url: str, student_csv_path, tmp_path, capsys
+) -> None:
+    victim = swap_artifact(app_db_url, into="period2", source="early")
+    good = tmp_path / "class.csv"
+    good.write_text("\n".join(student_csv_path.read_text().splitlines()[:4]))
+    assert main(["predict", "--input", str(good), "--output", str(tmp_path / "out.csv")]) == 2
+    err = capsys.readouterr().err
+    assert f"error: the model for setup 'period2' is unavailable: its active version {victim}" in err
+    assert f"refusing to load the artifact of model version {victim}: its HMAC signature does not match" in err
+    assert "Traceback" not in err
+    assert main(["promote", victim, "--by", "pytest"]) == 2
+    assert f"refusing to load the artifact of model version {victim}" in capsys.readouterr().err
+
+
+def test_migrate_re_signs_versions_of_the_old_scheme(app_db_url: str, capsys) -> None:
+    from model.settings import get_settings
+    from model.store import registry
+    from model.store.db import get_engine, session_scope
+
+    with session_scope(get_engine(app_db_url)) as session:
+        early = registry.active_version_ids(session)["early"]
+        version = registry.get_version(session, early)
+        version.artifact_hmac = registry.sign(version.artifact, settings=get_settings())  # as before 0008
+        version.signature_scheme = 1
+    assert main(["migrate"]) == 0
+    assert f"re-signed model version {early}" in capsys.readouterr().out
+    with session_scope(get_engine(app_db_url)) as session:
+        version = registry.get_version(session, early)
+        assert version.signature_scheme == registry.SIGNATURE_SCHEME
+        registry.verify_artifact(version, settings=get_settings())
+    assert main(["migrate"]) == 0
+    assert "re-signed" not in capsys.readouterr().out

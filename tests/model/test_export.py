@@ -13,7 +13,14 @@ from model.ml import export
 from model.ml.training import TrainedVersion
 from model.settings import get_settings
 from model.store.db import get_engine, session_scope
-from model.store.registry import ArtifactIntegrityError, active_version_ids, get_version, load_artifact, sha256_hex
+from model.store.registry import (
+    ArtifactIntegrityError,
+    active_version_ids,
+    get_version,
+    list_versions,
+    load_artifact,
+    sha256_hex,
+)
 from tests.conftest import register_trained
 
 
@@ -126,3 +133,32 @@ def test_cli_export_writes_artifact_sidecar_and_onnx(
     assert (tmp_path / f"{version_id}.onnx").stat().st_size > 0 and model.setup == "period1"
     assert main(["export", "period1-nope", "--output", str(tmp_path)]) == 2
     assert "no model version 'period1-nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        {"setup": "early"},
+        {"metrics": {"rmse": {"mean": 0.5, "std": 0.0}}},
+        {"version_id": "period2-forged"},
+        {"data_sha256": "0" * 64},
+        {"schema_version": 7},
+    ],  # fmt: skip
+)
+def test_an_edited_sidecar_is_refused_on_import(models_db_url: str, exported: export.ExportedArtifact, edit) -> None:
+    engine = get_engine(models_db_url)
+    with session_scope(engine) as session:
+        before = len(list_versions(session))
+    refused = pytest.raises(ArtifactIntegrityError, match="HMAC signature does not match its version id, setup")
+    with refused, session_scope(engine) as session:
+        export.import_export(
+            session, exported.artifact, {**exported.sidecar, **edit}, "pytest", settings=get_settings()
+        )
+    with session_scope(engine) as session:
+        assert len(list_versions(session)) == before
+
+
+def test_an_export_of_the_old_format_is_refused_with_what_to_do(exported: export.ExportedArtifact) -> None:
+    old = {**exported.sidecar, "format": "mathsight-artifact/1"}
+    with pytest.raises(export.ExportError, match="export the version again"):
+        export.load_export(exported.artifact, old, settings=get_settings())

@@ -364,3 +364,62 @@ def _as_file(blob: bytes, directory: Path) -> Path:
     path = directory / "artifact.joblib"
     path.write_bytes(blob)
     return path
+
+
+def test_an_artifact_copied_under_another_version_is_refused(engine: sa.Engine, fitted, students) -> None:
+    early, period2 = _register(engine, fitted, "early"), _register(engine, LinearRegression(), "period2")
+    with db.session_scope(engine) as session:
+        donor = registry.get_version(session, early)
+        stolen = {"artifact": bytes(donor.artifact), "artifact_sha256": donor.artifact_sha256,
+                  "artifact_hmac": donor.artifact_hmac}  # fmt: skip
+        session.execute(sa.update(ModelVersion).where(ModelVersion.id == period2).values(**stolen))
+    with db.session_scope(engine) as session:
+        victim = registry.get_version(session, period2)
+        with pytest.raises(registry.ArtifactIntegrityError, match=f"version {period2}: its HMAC signature does not"):
+            registry.load_artifact(victim, settings=get_settings())
+        with pytest.raises(registry.ArtifactIntegrityError):
+            registry.promote(session, period2, by="admin", settings=get_settings())
+        registry.load_artifact(registry.get_version(session, early), settings=get_settings())  # the donor still loads
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"setup": "period1"},
+        {"metrics": {"rmse": 0.1, "n_folds": 10}},
+        {"data_sha256": "f" * 64},
+        {"schema_version": 2},
+        {"reference": {}},
+        {"n_rows": 6000},
+    ],  # fmt: skip
+)
+def test_editing_what_a_version_claims_breaks_its_signature(engine: sa.Engine, fitted, change: dict) -> None:
+    version_id = _register(engine, fitted)
+    with db.session_scope(engine) as session:
+        session.execute(sa.update(ModelVersion).where(ModelVersion.id == version_id).values(**change))
+    with db.session_scope(engine) as session, pytest.raises(registry.ArtifactIntegrityError, match="HMAC signature"):
+        registry.load_artifact(registry.get_version(session, version_id), settings=get_settings())
+
+
+def test_old_scheme_versions_are_refused_until_re_signed_and_only_if_they_pass_the_old_check(
+    engine: sa.Engine, fitted, students
+) -> None:
+    good, bad = _register(engine, fitted), _register(engine, fitted)
+    with db.session_scope(engine) as session:  # as rows stored before migration 0008 look
+        for version_id, key in ((good, None), (bad, b"another-key")):
+            version = registry.get_version(session, version_id)
+            old = registry.sign(version.artifact, settings=get_settings()) if key is None else hmac.new(
+                key, version.artifact, hashlib.sha256).hexdigest()  # fmt: skip
+            version.artifact_hmac, version.signature_scheme = old, 1
+    with db.session_scope(engine) as session:
+        with pytest.raises(registry.ArtifactIntegrityError, match="old scheme 1.*python -m model migrate"):
+            registry.load_artifact(registry.get_version(session, good), settings=get_settings())
+        assert registry.resign_legacy_versions(session, settings=get_settings()) == [good]
+    with db.session_scope(engine) as session:
+        loaded = registry.load_artifact(registry.get_version(session, good), settings=get_settings())
+        np.testing.assert_allclose(loaded.predict(students[FEATURES]), fitted.predict(students[FEATURES]))
+        with pytest.raises(registry.ArtifactIntegrityError, match="old scheme"):
+            registry.load_artifact(registry.get_version(session, bad), settings=get_settings())
+        assert registry.resign_legacy_versions(session, settings=get_settings()) == []
+        [row] = list_audit(session, action="model.resign")
+        assert row.detail["version_id"] == good
