@@ -131,8 +131,8 @@ def not_useful(user: CurrentUser) -> None:
 
 def main() -> None:
     user = open_page(__file__)
-    st.write("Record the real final grades of your students so the predictions can be checked, and tell us when "
-             "a prediction was not useful.")  # fmt: skip
+    st.write("Record the real final grades of the students you predicted (by the id you gave them) so the "
+             "predictions can be checked, and tell us when a prediction was not useful.")  # fmt: skip
     one, many = st.tabs(["One student", "From a CSV file"])
     with one:
         one_outcome(user)
