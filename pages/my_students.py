@@ -10,12 +10,15 @@ import streamlit as st
 
 from dashboard.columns import RISK_MARKDOWN, table_columns
 from dashboard.context import open_page, settings, transaction
+from model.schema.fields import ID_COLUMN
 from model.schema.results import HISTORY_COLUMNS, RISK_LABELS, RISKS
 from model.serving.history import history_counts, short_key, teacher_history
+from model.serving.students import student_ids
 
 LIMIT = 500
 ALL = "All"
-SHOWN_FIRST = ("student_key", "created_at", "risk", "p_pass", "predicted_g3", "lower", "upper", "band", "setup")
+SHOWN_FIRST = (ID_COLUMN, "student_key", "created_at", "risk", "p_pass", "predicted_g3", "lower", "upper", "band",
+               "setup")  # fmt: skip
 HIDDEN = ("prediction_id", "channel", "model_version_id")
 
 
@@ -50,26 +53,29 @@ def show_counts(counts: dict[str, int]) -> None:
 
 
 def show_history(history: pd.DataFrame, filtered: bool) -> None:
-    """The latest prediction per student (by pseudonymous key)."""
+    """The latest prediction per student: the id the teacher typed (and the start of its pseudonymous key)."""
     if history.empty:
         st.info("No predictions match." if filtered else "You have made no predictions with a student id yet.")
         return
     if len(history) == LIMIT:
         st.caption(f"Showing the {LIMIT:,} most recent students; narrow the filters to see others.")
     shown = history.assign(student_key=history["student_key"].map(short_key))
-    config, order = table_columns(HISTORY_COLUMNS, first=SHOWN_FIRST, hide=HIDDEN)
+    config, order = table_columns((ID_COLUMN, *HISTORY_COLUMNS), first=SHOWN_FIRST, hide=HIDDEN)
     st.dataframe(shown, hide_index=True, width="stretch", column_config=config, column_order=order)
 
 
 def main() -> None:
     user = open_page(__file__)
     st.caption("Your own predictions only: the latest per student, with the real final grade once it is recorded. "
-               "Students appear under a pseudonymous key (their ids are never stored); type an id to find one. "
+               "Students appear under the id you typed (only you see it; encrypted when the school set a data key) "
+               "and the start of their pseudonymous key; type an id to find one. "
                "Predictions made without a student id are listed under Record outcomes.")  # fmt: skip
     filters = choose_filters()
     with transaction() as session:
         counts = history_counts(session, settings(), user.id, **filters)
         history = teacher_history(session, settings(), user.id, limit=LIMIT, **filters)
+        ids = student_ids(session, settings(), user.id, history["student_key"])
+    history.insert(0, ID_COLUMN, history["student_key"].map(ids))
     show_counts(counts)
     show_history(history, filtered=any(filters.values()))
 

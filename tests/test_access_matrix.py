@@ -248,3 +248,37 @@ def test_recording_a_grade_for_ones_own_student_works_and_the_teacher_sees_it(
     assert table.loc[student_key("S1", settings)[:10], "outcome_g3"] == 14
     otto = page_test("my_students.py", two_classes["otto"]).run().dataframe[0].value
     assert otto["outcome_g3"].isna().all() and len(otto) == 1
+
+
+# --- student ids and interventions (issue 13) ------------------------------------------------------
+
+
+def test_student_ids_are_read_back_by_the_teacher_who_typed_them_only(app_db_url: str, two_classes: dict) -> None:
+    from model.serving.students import ref_counts, student_ids
+
+    tina, otto, settings = two_classes["tina"], two_classes["otto"], get_settings()
+    keys = [student_key(s, settings) for s in ("S1", "S2", "S3", "X9")]
+    with session_scope(get_engine(app_db_url)) as session:
+        assert sorted(student_ids(session, settings, tina.id, keys).values()) == ["S1", "S2", "S3"]
+        assert list(student_ids(session, settings, otto.id, keys).values()) == ["X9"]
+        assert ref_counts(session) == {tina.id: 3, otto.id: 1}  # what an admin may see: counts
+
+
+def test_interventions_are_written_and_read_by_their_teacher_only(app_db_url: str, two_classes: dict) -> None:
+    from model.serving import interventions as iv
+    from model.store.tables import Intervention
+
+    tina, otto, settings, engine = two_classes["tina"], two_classes["otto"], get_settings(), get_engine(app_db_url)
+    plan = {"kind": "tutoring", "start_date": "2026-10-01", "review_date": "2026-11-01"}
+    with session_scope(engine) as session:
+        tinas = iv.record_intervention(session, settings, tina.id, "tina", student_id="S1", **plan)
+    refused = pytest.raises(InvalidInput, match="no prediction of yours has the student id 'S1'")
+    with refused, session_scope(engine) as session:  # Otto cannot plan for Tina's student
+        iv.record_intervention(session, settings, otto.id, "otto", student_id="S1", **plan)
+    with pytest.raises(iv.InterventionNotFound), session_scope(engine) as session:
+        iv.update_intervention(session, settings, otto.id, "otto", tinas, status="stopped")
+    with session_scope(engine) as session:
+        assert iv.list_interventions(session, settings, otto.id).empty
+        assert iv.list_interventions(session, settings, tina.id)["intervention_id"].tolist() == [tinas]
+        assert "S1" not in iv.interventions_csv(session, settings, otto.id).decode("utf-8-sig")
+        assert session.get(Intervention, tinas).status == "planned"

@@ -27,7 +27,8 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
     except (crypto.DataKeyError, crypto.DecryptionError) as error:
         raise CommandError(str(error)) from None
     print(
-        f"re-encrypted {result.artifacts} model artifacts and {result.log_rows} log rows under key {result.key_id}; "
+        f"re-encrypted {result.artifacts} model artifacts and {result.log_rows} log rows "
+        f"({result.texts} student ids and notes) under key {result.key_id}; "
         "MATHSIGHT_DATA_KEY_PREVIOUS can now be removed"
     )
     return EXIT_OK

@@ -35,6 +35,7 @@ from model.schema.results import RESULT_COLUMNS
 from model.schema.thresholds import Thresholds
 from model.schema.validation import ValidationResult, row_setups, setup_for, validate_batch, validate_record
 from model.serving.predlog.writer import student_keys, write_log, write_log_columns
+from model.serving.students import remember_students
 from model.settings import Settings
 from model.store import registry
 from model.store.db import session_scope
@@ -393,6 +394,8 @@ def _serve(
         return prediction
     columns, n = _log_columns(store.settings, prediction, students, results, channel=channel, user_id=user_id)
     write_log_columns(engine, store.settings, columns, n)
+    remember_students(engine, store.settings, user_id, results["student_id"].tolist(),
+                      columns["student_key"][: len(students)])  # fmt: skip
     n_rejected = len(prediction.rejected_rows)
     setups, counts = np.unique(students.setups.astype(str), return_counts=True)
     log_request(request_id=prediction.request_id, channel=channel, n_rows=n_rows, n_rejected=n_rejected,

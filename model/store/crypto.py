@@ -1,11 +1,13 @@
-"""Encryption at rest: AES-256-GCM under ``MATHSIGHT_DATA_KEY`` for model artifacts and logged inputs.
+"""Encryption at rest: AES-256-GCM under ``MATHSIGHT_DATA_KEY`` for model artifacts, logged inputs and
+the short texts teachers type (student ids, intervention notes).
 
 With a data key (base64 of 32 random bytes; make one with ``generate_key()``), model artifacts are
 stored as ``MAGIC + key id + nonce + ciphertext`` and the ``inputs`` of each prediction log row as
 ``{"enc": "v1:<key id>:<base64 nonce + ciphertext>"}``. The key id (8 hex characters of a SHA-256 of
 the key) says which key to decrypt with, so rows written before and after a rotation both stay
 readable while ``MATHSIGHT_DATA_KEY_PREVIOUS`` holds the old key, until ``python -m model rotate-key``
-has re-encrypted them. Data written without a key stays readable after a key is set.
+has re-encrypted them. Data written without a key stays readable after a key is set. Short texts are
+stored as base64 of ``nonce + ciphertext`` with the key id in a column of its own (NULL: in clear).
 
 The registry's SHA-256/HMAC cover the stored (encrypted) bytes, so integrity is checked before
 anything is decrypted or unpickled; GCM's tag is a second check. Without a key nothing is encrypted
@@ -45,6 +47,7 @@ INPUTS_VERSION = "v1"
 ENC_FIELD = "enc"
 _ARTIFACT_AAD = b"mathsight/artifact"
 _INPUTS_AAD = b"mathsight/inputs"
+TEXT_AADS = {"student_ref": b"mathsight/student-ref", "note": b"mathsight/intervention-note"}
 
 logger = logging.getLogger("mathsight.security")
 _warned = False
@@ -155,6 +158,21 @@ class Keyring:
             return None if stored is None else dict(stored)
         sealed = base64.b64decode(str(stored[ENC_FIELD]).split(":", 2)[2])  # type: ignore[index]
         return json.loads(self.find(key_id).open(sealed, _INPUTS_AAD))
+
+    # ------------------------------------------------------------------ short texts (student ids, notes)
+    def encrypt_text(self, text: str, purpose: str) -> tuple[str, str | None]:
+        """``(stored text, key id)``: base64 of nonce + ciphertext under the current key, or ``(text, None)``
+        in clear without a key. ``purpose`` (a key of ``TEXT_AADS``) binds the value to its column."""
+        if self.current is None:
+            return text, None
+        sealed = self.current.seal(text.encode("utf-8"), TEXT_AADS[purpose])
+        return base64.b64encode(sealed).decode("ascii"), self.current.key_id
+
+    def decrypt_text(self, stored: str, key_id: str | None, purpose: str) -> str:
+        """The text of :meth:`encrypt_text`'s output (``key_id`` None: stored in clear)."""
+        if key_id is None:
+            return stored
+        return self.find(key_id).open(base64.b64decode(stored), TEXT_AADS[purpose]).decode("utf-8")
 
 
 def _plain(value: Any) -> Any:

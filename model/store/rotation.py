@@ -4,7 +4,8 @@ Deploy with ``MATHSIGHT_DATA_KEY`` = the new key and ``MATHSIGHT_DATA_KEY_PREVIO
 (both are readable meanwhile), run ``python -m model rotate-key``, then drop the previous key. Each
 artifact is verified (SHA-256 and HMAC of its stored bytes) before it is decrypted, and re-signed
 after; log inputs are rewritten in batches of ``batch_rows``, one transaction per batch, so a run
-can be interrupted and repeated (rows already under the current key are skipped).
+can be interrupted and repeated (rows already under the current key are skipped). The short texts
+(student ids, intervention notes) are re-encrypted one table per transaction.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session, undefer
 
 from model.settings import Settings
 from model.store import crypto, registry
-from model.store.tables import ModelVersion, PredictionLog
+from model.store.tables import Intervention, ModelVersion, PredictionLog, StudentRef
 
 BATCH_ROWS = 2_000
 
@@ -28,6 +29,7 @@ class RotationResult:
     key_id: str
     artifacts: int
     log_rows: int
+    texts: int = 0  # student ids and intervention notes
 
 
 def rotate_data_key(session: Session, *, settings: Settings, batch_rows: int = BATCH_ROWS) -> RotationResult:
@@ -44,7 +46,8 @@ def rotate_data_key(session: Session, *, settings: Settings, batch_rows: int = B
         raise crypto.DataKeyError("set MATHSIGHT_DATA_KEY to the new key (and MATHSIGHT_DATA_KEY_PREVIOUS to the old)")
     artifacts = _rotate_artifacts(session, ring, settings)
     log_rows = _rotate_inputs(session, ring, batch_rows)
-    return RotationResult(ring.current.key_id, artifacts, log_rows)
+    texts = _rotate_texts(session, ring)
+    return RotationResult(ring.current.key_id, artifacts, log_rows, texts)
 
 
 def _rotate_artifacts(session: Session, ring: crypto.Keyring, settings: Settings) -> int:
@@ -99,3 +102,22 @@ def _rotate_inputs(session: Session, ring: crypto.Keyring, batch_rows: int) -> i
             session.execute(update, changes)
         session.commit()
         last_id, done = batch[-1][0], done + len(changes)
+
+
+def _rotate_texts(session: Session, ring: crypto.Keyring) -> int:
+    """Re-encrypt student ids and intervention notes not under the current key (in clear included)."""
+    assert ring.current is not None
+    current, done = ring.current.key_id, 0
+    for table, text, key_id, purpose in (
+        (StudentRef, StudentRef.ref, StudentRef.ref_key_id, "student_ref"),
+        (Intervention, Intervention.note, Intervention.note_key_id, "note"),
+    ):
+        stale = sa.or_(key_id.is_(None), key_id != current)
+        for row in session.scalars(sa.select(table).where(text.is_not(None), stale).with_for_update()):
+            plain = ring.decrypt_text(getattr(row, text.key), getattr(row, key_id.key), purpose)
+            stored, new_id = ring.encrypt_text(plain, purpose)
+            setattr(row, text.key, stored)
+            setattr(row, key_id.key, new_id)
+            done += 1
+        session.commit()
+    return done

@@ -20,6 +20,8 @@ ROLES = ("teacher", "admin")
 SCOPES = ("predict", "admin")
 CHANNELS = ("ui", "api", "cli")
 STATUSES = ("ok", "rejected", "error")
+INTERVENTION_KINDS = ("tutoring", "study_plan", "guardian_meeting", "attendance_plan", "support_referral", "other")
+INTERVENTION_STATUSES = ("planned", "active", "done", "stopped")
 MONITORING_COLUMNS = (
     *("latency_ms", "created_at", "is_demo", "status", "channel", "band", "risk", "error_type", "predicted_g3"),
 )
@@ -299,3 +301,39 @@ class UsedSigninCode(Base):
 
     jti: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     expires_at: Mapped[float] = mapped_column(sa.Double)  # seconds since the epoch
+
+
+class StudentRef(Base):
+    """The student id a teacher typed, kept for that teacher only (encrypted under the data key when set)."""
+
+    __tablename__ = "student_ref"
+
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    student_key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    ref: Mapped[str] = mapped_column(sa.Text)  # base64 of nonce + ciphertext, or the id in clear
+    ref_key_id: Mapped[str | None] = mapped_column(sa.String(16))  # None: stored in clear
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Intervention(Base):
+    """What a teacher does for one of their students: a type, dates, a status and an encrypted note."""
+
+    __tablename__ = "intervention"
+    __table_args__ = (
+        _one_of("kind", INTERVENTION_KINDS),
+        _one_of("status", INTERVENTION_STATUSES),
+        sa.CheckConstraint("review_date >= start_date", name="review_after_start"),
+        sa.Index("ix_intervention_user_id_student_key", "user_id", "student_key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    student_key: Mapped[str] = mapped_column(sa.String(64))
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    start_date: Mapped[date]
+    review_date: Mapped[date]
+    status: Mapped[str] = mapped_column(sa.String(16))
+    note: Mapped[str | None] = mapped_column(sa.Text)
+    note_key_id: Mapped[str | None] = mapped_column(sa.String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

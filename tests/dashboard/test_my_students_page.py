@@ -72,7 +72,9 @@ def test_shows_own_latest_prediction_per_student_with_the_outcome(app_db_url: st
     assert table["outcome_g3"].isna().sum() == 3
     assert at.metric[0].value == "4"
     assert sum(int(m.value) for m in at.metric[1:]) == 4
-    assert "S1" not in table.to_string()
+    assert sorted(table["student_id"]) == ["S1", "S2", "S3", "S4"]  # the ids Tina typed, only hers
+    assert "X9" not in table.to_string()
+    assert table.set_index("student_id").loc["S1", "student_key"] == student_key("S1", get_settings())[:10]
 
 
 def test_filters_by_student_id_risk_and_dates(app_db_url: str, classes: dict) -> None:

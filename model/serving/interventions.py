@@ -1,0 +1,212 @@
+"""Interventions: what a teacher does for one of their students, and when to look again.
+
+An intervention has a type, a start and a review date, a status and an optional short note (no
+names: it is encrypted under the data key when one is set, like the student ids of
+:mod:`model.serving.students`). Every read and write names the teacher: another teacher's
+intervention, like another teacher's student, is not found. Bad input is checked in full before
+anything is written and raised as one :class:`~model.errors.InvalidInput` naming each field; every
+creation and change is audited (without the note or the student id). Functions work in the caller's
+``Session``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from model.errors import InvalidInput, Problem, UserError
+from model.schema.fields import ID_COLUMN
+from model.serving.downloads import to_csv_bytes
+from model.serving.students import UnknownStudent, own_student_key, student_ids
+from model.settings import Settings
+from model.store import crypto
+from model.store.audit import audit
+from model.store.tables import INTERVENTION_KINDS, INTERVENTION_STATUSES, Intervention, utcnow
+
+MAX_NOTE = 280
+PURPOSE = "note"
+KIND_LABELS = {
+    "tutoring": "Tutoring",
+    "study_plan": "Study plan",
+    "guardian_meeting": "Parent/guardian meeting",
+    "attendance_plan": "Attendance plan",
+    "support_referral": "Referral to school support",
+    "other": "Other",
+}
+STATUS_LABELS = {"planned": "Planned", "active": "Active", "done": "Done", "stopped": "Stopped"}
+OPEN_STATUSES = ("planned", "active")
+COLUMNS = ("intervention_id", ID_COLUMN, "student_key", "kind", "status", "start_date", "review_date", "note",
+           "created_at", "updated_at")  # fmt: skip
+EDITABLE = ("kind", "status", "start_date", "review_date", "note")
+
+
+class InterventionNotFound(UserError, LookupError):
+    """No intervention with that id is the user's (someone else's and missing look the same)."""
+
+    def __init__(self, intervention_id: int) -> None:
+        super().__init__(f"intervention {intervention_id} is not one of your interventions")
+        self.intervention_id = intervention_id
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The checked fields of an intervention (note: the text to store, None for none)."""
+
+    kind: str
+    status: str
+    start_date: date
+    review_date: date
+    note: str | None
+
+
+def _one_of(field: str, value: Any, allowed: tuple[str, ...], problems: list[Problem]) -> str:
+    text = "" if value is None else str(value).strip()
+    if text not in allowed:
+        shown = ", ".join(allowed)
+        problems.append(Problem(None, field, text or None, f'field "{field}": {text!r} is not one of {shown}', shown))
+    return text
+
+
+def _date(field: str, value: Any, problems: list[Problem]) -> date | None:
+    if isinstance(value, date):
+        return value
+    text = "" if value is None else str(value).strip()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        problems.append(Problem(None, field, text or None, f'field "{field}": {text!r} is not a date', "YYYY-MM-DD"))
+        return None
+
+
+def _note(value: Any, problems: list[Problem]) -> str | None:
+    text = "" if value is None else str(value).strip()
+    if len(text) > MAX_NOTE:
+        message = f'field "note": {len(text)} characters; at most {MAX_NOTE} are allowed'
+        problems.append(Problem(None, "note", text[:40], message, f"0-{MAX_NOTE} characters, no names"))
+    return text or None
+
+
+def check_plan(fields: dict[str, Any], problems: list[Problem]) -> Plan | None:
+    """The checked fields (``kind``, ``status``, ``start_date``, ``review_date``, ``note``), problems added."""
+    before = len(problems)
+    kind = _one_of("kind", fields.get("kind"), INTERVENTION_KINDS, problems)
+    status = _one_of("status", fields.get("status"), INTERVENTION_STATUSES, problems)
+    start = _date("start_date", fields.get("start_date"), problems)
+    review = _date("review_date", fields.get("review_date"), problems)
+    if start is not None and review is not None and review < start:
+        message = f'field "review_date": {review.isoformat()} is before the start date {start.isoformat()}'
+        problems.append(Problem(None, "review_date", review.isoformat(), message, f"{start.isoformat()} or later"))
+    note = _note(fields.get("note"), problems)
+    if len(problems) > before or start is None or review is None:
+        return None
+    return Plan(kind, status, start, review, note)
+
+
+def _stored_note(settings: Settings, note: str | None) -> tuple[str | None, str | None]:
+    if note is None:
+        return None, None
+    return crypto.keyring(settings).encrypt_text(note, PURPOSE)
+
+
+def record_intervention(
+    session: Session,
+    settings: Settings,
+    user_id: int,
+    actor: str,
+    *,
+    student_id: str | None,
+    kind: str,
+    start_date: Any,
+    review_date: Any,
+    status: str = "planned",
+    note: str | None = None,
+) -> int:
+    """Record an intervention for one of the user's students (known by the id typed); returns its id.
+
+    Raises ``InvalidInput`` naming every bad field (an unknown student id, including another
+    teacher's, is one of them); nothing is written then."""
+    problems: list[Problem] = []
+    try:
+        key: str | None = own_student_key(session, settings, user_id, student_id)
+    except UnknownStudent as error:
+        key = None
+        problems.extend(error.problems)
+    plan = check_plan({"kind": kind, "status": status, "start_date": start_date, "review_date": review_date,
+                       "note": note}, problems)  # fmt: skip
+    if problems or plan is None or key is None:
+        raise InvalidInput(problems)
+    stored, key_id = _stored_note(settings, plan.note)
+    now = utcnow()
+    row = Intervention(user_id=user_id, student_key=key, kind=plan.kind, status=plan.status,
+                       start_date=plan.start_date, review_date=plan.review_date, note=stored, note_key_id=key_id,
+                       created_at=now, updated_at=now)  # fmt: skip
+    session.add(row)
+    session.flush()
+    audit(session, "intervention_created", actor, user_id, intervention_id=row.id, kind=plan.kind, status=plan.status)
+    return row.id
+
+
+def _own(session: Session, user_id: int, intervention_id: int) -> Intervention:
+    row = session.get(Intervention, intervention_id)
+    if row is None or row.user_id != user_id:
+        raise InterventionNotFound(intervention_id)
+    return row
+
+
+def update_intervention(
+    session: Session, settings: Settings, user_id: int, actor: str, intervention_id: int, **changes: Any
+) -> None:
+    """Change fields (of :data:`EDITABLE`) of one of the user's interventions; checked as at creation."""
+    unknown = sorted(set(changes) - set(EDITABLE))
+    if unknown:
+        raise ValueError(f"not editable: {', '.join(unknown)}")
+    row = _own(session, user_id, intervention_id)
+    current = {"kind": row.kind, "status": row.status, "start_date": row.start_date, "review_date": row.review_date,
+               "note": _read_note(settings, row)}  # fmt: skip
+    problems: list[Problem] = []
+    plan = check_plan(current | changes, problems)
+    if problems or plan is None:
+        raise InvalidInput(problems)
+    row.kind, row.status, row.start_date, row.review_date = plan.kind, plan.status, plan.start_date, plan.review_date
+    if "note" in changes:
+        row.note, row.note_key_id = _stored_note(settings, plan.note)
+    row.updated_at = utcnow()
+    session.flush()
+    audit(session, "intervention_updated", actor, user_id, intervention_id=row.id, fields=sorted(changes),
+          status=plan.status)  # fmt: skip
+
+
+def _read_note(settings: Settings, row: Any) -> str | None:
+    if row.note is None:
+        return None
+    return crypto.keyring(settings).decrypt_text(row.note, row.note_key_id, PURPOSE)
+
+
+def list_interventions(
+    session: Session, settings: Settings, user_id: int, *, student_key: str | None = None
+) -> pd.DataFrame:
+    """The user's own interventions (optionally of one student), newest start first; columns :data:`COLUMNS`."""
+    query = sa.select(Intervention).where(Intervention.user_id == user_id)
+    if student_key is not None:
+        query = query.where(Intervention.student_key == student_key)
+    rows = list(session.scalars(query.order_by(Intervention.start_date.desc(), Intervention.id.desc())))
+    ids = student_ids(session, settings, user_id, (row.student_key for row in rows))
+    records = [
+        (row.id, ids.get(row.student_key), row.student_key, row.kind, row.status, row.start_date, row.review_date,
+         _read_note(settings, row), row.created_at, row.updated_at)
+        for row in rows
+    ]  # fmt: skip
+    return pd.DataFrame(records, columns=list(COLUMNS))
+
+
+def interventions_csv(session: Session, settings: Settings, user_id: int) -> bytes:
+    """The user's interventions as spreadsheet-safe CSV (formulas escaped; types and statuses in words)."""
+    frame = list_interventions(session, settings, user_id)
+    frame["kind"] = frame["kind"].map(KIND_LABELS)
+    frame["status"] = frame["status"].map(STATUS_LABELS)
+    return to_csv_bytes(frame.drop(columns=["student_key"]))
