@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import tomllib
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -72,6 +73,10 @@ class Settings(BaseSettings):
     risk_medium_below: float = Field(default=DEFAULTS.risk_medium_below, description="P(pass) below this: medium risk")
     drift_watch_psi: float = Field(default=DEFAULTS.drift_watch_psi, description="PSI from this on: watch")
     drift_p_value: float = Field(default=DEFAULTS.drift_p_value, description="drift test p-value below this: drift")
+    attention_risk_rise: float = Field(
+        default=DEFAULTS.attention_risk_rise, description="a fall in P(pass) larger than this needs attention"
+    )
+    year_end: date | None = Field(default=None, description="the school year's end (YYYY-MM-DD): grades due after")
     # Alert rules (model.monitoring.alerts): thresholds, and the windows they judge, in days.
     alert_window_days: float = Field(default=1.0, gt=0, description="window of the error, latency, feedback rules")
     alert_min_rows: int = Field(

@@ -11,6 +11,7 @@ alert rules: ``model.monitoring.alerts``).
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from datetime import date
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -41,6 +42,8 @@ class Thresholds:
     alert_min_rows: int = 50  # rows a window needs before the error, latency and feedback rules judge it
     alert_min_drift_rows: int = 200  # recent rows the drift rule needs
     alert_min_outcomes: int = 30  # real grades the accuracy rule needs per version
+    attention_risk_rise: float = 0.15  # "needs attention" when P(pass) fell by more than this since the last one
+    year_end: date | None = None  # after this day a student without a final grade needs attention (None: never)
 
     def __post_init__(self) -> None:
         if not 0 < self.risk_high_below < self.risk_medium_below <= 1:
@@ -52,6 +55,10 @@ class Thresholds:
             raise ThresholdError(
                 f"drift levels need 0 < {setting('drift_watch_psi')} < {setting('drift_act_psi')}, "
                 f"got {self.drift_watch_psi} and {self.drift_act_psi}"
+            )
+        if not 0 < self.attention_risk_rise < 1:
+            raise ThresholdError(
+                f"{setting('attention_risk_rise')} must be between 0 and 1, got {self.attention_risk_rise}"
             )
         if not 0 < self.drift_p_value < 1:
             raise ThresholdError(f"{setting('drift_p_value')} must be between 0 and 1, got {self.drift_p_value}")
