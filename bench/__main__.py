@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 def benchmarks() -> dict[str, Callable[[], None]]:
     """Name -> ``main`` of every benchmark module."""
-    from bench import api, batch, monitoring, single, startup
+    from bench import api, attention, batch, monitoring, single, startup
 
-    return {m.__name__.removeprefix("bench."): m.main for m in (api, batch, monitoring, single, startup)}
+    return {m.__name__.removeprefix("bench."): m.main for m in (api, attention, batch, monitoring, single, startup)}
 
 
 def chosen(names: list[str], available: dict[str, Callable[[], None]]) -> list[str]:

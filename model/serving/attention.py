@@ -31,7 +31,7 @@ COLUMNS = ("student_key", "prediction_id", "created_at", "setup", "p_pass", "pre
 LIMIT = 500
 
 
-def _describe(row: pd.Series, thresholds: Thresholds) -> str:
+def _describe(row: dict, thresholds: Thresholds) -> str:
     said = []
     if row["high_risk"]:
         said.append(f"high risk (P(pass) {row['p_pass']:.0%}) and no intervention planned")
@@ -48,13 +48,12 @@ def _describe(row: pd.Series, thresholds: Thresholds) -> str:
 def attention_query(user_id: int, thresholds: Thresholds, today: date, limit: int = LIMIT) -> sa.Select:
     """The SQL of :func:`needs_attention` (one statement: windows over the log, one grouped join)."""
     log = PredictionLog
+    newest_first = {"partition_by": log.student_key, "order_by": (log.created_at.desc(), log.id.desc())}
     ranked = (
         sa.select(
             log.student_key, log.id.label("prediction_id"), log.created_at, log.setup, log.p_pass, log.risk,
-            sa.func.row_number().over(partition_by=log.student_key,
-                                      order_by=(log.created_at.desc(), log.id.desc())).label("rank"),
-            sa.func.lag(log.p_pass).over(partition_by=log.student_key,
-                                         order_by=(log.created_at, log.id)).label("previous_p_pass"),
+            sa.func.row_number().over(**newest_first).label("rank"),  # one window: one sort
+            sa.func.lead(log.p_pass).over(**newest_first).label("previous_p_pass"),
         )
         .where(log.user_id == user_id, log.status == "ok", log.student_key.is_not(None))
         .subquery("ranked")
@@ -102,5 +101,5 @@ def needs_attention(
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     for name in REASONS:
         frame[name] = frame[name].astype(bool)
-    frame["why"] = [_describe(row, thresholds) for _, row in frame.iterrows()] if len(frame) else []
+    frame["why"] = [_describe(row, thresholds) for row in frame.to_dict("records")]
     return frame

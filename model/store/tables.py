@@ -188,6 +188,17 @@ class PredictionLog(Base):
         # per-day latency percentiles walk the first in order; whole-window percentiles the second.
         sa.Index("ix_prediction_log_day", utc_day(sa.column("created_at")), *MONITORING_COLUMNS),
         sa.Index("ix_prediction_log_latency_ms", "latency_ms", "created_at", "is_demo"),
+        # "Needs attention" (migration 0007): a teacher's rows per student, newest first, without the table.
+        sa.Index(
+            "ix_prediction_log_user_id_student_key",
+            "user_id",
+            "student_key",
+            "created_at",
+            "status",
+            "p_pass",
+            "setup",
+            "risk",
+        ),  # fmt: skip
     )
 
     id: Mapped[int] = mapped_column(BigIntegerId, primary_key=True)

@@ -1,4 +1,5 @@
-"""Student ids as each teacher typed them (encrypted under the data key), and interventions.
+"""Student ids as each teacher typed them (encrypted under the data key), interventions, and the log's
+"needs attention" index.
 
 Revision ID: 0007_student_ref_interventions
 Revises: 0005_used_signin_code
@@ -62,9 +63,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_intervention")),
     )
     op.create_index("ix_intervention_user_id_student_key", "intervention", ["user_id", "student_key"])
+    op.create_index(
+        "ix_prediction_log_user_id_student_key",
+        "prediction_log",
+        ["user_id", "student_key", "created_at", "status", "p_pass", "setup", "risk"],
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_prediction_log_user_id_student_key", table_name="prediction_log")
     op.drop_index("ix_intervention_user_id_student_key", table_name="intervention")
     op.drop_table("intervention")
     op.drop_table("student_ref")
