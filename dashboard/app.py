@@ -81,7 +81,7 @@ def _navigation(role: str) -> StreamlitPage:
                 spec.path,
                 title=spec.title,
                 icon=spec.icon,
-                default=spec.file == "predict.py",
+                default=spec.file == "needs_attention.py",
                 visibility="visible" if visible else "hidden",
             )  # fmt: skip
             for spec, visible in entries

@@ -31,6 +31,8 @@ class PageSpec:
 
 _TEACHING, _ADMIN = ("teacher", "admin"), ("admin",)
 PAGES = (
+    PageSpec("needs_attention.py", "Needs attention", ":material/priority_high:", _TEACHING, "Teaching"),
+    PageSpec("student.py", "Student timeline", ":material/timeline:", _TEACHING, "Teaching"),
     PageSpec("predict.py", "Predict one student", ":material/person_search:", _TEACHING, "Teaching"),
     PageSpec("upload.py", "Upload a class", ":material/upload_file:", _TEACHING, "Teaching"),
     PageSpec("outcomes.py", "Record outcomes", ":material/grading:", _TEACHING, "Teaching"),

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from model.errors import InvalidInput, Problem, UserError
 from model.schema.fields import ID_COLUMN
 from model.serving.downloads import to_csv_bytes
-from model.serving.students import UnknownStudent, own_student_key, student_ids
+from model.serving.students import StudentNotFound, UnknownStudent, is_own_student, own_student_key, student_ids
 from model.settings import Settings
 from model.store import crypto
 from model.store.audit import audit
@@ -119,23 +119,29 @@ def record_intervention(
     user_id: int,
     actor: str,
     *,
-    student_id: str | None,
+    student_id: str | None = None,
+    student_key: str | None = None,
     kind: str,
     start_date: Any,
     review_date: Any,
     status: str = "planned",
     note: str | None = None,
 ) -> int:
-    """Record an intervention for one of the user's students (known by the id typed); returns its id.
+    """Record an intervention for one of the user's students (known by the id typed, or by the student key
+    of the student's page); returns its id.
 
-    Raises ``InvalidInput`` naming every bad field (an unknown student id, including another
-    teacher's, is one of them); nothing is written then."""
+    Raises ``InvalidInput`` naming every bad field (an unknown student, including another teacher's,
+    is one of them); nothing is written then."""
     problems: list[Problem] = []
-    try:
-        key: str | None = own_student_key(session, settings, user_id, student_id)
-    except UnknownStudent as error:
-        key = None
-        problems.extend(error.problems)
+    key: str | None = student_key
+    if key is not None:
+        if not is_own_student(session, user_id, key):
+            raise StudentNotFound()
+    else:
+        try:
+            key = own_student_key(session, settings, user_id, student_id)
+        except UnknownStudent as error:
+            problems.extend(error.problems)
     plan = check_plan({"kind": kind, "status": status, "start_date": start_date, "review_date": review_date,
                        "note": note}, problems)  # fmt: skip
     if problems or plan is None or key is None:

@@ -97,19 +97,29 @@ def student_ids(session: Session, settings: Settings, user_id: int, keys: Iterab
     return found
 
 
+class StudentNotFound(UserError, LookupError):
+    """No prediction of the user's has that student key (another teacher's student, or none)."""
+
+    def __init__(self) -> None:
+        super().__init__("this student is not one of yours: open one from Needs attention or My students")
+
+
 def own_student_key(session: Session, settings: Settings, user_id: int, student_id: str | None) -> str:
     """The key of ``student_id`` when ``user_id`` has a prediction of that student; else `UnknownStudent`."""
     key = student_key(student_id, settings)
-    if key is None:
+    if key is None or not is_own_student(session, user_id, key):
         raise UnknownStudent(student_id)
+    return key
+
+
+def is_own_student(session: Session, user_id: int, key: str) -> bool:
+    """Whether ``user_id`` has a prediction of the student with ``key``."""
     found = session.execute(
         sa.select(PredictionLog.id)
         .where(PredictionLog.user_id == user_id, PredictionLog.status == "ok", PredictionLog.student_key == key)
         .limit(1)
     ).first()
-    if found is None:
-        raise UnknownStudent(student_id)
-    return key
+    return found is not None
 
 
 def ref_counts(session: Session) -> dict[int, int]:

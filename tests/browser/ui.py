@@ -40,7 +40,7 @@ def log_in(page: Page, account: Account) -> None:
     with page.expect_response(lambda response: "/auth/session?" in response.url) as answer:
         page.get_by_role("button", name="Sign in").click()
     assert answer.value.status == 204
-    expect(heading(page, "Predict one student")).to_be_visible()
+    expect(heading(page, "Needs attention")).to_be_visible()
     expect(page.get_by_test_id("stSidebar").get_by_text(f"Signed in as {account.name}").first).to_be_visible()
     settle(page)
 

@@ -86,11 +86,12 @@ def test_teacher_signs_in_and_sees_the_teacher_pages(app_db_url: str, teacher_ac
     at = log_in(app_test().run(), "tina", teacher_account.password)
     assert not at.exception
     assert at.session_state[USER_KEY] == teacher_account.user
-    assert "Predict one student" in [t.value for t in at.title]  # the default page
+    assert "Needs attention" in [t.value for t in at.title]  # the default page
     assert "Signed in as **Tina**" in at.sidebar.markdown[0].value
     assert [row.detail for row in _audit(app_db_url, "login_ok")] == [{"method": "password"}]
     visible = [spec.file for entries in page_table.navigation("teacher").values() for spec, shown in entries if shown]
-    assert set(visible) <= {"predict.py", "upload.py", "outcomes.py", "my_students.py"}
+    assert set(visible) <= {"needs_attention.py", "student.py", "predict.py", "upload.py", "outcomes.py",
+                            "my_students.py"}  # fmt: skip
     assert "predict.py" in visible
 
 

@@ -43,7 +43,7 @@ def test_admin_adds_a_teacher_who_can_then_sign_in(app_db_url: str, admin_accoun
                                                               {"username": "ann", "role": "teacher"})  # fmt: skip
     app = log_in(app_test().run(), "ann", "ann-password-1")
     assert app.session_state[USER_KEY].username == "ann"
-    assert "Predict one student" in [t.value for t in app.title]
+    assert "Needs attention" in [t.value for t in app.title]
 
 
 def test_bad_new_accounts_are_refused_with_a_reason(app_db_url: str, admin_account: Account) -> None:

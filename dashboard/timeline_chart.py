@@ -1,0 +1,52 @@
+"""The student timeline chart: P(pass) prediction by prediction, interventions as spans, the outcome."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+
+import plotly.graph_objects as go
+
+from model.serving.interventions import KIND_LABELS, STATUS_LABELS
+from model.serving.timeline import Timeline
+
+PASS_LINE = 0.5
+
+
+def timeline_figure(timeline: Timeline, high_below: float) -> go.Figure:
+    """P(pass) of every prediction over time (setup in the hover), the high-risk cut-off, each
+    intervention shaded from its start to its review date, and the recorded final grade at the end."""
+    predictions = timeline.predictions
+    figure = go.Figure()
+    figure.add_trace(
+        go.Scatter(
+            x=predictions["created_at"],
+            y=predictions["p_pass"],
+            mode="lines+markers",
+            name="P(pass)",
+            customdata=predictions[["setup", "predicted_g3"]].to_numpy(),
+            hovertemplate="%{x|%Y-%m-%d}: P(pass) %{y:.0%}<br>setup %{customdata[0]}, "
+            "predicted grade %{customdata[1]:.1f}<extra></extra>",
+        )
+    )
+    figure.add_hline(y=high_below, line_dash="dot", line_color="firebrick",
+                     annotation_text="high risk below", annotation_position="bottom right")  # fmt: skip
+    for plan in timeline.interventions.itertuples():
+        figure.add_vrect(
+            x0=datetime.combine(plan.start_date, time.min), x1=datetime.combine(plan.review_date, time.max),
+            fillcolor="seagreen", opacity=0.12, line_width=0,
+            annotation_text=f"{KIND_LABELS[plan.kind]} ({STATUS_LABELS[plan.status].lower()})",
+            annotation_position="top left",
+        )  # fmt: skip
+    if timeline.outcome_g3 is not None:
+        passed = timeline.outcome_g3 >= 10
+        figure.add_trace(
+            go.Scatter(
+                x=[timeline.outcome_at], y=[1.0 if passed else 0.0], mode="markers+text", name="Final grade",
+                marker={"symbol": "star", "size": 16, "color": "seagreen" if passed else "firebrick"},
+                text=[f"G3 = {timeline.outcome_g3}"], textposition="bottom left",
+            )
+        )  # fmt: skip
+    figure.update_layout(yaxis={"title": "P(pass)", "range": [0, 1.05], "tickformat": ".0%"},
+                         xaxis={"title": None}, height=360, margin={"t": 30, "b": 10},
+                         legend={"orientation": "h"})  # fmt: skip
+    return figure

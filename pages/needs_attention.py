@@ -1,0 +1,64 @@
+"""Needs attention now: my students ranked by what calls for action, each with the reason and a link."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.context import open_page, settings, transaction
+from model.schema.thresholds import Thresholds
+from model.serving.attention import needs_attention
+from model.serving.history import short_key
+from model.serving.students import student_ids
+
+LINK = "student?key={}"
+
+
+def student_links(keys: pd.Series) -> pd.Series:
+    """The student page of each key (the key in the URL, never the id typed)."""
+    return keys.map(LINK.format)
+
+
+def show(listed: pd.DataFrame, ids: dict[str, str]) -> None:
+    if listed.empty:
+        st.success("Nothing calls for action: no student of yours is at high risk without a plan, "
+                   "fell since their last prediction, has a review due or lacks a final grade.")  # fmt: skip
+        return
+    table = pd.DataFrame({
+        "student": [ids.get(key) or short_key(key) for key in listed["student_key"]],
+        "why": listed["why"],
+        "p_pass": listed["p_pass"],
+        "latest": listed["created_at"],
+        "open": student_links(listed["student_key"]),
+    })  # fmt: skip
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "student": st.column_config.TextColumn("Student"),
+            "why": st.column_config.TextColumn("Why it is listed", width="large"),
+            "p_pass": st.column_config.NumberColumn("P(pass)", format="percent"),
+            "latest": st.column_config.DatetimeColumn("Latest prediction", format="YYYY-MM-DD"),
+            "open": st.column_config.LinkColumn("Timeline", display_text="open"),
+        },
+    )
+
+
+def main() -> None:
+    user = open_page(__file__)
+    thresholds = Thresholds.from_settings(settings())
+    st.caption(f"Your own students, most pressing first: high risk (P(pass) below {thresholds.risk_high_below:.0%}) "
+               f"with no planned or active intervention, a review date passed, P(pass) fallen by more than "
+               f"{thresholds.attention_risk_rise:.0%} since the previous prediction, or no final grade after the "
+               "year's end.")  # fmt: skip
+    with transaction() as session:
+        listed = needs_attention(session, user.id, thresholds, date.today())
+        ids = student_ids(session, settings(), user.id, listed["student_key"])
+    st.metric("Students listed", f"{len(listed):,}")
+    show(listed, ids)
+
+
+main()
