@@ -19,6 +19,7 @@ LIMIT = 500
 ALL = "All"
 SHOWN_FIRST = (ID_COLUMN, "student_key", "created_at", "risk", "p_pass", "predicted_g3", "lower", "upper", "band",
                "setup")  # fmt: skip
+LINK = "student?key={}"  # the student page (the key in the URL, never the id typed)
 HIDDEN = ("prediction_id", "channel", "model_version_id")
 
 
@@ -60,7 +61,10 @@ def show_history(history: pd.DataFrame, filtered: bool) -> None:
     if len(history) == LIMIT:
         st.caption(f"Showing the {LIMIT:,} most recent students; narrow the filters to see others.")
     shown = history.assign(student_key=history["student_key"].map(short_key))
+    shown.insert(0, "timeline", history["student_key"].map(LINK.format))
     config, order = table_columns((ID_COLUMN, *HISTORY_COLUMNS), first=SHOWN_FIRST, hide=HIDDEN)
+    config["timeline"] = st.column_config.LinkColumn("Timeline", display_text="open")
+    order = ["timeline", *order]
     st.dataframe(shown, hide_index=True, width="stretch", column_config=config, column_order=order)
 
 

@@ -74,6 +74,7 @@ def test_shows_own_latest_prediction_per_student_with_the_outcome(app_db_url: st
     assert sum(int(m.value) for m in at.metric[1:]) == 4
     assert sorted(table["student_id"]) == ["S1", "S2", "S3", "S4"]  # the ids Tina typed, only hers
     assert "X9" not in table.to_string()
+    assert table.iloc[0]["timeline"] == f"student?key={student_key('S1', get_settings())}"
     assert table.set_index("student_id").loc["S1", "student_key"] == student_key("S1", get_settings())[:10]
 
 
