@@ -8,10 +8,10 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.context import open_page, settings, transaction
-from model.schema.thresholds import Thresholds
 from model.serving.attention import needs_attention
 from model.serving.history import short_key
 from model.serving.students import student_ids
+from model.store.school import load_thresholds
 
 LINK = "student?key={}"
 
@@ -49,7 +49,8 @@ def show(listed: pd.DataFrame, ids: dict[str, str]) -> None:
 
 def main() -> None:
     user = open_page(__file__)
-    thresholds = Thresholds.from_settings(settings())
+    with transaction() as session:
+        thresholds = load_thresholds(session, settings())
     st.caption(f"Your own students, most pressing first: high risk (P(pass) below {thresholds.risk_high_below:.0%}) "
                f"with no planned or active intervention, a review date passed, P(pass) fallen by more than "
                f"{thresholds.attention_risk_rise:.0%} since the previous prediction, or no final grade after the "

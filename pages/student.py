@@ -11,7 +11,6 @@ from dashboard.timeline_chart import timeline_figure
 from model.errors import UserError
 from model.schema.fields import ID_COLUMN
 from model.schema.results import FACTOR_COLUMNS, risk_text
-from model.schema.thresholds import Thresholds
 from model.serving.downloads import results_table
 from model.serving.history import short_key
 from model.serving.interventions import (
@@ -26,6 +25,7 @@ from model.serving.outcomes import record_outcome
 from model.serving.predlog.writer import student_key
 from model.serving.service import predict_one
 from model.serving.timeline import Timeline, student_timeline
+from model.store.school import load_thresholds
 from model.store.tables import INTERVENTION_KINDS, INTERVENTION_STATUSES
 
 KEY_PARAM = "key"
@@ -166,11 +166,11 @@ def main() -> None:
     try:
         with transaction() as session:
             timeline = student_timeline(session, settings(), user.id, key)
+            thresholds = load_thresholds(session, settings())
     except UserError as error:
         st.error(str(error))
         return
     show_summary(timeline)
-    thresholds = Thresholds.from_settings(settings())
     st.plotly_chart(timeline_figure(timeline, thresholds.risk_high_below), key="timeline")
     show_explanation(timeline, user.id)
     show_interventions(timeline, user)

@@ -37,7 +37,7 @@ from model.schema.validation import ValidationResult, row_setups, setup_for, val
 from model.serving.predlog.writer import student_keys, write_log, write_log_columns
 from model.serving.students import remember_students
 from model.settings import Settings
-from model.store import registry
+from model.store import registry, school
 from model.store.db import session_scope
 
 TOP_FACTORS = 5
@@ -82,7 +82,8 @@ class ModelStore:
     The registry's active ids are re-read at most every ``refresh_seconds`` (one tiny query), so a
     promotion made by any process reaches this one within that delay without reloading per request.
     ``settings`` are the front's: the service keys student ids and writes the log under them, and the
-    risk levels follow their threshold table.
+    risk levels follow their threshold table with the school's own levels over it, re-read with the
+    active ids (:func:`model.store.school.load_thresholds`).
     """
 
     def __init__(self, engine: Engine, refresh_seconds: float = 3.0, *, settings: Settings) -> None:
@@ -111,6 +112,7 @@ class ModelStore:
 
     def _reload(self) -> None:
         with session_scope(self.engine) as session:
+            self.thresholds = school.load_thresholds(session, self.settings)
             active = registry.active_version_ids(session)
             for setup, version_id in active.items():
                 current, refused = self._models.get(setup), self._refused.get(setup)

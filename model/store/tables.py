@@ -348,3 +348,14 @@ class Intervention(Base):
     note_key_id: Mapped[str | None] = mapped_column(sa.String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SchoolSetting(Base):
+    """A threshold the school's admin set on the settings page (overrides the environment's default)."""
+
+    __tablename__ = "school_setting"
+
+    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(sa.String(64))  # as text: a number, or a date YYYY-MM-DD
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(sa.String(128))

@@ -104,3 +104,21 @@ def test_another_teachers_student_is_not_shown(app_db_url: str, classes: dict) -
     assert at.error[0].value.startswith("this student is not one of yours")
     at.text_input(key="student_lookup").input("S2").run()
     assert at.error[0].value.startswith("this student is not one of yours")
+
+
+def test_an_admin_raises_the_high_risk_cut_off_and_the_teachers_list_grows(
+    app_db_url: str, classes: dict, admin_account
+) -> None:
+    assert page_test("needs_attention.py", classes["tina"]).run().dataframe[0].value["student"].tolist() == ["S1"]
+    at = page_test("school_settings.py", admin_account.user).run()
+    assert not at.exception
+    at.number_input(key="risk_high_below").set_value(0.9)  # above the medium level: refused, naming the field
+    at.button[0].click().run()
+    assert at.error and 'field "risk_high_below"' in at.error[0].value
+    at.number_input(key="risk_medium_below").set_value(0.99)
+    at.number_input(key="risk_high_below").set_value(0.97)
+    at.button[0].click().run()
+    assert not at.error and at.success[0].value.startswith("Saved")
+    listed = page_test("needs_attention.py", classes["tina"]).run().dataframe[0].value
+    assert listed["student"].tolist() == ["S1", "S2"]  # S2's 95% is high risk by the school's level
+    assert "below 97%" in texts(page_test("needs_attention.py", classes["tina"]).run())
