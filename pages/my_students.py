@@ -10,6 +10,7 @@ import streamlit as st
 
 from dashboard.columns import RISK_MARKDOWN, table_columns
 from dashboard.context import open_page, settings, transaction
+from dashboard.links import student_url
 from model.schema.fields import ID_COLUMN
 from model.schema.results import HISTORY_COLUMNS, RISK_LABELS, RISKS
 from model.serving.history import history_counts, short_key, teacher_history
@@ -19,7 +20,6 @@ LIMIT = 500
 ALL = "All"
 SHOWN_FIRST = (ID_COLUMN, "student_key", "created_at", "risk", "p_pass", "predicted_g3", "lower", "upper", "band",
                "setup")  # fmt: skip
-LINK = "student?key={}"  # the student page (the key in the URL, never the id typed)
 HIDDEN = ("prediction_id", "channel", "model_version_id")
 
 
@@ -61,7 +61,7 @@ def show_history(history: pd.DataFrame, filtered: bool) -> None:
     if len(history) == LIMIT:
         st.caption(f"Showing the {LIMIT:,} most recent students; narrow the filters to see others.")
     shown = history.assign(student_key=history["student_key"].map(short_key))
-    shown.insert(0, "timeline", history["student_key"].map(LINK.format))
+    shown.insert(0, "timeline", history["student_key"].map(student_url))
     config, order = table_columns((ID_COLUMN, *HISTORY_COLUMNS), first=SHOWN_FIRST, hide=HIDDEN)
     config["timeline"] = st.column_config.LinkColumn("Timeline", display_text="open")
     order = ["timeline", *order]

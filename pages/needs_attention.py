@@ -8,17 +8,13 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.context import open_page, settings, transaction
+from dashboard.links import student_link, student_url
 from model.serving.attention import needs_attention
 from model.serving.history import short_key
 from model.serving.students import student_ids
 from model.store.school import load_thresholds
 
-LINK = "student?key={}"
-
-
-def student_links(keys: pd.Series) -> pd.Series:
-    """The student page of each key (the key in the URL, never the id typed)."""
-    return keys.map(LINK.format)
+LINKED_FIRST = 10  # the most pressing also as page links under the table
 
 
 def show(listed: pd.DataFrame, ids: dict[str, str]) -> None:
@@ -31,7 +27,7 @@ def show(listed: pd.DataFrame, ids: dict[str, str]) -> None:
         "why": listed["why"],
         "p_pass": listed["p_pass"],
         "latest": listed["created_at"],
-        "open": student_links(listed["student_key"]),
+        "open": listed["student_key"].map(student_url),
     })  # fmt: skip
     st.dataframe(
         table,
@@ -45,6 +41,11 @@ def show(listed: pd.DataFrame, ids: dict[str, str]) -> None:
             "open": st.column_config.LinkColumn("Timeline", display_text="open"),
         },
     )
+    st.markdown("**Most pressing first**")
+    for key, student, why in list(zip(listed["student_key"], table["student"], listed["why"], strict=True))[
+        :LINKED_FIRST
+    ]:
+        student_link(key, f"{student}: {why}")
 
 
 def main() -> None:

@@ -55,6 +55,8 @@ def test_needs_attention_lists_my_high_risk_student_with_the_reason_and_a_link(a
     assert table["why"].tolist() == ["High risk (P(pass) 20%) and no intervention planned"]
     assert table["open"].tolist() == [f"student?key={student_key('S1', get_settings())}"]
     assert "X9" not in texts(at) and "X9" not in table.to_string()
+    link = f"[S1: High risk (P(pass) 20%) and no intervention planned](student?key={student_key('S1', get_settings())})"
+    assert link in texts(at)
 
 
 def test_the_timeline_records_an_intervention_and_an_outcome(app_db_url: str, classes: dict) -> None:
