@@ -9,7 +9,9 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
-STUDENT_PAGE = "pages/student.py"
+from dashboard.page_table import page_spec
+
+STUDENT_PAGE = page_spec("student.py").path  # as st.navigation registered it
 STUDENT_URL = "student?key={}"
 
 
