@@ -79,5 +79,6 @@ def test_admin_trains_compares_and_promotes_a_version(new_page: Callable[[], Pag
 
     teacher = new_page()
     log_in(teacher, TEACHER)
+    open_page(teacher, "Predict one student")
     teacher.get_by_role("button", name="Predict", exact=True).click()
     expect(teacher.get_by_text(f"Model version {new}")).to_be_visible()

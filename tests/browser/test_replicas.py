@@ -112,6 +112,7 @@ def test_a_promotion_reaches_both_dashboards(replicas: list[LiveApp], browser: B
     pages = [_page(browser, app) for app in replicas]
     for page in pages:
         log_in(page, TEACHER)
+        open_page(page, "Predict one student")
     old = [_served_version(page) for page in pages]
     new = register_trained(engine, trained_models["early"], created_by="pytest")
     assert old[0] == old[1] != new

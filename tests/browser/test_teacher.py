@@ -60,6 +60,7 @@ def _download(page: Page, button: str, into: Path) -> pd.DataFrame:
 
 def test_teacher_predicts_one_student_and_sees_the_explanation(page: Page) -> None:
     log_in(page, TEACHER)
+    open_page(page, "Predict one student")
     page.get_by_role("textbox", name="Student id (optional)").fill("B-001")
     page.get_by_role("spinbutton", name="Absences").fill("14")
     page.get_by_role("spinbutton", name="Age").fill("17")
@@ -136,6 +137,7 @@ def test_the_sign_in_cookie_is_http_only_and_survives_a_reload(page: Page) -> No
 def test_logout_ends_the_session(new_page: Callable[[], Page]) -> None:
     page = new_page()
     log_in(page, TEACHER)
+    open_page(page, "Predict one student")
     page.get_by_role("textbox", name="Student id (optional)").fill("B-LOGOUT")
     page.get_by_role("button", name="Predict", exact=True).click()
     expect(heading(page, "Result")).to_be_visible()
