@@ -42,6 +42,7 @@ PAGES = (
     PageSpec("models.py", "Model versions", ":material/model_training:", _ADMIN, "Administration"),
     PageSpec("users.py", "Users", ":material/manage_accounts:", _ADMIN, "Administration"),
     PageSpec("api_keys.py", "API keys", ":material/key:", _ADMIN, "Administration"),
+    PageSpec("acting.py", "Did acting help?", ":material/volunteer_activism:", _ADMIN, "Administration"),
     PageSpec("school_settings.py", "School settings", ":material/tune:", _ADMIN, "Administration"),
 )
 

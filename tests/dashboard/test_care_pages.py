@@ -124,3 +124,24 @@ def test_an_admin_raises_the_high_risk_cut_off_and_the_teachers_list_grows(
     listed = page_test("needs_attention.py", classes["tina"]).run().dataframe[0].value
     assert listed["student"].tolist() == ["S1", "S2"]  # S2's 95% is high risk by the school's level
     assert "below 97%" in texts(page_test("needs_attention.py", classes["tina"]).run())
+
+
+def test_did_acting_help_shows_the_caveat_and_no_rate_for_small_groups(
+    app_db_url: str, classes: dict, admin_account
+) -> None:
+    from model.serving.interventions import record_intervention
+    from model.serving.outcomes import record_outcome
+
+    settings, tina = get_settings(), classes["tina"]
+    at = page_test("acting.py", admin_account.user).run()
+    assert not at.exception and at.info[0].value.startswith("No student with an intervention")
+    with session_scope(get_engine(app_db_url)) as session:
+        record_intervention(session, settings, tina.id, "tina", student_id="S1", kind="tutoring",
+                            start_date="2026-10-01", review_date="2026-11-01")  # fmt: skip
+        record_outcome(session, settings, "S1", 11, tina.id)
+    at = page_test("acting.py", admin_account.user).run()
+    assert at.warning[0].value.startswith("Association, not effect")
+    row = at.dataframe[0].value.iloc[0]
+    assert (row["kind"], row["students"], row["passed"]) == ("Tutoring", 1, 1)
+    assert pd.isna(row["pass_rate"])  # one student: below the minimum group size
+    assert "S1" not in at.dataframe[0].value.to_string()
