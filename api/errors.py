@@ -7,6 +7,8 @@ Internal errors say only that something went wrong and give the request id; neve
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -15,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from model.errors import InvalidInput, Problem, UserError
+from model.errors import InvalidInput, Problem, UserError, shown_value
 from model.serving.service import ModelUnavailable, NoActiveModel
 
 ERROR_CODES = {
@@ -31,6 +33,16 @@ ERROR_CODES = {
     503: "unavailable",
 }
 MAX_DETAILS = 1000
+log = logging.getLogger(__name__)
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON that can always be sent: a lone surrogate left in a string goes out as its ``\\ud800`` escape
+    (still valid JSON) instead of failing the UTF-8 encoding with a 500."""
+
+    def render(self, content: Any) -> bytes:
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
+        return text.encode("utf-8", "backslashreplace")
 
 
 class ApiError(Exception):
@@ -62,7 +74,7 @@ def problem_detail(problem: Problem) -> dict[str, Any]:
 def detail(message: str, *, row: int | None = None, field: str | None = None, value: Any = None,
            allowed: str | None = None) -> dict[str, Any]:  # fmt: skip
     """A ``details`` entry made by the API itself."""
-    shown = None if value is None else str(value)[:200]
+    shown = shown_value(value)
     return {"row": row, "field": field, "value": shown, "allowed": allowed, "message": message}
 
 
@@ -78,7 +90,7 @@ def error_response(
     """The JSON response for an error."""
     body = {"error": error or ERROR_CODES.get(status, "error"), "message": message,
             "details": list(details)[:MAX_DETAILS], **extra}  # fmt: skip
-    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+    return SafeJSONResponse(body, status_code=status, headers=dict(headers or {}))
 
 
 def summary(problems: list[Problem], shown: int = 3) -> str:
@@ -128,6 +140,14 @@ async def _no_active_model(request: Request, exc: Exception) -> JSONResponse:
     return error_response(503, message, headers={"Retry-After": "60"})
 
 
+async def _unicode_error(request: Request, exc: Exception) -> JSONResponse:
+    """The safety net behind the validator's rule: text that cannot be encoded is the caller's input, not a 500."""
+    assert isinstance(exc, UnicodeError)
+    log.warning("text that is not valid Unicode reached %s (%s)", request.url.path[:100], type(exc).__name__)
+    return error_response(400, "the request holds text that is not valid Unicode (such as a lone UTF-16 surrogate "
+                          "\\ud800); send UTF-8 text", details=[detail("not valid Unicode text")])  # fmt: skip
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map every expected exception to its JSON error (unexpected ones: see ``api.middleware``)."""
     app.add_exception_handler(ApiError, _api_error)
@@ -135,3 +155,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(UserError, _user_error)
     app.add_exception_handler(NoActiveModel, _no_active_model)
+    app.add_exception_handler(UnicodeError, _unicode_error)

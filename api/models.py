@@ -71,10 +71,6 @@ def prediction_model(columns: Sequence[str] = API_COLUMNS) -> type[BaseModel]:
 StudentPrediction = prediction_model()
 
 
-class PredictResponse(StudentPrediction):  # type: ignore[valid-type,misc]
-    request_id: str
-
-
 class ProblemDetail(BaseModel):
     """One thing wrong with the input: where, what was given and what is allowed."""
 
@@ -83,6 +79,13 @@ class ProblemDetail(BaseModel):
     value: str | None
     allowed: str | None
     message: str
+
+
+class PredictResponse(StudentPrediction):  # type: ignore[valid-type,misc]
+    request_id: str
+    problems: list[ProblemDetail] = Field(
+        description="Notes that reject nothing: unknown fields, which are ignored (the same rule as the batch)"
+    )
 
 
 class BatchResponse(BaseModel):

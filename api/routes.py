@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.deps import AdminKey, AppState, PredictKey, SessionDep, StateDep
-from api.errors import ApiError, detail, error_response, problem_detail
+from api.errors import ApiError, SafeJSONResponse, detail, error_response, problem_detail
 from api.models import (
     BatchResponse,
     ErrorResponse,
@@ -33,6 +33,7 @@ from model.store import registry
 from model.store.registry import RegistryError
 
 JSON_TYPES = ("application/json",)
+MAX_INT_DIGITS = 100
 CSV_TYPES = ("text/csv", "application/csv")
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 403, 413, 415, 429, 500, 503)
@@ -55,9 +56,14 @@ def _require_media_type(request: Request, allowed: tuple[str, ...]) -> str:
     return media
 
 
+def _json_int(text: str) -> int | str:
+    """A JSON integer; one too long for ``int()`` stays its digits, which the validator says are out of range."""
+    return int(text) if len(text) <= MAX_INT_DIGITS else text
+
+
 def _parse_json(body: bytes) -> Any:
     try:
-        return json.loads(body)
+        return json.loads(body, parse_int=_json_int)
     except (ValueError, RecursionError) as error:
         reason = str(error) if isinstance(error, json.JSONDecodeError) else "the text is not JSON"
         raise ApiError(400, f"the body is not valid JSON: {reason}", error="invalid_json") from None
@@ -76,7 +82,7 @@ def _records_frame(items: list[Any]) -> pd.DataFrame:
     if not_objects:
         shown = ", ".join(not_objects[:10]) + (" ..." if len(not_objects) > 10 else "")
         raise BatchRejected(f"every item of the list must be a JSON object (one student); these are not: {shown}")
-    frame = pd.DataFrame([{str(k): _json_cell(v) for k, v in item.items()} for item in items])
+    frame = pd.DataFrame([{str(k): _json_cell(v) for k, v in item.items()} for item in items], dtype=object)
     frame.index = pd.RangeIndex(1, len(items) + 1, name="row")
     return frame
 
@@ -135,7 +141,8 @@ async def predict_one(request: Request, key: PredictKey, state: StateDep) -> JSO
         service.predict_one, state.store, state.engine, record, channel="api", user_id=key.user_id
     )
     _done(request, state, prediction)
-    return JSONResponse({"request_id": prediction.request_id, **_student_json(prediction)[0]})
+    return SafeJSONResponse({"request_id": prediction.request_id, **_student_json(prediction)[0],
+                             "problems": [problem_detail(p) for p in prediction.problems]})  # fmt: skip
 
 
 @router.post(

@@ -14,9 +14,32 @@ Row numbers
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
+
+MAX_SHOWN = 60
+"""At most this many characters of a user's value are echoed in a :class:`Problem` (then "...")."""
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def has_lone_surrogate(text: str) -> bool:
+    """True when ``text`` holds a lone UTF-16 surrogate (``"\\ud800"``): it cannot be written as UTF-8."""
+    return LONE_SURROGATE.search(text) is not None
+
+
+def safe_text(text: str) -> str:
+    """``text`` with every lone surrogate written as its escape (``\\ud800``), so it can be encoded."""
+    return LONE_SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", text) if has_lone_surrogate(text) else text
+
+
+def shown_value(value: Any) -> str | None:
+    """A user's value as a problem report echoes it: encodable, and at most ``MAX_SHOWN`` characters."""
+    if value is None:
+        return None
+    text = safe_text(str(value))
+    return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + "..."
 
 
 @dataclass(frozen=True)
@@ -33,6 +56,11 @@ class Problem:
     value: str | None
     message: str
     allowed: str | None = None
+
+    def __post_init__(self) -> None:
+        """Values are echoed short and encodable, whoever builds the problem (see :func:`shown_value`)."""
+        object.__setattr__(self, "value", shown_value(self.value))
+        object.__setattr__(self, "message", safe_text(self.message))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

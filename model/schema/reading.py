@@ -11,7 +11,7 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from model.errors import BatchRejected
+from model.errors import LONE_SURROGATE, BatchRejected
 from model.schema.fields import _SPARE_COLUMNS, MAX_ROWS
 
 
@@ -42,6 +42,10 @@ def _to_text(data: bytes | str | Path | IO[Any]) -> str:
     text = data if isinstance(data, str) else _decode(bytes(data))
     if "\x00" in text:
         raise BatchRejected("the file is not a text file (it contains NUL characters); upload a CSV file")
+    if (found := LONE_SURROGATE.search(text)) is not None:
+        line = text.count("\n", 0, found.start()) + 1
+        raise BatchRejected(f"line {line} of the file holds a character that is not valid text "
+                            "(a lone UTF-16 surrogate such as \\ud800); save the file as UTF-8")  # fmt: skip
     return text.removeprefix("\ufeff")
 
 

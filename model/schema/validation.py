@@ -6,7 +6,7 @@ setup, so it is a problem naming G1 (the row is rejected), never silently droppe
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -14,11 +14,22 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from model.errors import BatchRejected, InvalidInput, Problem
+from model.errors import BatchRejected, InvalidInput, Problem, shown_value
 from model.schema.fields import ATTRIBUTES, FIELDS, ID_COLUMN, MAX_ROWS, TARGET, FieldSpec
 from model.schema.published import StudentRecord
 from model.schema.reading import read_batch
-from model.schema.values import CANONICAL_NAMES, is_blank, missing_reason, parse_cell, raw_text
+from model.schema.values import (
+    CANONICAL_NAMES,
+    NOT_TEXT,
+    is_blank,
+    missing_reason,
+    parse_cell,
+    raw_text,
+    text_reason,
+)
+
+MAX_LISTED = 20
+ALLOWED_NAMES = ", ".join((ID_COLUMN, *FIELDS))
 
 G2_WITHOUT_G1 = "G2 is given but G1 is missing; give G1 too, or leave both empty for the early prediction"
 
@@ -48,6 +59,23 @@ class ValidationResult:
     def ok(self) -> bool:
         """True when every row was accepted."""
         return len(self.accepted) == self.n_rows
+
+
+def ignored_note(names: Sequence[str], noun: str) -> Problem:
+    """The note (``row=None``, rejecting nothing) listing unknown columns or fields that were ignored.
+
+    One rule for a file, a JSON list and one record: an unknown name is ignored and reported, never
+    refused (a spreadsheet often carries columns of its own, such as a name).
+    """
+    listed = ", ".join(f'"{shown_value(name)}"' for name in names[:MAX_LISTED])
+    more = f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else ""
+    return Problem(None, None, None, f"ignored unknown {noun}: {listed}{more}", ALLOWED_NAMES)
+
+
+def record_notes(record: Mapping[str, Any]) -> list[Problem]:
+    """The note on one record's unknown fields (empty when every key is a field name)."""
+    unknown = [str(key) for key in record if CANONICAL_NAMES.get(str(key).strip().casefold()) is None]
+    return [ignored_note(unknown, "fields")] if unknown else []
 
 
 def _canonical_columns(columns: Iterable[Any]) -> tuple[dict[str, Any], list[str]]:
@@ -101,12 +129,17 @@ def _check_column(spec: FieldSpec, values: pd.Series, required: bool) -> _Column
     return _Column(np.where(codes < 0, n, codes), typed, bad, reasons, raws)
 
 
-def _id_column(values: pd.Series) -> np.ndarray:
-    """Student ids as given (``str``); a blank cell becomes ``None``."""
-    text = values.astype("str")
-    ids = text.to_numpy(dtype=object)
-    ids[(text.isna() | (text.str.strip() == "")).to_numpy()] = None
-    return ids
+def _id_column(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Student ids as given (``str``; a blank cell becomes ``None``) and which cannot be taken as text."""
+    given = values.to_numpy(dtype=object)
+    ids = np.empty(len(given), dtype=object)
+    bad = np.zeros(len(given), dtype=bool)
+    for i, value in enumerate(given):
+        if is_blank(value):
+            continue
+        text = str(value)
+        ids[i], bad[i] = text, text_reason(text) is not None
+    return ids, bad
 
 
 def _row_numbers(df: pd.DataFrame) -> np.ndarray:
@@ -141,8 +174,7 @@ def validate_frame(df: pd.DataFrame, require_target: bool = False, max_rows: int
     known, extra = _check_shape(df, required, max_rows)
     problems: list[tuple[int, int, Problem]] = []
     if extra:
-        listed = ", ".join(f'"{c}"' for c in extra)
-        problems.append((0, -1, Problem(None, None, None, f"ignored unknown columns: {listed}")))
+        problems.append((0, -1, ignored_note(extra, "columns")))
 
     rows = _row_numbers(df)
     bad_rows = np.zeros(len(df), dtype=bool)
@@ -152,6 +184,15 @@ def validate_frame(df: pd.DataFrame, require_target: bool = False, max_rows: int
         bad_rows[pos] = True
         message = f"row {row}: {overlong[row]} values but the header has {len(df.columns)} columns"
         problems.append((row, -1, Problem(row, None, None, message)))
+
+    ids: np.ndarray | None = None
+    if ID_COLUMN in known:
+        ids, bad_ids = _id_column(df[known[ID_COLUMN]])
+        bad_rows |= bad_ids
+        for pos in np.flatnonzero(bad_ids):
+            row = int(rows[pos])
+            message = f'row {row}, column "{ID_COLUMN}": {NOT_TEXT}'
+            problems.append((row, -1, Problem(row, ID_COLUMN, ids[pos], message, "any text")))
 
     columns: dict[str, _Column] = {}
     for order, (name, spec) in enumerate(FIELDS.items()):
@@ -175,8 +216,8 @@ def validate_frame(df: pd.DataFrame, require_target: bool = False, max_rows: int
 
     keep = np.flatnonzero(~bad_rows)
     data: dict[str, Any] = {}
-    if ID_COLUMN in known:
-        data[ID_COLUMN] = pd.Series(_id_column(df[known[ID_COLUMN]])[keep], index=rows[keep], dtype=object)
+    if ids is not None:
+        data[ID_COLUMN] = pd.Series(ids[keep], index=rows[keep], dtype=object)
     data.update({name: column.take(keep) for name, column in columns.items()})
     index = pd.Index(rows[keep], name="row")
     problems.sort(key=lambda item: (item[0], item[1]))
@@ -232,6 +273,8 @@ def validate_record(record: Mapping[str, Any], require_target: bool = False) -> 
     result: dict[str, Any] = {}
     if ID_COLUMN in given:
         result[ID_COLUMN] = None if is_blank(given[ID_COLUMN]) else str(given[ID_COLUMN])
+        if result[ID_COLUMN] is not None and text_reason(result[ID_COLUMN]) is not None:
+            problems.append(Problem(None, ID_COLUMN, result[ID_COLUMN], f'field "{ID_COLUMN}": {NOT_TEXT}', "any text"))
     for name, spec in FIELDS.items():
         raw = given.get(name)
         value, reason = parse_cell(spec, raw)

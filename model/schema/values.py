@@ -8,10 +8,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from model.errors import has_lone_surrogate
 from model.schema.fields import FIELDS, ID_COLUMN, FieldSpec
 
 _WHOLE = re.compile(r"[+-]?[0-9]+(?:[.,]0*)?")
 _MISSING = "missing value"
+NOT_TEXT = "holds a character that is not valid text (a lone UTF-16 surrogate such as \\ud800)"
 # Field names by their case-folded spelling: headers and keys match ignoring case and spaces.
 CANONICAL_NAMES = {name.casefold(): name for name in (*FIELDS, ID_COLUMN)}
 
@@ -53,6 +55,8 @@ def _parse_number(spec: FieldSpec, raw: Any) -> tuple[int | None, str | None]:
     elif isinstance(raw, float | np.floating):
         if not float(raw).is_integer():
             return None, f"{raw} is not a whole number"
+        if abs(raw) >= 10**9:  # before int(): 1e300 has 301 digits, and is not echoed in full
+            return None, f"{_quote(str(raw))} is out of range {spec.allowed_text}"
         number = int(raw)
     else:
         text = _unquote(str(raw))
@@ -65,7 +69,7 @@ def _parse_number(spec: FieldSpec, raw: Any) -> tuple[int | None, str | None]:
             return None, f"{_quote(text)} is out of range {spec.allowed_text}"
         number = int(digits)
     if not spec.min <= number <= spec.max:  # type: ignore[operator]
-        return None, f"{number} is out of range {spec.allowed_text}"
+        return None, f"{_quote(str(number)) if abs(number) >= 10**9 else number} is out of range {spec.allowed_text}"
     return number, None
 
 
@@ -81,8 +85,15 @@ def _parse_category(spec: FieldSpec, raw: Any) -> tuple[str | None, str | None]:
     return value, None
 
 
+def text_reason(raw: Any) -> str | None:
+    """Why a text cell cannot be taken as it is (a lone surrogate cannot be stored or sent), or None."""
+    return NOT_TEXT if isinstance(raw, str) and has_lone_surrogate(raw) else None
+
+
 def parse_cell(spec: FieldSpec, raw: Any) -> tuple[Any, str | None]:
     """``(canonical, None)``, ``(None, None)`` for a blank cell, or ``(None, reason)``."""
+    if (reason := text_reason(raw)) is not None:
+        return None, reason
     if is_blank(raw):
         return None, None
     return _parse_number(spec, raw) if spec.is_numeric else _parse_category(spec, raw)

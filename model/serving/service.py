@@ -33,7 +33,14 @@ from model.ml.grade_model import Explanation, GradeModel
 from model.schema.fields import ATTRIBUTES, GRADES, ID_COLUMN
 from model.schema.results import RESULT_COLUMNS
 from model.schema.thresholds import Thresholds
-from model.schema.validation import ValidationResult, row_setups, setup_for, validate_batch, validate_record
+from model.schema.validation import (
+    ValidationResult,
+    record_notes,
+    row_setups,
+    setup_for,
+    validate_batch,
+    validate_record,
+)
 from model.serving.predlog.writer import student_keys, write_log, write_log_columns
 from model.serving.students import remember_students
 from model.settings import Settings
@@ -471,5 +478,6 @@ def predict_one(
             log_failure(engine, store.settings, channel=channel, user_id=user_id, error=error,
                         latency_ms=(time.perf_counter() - started) * 1000)  # fmt: skip
         raise
-    return _serve(store, engine, Students.of_record(clean), problems=[], n_rows=1, channel=channel, user_id=user_id,
-                  top=top, explain=True, progress=None, started=started, log=log)  # fmt: skip
+    return _serve(store, engine, Students.of_record(clean), problems=record_notes(record), n_rows=1,
+                  channel=channel, user_id=user_id, top=top, explain=True, progress=None, started=started,
+                  log=log)  # fmt: skip
