@@ -45,6 +45,7 @@ class AppState:
     engine: Engine
     store: ModelStore
     limiter: RateLimiter
+    row_limiter: RateLimiter
     metrics: ApiMetrics
     access_log: logging.Logger
 
@@ -127,6 +128,20 @@ def require(scope: str) -> Callable[..., KeyHolder]:
         return holder
 
     return key_holder
+
+
+def spend_rows(state: AppState, holder: KeyHolder, n_rows: int) -> None:
+    """Charge ``n_rows`` against the key's row budget, or raise 429 (charging nothing) when they do not fit."""
+    limiter = state.row_limiter
+    decision = limiter.spend(f"rows:{holder.prefix}", n_rows)
+    if not decision.allowed:
+        advice = "" if n_rows <= limiter.limit else "; split it into smaller batches"
+        raise ApiError(
+            429,
+            f"row limit of {limiter.limit:,} students per {limiter.window_seconds} s exceeded: this request has "
+            f"{n_rows:,} rows{advice}; retry in {decision.retry_after} s",
+            headers={"Retry-After": str(decision.retry_after)},
+        )
 
 
 PredictKey = Annotated[KeyHolder, Depends(require("predict"))]

@@ -65,6 +65,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         limiter=make_limiter(
             settings.api_rate_limit_storage, engine, settings.api_rate_limit, settings.api_rate_window_seconds
         ),
+        row_limiter=make_limiter(
+            settings.api_rate_limit_storage, engine, settings.api_row_limit, settings.api_rate_window_seconds
+        ),
         metrics=ApiMetrics(store),
         access_log=access_logger(settings),
     )

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pandas as pd
 import sqlalchemy as sa
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.deps import AdminKey, AppState, PredictKey, SessionDep, StateDep
+from api.deps import AdminKey, AppState, PredictKey, SessionDep, StateDep, spend_rows
 from api.errors import ApiError, SafeJSONResponse, detail, error_response, problem_detail
 from api.models import (
     BatchResponse,
@@ -24,8 +24,10 @@ from api.models import (
     PredictResponse,
     student_input_schema,
 )
+from model.accounts.apikeys import KeyHolder
 from model.errors import BatchRejected
 from model.schema.published import json_schema
+from model.schema.reading import read_batch
 from model.schema.results import API_COLUMNS, COLUMNS
 from model.schema.validation import validate_frame
 from model.serving import service
@@ -40,6 +42,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 router = APIRouter()
+T = TypeVar("T")
 
 
 def _media_type(request: Request) -> str:
@@ -87,17 +90,49 @@ def _records_frame(items: list[Any]) -> pd.DataFrame:
     return frame
 
 
-def _predict_records(state: AppState, items: list[Any], user_id: int) -> service.Prediction:
-    """Validate a JSON list with the batch rules, predict and log (a rejected list is logged too)."""
-    started = time.perf_counter()
+def _logged(state: AppState, user_id: int, started: float, make: Callable[[], T]) -> T:
+    """``make()``; a whole request refused as unusable (:class:`BatchRejected`) is logged before it is raised."""
     try:
-        validation = validate_frame(_records_frame(items))
+        return make()
     except BatchRejected as error:
         service.log_failure(state.engine, state.settings, channel="api", user_id=user_id, error=error,
                             latency_ms=(time.perf_counter() - started) * 1000)  # fmt: skip
         raise
-    return service.predict_validated(state.store, state.engine, validation, channel="api", user_id=user_id,
-                                     started=started)  # fmt: skip
+
+
+def _batch_reply(state: AppState, key: KeyHolder, media: str, body: bytes) -> tuple[service.Prediction, Response]:
+    """Read, charge the rows, validate, predict, log and serialise a batch: all of it in a worker thread."""
+    started = time.perf_counter()
+    if media in CSV_TYPES:
+        frame = _logged(state, key.user_id, started, lambda: read_batch(body))
+    else:
+        items = _parse_json(body)
+        if not isinstance(items, list):
+            raise ApiError(400, "the body must be a JSON list of students (send one student to /v1/predict)")
+        frame = _logged(state, key.user_id, started, lambda: _records_frame(items))
+    spend_rows(state, key, len(frame))
+    validation = _logged(state, key.user_id, started, lambda: validate_frame(frame))
+    prediction = service.predict_validated(state.store, state.engine, validation, channel="api", user_id=key.user_id,
+                                           started=started)  # fmt: skip
+    state.metrics.count_predictions(prediction.results)
+    results = _student_json(prediction)
+    return prediction, SafeJSONResponse({
+        "request_id": prediction.request_id, "n_rows": prediction.n_rows, "n_accepted": len(results),
+        "n_rejected": len(prediction.rejected_rows), "results": results,
+        "problems": [problem_detail(p) for p in prediction.problems],
+    })  # fmt: skip
+
+
+def _one_reply(state: AppState, key: KeyHolder, body: bytes) -> tuple[service.Prediction, Response]:
+    """Parse, charge one row, validate, predict, log and serialise one student (in a worker thread)."""
+    record = _parse_json(body)
+    if not isinstance(record, dict):
+        raise ApiError(400, "the body must be a JSON object: one student's fields and values")
+    spend_rows(state, key, 1)
+    prediction = service.predict_one(state.store, state.engine, record, channel="api", user_id=key.user_id)
+    state.metrics.count_predictions(prediction.results)
+    return prediction, SafeJSONResponse({"request_id": prediction.request_id, **_student_json(prediction)[0],
+                                         "problems": [problem_detail(p) for p in prediction.problems]})  # fmt: skip
 
 
 def _student_json(prediction: service.Prediction) -> list[dict[str, Any]]:
@@ -109,8 +144,7 @@ def _student_json(prediction: service.Prediction) -> list[dict[str, Any]]:
             for *values, shown in zip(*columns.values(), factors, strict=True)]  # fmt: skip
 
 
-def _done(request: Request, state: AppState, prediction: service.Prediction) -> None:
-    state.metrics.count_predictions(prediction.results)
+def _done(request: Request, prediction: service.Prediction) -> None:
     request.state.prediction_request_id = prediction.request_id
     request.state.rows = prediction.n_rows
 
@@ -127,22 +161,16 @@ def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
     responses=ERRORS,
     openapi_extra={"requestBody": _json_body(student_input_schema())},
 )
-async def predict_one(request: Request, key: PredictKey, state: StateDep) -> JSONResponse:
+async def predict_one(request: Request, key: PredictKey, state: StateDep) -> Response:
     """The predicted final grade, its interval, P(pass), band, risk and the top factors of one student.
 
     The setup is the richest the grades allow: G1 and G2 given -> `period2`, only G1 -> `period1`,
     neither -> `early`. Every bad field is listed in `details` (400).
     """
     _require_media_type(request, JSON_TYPES)
-    record = _parse_json(await request.body())
-    if not isinstance(record, dict):
-        raise ApiError(400, "the body must be a JSON object: one student's fields and values")
-    prediction = await run_in_threadpool(
-        service.predict_one, state.store, state.engine, record, channel="api", user_id=key.user_id
-    )
-    _done(request, state, prediction)
-    return SafeJSONResponse({"request_id": prediction.request_id, **_student_json(prediction)[0],
-                             "problems": [problem_detail(p) for p in prediction.problems]})  # fmt: skip
+    prediction, response = await run_in_threadpool(_one_reply, state, key, await request.body())
+    _done(request, prediction)
+    return response
 
 
 @router.post(
@@ -161,30 +189,19 @@ async def predict_one(request: Request, key: PredictKey, state: StateDep) -> JSO
         }
     },
 )
-async def predict_batch(request: Request, key: PredictKey, state: StateDep) -> JSONResponse:
+async def predict_batch(request: Request, key: PredictKey, state: StateDep) -> Response:
     """Predictions for every valid student and the problems of every invalid one, together.
 
     Send a JSON list of students (problems' `row` = position in the list, from 1) or a CSV file as
-    `text/csv` (';' or ',' separated; `row` = spreadsheet row, the header being row 1).
+    `text/csv` (';' or ',' separated; `row` = spreadsheet row, the header being row 1). A batch of N
+    rows costs N against the key's row limit (`MATHSIGHT_API_ROW_LIMIT` per window, default 200,000);
+    one that does not fit gets 429 with `Retry-After` and is not charged. The work and the reply's
+    serialisation run in a worker thread, so a large batch does not hold up other requests.
     """
     media = _require_media_type(request, JSON_TYPES + CSV_TYPES)
-    body = await request.body()
-    if media in CSV_TYPES:
-        prediction = await run_in_threadpool(
-            service.predict_batch, state.store, state.engine, body, channel="api", user_id=key.user_id
-        )
-    else:
-        items = _parse_json(body)
-        if not isinstance(items, list):
-            raise ApiError(400, "the body must be a JSON list of students (send one student to /v1/predict)")
-        prediction = await run_in_threadpool(_predict_records, state, items, key.user_id)
-    _done(request, state, prediction)
-    results = _student_json(prediction)
-    return JSONResponse({
-        "request_id": prediction.request_id, "n_rows": prediction.n_rows, "n_accepted": len(results),
-        "n_rejected": len(prediction.rejected_rows), "results": results,
-        "problems": [problem_detail(p) for p in prediction.problems],
-    })  # fmt: skip
+    prediction, response = await run_in_threadpool(_batch_reply, state, key, media, await request.body())
+    _done(request, prediction)
+    return response
 
 
 @router.get("/v1/models", tags=["models"], summary="Active model versions", response_model=ModelsResponse,

@@ -19,6 +19,12 @@ class ApiSettings(Settings):
 
     api_rate_limit: int = Field(default=600, ge=1, description="requests per key per window")
     api_rate_window_seconds: int = Field(default=60, ge=1)
+    api_row_limit: int = Field(
+        default=200_000,
+        ge=1,
+        description="student rows per key per window, on top of the request count: a batch of N rows "
+        "costs N (one student costs 1); the default lets two full batches of 100,000 rows through per window",
+    )
     api_rate_limit_storage: Storage = Field(
         default="memory", description="memory: per worker; database: shared by every worker"
     )

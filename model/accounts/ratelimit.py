@@ -36,12 +36,19 @@ class RateDecision:
 
 
 class RateLimiter(Protocol):
-    """Counts a hit for ``bucket`` and says whether it stays within the limit."""
+    """Counts a hit for ``bucket`` and says whether it stays within the limit.
+
+    ``hit`` counts one request, refused or not. ``spend`` weighs a request by ``cost`` units (the
+    rows of a batch) and charges them only when they fit in what remains of the window, so a batch
+    refused for its size does not use up the budget of the small requests after it.
+    """
 
     limit: int
     window_seconds: int
 
     def hit(self, bucket: str) -> RateDecision: ...
+
+    def spend(self, bucket: str, cost: int) -> RateDecision: ...
 
 
 class _Window:
@@ -80,6 +87,16 @@ class MemoryRateLimiter(_Window):
             hits = self._hits[bucket] = self._hits.get(bucket, 0) + 1
         return self.decide(hits, start, now)
 
+    def spend(self, bucket: str, cost: int) -> RateDecision:
+        start, now = self.current()
+        with self._lock:
+            if start != self._start:
+                self._start, self._hits = start, {}
+            hits = self._hits.get(bucket, 0) + cost
+            if hits <= self.limit:
+                self._hits[bucket] = hits
+        return self.decide(hits, start, now)
+
 
 class DatabaseRateLimiter(_Window):
     """Counters in the ``rate_limit_counter`` table, shared by every process using the database.
@@ -101,14 +118,25 @@ class DatabaseRateLimiter(_Window):
         self._insert = UPSERT_INSERTS[engine.dialect.name]
 
     def hit(self, bucket: str) -> RateDecision:
+        return self._add(bucket, 1, refund_refused=False)
+
+    def spend(self, bucket: str, cost: int) -> RateDecision:
+        return self._add(bucket, cost, refund_refused=True)
+
+    def _add(self, bucket: str, cost: int, *, refund_refused: bool) -> RateDecision:
+        """Add ``cost`` in one upsert; a refused ``spend`` takes it back in the same transaction (the
+        counter row stays locked until then, so no other worker sees the charge)."""
         start, now = self.current()
-        insert = self._insert(RateLimitCounter).values(bucket=bucket, window_start=start, hits=1)
+        insert = self._insert(RateLimitCounter).values(bucket=bucket, window_start=start, hits=cost)
         upsert = insert.on_conflict_do_update(
             index_elements=[RateLimitCounter.bucket, RateLimitCounter.window_start],
-            set_={"hits": RateLimitCounter.hits + 1},
+            set_={"hits": RateLimitCounter.hits + cost},
         ).returning(RateLimitCounter.hits)
         with self.engine.begin() as connection:
             hits = connection.execute(upsert).scalar_one()
+            if refund_refused and hits > self.limit:
+                counter = (RateLimitCounter.bucket == bucket) & (RateLimitCounter.window_start == start)
+                connection.execute(sa.update(RateLimitCounter).where(counter).values(hits=RateLimitCounter.hits - cost))
             if self._pruned_before != start:
                 connection.execute(sa.delete(RateLimitCounter).where(RateLimitCounter.window_start < start))
                 self._pruned_before = start

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,15 +83,14 @@ class LiveServer:
     home: Path
 
 
-@pytest.fixture(scope="module")
-def live_server(tmp_path_factory: pytest.TempPathFactory, _template_sqlite: Path) -> Iterator[LiveServer]:
-    """A real uvicorn on 127.0.0.1 (a subprocess) serving a copy of the template database."""
-    home = tmp_path_factory.mktemp("live")
+@contextmanager
+def running_server(home: Path, template: Path, **env_extra: str) -> Iterator[LiveServer]:
+    """A real uvicorn on 127.0.0.1 (a subprocess) serving a copy of the template database in ``home``."""
     db = home / "app.db"
-    shutil.copy(_template_sqlite, db)
+    shutil.copy(template, db)
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{db}", "MATHSIGHT_HOME": str(home), "MATHSIGHT_ENV": "test",
            "MATHSIGHT_SECRET_KEY": "test-secret-key-0123456789abcdef",
-           "MATHSIGHT_COOKIE_KEY": "test-cookie-key-0123456789abcdef", "MATHSIGHT_API_RATE_LIMIT": "5"}  # fmt: skip
+           "MATHSIGHT_COOKIE_KEY": "test-cookie-key-0123456789abcdef", **env_extra}  # fmt: skip
     with pytest.MonkeyPatch.context() as patch:
         for name in ("DATABASE_URL", "MATHSIGHT_HOME", "MATHSIGHT_SECRET_KEY"):
             patch.setenv(name, env[name])
@@ -111,3 +111,10 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, _template_sqlite: Path
     finally:
         log.close()
         stop_process(process)
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory, _template_sqlite: Path) -> Iterator[LiveServer]:
+    """A real uvicorn with a rate limit of 5 requests per minute."""
+    with running_server(tmp_path_factory.mktemp("live"), _template_sqlite, MATHSIGHT_API_RATE_LIMIT="5") as server:
+        yield server

@@ -64,3 +64,21 @@ def test_bad_configuration_is_refused(db_url: str) -> None:
     with pytest.raises(ValueError, match='rate limit storage "redis" is not allowed'):
         make_limiter("redis", engine, 10, 60)  # type: ignore[arg-type]
     assert isinstance(make_limiter("database", engine, 10, 60), DatabaseRateLimiter)
+
+
+def _check_spend(limiter: object) -> None:
+    """A weighted spend is charged only when it fits: a too-large batch leaves the budget to small ones."""
+    assert limiter.spend("k", 6).allowed  # type: ignore[attr-defined]
+    refused = limiter.spend("k", 5)  # type: ignore[attr-defined]
+    assert not refused.allowed and refused.retry_after >= 1
+    assert [limiter.spend("k", 1).allowed for _ in range(5)] == [True, True, True, True, False]  # type: ignore[attr-defined]
+
+
+def test_memory_limiter_spends_by_weight() -> None:
+    _check_spend(MemoryRateLimiter(10, 60, clock=Clock()))
+
+
+def test_database_limiter_spends_by_weight(db_url: str) -> None:
+    engine = get_engine(db_url)
+    migrate(engine)
+    _check_spend(DatabaseRateLimiter(engine, 10, 60, clock=Clock()))
