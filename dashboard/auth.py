@@ -21,6 +21,7 @@ from streamlit_authenticator.utilities import LoginError
 
 from dashboard import session_cookie
 from dashboard.context import USER_KEY, CurrentUser, current_user
+from dashboard.text import md
 from model.accounts import users
 from model.settings import Settings
 from model.store.audit import audit
@@ -148,7 +149,7 @@ def _login_form(authenticator: stauth.Authenticate, by_password: list[str]) -> b
         authenticator.login(location="main", fields=LOGIN_FIELDS, key="mathsight-login",
                             callback=lambda event: by_password.append(event["username"]))  # fmt: skip
     except LoginError as error:  # a cookie naming a user who no longer exists
-        st.error(f"Sign-in refused: {error}")
+        st.error(f"Sign-in refused: {md(error)}")
         _end_session(authenticator)
         return None
     return st.session_state.get("authentication_status")

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.context import CurrentUser, open_page, settings, transaction
+from dashboard.text import md
 from model.accounts import apikeys, users
 from model.store.tables import SCOPES
 
@@ -47,7 +48,7 @@ def _create(admin: CurrentUser) -> None:
     except apikeys.ApiKeyError as error:
         st.error(str(error), icon=":material/error:")
         return
-    st.success(f'Created {info.scope} key {info.prefix} for "{info.username}".', icon=":material/check_circle:")
+    st.success(f'Created {info.scope} key {info.prefix} for "{md(info.username)}".', icon=":material/check_circle:")
     st.warning("Copy the key now: it is shown only this once and cannot be recovered.", icon=":material/key:")
     st.code(plaintext, language=None)
 

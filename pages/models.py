@@ -11,6 +11,7 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from dashboard.charts import importance_bars
 from dashboard.context import CurrentUser, open_page, settings, store, transaction
+from dashboard.text import md
 from model.errors import BatchRejected
 from model.ml import jobs
 from model.ml.compare import Comparison, compare_versions
@@ -88,9 +89,9 @@ def _start_job(user: CurrentUser, setup: str, source: str, upload: UploadedFile 
         job = jobs.start_training(frame, setup, runs=runs, created_by=user.username, source=label,
                                  settings=settings())  # fmt: skip
     except BatchRejected as error:
-        st.error(f"The file was not accepted: {error}.")
+        st.error(f"The file was not accepted: {md(error)}.")
     except jobs.TrainingDataRejected as error:
-        st.error(f"{error}. Nothing was trained. Row numbers are as in a spreadsheet (the header is row 1).")
+        st.error(f"{md(error)}. Nothing was trained. Row numbers are as in a spreadsheet (the header is row 1).")
         st.dataframe(problems_table(error.problems), hide_index=True, width="stretch")
     except jobs.JobError as error:
         st.warning(str(error))

@@ -9,6 +9,7 @@ import streamlit as st
 
 from dashboard.columns import table_columns
 from dashboard.context import CurrentUser, open_page, settings, transaction
+from dashboard.text import md
 from model.errors import BatchRejected, InvalidInput
 from model.schema.results import PROBLEM_COLUMNS, RECENT_COLUMNS, RISK_LABELS
 from model.serving.downloads import problems_table
@@ -34,9 +35,9 @@ def one_outcome(user: CurrentUser) -> None:
             record_outcome(session, settings(), student_id, grade, user.id)
     except InvalidInput as error:
         for problem in error.problems:
-            st.error(problem.message)
+            st.error(md(problem.message))
     else:
-        st.success(f"Recorded final grade {grade} for student {student_id.strip()}.")
+        st.success(f"Recorded final grade {grade} for student {md(student_id.strip())}.")
 
 
 def import_file(upload: Any, user: CurrentUser) -> dict[str, Any]:
@@ -46,7 +47,7 @@ def import_file(upload: Any, user: CurrentUser) -> dict[str, Any]:
         with transaction() as session:
             result["imported"] = record_outcomes_csv(session, settings(), upload.getvalue(), user.id)
     except BatchRejected as error:
-        result["error"] = f"**{upload.name}** was not accepted: {error}."
+        result["error"] = f"**{md(upload.name)}** was not accepted: {md(error)}."
     return result
 
 
@@ -64,7 +65,7 @@ def outcomes_file(user: CurrentUser) -> None:
         st.error(last["error"])
         return
     imported = last["imported"]
-    st.success(f"**{last['name']}**: stored {imported.stored:,} of {imported.n_rows:,} grades.")
+    st.success(f"**{md(last['name'])}**: stored {imported.stored:,} of {imported.n_rows:,} grades.")
     if imported.problems:
         st.warning(f"{len(imported.rejected_rows):,} rows were not stored; fix them and upload those rows again.")
         config, order = table_columns(PROBLEM_COLUMNS)
@@ -102,7 +103,7 @@ def mark_form(recent: pd.DataFrame, user: CurrentUser) -> bool:
         with transaction() as session:
             mark_not_useful(session, int(chosen), user.id, reason)
     except InvalidInput as error:
-        st.error(error.problems[0].message)
+        st.error(md(error.problems[0].message))
     except PredictionNotFound as error:
         st.error(str(error))
     else:

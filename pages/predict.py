@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.context import CurrentUser, engine, open_page, store
+from dashboard.text import md
 from dashboard.widgets import field_widget, prediction_panel, show_problems, student_form
 from model.errors import InvalidInput
 from model.schema.fields import ACTIONABLE, FIELDS
@@ -43,7 +44,7 @@ def _submit(user: CurrentUser, state: dict[str, Any]) -> None:
         st.error("Nothing was predicted: please correct the fields marked in red.")
         return
     except NoActiveModel as error:
-        st.error(f"No model is available for this student: {error}")
+        st.error(f"No model is available for this student: {md(error)}")
         return
     state.update(record=form.record, prediction=prediction)
     for name in ACTIONABLE:  # the what-if starts again from this student

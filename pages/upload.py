@@ -11,6 +11,7 @@ from dashboard.charts import shap_waterfall
 from dashboard.class_charts import grade_histogram, lowering_factors, lowering_factors_chart, risk_chart
 from dashboard.columns import table_columns
 from dashboard.context import engine, open_page, store
+from dashboard.text import md
 from model.errors import BatchRejected
 from model.schema.fields import MAX_ROWS
 from model.schema.published import template_csv
@@ -41,7 +42,7 @@ def predict_upload(upload: Any, user_id: int) -> dict[str, Any]:
             store(), engine(), upload.getvalue(), channel="ui", user_id=user_id, progress=advance
         )
     except BatchRejected as error:
-        result["error"] = f"**{upload.name}** was not accepted: {error}."
+        result["error"] = f"**{md(upload.name)}** was not accepted: {md(error)}."
     except NoActiveModel as error:
         result["error"] = f"No prediction is possible right now: {error}."
     else:
@@ -147,7 +148,7 @@ def main() -> None:
     if last["error"] is not None:
         st.error(last["error"])
         return
-    st.caption(f"Results for **{last['name']}**.")
+    st.caption(f"Results for **{md(last['name'])}**.")
     show_summary(last["prediction"])
     show_problems(last["prediction"], last["problems_csv"])
     if len(last["table"]):

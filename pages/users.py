@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.context import CurrentUser, open_page, transaction
+from dashboard.text import md
 from model.accounts import users
 from model.store.tables import ROLES
 
@@ -34,7 +35,7 @@ def _apply(action: Callable[..., object], done: str, admin: CurrentUser) -> bool
         with transaction() as session:
             action(session, actor=admin.username, actor_id=admin.id)
     except users.AccountError as error:
-        st.error(str(error), icon=":material/error:")
+        st.error(md(error), icon=":material/error:")
         return False
     st.success(done, icon=":material/check_circle:")
     return True
@@ -61,7 +62,7 @@ def _add(admin: CurrentUser) -> None:
         st.error("The two passwords differ.", icon=":material/error:")
         return
     action = partial(users.create_user, username=username, password=password, role=role, name=name)
-    _apply(action, done=f'Added {role} "{username.strip().lower()}".', admin=admin)
+    _apply(action, done=f'Added {role} "{md(username.strip().lower())}".', admin=admin)
 
 
 def _activation(admin: CurrentUser, accounts: list[users.UserInfo]) -> None:
@@ -71,11 +72,13 @@ def _activation(admin: CurrentUser, accounts: list[users.UserInfo]) -> None:
     with left.form("deactivate-user"):
         chosen = st.selectbox("Active user", active, key="deactivate:username")
         if st.form_submit_button("Deactivate", disabled=not active) and chosen:
-            _apply(partial(users.deactivate, username=chosen), done=f'"{chosen}" can no longer sign in.', admin=admin)
+            _apply(
+                partial(users.deactivate, username=chosen), done=f'"{md(chosen)}" can no longer sign in.', admin=admin
+            )
     with right.form("activate-user"):
         chosen = st.selectbox("Deactivated user", inactive, key="activate:username")
         if st.form_submit_button("Reactivate", disabled=not inactive) and chosen:
-            _apply(partial(users.activate, username=chosen), done=f'"{chosen}" can sign in again.', admin=admin)
+            _apply(partial(users.activate, username=chosen), done=f'"{md(chosen)}" can sign in again.', admin=admin)
 
 
 def _reset(admin: CurrentUser, accounts: list[users.UserInfo]) -> None:
@@ -90,7 +93,7 @@ def _reset(admin: CurrentUser, accounts: list[users.UserInfo]) -> None:
         return
     _apply(
         partial(users.set_password, username=chosen, password=password),
-        done=f'New password set for "{chosen}".',
+        done=f'New password set for "{md(chosen)}".',
         admin=admin,
     )
 

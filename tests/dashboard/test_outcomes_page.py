@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from dashboard.context import CurrentUser
+from dashboard.text import md
 from model.serving.predlog.writer import student_key
 from model.serving.service import ModelStore, predict_batch, predict_one
 from model.settings import get_settings
@@ -61,7 +62,7 @@ def test_one_outcome_is_recorded_and_a_blank_id_is_refused(
 
     at.text_input(key="outcome_student").input("   ")
     at.button[0].click().run()
-    assert [e.value for e in at.error] == ['field "student_id": missing value']
+    assert [e.value for e in at.error] == [md('field "student_id": missing value')]  # shown as literal text
     assert len(outcomes(app_db_url)) == 1
 
 
