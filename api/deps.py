@@ -11,7 +11,8 @@ dependency checks it through the request's session and commits that check at onc
 the request then fails, and no write lock is held while the route works (on SQLite that lock would
 block the prediction log's own write). It answers 401 for a missing, malformed, unknown or revoked
 key, 403 when its scope does not cover the endpoint, and 429 (with ``Retry-After``) when the key has
-used up its rate limit.
+used up its rate limit. Wrong keys count against the caller's address (:func:`request_client`), so
+one address trying keys gets 429 too.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from sqlalchemy.orm import Session
 from api.errors import ApiError
 from api.metrics import ApiMetrics
 from api.settings import ApiSettings
+from model.accounts import clients
 from model.accounts.apikeys import KeyHolder, authenticate
 from model.accounts.ratelimit import RateLimiter
 from model.serving.service import ModelStore
@@ -94,6 +96,21 @@ def _presented_key(request: Request, header: str | None) -> str | None:
     return credentials.strip() if scheme.lower() == "bearer" else None
 
 
+def request_client(request: Request, settings: ApiSettings) -> str:
+    """The caller's address: the peer, or its ``X-Forwarded-For`` client when the peer is a trusted proxy."""
+    peer = request.client.host if request.client is not None else None
+    forwarded = request.headers.get(clients.FORWARDED_FOR)
+    return clients.client_address(peer, forwarded, settings.trusted_networks) or "unknown"
+
+
+def _count_bad_key(request: Request, state: AppState, settings: ApiSettings) -> None:
+    """Count a wrong key against the caller's address (the same limit as a key's requests): 429 when over."""
+    decision = state.limiter.hit(f"client:{request_client(request, settings)}"[:64])
+    if not decision.allowed:
+        raise ApiError(429, f"too many requests with a wrong API key from this address; retry in "
+                       f"{decision.retry_after} s", headers={"Retry-After": str(decision.retry_after)})  # fmt: skip
+
+
 def require(scope: str) -> Callable[..., KeyHolder]:
     """A dependency admitting keys whose scope covers ``scope`` and which are within their rate limit."""
 
@@ -111,6 +128,7 @@ def require(scope: str) -> Callable[..., KeyHolder]:
         holder = authenticate(session, presented, settings=settings)
         session.commit()  # the key's use is recorded now (see the module docstring)
         if holder is None:
+            _count_bad_key(request, state, settings)
             raise ApiError(401, "the API key is not valid (unknown, mistyped or revoked)",
                            headers={"WWW-Authenticate": "ApiKey"})  # fmt: skip
         request.state.key = holder

@@ -22,7 +22,7 @@ from streamlit_authenticator.utilities import LoginError
 from dashboard import session_cookie
 from dashboard.context import USER_KEY, CurrentUser, current_user
 from dashboard.text import md
-from model.accounts import users
+from model.accounts import clients, users
 from model.settings import Settings
 from model.store.audit import audit
 from model.store.db import session_scope
@@ -155,10 +155,21 @@ def _login_form(authenticator: stauth.Authenticate, by_password: list[str]) -> b
     return st.session_state.get("authentication_status")
 
 
-def client_address() -> str:
-    """The address the browser connects from (``users.UNKNOWN_CLIENT`` for localhost, tests, proxies)."""
+LOCALHOST = "127.0.0.1"
+
+
+def client_address(settings: Settings) -> str:
+    """The address the browser connects from: the peer, or the ``X-Forwarded-For`` client when the peer
+    is a trusted proxy (``MATHSIGHT_TRUSTED_PROXIES``; see ``model.accounts.clients``).
+
+    Streamlit gives no address for a peer on localhost (a proxy on the same machine, tests): that
+    peer counts as 127.0.0.1, and stays ``users.UNKNOWN_CLIENT`` unless it is a trusted proxy.
+    """
     address = st.context.ip_address
-    return address if isinstance(address, str) and address else users.UNKNOWN_CLIENT
+    peer = address if isinstance(address, str) and address else None
+    forwarded = st.context.headers.get(clients.FORWARDED_FOR)
+    client = clients.client_address(peer or LOCALHOST, forwarded, settings.trusted_networks)
+    return users.UNKNOWN_CLIENT if not client or (peer is None and client == LOCALHOST) else client
 
 
 def sign_in(engine: Engine, settings: Settings) -> CurrentUser | None:
@@ -168,7 +179,7 @@ def sign_in(engine: Engine, settings: Settings) -> CurrentUser | None:
     While the client must wait after repeated failures (``users.CLIENT_THROTTLE``) no password can
     match; a valid sign-in cookie still works.
     """
-    client = client_address()
+    client = client_address(settings)
     waiting = users.CLIENT_THROTTLE.wait_seconds(client) > 0
     with session_scope(engine) as session:
         accounts = users.login_accounts(session, bar_all=waiting)

@@ -7,6 +7,7 @@ No other module reads ``os.environ``.
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import tomllib
 from datetime import date
@@ -19,6 +20,22 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from model.schema.thresholds import DEFAULT_THRESHOLDS as DEFAULTS
 from model.schema.thresholds import Thresholds
+
+
+def parse_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """``"10.0.0.1, 192.168.0.0/16"`` as networks; raises ``ValueError`` naming an entry that is neither."""
+    networks = []
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(
+                f'MATHSIGHT_TRUSTED_PROXIES: "{entry[:60]}" is not an IP address or CIDR (e.g. 10.0.0.1, 10.0.0.0/8)'
+            ) from None
+    return tuple(networks)
+
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA_DIR = PROJECT_ROOT.parent / "shared" / "data" / "uci-student-performance"
@@ -101,9 +118,20 @@ class Settings(BaseSettings):
     )
     alert_webhook_url: str = Field(default="", description="where newly opened alerts are posted (JSON)")
     alert_webhook_timeout: float = Field(default=5.0, gt=0)
+    trusted_proxies: str = Field(
+        default="",
+        description="comma-separated IPs or CIDRs of the reverse proxies whose X-Forwarded-For is believed "
+        "(the sign-in back-off and the API's per-client limit); empty: X-Forwarded-For is never trusted",
+    )
+
+    @property
+    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """``trusted_proxies`` parsed (checked when the settings are made)."""
+        return parse_networks(self.trusted_proxies)
 
     @model_validator(mode="after")
     def _fill_local_defaults(self) -> Settings:
+        parse_networks(self.trusted_proxies)
         if not self.database_url:
             self.database_url = f"sqlite:///{self.home / 'mathsight.db'}"
         if self.log_dir is None:
