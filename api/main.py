@@ -33,6 +33,9 @@ level and the factors that move the prediction most.
 Every `/v1` call needs an API key in the `{API_KEY_HEADER}` header (`predict` scope for predictions,
 models and schema; `admin` scope also for `/metrics`). Errors are always JSON:
 `{{"error", "message", "details": [{{"row", "field", "value", "allowed", "message"}}]}}`.
+
+Unknown fields are ignored and listed in a note (`row` null) in the reply's `problems`, the same in
+`/v1/predict` and `/v1/predict/batch`. A batch of N rows costs N against the key's row limit.
 """
 log = logging.getLogger(__name__)
 

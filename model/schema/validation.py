@@ -255,7 +255,8 @@ def validate_batch(
 def validate_record(record: Mapping[str, Any], require_target: bool = False) -> dict[str, Any]:
     """Validate one student (form or API) with the batch rules; return canonical values.
 
-    Keys match field names ignoring case and surrounding spaces; unknown keys are ignored. The
+    Keys match field names ignoring case and surrounding spaces; unknown keys are ignored (and
+    reported by :func:`record_notes`, as a file's unknown columns are by :func:`validate_frame`). The
     result has the 30 attributes, each grade given with a value (a blank grade means unknown and is
     left out) and ``student_id`` when given. Raises :class:`InvalidInput` listing every problem
     (``row=None``; messages read ``field "age": 25 is out of range 15-22``).
