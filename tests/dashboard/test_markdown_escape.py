@@ -9,6 +9,7 @@ from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
 from dashboard.text import md
+from tests.dashboard.test_outcomes_page import predict
 
 HOSTILE = [
     "[click](http://evil.example)",
@@ -34,7 +35,9 @@ def test_plain_names_are_unchanged() -> None:
     assert md("S042") == "S042" and md("grades 2026") == "grades 2026"
 
 
-def test_an_uploaded_file_name_and_student_id_are_shown_literally(app_db_url: str, teacher_account) -> None:
+def test_an_uploaded_file_name_and_student_id_are_shown_literally(app_db_url: str, teacher_account, raw_df) -> None:
+    predict(app_db_url, raw_df, teacher_account.user, "[S1](http://evil.example)")
+    predict(app_db_url, raw_df, teacher_account.user, "S1")
     page = str(Path(__file__).resolve().parents[2] / "pages" / "outcomes.py")
     at = AppTest.from_file(page, default_timeout=30)
     at.session_state["mathsight_user"] = teacher_account.user

@@ -137,7 +137,7 @@ def test_grades_of_students_someone_else_predicted_are_refused_by_id(
     at.button[0].click().run()
     assert not at.exception and not at.success
     (error,) = at.error
-    assert error.value == f'field "student_id": no prediction of yours for student id "A1"; {ONLY_YOURS}'
+    assert error.value == md(f'field "student_id": no prediction of yours for student id "A1"; {ONLY_YOURS}')
     at.file_uploader(key="outcomes_file").upload("grades.csv", b"student_id;G3\nA2;20\nT1;11\n", "text/csv")
     at.run()
     assert "stored 1 of 2 grades" in at.success[0].value
