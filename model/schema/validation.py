@@ -6,7 +6,7 @@ setup, so it is a problem naming G1 (the row is rejected), never silently droppe
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -17,7 +17,7 @@ import pandas as pd
 from model.errors import BatchRejected, InvalidInput, Problem, shown_value
 from model.schema.fields import ATTRIBUTES, FIELDS, ID_COLUMN, MAX_ROWS, TARGET, FieldSpec
 from model.schema.published import StudentRecord
-from model.schema.reading import read_batch
+from model.schema.reading import STREAM_CHUNK_ROWS, read_batch, read_chunks
 from model.schema.values import (
     CANONICAL_NAMES,
     NOT_TEXT,
@@ -320,3 +320,28 @@ def row_setups(frame: pd.DataFrame) -> pd.Series:
     has_g2 = frame["G2"].notna().to_numpy() if "G2" in frame else np.zeros(len(frame), dtype=bool)
     setups = np.where(has_g1 & has_g2, "period2", np.where(has_g1, "period1", "early"))
     return pd.Series(setups, index=frame.index, name="setup", dtype="str")
+
+
+def validate_chunks(
+    path: Path, chunk_rows: int = STREAM_CHUNK_ROWS, require_target: bool = False
+) -> Iterator[ValidationResult]:
+    """:func:`validate_batch` for a file of any size, one chunk of at most ``chunk_rows`` rows at a time
+    (:func:`~model.schema.reading.read_chunks`), for the command line.
+
+    Row numbers are the whole file's; the whole-file notes (ignored columns) come with the first chunk
+    only; chunks without data rows are skipped. An unusable file or header raises
+    :class:`BatchRejected` before the first result, a file without any data row once it is read through.
+    """
+    empty: pd.DataFrame | None = None
+    first = True
+    for frame in read_chunks(path, chunk_rows):
+        if not len(frame):
+            empty = frame
+            continue
+        result = validate_frame(frame, require_target=require_target, max_rows=chunk_rows)
+        if not first:
+            result.problems = [p for p in result.problems if p.row is not None]
+        first = False
+        yield result
+    if first and empty is not None:
+        validate_frame(empty, require_target=require_target)  # raises: missing columns or no data rows

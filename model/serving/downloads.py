@@ -60,3 +60,9 @@ def problems_table(problems: list[Problem]) -> pd.DataFrame:
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:
     """UTF-8 CSV (with BOM, so spreadsheets pick the encoding) of the formula-escaped frame."""
     return escape_formulas(frame).to_csv(index=False).encode("utf-8-sig")
+
+
+def to_csv_rows(frame: pd.DataFrame) -> bytes:
+    """The rows of :func:`to_csv_bytes` without its BOM and header line: the next part of a CSV written chunk by
+    chunk (``to_csv_bytes`` of the first chunk, then this of each other one, gives the bytes of the whole)."""
+    return escape_formulas(frame).to_csv(index=False, header=False).encode("utf-8")
