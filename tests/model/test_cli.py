@@ -135,3 +135,35 @@ def test_migrate_re_signs_versions_of_the_old_scheme(app_db_url: str, capsys) ->
         registry.verify_artifact(version, settings=get_settings())
     assert main(["migrate"]) == 0
     assert "re-signed" not in capsys.readouterr().out
+
+
+def test_predict_streams_a_file_in_chunks_as_the_one_shot_path(app_db_url: str, student_csv_path, tmp_path) -> None:
+    """Several chunks (shared out to the worker processes) give the bytes of one prediction of the whole file."""
+    import sqlalchemy as sa
+
+    from model.serving.downloads import problems_table, results_table, to_csv_bytes
+    from model.serving.service import ModelStore, predict_batch
+    from model.settings import get_settings
+    from model.store.db import get_engine
+
+    header, *lines = student_csv_path.read_text().splitlines()
+    rows = [line.split(";") for line in lines[:90]]
+    rows[7][header.split(";").index("Mjob")] = '"astronaut"'  # chunk 1
+    rows[55][header.split(";").index("age")] = "99"  # chunk 3
+    rows = [";".join(row) for row in rows]
+    rows[88] = rows[88] + ";x;y;z;w;v"  # chunk 4: more values than the header, too many for pandas' fast reader
+    source = tmp_path / "district.csv"
+    source.write_text("\n".join([header, *rows[:40], "", *rows[40:]]) + "\n")
+    out = tmp_path / "out.csv"
+    assert main(["predict", "--input", str(source), "--output", str(out), "--chunk-rows", "25"]) == 3
+
+    settings = get_settings()
+    engine = get_engine(app_db_url)
+    with engine.connect() as connection:
+        logged = connection.execute(sa.text("SELECT request_id, status FROM prediction_log")).all()
+    assert len({request for request, _ in logged}) == 4  # one request per chunk of 25 records
+    assert sorted(status for _, status in logged) == ["ok"] * 87 + ["rejected"] * 3
+    whole = predict_batch(ModelStore(engine, settings=settings), engine, source.read_bytes(), channel="cli")
+    assert out.read_bytes() == to_csv_bytes(results_table(whole))
+    assert (tmp_path / "out.rejected.csv").read_bytes() == to_csv_bytes(problems_table(whole.problems))
+    assert whole.rejected_rows == [9, 58, 91]  # the header is row 1; the blank line after row 41 counts

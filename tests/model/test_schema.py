@@ -36,13 +36,14 @@ from model.schema.fields import (
     bands,
 )
 from model.schema.published import StudentRecord, json_schema, template_csv
-from model.schema.reading import read_batch
+from model.schema.reading import read_batch, read_chunks
 from model.schema.validation import (
     G2_WITHOUT_G1,
     ValidationResult,
     row_setups,
     setup_for,
     validate_batch,
+    validate_chunks,
     validate_frame,
     validate_record,
 )
@@ -426,6 +427,56 @@ def test_read_batch_gives_raw_strings_indexed_by_row() -> None:
     frame = read_batch(make_csv([example(age=" 17 ")], sep=";"))
     assert frame.index.name == "row" and frame.index.tolist() == [2]
     assert frame.loc[2, "age"] == " 17 " and frame.loc[2, "school"] == "GP"
+
+
+def _district(rows: int) -> str:
+    """A class file with blank lines, a bad cell every 7 rows, an overlong row and a quoted line break."""
+    students = [example(student_id=f"S{i}", age=99 if i % 7 == 3 else 16) for i in range(rows)]
+    students[10]["Mjob"] = "at\nhome"  # a record over two lines (rejected: not an allowed value)
+    text = make_csv(students, sep=";", columns=[ID_COLUMN, *EXAMPLE_RECORD])
+    lines = text.split("\n")
+    lines[20] += ";extra;values;beyond;the;spare;columns"  # too long for pandas' C reader
+    return "\n\n".join(lines[:5]) + "\n" + "\n".join(lines[5:40]) + "\n\n\n" + "\n".join(lines[40:])
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "cp1252", "utf-16"])
+@pytest.mark.parametrize("chunk_rows", [1, 7, 25, 1000])
+def test_read_chunks_gives_the_frames_of_read_batch(tmp_path: Path, encoding: str, chunk_rows: int) -> None:
+    text = _district(60).replace("S1;", "Sé;")
+    path = tmp_path / "class.csv"
+    path.write_bytes(text.encode(encoding))
+    whole = read_batch(path)
+    chunks = list(read_chunks(path, chunk_rows))
+    assert max(len(c) for c in chunks) <= chunk_rows
+    joined = pd.concat(chunks)
+    pd.testing.assert_frame_equal(joined, whole)
+    overlong = {row: n for chunk in chunks for row, n in chunk.attrs["overlong_rows"].items()}
+    assert overlong == whole.attrs["overlong_rows"] != {}
+
+
+def test_validate_chunks_numbers_rows_of_the_whole_file_and_has_no_row_limit(tmp_path: Path) -> None:
+    path = tmp_path / "class.csv"
+    path.write_text(_district(60) + "\n", encoding="utf-8")
+    with pytest.raises(BatchRejected, match="at most 50"):
+        validate_batch(path, max_rows=50)
+    whole = validate_batch(path)
+    chunks = list(validate_chunks(path, chunk_rows=9))
+    assert len(chunks) > 6
+    assert sum(c.n_rows for c in chunks) == whole.n_rows == 60
+    assert [p for c in chunks for p in c.problems] == whole.problems
+    assert [r for c in chunks for r in c.rejected_rows] == whole.rejected_rows
+    pd.testing.assert_frame_equal(pd.concat([c.accepted for c in chunks]), whole.accepted)
+
+
+def test_validate_chunks_refuses_what_validate_batch_refuses(tmp_path: Path) -> None:
+    path = tmp_path / "class.csv"
+    for content in (b"", b"  \n\n", b"PK\x03\x04zip", b"a;b\x00;c\n", make_csv([example()]).split("\n")[0].encode()):
+        path.write_bytes(content)
+        with pytest.raises(BatchRejected) as whole:
+            validate_batch(path)
+        with pytest.raises(BatchRejected) as streamed:
+            list(validate_chunks(path, chunk_rows=3))
+        assert str(streamed.value) == str(whole.value)
 
 
 def test_typed_frame_values() -> None:
