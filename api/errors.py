@@ -12,12 +12,14 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from model.errors import InvalidInput, Problem, UserError, shown_value
+from model.serving.predlog.insert import DB_UNAVAILABLE
 from model.serving.service import ModelUnavailable, NoActiveModel
 
 ERROR_CODES = {
@@ -148,6 +150,26 @@ async def _unicode_error(request: Request, exc: Exception) -> JSONResponse:
                           "\\ud800); send UTF-8 text", details=[detail("not valid Unicode text")])  # fmt: skip
 
 
+def _unreachable(exc: Exception) -> bool:
+    """Whether a database error means the database cannot be reached now (down, restarting, its connection
+    dropped, SQLite's file unopenable or locked), as opposed to a broken database or a fault of ours."""
+    if isinstance(exc, sa.exc.InterfaceError | sa.exc.TimeoutError) or getattr(exc, "connection_invalidated", False):
+        return True
+    driver_error = getattr(exc, "orig", None)
+    if type(driver_error).__module__.startswith("psycopg"):  # psycopg's OperationalError: the connection's state
+        return True
+    return str(driver_error).startswith(("unable to open database file", "database is locked"))
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """The database cannot be reached (restarting, failing over): 503 with ``Retry-After``, so clients retry;
+    any other database error goes on to the last-resort 500."""
+    if not _unreachable(exc):
+        raise exc
+    return error_response(503, "the database is unavailable for a moment; retry shortly",
+                          headers={"Retry-After": "5"})  # fmt: skip
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map every expected exception to its JSON error (unexpected ones: see ``api.middleware``)."""
     app.add_exception_handler(ApiError, _api_error)
@@ -156,3 +178,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(UserError, _user_error)
     app.add_exception_handler(NoActiveModel, _no_active_model)
     app.add_exception_handler(UnicodeError, _unicode_error)
+    for unavailable in DB_UNAVAILABLE:
+        app.add_exception_handler(unavailable, _database_unavailable)

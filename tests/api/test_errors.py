@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -152,3 +153,18 @@ def test_predicting_without_an_active_model_is_a_503(tmp_path, keys: Keys, app_d
         body = _is_error(response, 503, "unavailable")
         assert "early" in body["message"] and response.headers["retry-after"]
         assert client.get("/healthz").status_code == 503
+
+
+def test_an_unreachable_database_is_a_503_with_retry_after(client: TestClient, keys: Keys, app_db_url: str) -> None:
+    """A key check while the database cannot be reached (here: its file gone from under a fresh pool)."""
+    database = Path(app_db_url.removeprefix("sqlite:///"))
+    assert client.get("/v1/schema", headers={"X-API-Key": keys.predict}).status_code == 200
+    client.app.state.mathsight.engine.dispose()
+    database.parent.rename(database.parent.with_name(database.parent.name + "-away"))
+    try:
+        refused = client.get("/v1/schema", headers={"X-API-Key": keys.predict})
+    finally:
+        database.parent.with_name(database.parent.name + "-away").rename(database.parent)
+    body = _is_error(refused, 503, "unavailable")
+    assert refused.headers["retry-after"] == "5" and "database" in body["message"]
+    assert client.get("/v1/schema", headers={"X-API-Key": keys.predict}).status_code == 200
