@@ -1,5 +1,7 @@
 """Run every benchmark: ``python -m bench [NAME ...]`` calls ``main()`` of each ``bench/NAME.py``.
 
+``soak`` restarts the local PostgreSQL, so it runs only when named (``python -m bench soak``).
+
 The benchmark modules are imported inside :func:`benchmarks`, not at the top: ``bench.batch`` starts
 a spawned child process, which re-runs this module's top level, and its peak memory must stay its own.
 """
@@ -13,9 +15,13 @@ from collections.abc import Callable
 
 def benchmarks() -> dict[str, Callable[[], None]]:
     """Name -> ``main`` of every benchmark module."""
-    from bench import api, attention, batch, monitoring, single, startup
+    from bench import api, attention, batch, district, monitoring, single, soak, startup
 
-    return {m.__name__.removeprefix("bench."): m.main for m in (api, attention, batch, monitoring, single, startup)}
+    modules = (api, attention, batch, district, monitoring, single, soak, startup)
+    return {m.__name__.removeprefix("bench."): m.main for m in modules}
+
+
+ONLY_WHEN_NAMED = ("soak",)
 
 
 def chosen(names: list[str], available: dict[str, Callable[[], None]]) -> list[str]:
@@ -23,7 +29,7 @@ def chosen(names: list[str], available: dict[str, Callable[[], None]]) -> list[s
     unknown = sorted(set(names) - set(available))
     if unknown:
         raise SystemExit(f"unknown benchmark(s): {', '.join(unknown)}; available: {', '.join(available)}")
-    return names or list(available)
+    return names or [name for name in available if name not in ONLY_WHEN_NAMED]
 
 
 def main(argv: list[str] | None = None) -> int:

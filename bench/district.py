@@ -121,7 +121,8 @@ def main() -> None:
     base_speed, base_rss = figures["one-shot path (before streaming), 100k"]
     big_speed, big_rss = figures[f"streaming CLI, {N_ROWS // 1000:,}k"]
     print(f"{N_ROWS:,} rows: {big_speed:,.0f} rows/s [target >= 15,000], peak RSS {big_rss:.0f} MB [target <= 1,024]")
-    print(f"ratio to the one-shot path on 100k rows: speed {big_speed / base_speed:.2f}x, peak RSS {big_rss / base_rss:.2f}x")
+    ratios = f"speed {big_speed / base_speed:.2f}x, peak RSS {big_rss / base_rss:.2f}x"
+    print(f"ratio to the one-shot path on 100k rows: {ratios}")
 
 
 if __name__ == "__main__":
