@@ -5,9 +5,11 @@ grades, G1 only, G1 and G2, with one row in a thousand made invalid (an age of 9
 The command runs as a subprocess, end to end: start, migrations, model load, read, validate, predict,
 SHAP factors, the prediction log (SQLite, a fresh copy of the same database for every run) and both
 output files. Its wall time and memory are set beside a baseline measured in the same run on a
-100,000-row file. Memory is the peak of the summed RSS of the command and its worker processes,
-sampled every 0.1 s (an upper bound: pages the forked workers share are counted once per process),
-beside the largest single process's peak (``os.wait4``'s ``ru_maxrss``). The baseline: the one-shot
+100,000-row file. Memory, sampled every 0.1 s over the command and its worker processes: the peak
+of their summed PSS (each shared page divided among the processes sharing it: the memory the run
+really takes), the peak of their summed RSS (an upper bound: the pages the forked workers share
+with their parent counted once per process) and the largest single process's peak RSS
+(``os.wait4``'s ``ru_maxrss``). The baseline: the one-shot
 path the command used before streaming (``predict_batch`` on the whole file, then the whole results
 table written), and the streaming command itself. The run is checked, not only timed: the predicted and rejected counts,
 the rejected row numbers, the output's rows in order, and the log's rows by status.
@@ -64,8 +66,8 @@ def write_district(path: Path, n_rows: int) -> np.ndarray:
     return np.concatenate(bad)
 
 
-def _tree_rss_mb(root: int) -> float:
-    """The summed RSS of ``root`` and its descendants now, from /proc."""
+def _tree_memory_mb(root: int) -> tuple[float, float]:
+    """The summed PSS and RSS of ``root`` and its descendants now, from /proc."""
     parents: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -74,31 +76,32 @@ def _tree_rss_mb(root: int) -> float:
             except OSError:
                 continue
             parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    tree, total = {root}, 0.0
+    tree, pss, rss = {root}, 0.0, 0.0
     for _ in range(3):  # children, grandchildren
         tree |= {pid for pid, parent in parents.items() if parent in tree}
     for pid in tree:
         try:
-            status = Path(f"/proc/{pid}/status").read_text()
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
         except OSError:
             continue
-        total += sum(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")) / 1024
-    return total
+        pss += sum(int(line.split()[1]) for line in rollup if line.startswith("Pss:")) / 1024
+        rss += sum(int(line.split()[1]) for line in rollup if line.startswith("Rss:")) / 1024
+    return pss, rss
 
 
-def run(command: list[str], database: Path, template: Path) -> tuple[float, float, float, int]:
-    """Run ``command`` on a fresh copy of the database: wall seconds, the peak summed RSS of its process tree
-    and the largest process's peak RSS (MB), exit code."""
+def run(command: list[str], database: Path, template: Path) -> tuple[float, tuple[float, float, float], int]:
+    """Run ``command`` on a fresh copy of the database: wall seconds, the peak summed PSS and RSS of its
+    process tree and the largest process's peak RSS (MB), exit code."""
     shutil.copy(template, database)
     env = os.environ | {"DATABASE_URL": f"sqlite:///{database}"}
     started = time.perf_counter()
     child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    peak = [0.0]
+    peak = [0.0, 0.0]
     done = threading.Event()
 
     def sample() -> None:
         while not done.wait(0.1):  # sampling period
-            peak[0] = max(peak[0], _tree_rss_mb(child.pid))
+            peak[:] = map(max, peak, _tree_memory_mb(child.pid))
 
     sampler = threading.Thread(target=sample)
     sampler.start()
@@ -107,7 +110,7 @@ def run(command: list[str], database: Path, template: Path) -> tuple[float, floa
     done.set()
     sampler.join()
     child.returncode = os.waitstatus_to_exitcode(status)
-    return seconds, peak[0], usage.ru_maxrss / 1024, child.returncode
+    return seconds, (peak[0], peak[1], usage.ru_maxrss / 1024), child.returncode
 
 
 def check(output: Path, rejected: Path, database: Path, n_rows: int, bad_rows: np.ndarray) -> str:
@@ -149,17 +152,17 @@ def main() -> None:
         (f"streaming CLI, {N_ROWS // 1000:,}k", [*predict, "--input", str(district), "--output", str(home / "c.csv")],
          N_ROWS, bad_rows, home / "c.db"),
     ):  # fmt: skip
-        seconds, rss, largest, code = run(command, database, template)
-        figures[name] = (rows / seconds, rss)
-        print(f"{name:40s} {seconds:6.1f} s {rows / seconds:7,.0f} rows/s  peak RSS {rss:5.0f} MB summed, "
-              f"{largest:4.0f} MB largest process (exit {code})")  # fmt: skip
+        seconds, (pss, rss, largest), code = run(command, database, template)
+        figures[name] = (rows / seconds, pss)
+        print(f"{name:40s} {seconds:6.1f} s {rows / seconds:7,.0f} rows/s; peak memory: PSS {pss:4.0f} MB, "
+              f"RSS {rss:4.0f} MB summed, {largest:3.0f} MB largest process (exit {code})")  # fmt: skip
         if bad is not None:
             output = Path(command[command.index("--output") + 1])
             print("   ", check(output, output.with_name(output.stem + ".rejected.csv"), database, rows, bad))
-    base_speed, base_rss = figures["one-shot path (before streaming), 100k"]
-    big_speed, big_rss = figures[f"streaming CLI, {N_ROWS // 1000:,}k"]
-    print(f"{N_ROWS:,} rows: {big_speed:,.0f} rows/s [target >= 15,000], peak RSS {big_rss:.0f} MB [target <= 1,024]")
-    ratios = f"speed {big_speed / base_speed:.2f}x, peak RSS {big_rss / base_rss:.2f}x"
+    base_speed, base_pss = figures["one-shot path (before streaming), 100k"]
+    big_speed, big_pss = figures[f"streaming CLI, {N_ROWS // 1000:,}k"]
+    print(f"{N_ROWS:,} rows: {big_speed:,.0f} rows/s [target >= 15,000], peak PSS {big_pss:.0f} MB [target <= 1,024]")
+    ratios = f"speed {big_speed / base_speed:.2f}x, peak PSS {big_pss / base_pss:.2f}x"
     print(f"ratio to the one-shot path on 100k rows: {ratios}")
 
 
