@@ -37,7 +37,7 @@ from model.errors import BatchRejected, Problem
 from model.schema.reading import STREAM_CHUNK_ROWS
 from model.schema.validation import ValidationResult, validate_chunks
 from model.serving.downloads import problems_table, results_table, to_csv_bytes, to_csv_rows
-from model.serving.service import ModelStore, NoActiveModel, log_failure, predict_validated
+from model.serving.service import ModelStore, ModelUnavailable, NoActiveModel, log_failure, predict_validated
 from model.settings import get_settings
 
 SHOWN_PROBLEMS = 10
@@ -59,8 +59,9 @@ class _Chunk:
 def _predict_chunk(store: ModelStore, engine: Engine, validation: ValidationResult, first: bool) -> _Chunk:
     try:
         prediction = predict_validated(store, engine, validation, channel="cli")
-    except NoActiveModel as error:
-        raise CommandError(str(error)) from None
+    except NoActiveModel as error:  # in a worker: a plain message crosses back to the reading process
+        reason = f"\n  {error.reason}" if isinstance(error, ModelUnavailable) else ""
+        raise CommandError(f"{error}{reason}") from None
     table = results_table(prediction)
     return _Chunk(to_csv_bytes(table) if first else to_csv_rows(table), prediction.problems, prediction.n_rows,
                   len(prediction.results), len(prediction.rejected_rows))  # fmt: skip
