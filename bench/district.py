@@ -89,9 +89,9 @@ def _tree_memory_mb(root: int) -> tuple[float, float]:
     return pss, rss
 
 
-def run(command: list[str], database: Path, template: Path) -> tuple[float, tuple[float, float, float], int]:
-    """Run ``command`` on a fresh copy of the database: wall seconds, the peak summed PSS and RSS of its
-    process tree and the largest process's peak RSS (MB), exit code."""
+def run(command: list[str], database: Path, template: Path) -> tuple[float, float, tuple[float, float, float], int]:
+    """Run ``command`` on a fresh copy of the database: wall seconds, CPU seconds (its own and its workers'),
+    the peak summed PSS and RSS of its process tree and the largest process's peak RSS (MB), exit code."""
     shutil.copy(template, database)
     env = os.environ | {"DATABASE_URL": f"sqlite:///{database}"}
     started = time.perf_counter()
@@ -110,7 +110,8 @@ def run(command: list[str], database: Path, template: Path) -> tuple[float, tupl
     done.set()
     sampler.join()
     child.returncode = os.waitstatus_to_exitcode(status)
-    return seconds, (peak[0], peak[1], usage.ru_maxrss / 1024), child.returncode
+    cpu = usage.ru_utime + usage.ru_stime
+    return seconds, cpu, (peak[0], peak[1], usage.ru_maxrss / 1024), child.returncode
 
 
 def check(output: Path, rejected: Path, database: Path, n_rows: int, bad_rows: np.ndarray) -> str:
@@ -152,8 +153,10 @@ def main() -> None:
         (f"streaming CLI, {N_ROWS // 1000:,}k", [*predict, "--input", str(district), "--output", str(home / "c.csv")],
          N_ROWS, bad_rows, home / "c.db"),
     ):  # fmt: skip
-        seconds, (pss, rss, largest), code = run(command, database, template)
+        seconds, cpu, (pss, rss, largest), code = run(command, database, template)
         figures[name] = (rows / seconds, pss)
+        print(f"{name:40s} CPU {cpu:5.1f} s ({rows / cpu:,.0f} rows per CPU second); load average after: "
+              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other work on the machine shows here)")  # fmt: skip
         print(f"{name:40s} {seconds:6.1f} s {rows / seconds:7,.0f} rows/s; peak memory: PSS {pss:4.0f} MB, "
               f"RSS {rss:4.0f} MB summed, {largest:3.0f} MB largest process (exit {code})")  # fmt: skip
         if bad is not None:
