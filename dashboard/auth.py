@@ -3,6 +3,11 @@
 The login widget checks bcrypt hashes built from ``model.accounts.users.login_accounts`` on every run, so a
 deactivated or locked user is refused at once (also when they come back with a valid cookie) and a
 role change applies on the next click. Sign-ins, failures and sign-outs go to the audit log.
+
+Each browser session also holds its sign-in token's id and session generation (``SESSION_KEY``),
+checked against the database on every run (:mod:`model.accounts.sessions`): a sign-out (here or in
+another tab), a password change, a deactivation or "sign out everywhere" ends it on its next run, on
+whichever replica it runs.
 """
 
 from __future__ import annotations
@@ -19,10 +24,10 @@ from sqlalchemy.engine import Engine
 from streamlit_authenticator.models import cookie_model
 from streamlit_authenticator.utilities import LoginError
 
-from dashboard import session_cookie
+from dashboard import context, session_cookie
 from dashboard.context import USER_KEY, CurrentUser, current_user
 from dashboard.text import md
-from model.accounts import clients, users
+from model.accounts import clients, sessions, users
 from model.settings import Settings
 from model.store.audit import audit
 from model.store.db import session_scope
@@ -61,6 +66,8 @@ def _read_cookie(widget: cookie_model.CookieModel) -> dict | bool:
 cookie_model.CookieModel._token_decode = _read_cookie  # type: ignore[method-assign]
 
 LOGOUT_REQUEST = "mathsight_logout_requested"
+END_ALL_REQUEST = "mathsight_end_all_requested"
+SESSION_KEY = "mathsight_session"  # {"jti", "gen", "exp"}: this browser session's sign-in token
 COOKIE_HANDOFF = "mathsight_cookie_handoff"  # (one-time code, issued at): the browser fetches its cookie
 COOKIE_CLEAR = "mathsight_cookie_clear"  # the browser must drop its sign-in cookie
 # The session keys streamlit-authenticator keeps; everything else is cleared when a user signs out.
@@ -76,6 +83,7 @@ FAILED = (f"Wrong username or password. After {users.MAX_FAILED_LOGINS} failed a
 REFUSED = {
     "locked": f"Too many failed attempts: this account is locked for up to {users.LOCK_MINUTES} minutes.",
     "inactive": "This account is deactivated; ask an administrator.",
+    "ended": "Your session has ended (signed out, signed out everywhere, or the password was changed): sign in again.",
 }
 THROTTLED = "Too many failed sign-in attempts from this computer: wait {seconds} seconds before trying again."
 
@@ -201,14 +209,43 @@ def sign_in(engine: Engine, settings: Settings) -> CurrentUser | None:
         return None
     if not status:
         return None
+    if by_password:  # a new session: its own token id, under the user's current generation
+        info = next((info for info, _ in accounts if info.username == st.session_state.get("username")), None)
+        st.session_state[SESSION_KEY] = {"jti": sessions.new_token_id(), "exp": session_cookie.expiry(settings),
+                                         "gen": info.session_generation if info else -1}  # fmt: skip
+    elif SESSION_KEY not in st.session_state:  # signed in by the cookie this browser sent
+        claims = session_cookie.read_token(st.context.cookies.get(settings.cookie_name), settings.local_secret(
+            "cookie_key"))  # fmt: skip
+        if claims is not None:
+            st.session_state[SESSION_KEY] = {"jti": claims["jti"], "gen": claims["gen"], "exp": claims["exp_date"]}
     user = _signed_in(engine, accounts, method="password" if by_password else "cookie")
-    if user is None:  # signed in by cookie, but barred since: end it and show the form
+    if user is not None and st.session_state.pop(END_ALL_REQUEST, False):
+        _end_all(engine, user)
+    if user is None:  # signed in by cookie, but barred or signed out since: end it and show the form
         _end_session(authenticator)
         _login_form(authenticator, by_password)
     elif by_password:
         st.session_state.pop(COOKIE_CLEAR, None)
-        st.session_state[COOKIE_HANDOFF] = (session_cookie.handoff_code(user.username, settings), time.time())
+        _hand_off(user, settings)
     return user
+
+
+def _hand_off(user: CurrentUser, settings: Settings) -> None:
+    """Have the browser fetch the sign-in cookie of this browser session's token."""
+    token = st.session_state[SESSION_KEY]
+    code = session_cookie.handoff_code(user.username, settings, jti=token["jti"], generation=token["gen"],
+                                       expires=token["exp"])  # fmt: skip
+    st.session_state[COOKIE_HANDOFF] = (code, time.time())
+
+
+def _end_all(engine: Engine, user: CurrentUser) -> None:
+    """ "Sign out everywhere": every other session of the user ends; this one goes on under the new
+    generation (the browser gets a fresh cookie)."""
+    with session_scope(engine) as session:
+        generation = sessions.end_all(session, user.username, actor=user.username, actor_id=user.id)
+    st.session_state[SESSION_KEY] = {**st.session_state[SESSION_KEY], "gen": generation}
+    _hand_off(user, context.settings())
+    st.toast("Signed out everywhere else.", icon=":material/logout:")
 
 
 def _refuse(engine: Engine, username: str | None, client: str, waiting: bool) -> None:
@@ -237,6 +274,9 @@ def _signed_in(engine: Engine, accounts: list[tuple[users.UserInfo, str]], metho
             with session_scope(engine) as session:
                 users.record_login(session, info.username, ok=False)
         return None
+    if not _session_open(engine, info):
+        st.error(REFUSED["ended"])
+        return None
     user = CurrentUser(id=info.id, username=info.username, name=info.name, role=info.role)
     previous = current_user()
     if previous is None or previous.id != user.id:
@@ -246,10 +286,27 @@ def _signed_in(engine: Engine, accounts: list[tuple[users.UserInfo, str]], metho
     return user
 
 
+def _session_open(engine: Engine, info: users.UserInfo) -> bool:
+    """Whether this browser session's token is still good: issued under the user's current generation
+    and not signed out (checked in the database on every run, so every replica agrees)."""
+    token = st.session_state.get(SESSION_KEY)
+    if not isinstance(token, dict) or token.get("gen") != info.session_generation:
+        return False
+    if time.time() >= float(token.get("exp", 0)):
+        return False
+    with session_scope(engine) as session:
+        return not sessions.revoked(session, token["jti"])
+
+
 def _sign_out(engine: Engine, authenticator: stauth.Authenticate) -> None:
+    """Sign out: this browser session's token is revoked in the database (a copy of the cookie no longer
+    signs in, on any replica), then the session ends."""
     user = current_user()
-    if user is not None:
-        with session_scope(engine) as session:
+    token = st.session_state.get(SESSION_KEY)
+    with session_scope(engine) as session:
+        if isinstance(token, dict):
+            sessions.revoke(session, token["jti"], float(token["exp"]))
+        if user is not None:
             audit(session, "logout", user.username, user.id)
     _end_session(authenticator)
 
@@ -258,6 +315,26 @@ def _request_sign_out() -> None:
     st.session_state[LOGOUT_REQUEST] = True
 
 
+def _request_end_all() -> None:
+    st.session_state[END_ALL_REQUEST] = True
+
+
 def sign_out_button() -> None:
-    """The sidebar's "Log out" button; the next run (right after the click) signs the user out."""
+    """The sidebar's "Log out" button, and "Sign out everywhere else"; the next run (right after the
+    click) carries it out."""
     st.sidebar.button("Log out", key="mathsight-logout", icon=":material/logout:", on_click=_request_sign_out)
+    st.sidebar.button("Sign out everywhere else", key="mathsight-end-all", icon=":material/devices:",
+                      on_click=_request_end_all, help="Ends every other session of your account (other browsers, "
+                      "copies of your sign-in cookie); this one stays signed in.")  # fmt: skip
+
+
+def keep_this_session(generation: int) -> None:
+    """After the signed-in user's own password change (which ends all their sessions), carry this
+    browser session on under the new ``generation`` with a fresh cookie."""
+    user = current_user()
+    token = st.session_state.get(SESSION_KEY)
+    if user is None or not isinstance(token, dict):
+        return
+    st.session_state[SESSION_KEY] = {**token, "gen": generation}
+    _hand_off(user, context.settings())
+    cookie_transfer()  # now, not on the next run: a reload before it would find only the old cookie

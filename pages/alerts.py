@@ -7,6 +7,7 @@ import streamlit as st
 from sqlalchemy.orm import Session
 
 from dashboard.context import CurrentUser, engine, open_page, settings
+from dashboard.tables import show_table
 from model.monitoring.alerts import AlertRules, acknowledge, alert_history, evaluate_alerts, open_alerts
 from model.settings import Settings
 from model.store.db import session_scope
@@ -57,13 +58,13 @@ def show_history(history: pd.DataFrame) -> None:
     if history.empty:
         st.info("No alert has fired in the last 90 days.")
     else:
-        st.dataframe(history, hide_index=True)
+        show_table(history, hide_index=True)
 
 
 def show_rules(configured: Settings) -> None:
     with st.expander("Rules and thresholds (set with MATHSIGHT_ALERT_* environment variables)"):
         rules = AlertRules.from_settings(configured).described()
-        st.dataframe(pd.DataFrame({"setting": list(rules), "value": [str(v) for v in rules.values()]}), hide_index=True)
+        show_table(pd.DataFrame({"setting": list(rules), "value": [str(v) for v in rules.values()]}), hide_index=True)
 
 
 def main() -> None:

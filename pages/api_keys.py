@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.context import CurrentUser, open_page, settings, transaction
+from dashboard.tables import show_table
 from dashboard.text import md
 from model.accounts import apikeys, users
 from model.store.tables import SCOPES
@@ -77,7 +78,7 @@ def main() -> None:
     with transaction() as session:
         keys = apikeys.list_keys(session)
     st.subheader(f"{sum(k.active for k in keys)} active keys")
-    st.dataframe(_table(keys), hide_index=True)
+    show_table(_table(keys), hide_index=True)
 
 
 main()

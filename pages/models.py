@@ -11,6 +11,8 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from dashboard.charts import importance_bars
 from dashboard.context import CurrentUser, open_page, settings, store, transaction
+from dashboard.downloads import download_link
+from dashboard.tables import show_table
 from dashboard.text import md
 from model.errors import BatchRejected
 from model.ml import jobs
@@ -68,7 +70,7 @@ def show_versions(setup: str, table: pd.DataFrame) -> None:
     if table.empty:
         st.info(f"No version of the {setup} setup yet: train one below.")
         return
-    st.dataframe(
+    show_table(
         table, hide_index=True, width="stretch",
         column_config={"active": st.column_config.CheckboxColumn("Active"),
                        "created_at": st.column_config.DatetimeColumn("Created (UTC)", format="YYYY-MM-DD HH:mm"),
@@ -92,7 +94,7 @@ def _start_job(user: CurrentUser, setup: str, source: str, upload: UploadedFile 
         st.error(f"The file was not accepted: {md(error)}.")
     except jobs.TrainingDataRejected as error:
         st.error(f"{md(error)}. Nothing was trained. Row numbers are as in a spreadsheet (the header is row 1).")
-        st.dataframe(problems_table(error.problems), hide_index=True, width="stretch")
+        show_table(problems_table(error.problems), hide_index=True, width="stretch")
     except jobs.JobError as error:
         st.warning(str(error))
     else:
@@ -150,7 +152,7 @@ def show_comparison(result: Comparison) -> None:
     table = result.metrics.rename(index=METRIC_LABELS).rename(columns={
         "a_mean": f"A mean ({result.a.id})", "a_std": "A std", "b_mean": f"B mean ({result.b.id})", "b_std": "B std",
         "difference": "B - A", "better": "better"})  # fmt: skip
-    st.dataframe(table.round(3), width="stretch")
+    show_table(table.round(3), width="stretch")
     x_max = float(result.importance.max().max()) * 1.05
     left, right = st.columns(2)
     left.plotly_chart(importance_bars(result.importance["a"], f"A: {result.a.id}", x_max), width="stretch")
@@ -256,13 +258,15 @@ def _card_and_export(session: Session, version_id: str, active_id: str | None) -
     url = settings().database_url
     download, onnx = st.columns(2)
     artifact = _export_zip(url, version_id, session)
-    download.download_button("Download the artifact (joblib + JSON sidecar, zip)", artifact, f"{version_id}.zip",
-                             "application/zip", key="export_zip")  # fmt: skip
-    try:
-        onnx.download_button("Download the predicted-grade graph (ONNX)", _onnx(url, version_id, session),
-                             f"{version_id}.onnx", "application/octet-stream", key="export_onnx")  # fmt: skip
-    except OnnxUnavailable as error:
-        onnx.caption(f"ONNX export unavailable: {error}")
+    with download:
+        download_link("Download the artifact (joblib + JSON sidecar, zip)", artifact, f"{version_id}.zip",
+                      "application/zip")  # fmt: skip
+    with onnx:
+        try:
+            download_link("Download the predicted-grade graph (ONNX)", _onnx(url, version_id, session),
+                          f"{version_id}.onnx", "application/octet-stream")  # fmt: skip
+        except OnnxUnavailable as error:
+            st.caption(f"ONNX export unavailable: {error}")
     if st.button("Show the model card", key="card_button"):
         st.session_state["card_version"] = version_id
     if st.session_state.get("card_version") == version_id:
@@ -270,8 +274,8 @@ def _card_and_export(session: Session, version_id: str, active_id: str | None) -
         markdown = card.to_markdown()
         if card.flagged:
             st.warning(f"{len(card.flagged)} fairness gap(s) flagged; see the Fairness section of the card.")
-        st.download_button("Download the model card (Markdown)", markdown.encode("utf-8"),
-                           f"model-card-{version_id}.md", "text/markdown", key="card_download")  # fmt: skip
+        download_link("Download the model card (Markdown)", markdown.encode("utf-8"), f"model-card-{version_id}.md",
+                      "text/markdown")  # fmt: skip
         with st.container(border=True):
             st.markdown(markdown)
 

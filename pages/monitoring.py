@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from dashboard import monitor_charts as charts
 from dashboard.context import engine, open_page, settings
+from dashboard.tables import show_table
 from model.monitoring import queries as monitoring
 from model.monitoring.drift import drift_report
 from model.schema.fields import BANDS, SETUPS
@@ -78,7 +79,7 @@ def show_drift(session: Session, configured: Settings, window: monitoring.Window
         "differ)."
     )
     table = report.table()
-    st.dataframe(
+    show_table(
         table.drop(columns=["attribute"]),
         hide_index=True,
         column_config={
@@ -99,7 +100,7 @@ def show_realized(session: Session, window: monitoring.Window) -> None:
     if by_version.empty:
         st.info("No outcomes yet: realized quality appears once real final grades are recorded for predicted students.")
         return
-    st.dataframe(by_version, hide_index=True)
+    show_table(by_version, hide_index=True)
     over_time = monitoring.realized_over_time(session, window)
     st.plotly_chart(charts.realized_chart(over_time))
     st.plotly_chart(charts.realized_error_chart(over_time))

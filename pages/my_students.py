@@ -11,6 +11,7 @@ import streamlit as st
 from dashboard.columns import RISK_MARKDOWN, table_columns
 from dashboard.context import open_page, settings, transaction
 from dashboard.links import student_url
+from dashboard.tables import show_table
 from model.schema.fields import ID_COLUMN
 from model.schema.results import HISTORY_COLUMNS, RISK_LABELS, RISKS
 from model.serving.history import history_counts, short_key, teacher_history
@@ -65,7 +66,7 @@ def show_history(history: pd.DataFrame, filtered: bool) -> None:
     config, order = table_columns((ID_COLUMN, *HISTORY_COLUMNS), first=SHOWN_FIRST, hide=HIDDEN)
     config["timeline"] = st.column_config.LinkColumn("Timeline", display_text="open")
     order = ["timeline", *order]
-    st.dataframe(shown, hide_index=True, width="stretch", column_config=config, column_order=order)
+    show_table(shown, hide_index=True, width="stretch", column_config=config, column_order=order)
 
 
 def main() -> None:

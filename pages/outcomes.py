@@ -9,6 +9,8 @@ import streamlit as st
 
 from dashboard.columns import table_columns
 from dashboard.context import CurrentUser, open_page, settings, transaction
+from dashboard.downloads import download_link
+from dashboard.tables import show_table
 from dashboard.text import md
 from model.errors import BatchRejected, InvalidInput
 from model.schema.results import PROBLEM_COLUMNS, RECENT_COLUMNS, RISK_LABELS
@@ -53,8 +55,8 @@ def import_file(upload: Any, user: CurrentUser) -> dict[str, Any]:
 
 def outcomes_file(user: CurrentUser) -> None:
     """Grades for many students from a CSV with the columns student_id and G3."""
-    st.download_button("Download the outcomes template", outcomes_template(), "mathsight-outcomes-template.csv",
-                       "text/csv")  # fmt: skip
+    download_link("Download the outcomes template", outcomes_template(), "mathsight-outcomes-template.csv",
+                  "text/csv")  # fmt: skip
     upload = st.file_uploader("Outcomes file (.csv: student_id, G3)", type=["csv"], key="outcomes_file")
     last = st.session_state.get(IMPORT_KEY)
     if upload is not None and (last is None or last["file_id"] != upload.file_id):
@@ -69,7 +71,7 @@ def outcomes_file(user: CurrentUser) -> None:
     if imported.problems:
         st.warning(f"{len(imported.rejected_rows):,} rows were not stored; fix them and upload those rows again.")
         config, order = table_columns(PROBLEM_COLUMNS)
-        st.dataframe(problems_table(imported.problems), hide_index=True, width="stretch", column_config=config,
+        show_table(problems_table(imported.problems), hide_index=True, width="stretch", column_config=config,
                      column_order=order)  # fmt: skip
 
 
@@ -83,7 +85,7 @@ def show_recent(recent: pd.DataFrame) -> None:
     """The recent predictions table (students by key prefix)."""
     shown = recent.assign(student_key=recent["student_key"].map(short_key))
     config, order = table_columns(RECENT_COLUMNS)
-    st.dataframe(shown, hide_index=True, width="stretch", column_config=config, column_order=order)
+    show_table(shown, hide_index=True, width="stretch", column_config=config, column_order=order)
 
 
 def mark_form(recent: pd.DataFrame, user: CurrentUser) -> bool:

@@ -11,6 +11,8 @@ from dashboard.charts import shap_waterfall
 from dashboard.class_charts import grade_histogram, lowering_factors, lowering_factors_chart, risk_chart
 from dashboard.columns import table_columns
 from dashboard.context import engine, open_page, store
+from dashboard.downloads import download_link
+from dashboard.tables import show_table
 from dashboard.text import md
 from model.errors import BatchRejected
 from model.schema.fields import MAX_ROWS
@@ -70,9 +72,9 @@ def show_problems(prediction: Prediction, problems_csv: bytes) -> None:
     st.caption("Rows with a problem were not predicted; every other row was. Row numbers are as in a spreadsheet "
                "(the header is row 1). Fix these cells and upload the file again to predict them.")  # fmt: skip
     config, order = table_columns(PROBLEM_COLUMNS)
-    st.dataframe(problems_table(prediction.problems), hide_index=True, width="stretch", column_config=config,
+    show_table(problems_table(prediction.problems), hide_index=True, width="stretch", column_config=config,
                  column_order=order)  # fmt: skip
-    st.download_button("Download the validation report (CSV)", problems_csv, "mathsight-problems.csv", "text/csv")
+    download_link("Download the validation report (CSV)", problems_csv, "mathsight-problems.csv", "text/csv")
 
 
 def show_results(table: pd.DataFrame, results_csv: bytes) -> pd.DataFrame:
@@ -82,9 +84,9 @@ def show_results(table: pd.DataFrame, results_csv: bytes) -> pd.DataFrame:
     column, ascending = ORDERS[order]
     ordered = table.sort_values([column, "row"], ascending=[ascending, True], kind="stable")
     config, order = table_columns(DOWNLOAD_COLUMNS, first=SHOWN_FIRST)
-    st.dataframe(ordered, hide_index=True, width="stretch", column_config=config, column_order=order)
-    st.download_button("Download the predictions (CSV)", results_csv, "mathsight-predictions.csv", "text/csv",
-                       type="primary")  # fmt: skip
+    show_table(ordered, hide_index=True, width="stretch", column_config=config, column_order=order)
+    download_link("Download the predictions (CSV)", results_csv, "mathsight-predictions.csv", "text/csv",
+                  primary=True)  # fmt: skip
     return ordered
 
 
@@ -128,7 +130,7 @@ def choose_file() -> Any:
     """The template download and the uploader; the uploaded file, or None."""
     st.write("Upload a CSV file of your students (one row each, the columns of the template). Every valid row is "
              "predicted; rows with a problem are listed with what to fix.")  # fmt: skip
-    st.download_button("Download the CSV template", template_csv(), "mathsight-class-template.csv", "text/csv")
+    download_link("Download the CSV template", template_csv(), "mathsight-class-template.csv", "text/csv")
     limit_mb = st.get_option("server.maxUploadSize")
     upload = st.file_uploader("Class file (.csv)", type=["csv"], key="upload_file")
     st.caption(f"A .csv file of up to {limit_mb} MB and {MAX_ROWS:,} students, ';' or ',' separated. The uploader "

@@ -1,4 +1,5 @@
-"""Users (admin): who can sign in, add a teacher or admin, deactivate or reactivate, reset a password."""
+"""Users (admin): who can sign in, add a teacher or admin, deactivate or reactivate, reset a password,
+sign a user out everywhere."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from functools import partial
 import pandas as pd
 import streamlit as st
 
+from dashboard import auth
 from dashboard.context import CurrentUser, open_page, transaction
+from dashboard.tables import show_table
 from dashboard.text import md
-from model.accounts import users
+from model.accounts import sessions, users
 from model.store.tables import ROLES
 
 
@@ -91,28 +94,50 @@ def _reset(admin: CurrentUser, accounts: list[users.UserInfo]) -> None:
     if password is None:
         st.error("The two passwords differ.", icon=":material/error:")
         return
-    _apply(
-        partial(users.set_password, username=chosen, password=password),
-        done=f'New password set for "{md(chosen)}".',
-        admin=admin,
-    )
+    done = f'New password set for "{md(chosen)}"; their sessions have ended.'
+    if _apply(partial(users.set_password, username=chosen, password=password), done=done, admin=admin):
+        _keep_own_session(admin, chosen)
+
+
+def _keep_own_session(admin: CurrentUser, username: str) -> None:
+    """After a change that ended ``username``'s sessions: if that is the admin themself, this session goes on."""
+    if username != admin.username:
+        return
+    with transaction() as session:
+        generation = sessions.generation(session, username)
+    if generation is not None:
+        auth.keep_this_session(generation)
+
+
+def _end_sessions(admin: CurrentUser, accounts: list[users.UserInfo]) -> None:
+    with st.form("end-sessions"):
+        chosen = st.selectbox("User", [u.username for u in accounts], key="end-sessions:username")
+        st.caption("Signs the user out everywhere (every browser, every copy of their sign-in cookie).")
+        submitted = st.form_submit_button("Sign out everywhere")
+    if submitted and chosen:
+        done = f'"{md(chosen)}" is signed out everywhere.'
+        if _apply(partial(sessions.end_all, username=chosen), done=done, admin=admin):
+            _keep_own_session(admin, chosen)
 
 
 def main() -> None:
     admin = open_page(__file__)
     with transaction() as session:
         accounts = users.list_users(session)
-    add, activation, reset = st.tabs(["Add a user", "Deactivate or reactivate", "Reset a password"])
+    add, activation, reset, ending = st.tabs(["Add a user", "Deactivate or reactivate", "Reset a password",
+                                              "Sign out everywhere"])  # fmt: skip
     with add:
         _add(admin)
     with activation:
         _activation(admin, accounts)
     with reset:
         _reset(admin, accounts)
+    with ending:
+        _end_sessions(admin, accounts)
     with transaction() as session:
         accounts = users.list_users(session)
     st.subheader(f"{len(accounts)} accounts")
-    st.dataframe(_table(accounts), hide_index=True)
+    show_table(_table(accounts), hide_index=True)
 
 
 main()

@@ -154,7 +154,7 @@ def test_a_password_sign_in_hands_the_cookie_to_the_server_and_sign_out_clears_i
     requests = _hidden_requests(at)
     assert len(requests) == 1 and 'src="/auth/session?code=' in requests[0]
     code = requests[0].split("code=", 1)[1].split('"', 1)[0]
-    assert session_cookie.redeem(code) == teacher_account.user.username and session_cookie.redeem(code) is None
+    assert session_cookie.redeem(code).username == teacher_account.user.username and session_cookie.redeem(code) is None
     at.sidebar.button(key="mathsight-logout").click().run()
     assert USER_KEY not in at.session_state and auth.COOKIE_HANDOFF not in at.session_state
     assert _hidden_requests(at) == ['<img src="/auth/signout" alt="" width="1" height="1" '

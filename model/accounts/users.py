@@ -61,11 +61,12 @@ class UserInfo:
     created_at: datetime
     failed_logins: int
     locked_until: datetime | None
+    session_generation: int = 0
 
     @classmethod
     def of(cls, row: User) -> UserInfo:
         return cls(row.id, row.username, row.name, row.email, row.role, row.active, row.created_at,
-                   row.failed_logins, row.locked_until)  # fmt: skip
+                   row.failed_logins, row.locked_until, row.session_generation or 0)  # fmt: skip
 
     def locked(self, now: datetime | None = None) -> bool:
         """True while a lockout after too many failed logins lasts."""
@@ -158,10 +159,11 @@ def create_user(
 
 
 def set_password(session: Session, username: str, password: str, *, actor: str, actor_id: int | None = None) -> None:
-    """Replace a user's password and lift any lockout."""
+    """Replace a user's password and lift any lockout; every sign-in session of the user ends."""
     row = _row(session, username)
     row.password_hash = hash_password(password, row.username)
     row.failed_logins, row.locked_until = 0, None
+    row.session_generation = (row.session_generation or 0) + 1
     audit(session, "password_reset", actor, actor_id, username=row.username)
 
 
@@ -171,11 +173,13 @@ def _active_admins(session: Session) -> int:
 
 
 def deactivate(session: Session, username: str, *, actor: str, actor_id: int | None = None) -> None:
-    """Stop a user from signing in (their history stays); the last active admin cannot be deactivated."""
+    """Stop a user from signing in and end their sessions (their history stays); the last active admin
+    cannot be deactivated."""
     row = _row(session, username)
     if row.active and row.role == "admin" and _active_admins(session) <= 1:
         raise AccountError(f'"{row.username}" is the last active admin and cannot be deactivated')
     row.active = False
+    row.session_generation = (row.session_generation or 0) + 1  # its sign-in sessions end, for good
     audit(session, "user_deactivated", actor, actor_id, username=row.username)
 
 

@@ -1,5 +1,6 @@
 """Dashboard accounts from scripts: ``python -m model users add NAME --role teacher|admin``,
-``set-password``, ``deactivate``, ``activate``, ``list`` (audited as ``cli``).
+``set-password``, ``deactivate``, ``activate``, ``sign-out``, ``list`` (audited as ``cli``). A password
+change, a deactivation and ``sign-out`` end every dashboard session of the user.
 
 The password of ``add`` and ``set-password`` is read from standard input (the first line; asked twice,
 hidden, on a terminal), never from the command line where other users could see it.
@@ -12,7 +13,7 @@ import argparse
 import getpass
 import sys
 
-from model.accounts import users
+from model.accounts import sessions, users
 from model.cli.common import EXIT_OK, add_command, transaction
 from model.settings import get_settings
 from model.store.tables import ROLES
@@ -58,6 +59,13 @@ def cmd_activate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_sign_out(args: argparse.Namespace) -> int:
+    with transaction(get_settings()) as session:
+        sessions.end_all(session, args.username, actor=ACTOR)
+    print(f"{args.username} signed out everywhere")
+    return EXIT_OK
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     with transaction(get_settings()) as session:
         accounts = users.list_users(session)
@@ -80,6 +88,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ("set-password", cmd_set_password, "replace a password (from standard input)"),
         ("deactivate", cmd_deactivate, "stop a user from signing in"),
         ("activate", cmd_activate, "let a deactivated user sign in again"),
+        ("sign-out", cmd_sign_out, "end every sign-in session of a user (all browsers, every copied cookie)"),
     ):
         add_command(actions, name, func, help).add_argument("username", help="the account's username")
     add_command(actions, "list", cmd_list, "list the accounts")

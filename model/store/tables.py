@@ -152,6 +152,9 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     failed_logins: Mapped[int] = mapped_column(default=0, server_default="0")
     locked_until: Mapped[datetime | None]
+    # Bumped by a password change, a deactivation and "sign out everywhere": every sign-in token
+    # issued under an older generation stops working (model.accounts.sessions).
+    session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class ApiKey(Base):
@@ -359,3 +362,12 @@ class SchoolSetting(Base):
     value: Mapped[str] = mapped_column(sa.String(64))  # as text: a number, or a date YYYY-MM-DD
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_by: Mapped[str] = mapped_column(sa.String(128))
+
+
+class RevokedSession(Base):
+    """A sign-in token signed out before it expired (kept until then): refused on every replica."""
+
+    __tablename__ = "revoked_session"
+
+    jti: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    expires_at: Mapped[float] = mapped_column(sa.Double)  # seconds since the epoch

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import html
+import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dashboard.auth import SESSION_KEY
 from dashboard.context import USER_KEY, CurrentUser
 from model.accounts import users
 from model.store.db import get_engine, session_scope
@@ -48,11 +52,23 @@ def app_test() -> AppTest:
     return AppTest.from_file(str(APP), default_timeout=TIMEOUT)
 
 
-def page_test(page: str, user: CurrentUser) -> AppTest:
-    """One page run directly, as ``user`` (the way the entry script leaves the session)."""
+def page_test(page: str, user: CurrentUser | None) -> AppTest:
+    """One page run directly, as ``user`` (the way the entry script leaves the session; None: nobody)."""
     at = AppTest.from_file(str(ROOT / "pages" / page), default_timeout=TIMEOUT)
+    return at if user is None else signed_in(at, user)
+
+
+def signed_in(at: AppTest, user: CurrentUser) -> AppTest:
+    """``at`` with ``user`` signed in (the user and the sign-in token the entry script leaves)."""
     at.session_state[USER_KEY] = user
+    at.session_state[SESSION_KEY] = {"jti": f"pytest-{user.username}", "gen": 0, "exp": time.time() + 3600}
     return at
+
+
+def download_labels(at: AppTest) -> list[str]:
+    """The labels of the page's download links (:func:`dashboard.downloads.download_link`)."""
+    bodies = [element.proto.body for element in at.get("html")]
+    return [html.unescape(match) for body in bodies for match in re.findall(r'download="[^"]*"[^>]*>([^<]*)</a>', body)]
 
 
 def log_in(at: AppTest, username: str, password: str) -> AppTest:

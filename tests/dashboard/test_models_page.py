@@ -14,7 +14,7 @@ from model.store.audit import list_audit
 from model.store.db import get_engine, session_scope
 from model.store.registry import active_version_ids, promote
 from tests.conftest import register_trained, swap_artifact
-from tests.dashboard.conftest import Account, app_test, log_in, page_test, texts
+from tests.dashboard.conftest import Account, app_test, download_labels, log_in, page_test, texts
 
 TRAINING_DEADLINE = 300.0
 
@@ -119,7 +119,7 @@ def test_train_compare_promote_roll_back_and_model_card(app_db_url: str, admin_a
     assert not at.exception
     card = next(m.value for m in at.markdown if m.value.startswith("# Model card"))
     assert "## Fairness" in card and "never an automatic judgment" in card
-    labels = [b.proto.label for b in at.get("download_button")]
+    labels = download_labels(at)
     assert any("model card" in label for label in labels) and any("ONNX" in label for label in labels)
 
 

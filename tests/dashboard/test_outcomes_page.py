@@ -15,6 +15,7 @@ from model.serving.service import ModelStore, predict_batch, predict_one
 from model.settings import get_settings
 from model.store.db import get_engine
 from model.store.tables import Feedback, Outcome
+from tests.dashboard.conftest import download_labels, signed_in
 
 ONLY_YOURS = "record outcomes only for students you predicted"
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "outcomes.py")
@@ -23,7 +24,7 @@ PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "outcomes.py")
 def open_page(user: CurrentUser | None) -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=30)
     if user is not None:
-        at.session_state["mathsight_user"] = user
+        signed_in(at, user)
     return at.run()
 
 
@@ -71,7 +72,7 @@ def test_outcomes_csv_stores_good_rows_and_lists_the_bad_one(
 ) -> None:
     predict_class(app_db_url, raw_df, teacher_account.user, ["S1", "S2", "S3"])
     at = open_page(teacher_account.user)
-    assert "Download the outcomes template" in [b.label for b in at.get("download_button")]
+    assert "Download the outcomes template" in download_labels(at)
     at.file_uploader(key="outcomes_file").upload("grades.csv", b"student_id;G3\nS1;12\nS2;21\nS3;9\n", "text/csv")
     at.run()
     assert not at.exception

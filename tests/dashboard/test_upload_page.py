@@ -19,6 +19,7 @@ from model.serving.service import ModelStore, predict_frame
 from model.settings import get_settings
 from model.store.db import get_engine
 from model.store.tables import PredictionLog
+from tests.dashboard.conftest import download_labels, signed_in
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "upload.py")
 EVIL_ID = '=HYPERLINK("http://evil.example","click")'
@@ -28,7 +29,7 @@ CORRUPTED = {4: ("age", "99"), 10: ("Mjob", "pilot"), 200: ("absences", "-3")}  
 def open_page(user: CurrentUser | None) -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=30)
     if user is not None:
-        at.session_state["mathsight_user"] = user
+        signed_in(at, user)
     return at.run()
 
 
@@ -69,13 +70,15 @@ def test_class_upload_reports_bad_rows_and_predicts_the_rest(
     assert [m.value for m in at.metric] == ["395", "392", "3"]
     report = at.dataframe[0].value
     assert report[["row", "column", "value"]].values.tolist() == [[6, "age", "99"], [12, "Mjob", "pilot"],
-                                                                 [202, "absences", "-3"]]  # fmt: skip
+                                                                 [202, "absences", "'-3"]]  # fmt: skip
+    # (text cells are shown as the CSV downloads write them: "-3" could start a spreadsheet formula)
     assert report["allowed"].tolist() == ["15-22", "teacher, health, services, at_home, other", "0-93"]
 
     results = at.dataframe[1].value
     assert len(results) == 392
     assert results["p_pass"].is_monotonic_increasing
     assert not set(results["row"]) & {6, 12, 202}
+    assert results.loc[results["row"] == 2, "student_id"].item() == "'" + EVIL_ID  # the toolbar's CSV is safe too
 
     log = log_rows(app_db_url)
     assert len([s for s in inserts if s.lstrip().upper().startswith("INSERT INTO PREDICTION_LOG")]) == 1
@@ -83,7 +86,7 @@ def test_class_upload_reports_bad_rows_and_predicts_the_rest(
     assert log["status"].value_counts().to_dict() == {"ok": 392, "rejected": 3}
     assert set(log["user_id"]) == {teacher.id}
 
-    labels = [b.label for b in at.get("download_button")]
+    labels = download_labels(at)
     assert "Download the predictions (CSV)" in labels and "Download the validation report (CSV)" in labels
     downloaded = pd.read_csv(io.BytesIO(at.session_state["upload_result"]["results_csv"]), encoding="utf-8-sig")
     assert downloaded.loc[downloaded["row"] == 2, "student_id"].item() == "'" + EVIL_ID
