@@ -33,7 +33,7 @@ from model.settings import get_settings
 DOWNLOAD_PATH = "downloads"
 EXPIRY_SECONDS = 60 * 60
 MAX_PER_SESSION = 32  # the oldest files of a session are dropped beyond this
-_LINKS_KEY = "mathsight_download_links"  # this browser session's (name, digest) -> id, so reruns keep the link
+_LINKS_KEY = "mathsight_download_links"  # this browser session's files by name, so reruns keep the link
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,10 @@ class DownloadStore:
         with self._lock:
             kept = self._files.get(file_id)
             return kept is not None and kept.expires > self._clock()
+
+    def discard(self, file_id: str) -> None:
+        with self._lock:
+            self._files.pop(file_id, None)
 
     def get(self, file_id: str, username: str, jti: str) -> _File | None:
         """The file ``file_id`` if it was made by the session ``jti`` of ``username`` and has not expired."""
@@ -123,14 +127,17 @@ def download_link(label: str, data: bytes | str, file_name: str, mime: str, *, p
 
     user, token = current_user(), st.session_state.get(SESSION_KEY)
     if user is None or not isinstance(token, dict):
+        st.caption(f"{label}: sign in again to download.")
         return
     payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-    links = st.session_state.setdefault(_LINKS_KEY, {})
-    key = (file_name, hashlib.sha256(payload).hexdigest())
-    file_id = links.get(key)
-    if file_id is None or not FILES.has(file_id):
+    links = st.session_state.setdefault(_LINKS_KEY, {})  # file name -> (digest, id): one file per name
+    digest = hashlib.sha256(payload).hexdigest()
+    known_digest, file_id = links.get(file_name, (None, None))
+    if known_digest != digest or file_id is None or not FILES.has(file_id):
+        if file_id is not None:
+            FILES.discard(file_id)  # a new class replaces the old one's file: memory stays bounded
         file_id = FILES.add(payload, file_name, mime, username=user.username, jti=token["jti"])
-        links[key] = file_id
+        links[file_name] = (digest, file_id)
     base = str(st.get_option("server.baseUrlPath") or "")
     href = session_cookie.url_path(f"{DOWNLOAD_PATH}/{file_id}", base)
     colours = "background:#ff4b4b;color:#fff;border:1px solid #ff4b4b" if primary else (
