@@ -102,6 +102,19 @@ def test_a_cookie_copied_before_sign_out_no_longer_signs_in(new_page: Callable[[
     _shows_only_the_sign_in_form(_fresh_with(new_page, copied))
 
 
+THIRD_TEACHER = Account("tom", "tom-browser-pass-03", "tom")  # this module's own: the others' pages stay as they were
+
+
+@pytest.fixture(scope="module")
+def third_teacher(live_app: LiveApp) -> Account:
+    """A teacher only this module signs in as (its uploads do not show on the shared teachers' pages)."""
+    done = subprocess.run([sys.executable, "-m", "model", "users", "add", THIRD_TEACHER.username, "--role", "teacher"],
+                          cwd=ROOT, env=live_app.env, input=THIRD_TEACHER.password + "\n", capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return THIRD_TEACHER
+
+
 def _set_password(app: LiveApp, username: str, password: str) -> None:
     done = subprocess.run([sys.executable, "-m", "model", "users", "set-password", username], cwd=ROOT, env=app.env,
                           input=password + "\n", capture_output=True, text=True, timeout=120)  # fmt: skip
@@ -141,8 +154,9 @@ def test_a_forged_cookie_shows_the_sign_in_form_and_no_details(new_page: Callabl
     expect(page.get_by_test_id("stException")).to_have_count(0)
 
 
-def test_the_predictions_download_needs_the_session_that_made_it(new_page: Callable[[], Page], evil_class: Path,
-                                                                 live_app: LiveApp) -> None:  # fmt: skip
+def test_the_predictions_download_needs_the_session_that_made_it(
+    new_page: Callable[[], Page], evil_class: Path, live_app: LiveApp, third_teacher: Account
+) -> None:
     page = new_page()
     log_in(page, TEACHER)
     _upload(page, evil_class)
@@ -155,7 +169,7 @@ def test_the_predictions_download_needs_the_session_that_made_it(new_page: Calla
 
     assert new_page().context.request.get(url).status == 401  # a fresh browser, no cookie
     other = new_page()
-    log_in(other, SECOND_TEACHER)
+    log_in(other, third_teacher)
     assert other.context.request.get(url).status == 403  # another user's session
     _upload(other, evil_class)  # the same output in another session: another address, for that session only
     theirs = live_app.url + other.get_by_role("button", name="Download the predictions (CSV)").get_attribute("href")
