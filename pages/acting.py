@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.context import open_page, transaction
+from dashboard.tables import show_table
 from model.monitoring.acting import CAVEAT, MIN_GROUP, acting_table
 from model.schema.results import risk_text
 from model.serving.interventions import KIND_LABELS
@@ -21,7 +22,7 @@ def main() -> None:
         st.info("No student with an intervention has a recorded final grade yet.")
         return
     shown = table.assign(kind=table["kind"].map(KIND_LABELS), risk=table["risk"].map(risk_text))
-    st.dataframe(
+    show_table(
         shown,
         hide_index=True,
         width="stretch",

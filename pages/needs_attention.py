@@ -9,6 +9,7 @@ import streamlit as st
 
 from dashboard.context import open_page, settings, transaction
 from dashboard.links import student_link, student_url
+from dashboard.tables import show_table
 from model.serving.attention import needs_attention
 from model.serving.history import short_key
 from model.serving.students import student_ids
@@ -29,7 +30,7 @@ def show(listed: pd.DataFrame, ids: dict[str, str]) -> None:
         "latest": listed["created_at"],
         "open": listed["student_key"].map(student_url),
     })  # fmt: skip
-    st.dataframe(
+    show_table(
         table,
         hide_index=True,
         width="stretch",

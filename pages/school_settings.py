@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.context import open_page, settings, transaction
+from dashboard.tables import show_table
 from model.errors import UserError
 from model.schema.thresholds import Thresholds
 from model.store.audit import list_audit
@@ -52,7 +53,7 @@ def main() -> None:
     with transaction() as session:
         changes = list_audit(session, "school_thresholds_set", limit=10)
     if changes:
-        st.dataframe([{"when": row.created_at, "who": row.actor, **row.detail} for row in changes], hide_index=True)
+        show_table([{"when": row.created_at, "who": row.actor, **row.detail} for row in changes], hide_index=True)
 
 
 main()

@@ -7,6 +7,8 @@ from datetime import date, timedelta
 import streamlit as st
 
 from dashboard.context import engine, open_page, settings, store, transaction
+from dashboard.downloads import download_link
+from dashboard.tables import show_table
 from dashboard.timeline_chart import timeline_figure
 from model.errors import UserError
 from model.schema.fields import ID_COLUMN
@@ -147,13 +149,13 @@ def show_interventions(timeline: Timeline, user: object) -> None:
         st.info("No intervention recorded for this student yet.")
     else:
         shown = plans.assign(kind=plans["kind"].map(KIND_LABELS), status=plans["status"].map(STATUS_LABELS))
-        st.dataframe(shown[["kind", "status", "start_date", "review_date", "note", "updated_at"]], hide_index=True,
+        show_table(shown[["kind", "status", "start_date", "review_date", "note", "updated_at"]], hide_index=True,
                      width="stretch")  # fmt: skip
     intervention_form(timeline, user)
     edit_form(timeline, user)
     with transaction() as session:
         data = interventions_csv(session, settings(), user.id)
-    st.download_button("Download all my interventions (CSV)", data, "interventions.csv", "text/csv")
+    download_link("Download all my interventions (CSV)", data, "interventions.csv", "text/csv")
 
 
 def main() -> None:
