@@ -18,7 +18,7 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 from sklearn.model_selection import KFold
 
 from model.ml.grade_model import DEFAULT_PARAMS, GradeModel
-from model.schema.fields import PASS_MARK, SETUPS, TARGET, bands
+from model.schema.fields import BANDS, PASS_MARK, SETUPS, TARGET, bands
 
 PAPER_LETTER = {"period2": "A", "period1": "B", "early": "C"}
 METRICS = ("binary_accuracy", "five_level_accuracy", "rmse", "roc_auc", "brier", "ece", "interval_coverage",
@@ -70,6 +70,95 @@ def score(y: np.ndarray, details: pd.DataFrame) -> dict[str, float]:
         "interval_coverage": float(np.mean((details["lower"] <= y) & (y <= details["upper"])) * 100),
         "interval_width": float(np.mean(details["upper"] - details["lower"])),
     }
+
+
+COHERENCE_RULES = (
+    "interval_contains_headline",
+    "headline_pass_agrees_with_p_pass",
+    "band_agrees_with_band_probabilities",
+    "probability_shown_as_0_or_100",
+    "latest_grade_up_lowers_grade",
+    "failure_up_raises_grade",
+    "absences_up_raise_sitter_grade",
+)
+LATEST_GRADE = {"early": None, "period1": "G1", "period2": "G2"}
+_TOLERANCE = 1e-9
+
+
+def _shown_as_certain(p: np.ndarray) -> np.ndarray:
+    """Rows whose probability a whole-percent display (``f"{p:.0%}"``) would show as 0% or 100%."""
+    p = np.asarray(p, dtype=float)
+    return (p < 0.005) | (p >= 0.995)
+
+
+def _band_inconsistent(details: pd.DataFrame) -> np.ndarray:
+    """The shown band must be the median band of the band probabilities (the band where their cumulative
+    sum, best band last, crosses one half); without band probabilities, the band of the headline grade."""
+    shown = details["band"].to_numpy(dtype=object)
+    names = list(BANDS)  # I (best) ... V (fail)
+    columns = [f"p_band_{name}" for name in names]
+    if not all(c in details.columns for c in columns):
+        return shown != bands(details["predicted_g3"].to_numpy(float))
+    probs = details[columns].to_numpy(float)[:, ::-1]  # V ... I: from the lowest grades up
+    cumulative = np.cumsum(probs, axis=1)
+    median = (cumulative > 0.5 - _TOLERANCE).argmax(axis=1)
+    return shown != np.asarray(names[::-1], dtype=object)[median]
+
+
+def coherence_counts(model: Any, frame: pd.DataFrame, setup: str) -> dict[str, int]:
+    """Rows of ``frame`` violating each rule of :data:`COHERENCE_RULES` for the fitted ``model`` of ``setup``.
+
+    Figures: the interval holds the headline grade (``predicted_g3``) and the most likely grade; headline >= 10 exactly when
+    P(pass) >= 0.5; the band agrees with the band probabilities; no probability (P(pass), P(no grade))
+    reads 0% or 100%. Directions, by changing one input and predicting again: one more point of the latest
+    period grade (G1 in period1, G2 in period2; none in early) never lowers the headline grade; one more
+    past failure (up to 3) never raises it; one more absence never raises the grade of a student who sits
+    the exam (``sitter_g3`` when the model gives it, else the headline grade on rows with a real G3 > 0).
+    """
+    details = model.predict_details(frame)
+    headline = details["predicted_g3"].to_numpy(float)
+    p_pass = details["p_pass"].to_numpy(float)
+    lower, upper = details["lower"].to_numpy(float), details["upper"].to_numpy(float)
+    outside = (lower > headline + _TOLERANCE) | (upper < headline - _TOLERANCE)
+    if "likely_g3" in details.columns:  # the most likely grade is shown too
+        likely = details["likely_g3"].to_numpy(float)
+        outside |= (lower > likely + _TOLERANCE) | (upper < likely - _TOLERANCE)
+    counts = {
+        "interval_contains_headline": int(np.sum(outside)),
+        "headline_pass_agrees_with_p_pass": int(np.sum((headline >= PASS_MARK) != (p_pass >= 0.5))),
+        "band_agrees_with_band_probabilities": int(np.sum(_band_inconsistent(details))),
+    }
+    certain = _shown_as_certain(p_pass)
+    if "p_no_grade" in details.columns:
+        certain |= _shown_as_certain(details["p_no_grade"].to_numpy(float))
+    counts["probability_shown_as_0_or_100"] = int(certain.sum())
+
+    def changed(column: str, step: float, limit: float) -> tuple[np.ndarray, pd.DataFrame]:
+        room = frame[column].to_numpy(float) + step <= limit
+        moved = frame.copy()
+        moved[column] = np.where(room, frame[column].to_numpy(float) + step, frame[column].to_numpy(float))
+        return room, model.predict_details(moved)
+
+    latest = LATEST_GRADE[setup]
+    if latest is None:
+        counts["latest_grade_up_lowers_grade"] = 0
+    else:
+        room, after = changed(latest, 1, 20)
+        counts["latest_grade_up_lowers_grade"] = int(
+            np.sum(room & (after["predicted_g3"].to_numpy(float) < headline - _TOLERANCE))
+        )
+    room, after = changed("failures", 1, 3)
+    counts["failure_up_raises_grade"] = int(
+        np.sum(room & (after["predicted_g3"].to_numpy(float) > headline + _TOLERANCE))
+    )
+    room, after = changed("absences", 1, 93)
+    if "sitter_g3" in details.columns:
+        before_sitter, after_sitter = details["sitter_g3"].to_numpy(float), after["sitter_g3"].to_numpy(float)
+    else:
+        room &= frame[TARGET].to_numpy(float) > 0
+        before_sitter, after_sitter = headline, after["predicted_g3"].to_numpy(float)
+    counts["absences_up_raise_sitter_grade"] = int(np.sum(room & (after_sitter > before_sitter + _TOLERANCE)))
+    return counts
 
 
 def cross_validated_details(

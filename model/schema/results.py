@@ -94,6 +94,20 @@ SETUP_NOTES = {
 INTERVAL = "90% interval"
 
 
+PROBABILITY_FLOOR = 0.01  # 395 students: no shown chance is closer to certain than 1 in 100
+
+
+def percent_text(p: float) -> str:
+    """A probability as people read it: whole percent, never '0%' or '100%' ('below 1%', 'above 99%')."""
+    if p != p:  # NaN
+        return ""
+    if p < PROBABILITY_FLOOR:
+        return "below 1%"
+    if p > 1 - PROBABILITY_FLOOR:
+        return "above 99%"
+    return f"{min(max(round(p * 100), 1), 99)}%"
+
+
 def risk_text(level: str) -> str:
     """'high risk of failing'."""
     return f"{RISK_LABELS[level]} of failing"
