@@ -22,14 +22,14 @@ from model.schema.fields import BANDS, PASS_MARK, SETUPS, TARGET, bands
 
 PAPER_LETTER = {"period2": "A", "period1": "B", "early": "C"}
 METRICS = ("binary_accuracy", "five_level_accuracy", "rmse", "roc_auc", "brier", "ece", "interval_coverage",
-           "interval_width")  # fmt: skip
+           "interval_width", "no_grade_brier", "no_grade_ece", "no_grade_roc_auc")  # fmt: skip
 # Best maths result per cell in Cortez & Silva (2008), Tables 2-4 (accuracy in %, RMSE in points).
 PAPER_BEST: dict[str, dict[str, float]] = {
     "period2": {"binary_accuracy": 91.9, "five_level_accuracy": 78.5, "rmse": 1.75},
     "period1": {"binary_accuracy": 83.8, "five_level_accuracy": 60.5, "rmse": 2.46},
     "early": {"binary_accuracy": 70.6, "five_level_accuracy": 33.5, "rmse": 3.90},
 }
-LOWER_IS_BETTER = {"rmse", "brier", "ece"}
+LOWER_IS_BETTER = {"rmse", "brier", "ece", "no_grade_brier", "no_grade_ece"}
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,9 @@ def score(y: np.ndarray, details: pd.DataFrame) -> dict[str, float]:
     y = np.asarray(y, float)
     passed = y >= PASS_MARK
     p_pass = details["p_pass"].to_numpy(float)
-    predicted = details["predicted_g3"].to_numpy(float)
-    return {
+    point = "expected_g3" if "expected_g3" in details.columns else "predicted_g3"  # RMSE scores the mean
+    predicted = details[point].to_numpy(float)
+    result = {
         "binary_accuracy": float(np.mean((p_pass >= 0.5) == passed) * 100),
         "five_level_accuracy": float(np.mean(details["band"].to_numpy() == bands(y)) * 100),
         "rmse": float(np.sqrt(np.mean((predicted - y) ** 2))),
@@ -70,6 +71,12 @@ def score(y: np.ndarray, details: pd.DataFrame) -> dict[str, float]:
         "interval_coverage": float(np.mean((details["lower"] <= y) & (y <= details["upper"])) * 100),
         "interval_width": float(np.mean(details["upper"] - details["lower"])),
     }
+    if "p_no_grade" in details.columns:
+        no_grade, p_zero = y == 0, details["p_no_grade"].to_numpy(float)
+        result["no_grade_brier"] = float(brier_score_loss(no_grade, p_zero))
+        result["no_grade_ece"] = expected_calibration_error(no_grade, p_zero)
+        result["no_grade_roc_auc"] = float(roc_auc_score(no_grade, p_zero)) if 0 < no_grade.sum() < len(y) else np.nan
+    return result
 
 
 COHERENCE_RULES = (
@@ -108,11 +115,12 @@ def _band_inconsistent(details: pd.DataFrame) -> np.ndarray:
 def coherence_counts(model: Any, frame: pd.DataFrame, setup: str) -> dict[str, int]:
     """Rows of ``frame`` violating each rule of :data:`COHERENCE_RULES` for the fitted ``model`` of ``setup``.
 
-    Figures: the interval holds the headline grade (``predicted_g3``) and the most likely grade; headline >= 10 exactly when
-    P(pass) >= 0.5; the band agrees with the band probabilities; no probability (P(pass), P(no grade))
-    reads 0% or 100%. Directions, by changing one input and predicting again: one more point of the latest
-    period grade (G1 in period1, G2 in period2; none in early) never lowers the headline grade; one more
-    past failure (up to 3) never raises it; one more absence never raises the grade of a student who sits
+    Figures: the interval holds the headline grade (``predicted_g3``) and the most likely grade; headline
+    >= 10 exactly when P(pass) >= 0.5; the band agrees with the band probabilities; no probability
+    (P(pass), P(no grade)) reads 0% or 100%. Directions, by changing one input and predicting again: one
+    more point of the latest period grade (G1 in period1, G2 in period2; none in early) never lowers the
+    headline grade; one more past failure (up to 3) never raises it; one more absence never raises the
+    grade of a student who sits
     the exam (``sitter_g3`` when the model gives it, else the headline grade on rows with a real G3 > 0).
     """
     details = model.predict_details(frame)
@@ -215,7 +223,7 @@ def comparison_table(result: dict[str, dict[str, Summary]]) -> str:
     """A plain-text table of our figures beside the paper's best, one row per setup and task."""
     lines = [f"{'setup':<12}{'task':<22}{'mathsight':>18}{'paper best':>12}  verdict"]
     for setup, metrics in result.items():
-        for metric in METRICS:
+        for metric in (m for m in METRICS if m in metrics):
             ours = metrics[metric]
             paper = PAPER_BEST[setup].get(metric)
             label = f"{setup} ({PAPER_LETTER[setup]})"

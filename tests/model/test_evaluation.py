@@ -12,12 +12,12 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 from model.cli.main import main
 from model.ml.evaluation import PAPER_BEST, comparison_table, evaluate, expected_calibration_error, score, to_json
 
-# Floors from 2 protocol runs with fixed seeds; the 20-run figures in the README sit above them.
-# A regression in quality (or in the protocol) fails here.
+# Floors from 2 protocol runs of grade model v2 with fixed seeds (its figures less a small margin). A
+# regression in quality (or in the protocol) fails here.
 FLOORS = {
-    "early": {"binary_accuracy": 69.0, "five_level_accuracy": 33.0, "rmse": 3.95},
-    "period1": {"binary_accuracy": 83.0, "five_level_accuracy": 59.5, "rmse": 2.35},
-    "period2": {"binary_accuracy": 91.0, "five_level_accuracy": 77.5, "rmse": 1.65},
+    "early": {"binary_accuracy": 70.0, "five_level_accuracy": 31.0, "rmse": 3.97},
+    "period1": {"binary_accuracy": 85.0, "five_level_accuracy": 59.5, "rmse": 2.38},
+    "period2": {"binary_accuracy": 91.0, "five_level_accuracy": 77.5, "rmse": 1.62},
 }
 
 
@@ -55,8 +55,9 @@ def test_quality_floor_per_setup_on_the_real_data(raw_df: pd.DataFrame) -> None:
         assert got["binary_accuracy"].mean >= floors["binary_accuracy"], setup
         assert got["five_level_accuracy"].mean >= floors["five_level_accuracy"], setup
         assert got["rmse"].mean <= floors["rmse"], setup
-        assert 80.0 <= got["interval_coverage"].mean <= 97.0, setup
-        assert got["ece"].mean <= 0.1, setup
+        assert 88.0 <= got["interval_coverage"].mean <= 99.0, setup  # whole grades: the 90% set over-covers
+        assert got["ece"].mean <= 0.08, setup
+        assert got["no_grade_ece"].mean <= 0.05, setup
     table = comparison_table(result)
     assert "period2 (A)" in table and str(PAPER_BEST["early"]["rmse"]) in table
 
