@@ -37,7 +37,7 @@ def shap_waterfall(base_value: float, contributions: pd.Series, predicted: float
         )
     )
     figure.update_layout(
-        title="What moves the predicted grade (points out of 20)",
+        title="What moves the grade if the student sits the final exam (points out of 20)",
         yaxis={"autorange": "reversed"},
         xaxis={"title": "grade points", "range": [0, 21]},
         margin={"l": 10, "r": 10, "t": 40, "b": 10},

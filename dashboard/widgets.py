@@ -19,7 +19,7 @@ from streamlit.delta_generator import DeltaGenerator
 from dashboard.charts import shap_waterfall
 from dashboard.columns import RISK_COLOURS
 from model.errors import Problem
-from model.ml.explain import Factor, summary_text
+from model.ml.explain import CAVEAT, Factor, chances_text, grouped, lever_sentence
 from model.ml.grade_model import Explanation
 from model.schema import results
 from model.schema.fields import ATTRIBUTES, EXAMPLE_RECORD, FIELDS, GRADES, GROUPS, ID_COLUMN, FieldSpec
@@ -132,24 +132,30 @@ def risk_badge(risk: str) -> None:
 def prediction_panel(
     result: pd.Series, factors: list[Factor], explanation: Explanation, row: Any, record: Mapping[str, Any]
 ) -> None:
-    """The result of one student: grade and interval, P(pass) and risk, band, model, waterfall, sentences."""
-    grade, p_pass = float(result["predicted_g3"]), float(result["p_pass"])
-    left, middle, right = st.columns(3)
-    figure = {name: results.COLUMNS[name] for name in ("predicted_g3", "p_pass", "band")}
-    left.metric(figure["predicted_g3"].heading, f"{grade:.1f} / 20", help=figure["predicted_g3"].help)
-    left.caption(f"{results.INTERVAL}: {result['lower']:.1f} to {result['upper']:.1f}")
-    middle.metric(figure["p_pass"].heading, f"{p_pass:.0%}", help=figure["p_pass"].help)
+    """The result of one student: grade and interval, P(pass) and risk, risk of no final grade, band, model,
+    the chances in words, the waterfall and the factors grouped levers first."""
+    grade, p_pass, p_zero = float(result["predicted_g3"]), float(result["p_pass"]), float(result["p_no_grade"])
+    left, middle, zero, right = st.columns(4)
+    figure = {name: results.COLUMNS[name] for name in ("predicted_g3", "p_pass", "p_no_grade", "band")}
+    left.metric(figure["predicted_g3"].heading, f"{grade:.0f} / 20", help=figure["predicted_g3"].help)
+    left.caption(f"{results.INTERVAL}: {result['lower']:.0f} to {result['upper']:.0f}")
+    middle.metric(figure["p_pass"].heading, results.percent_text(p_pass), help=figure["p_pass"].help)
     with middle:
         risk_badge(str(result["risk"]))
+    zero.metric(figure["p_no_grade"].heading, results.percent_text(p_zero), help=figure["p_no_grade"].help)
     right.metric(figure["band"].heading, str(result["band"]), help=figure["band"].help)
-    right.caption(f"Band {result['band']}: {results.band_text(str(result['band']))}; most likely grade "
-                  f"{float(result['likely_g3']):.0f}")  # fmt: skip
-    st.caption("The predicted grade is an average over what may happen, pulled down by the small chance of a "
-               "final grade of 0 (students who drop out); the chance of passing and the band describe the most "
-               "likely outcome, so they can point a little higher than the average.")  # fmt: skip
+    right.caption(f"Band {result['band']}: {results.band_text(str(result['band']))}")
+    st.markdown(chances_text(p_pass, p_zero))
+    st.caption("Every figure comes from one predicted distribution: the grade is its median (so it is 10 or "
+               "more exactly when the chance of passing is 50% or more), the interval holds 90% of it, and the "
+               "risk of no final grade is its share at 0.")  # fmt: skip
     st.caption(f"Model version `{result['model_version']}` · setup **{result['setup']}**. "
                f"{setup_note(str(result['setup']))}")  # fmt: skip
     contributions = explanation.contributions.loc[row]
-    st.plotly_chart(shap_waterfall(explanation.base_value, contributions, grade), key=f"waterfall:{row}")
-    st.markdown(summary_text(grade, explanation.base_value, factors))
-    st.markdown("\n".join(f"- {factor.sentence}" for factor in factors))
+    sitting = float(explanation.raw_prediction[explanation.contributions.index.get_loc(row)])
+    st.plotly_chart(shap_waterfall(explanation.base_value, contributions, sitting), key=f"waterfall:{row}")
+    st.caption(f"The waterfall explains the expected grade if the student sits the final exam ({sitting:.1f}); "
+               f"{CAVEAT}")  # fmt: skip
+    for group, members in grouped(factors):
+        st.markdown(f"**{group.capitalize()}**")
+        st.markdown("\n".join(f"- {lever_sentence(factor)}" for factor in members))

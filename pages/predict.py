@@ -11,8 +11,9 @@ from dashboard.context import CurrentUser, engine, open_page, store
 from dashboard.text import md
 from dashboard.widgets import field_widget, prediction_panel, show_problems, student_form
 from model.errors import InvalidInput
+from model.ml.explain import CAVEAT, REVERSE_ASSOCIATION, REVERSE_NOTE, what_would_help
 from model.schema.fields import ACTIONABLE, FIELDS
-from model.schema.results import COLUMNS, INTERVAL
+from model.schema.results import COLUMNS, INTERVAL, percent_text
 from model.serving.service import NoActiveModel, Prediction, predict_one
 
 HONEST_NOTE = (
@@ -56,16 +57,35 @@ def _show(prediction: Prediction, record: dict[str, Any]) -> None:
     result = prediction.results.loc[row]
     st.header("Result")
     prediction_panel(result, prediction.factors[row], prediction.explanations[str(result["setup"])], row, record)
+    _help_most(result, record)
+
+
+def _help_most(result: pd.Series, record: dict[str, Any]) -> None:
+    """What would help most: realistic lever changes, computed with the real model, with the caveat."""
+    st.subheader("What would help most")
+    changes, start = what_would_help(store().get(str(result["setup"])).estimator, record)
+    if not changes:
+        st.markdown("No single realistic change of study time, going out, alcohol, absences, activities or "
+                    "internet raises this student's chance of passing in the model.")  # fmt: skip
+    else:
+        goal = "lifts the chance of passing above 50%" if changes[-1].p_pass >= 0.5 > start else "helps most"
+        steps = "; ".join(change.text for change in changes)
+        st.markdown(f"**{steps}** {goal}: chance of passing {percent_text(start)} → "
+                    f"{percent_text(changes[-1].p_pass)}, risk of no final grade "
+                    f"{percent_text(changes[-1].p_no_grade)}.")  # fmt: skip
+    st.caption(f"{CAVEAT} Support and paid classes are never suggested: they are {REVERSE_NOTE}.")
 
 
 def _compare(before: pd.Series, after: pd.Series) -> pd.DataFrame:
-    title = {name: COLUMNS[name].heading for name in ("predicted_g3", "p_pass", "band", "risk")}
+    title = {name: COLUMNS[name].heading for name in ("predicted_g3", "p_pass", "p_no_grade", "band", "risk")}
     rows = {
-        title["predicted_g3"]: (f"{before.predicted_g3:.1f}", f"{after.predicted_g3:.1f}",
-                                f"{after.predicted_g3 - before.predicted_g3:+.1f} points"),
-        INTERVAL: (f"{before.lower:.1f}-{before.upper:.1f}", f"{after.lower:.1f}-{after.upper:.1f}", ""),
-        title["p_pass"]: (f"{before.p_pass:.0%}", f"{after.p_pass:.0%}",
+        title["predicted_g3"]: (f"{before.predicted_g3:.0f}", f"{after.predicted_g3:.0f}",
+                                f"{after.predicted_g3 - before.predicted_g3:+.0f} points"),
+        INTERVAL: (f"{before.lower:.0f}-{before.upper:.0f}", f"{after.lower:.0f}-{after.upper:.0f}", ""),
+        title["p_pass"]: (percent_text(before.p_pass), percent_text(after.p_pass),
                           f"{(after.p_pass - before.p_pass) * 100:+.0f} percentage points"),
+        title["p_no_grade"]: (percent_text(before.p_no_grade), percent_text(after.p_no_grade),
+                              f"{(after.p_no_grade - before.p_no_grade) * 100:+.0f} percentage points"),
         title["band"]: (before.band, after.band, "" if before.band == after.band else f"{before.band} → {after.band}"),
         title["risk"]: (before.risk, after.risk, "" if before.risk == after.risk else f"{before.risk} → {after.risk}"),
     }  # fmt: skip
@@ -74,7 +94,10 @@ def _compare(before: pd.Series, after: pd.Series) -> pd.DataFrame:
 
 def _what_if(user: CurrentUser, state: dict[str, Any]) -> None:
     st.header("What if…")
-    st.caption("Change the factors a school can act on and recompute. Hypothetical: not written to the log.")
+    st.caption(
+        "Change the factors a school or family can act on and recompute. Hypothetical: not written to the "
+        f"log. {CAVEAT}"
+    )
     record = state["record"]
     changed = dict(record)
     with st.form(WHATIF_KEY):
@@ -95,6 +118,12 @@ def _what_if(user: CurrentUser, state: dict[str, Any]) -> None:
     st.markdown("**Changed:** " + ("; ".join(differences) if differences else "nothing (same as entered)"))
     before = state["prediction"].results.iloc[0]
     st.table(_compare(before, alternative.results.iloc[0]))
+    switched_off = [FIELDS[n].label for n in REVERSE_ASSOCIATION if record[n] == "yes" and changed[n] == "no"]
+    if switched_off:
+        st.warning(
+            f"{', '.join(switched_off)}: {REVERSE_NOTE}. A higher figure here is not a reason to stop it.",
+            icon=":material/warning:",
+        )
 
 
 def main() -> None:

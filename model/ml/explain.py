@@ -12,6 +12,7 @@ import pandas as pd
 
 from model.ml.grade_model import Explanation
 from model.schema.fields import FIELDS
+from model.schema.results import percent_text
 from model.schema.values import describe_value
 
 
@@ -154,3 +155,112 @@ def summary_text(predicted: float, base_value: float, factors: list[Factor]) -> 
     if up:
         parts.append("Raising it: " + "; ".join(up) + ".")
     return " ".join(parts)
+
+
+# ---------------------------------------------------------------------- levers, background, grades so far
+LEVERS = ("studytime", "absences", "schoolsup", "famsup", "paid", "activities", "goout", "Dalc", "Walc", "internet")
+GRADES_SO_FAR = ("G1", "G2", "failures")
+# Given because a student struggles (support) or bought by worried families (paid classes): in past students
+# these go with lower grades, which says nothing about what they do. Never presented as something to remove.
+REVERSE_ASSOCIATION = ("schoolsup", "famsup", "paid")
+REVERSE_NOTE = ("given to students who already struggle, so past students with it did worse; this is not an "
+                "effect of the support, and removing it would not help")  # fmt: skip
+CAVEAT = ("These are associations seen in 395 past students, not promises: changing a factor need not change "
+          "this student's grade the way the model says.")  # fmt: skip
+
+
+def group_of(name: str) -> str:
+    """'levers' (what a school or family can change), 'grades so far' or 'background'."""
+    if name in LEVERS:
+        return "levers"
+    return "grades so far" if name in GRADES_SO_FAR else "background"
+
+
+def grouped(factors: list[Factor]) -> list[tuple[str, list[Factor]]]:
+    """The factors by group, levers first, each group largest first (empty groups left out)."""
+    order = ("levers", "grades so far", "background")
+    groups = [(g, [f for f in factors if group_of(f.name) == g]) for g in order]
+    return [(g, fs) for g, fs in groups if fs]
+
+
+def lever_sentence(factor: Factor) -> str:
+    """The factor's sentence, with the reverse-association warning where it applies."""
+    if factor.name in REVERSE_ASSOCIATION:
+        return f"{factor.sentence} (reverse association: {REVERSE_NOTE})"
+    return factor.sentence
+
+
+def chances_text(p_pass: float, p_no_grade: float) -> str:
+    """P(pass) and P(no grade) in plain words."""
+    return (f"Of 100 past students like this one, about {_count(p_pass)} passed (chance of passing "
+            f"{percent_text(p_pass)}). The risk of no final grade is {percent_text(p_no_grade)}: about "
+            f"{_count(p_no_grade)} in 100 did not sit the final exam, which is a different warning from a low "
+            "grade (it often follows disengagement rather than difficulty).")  # fmt: skip
+
+
+def _count(p: float) -> str:
+    n = round(p * 100)
+    return "fewer than 1" if n < 1 else ("more than 99" if n > 99 else str(n))
+
+
+@dataclass(frozen=True)
+class Change:
+    """One realistic change of a lever and the model's P(pass) and P(no grade) after it."""
+
+    name: str
+    before: Any
+    after: Any
+    p_pass: float
+    p_no_grade: float
+
+    @property
+    def text(self) -> str:
+        return f"{FIELDS[self.name].label}: {self.before} → {self.after}"
+
+
+def _steps(record: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """Realistic one-step changes of the levers that are not reverse-associated."""
+    steps: list[tuple[str, Any]] = []
+    value = record.get
+    if value("studytime") is not None and int(value("studytime")) < 4:
+        steps.append(("studytime", int(value("studytime")) + 1))
+    for name in ("goout", "Dalc", "Walc"):
+        if value(name) is not None and int(value(name)) > 1:
+            steps.append((name, int(value(name)) - 1))
+    if value("absences") is not None and int(value("absences")) > 0:
+        steps.append(("absences", max(0, int(value("absences")) - 5)))
+    for name in ("activities", "internet"):
+        if value(name) == "no":
+            steps.append((name, "yes"))
+    return steps
+
+
+def what_would_help(estimator: Any, record: Mapping[str, Any], most: int = 3) -> tuple[list[Change], float]:
+    """The smallest set (greedy, up to ``most``) of realistic lever changes that lifts P(pass) above 50%, or
+    else the best single change, computed with the real model; changes that raise the risk of no final
+    grade or do not raise P(pass) are left out. Returns the changes (cumulative figures) and today's P(pass)."""
+    current = dict(record)
+    base = estimator.predict_details(pd.DataFrame([current]))
+    start, start_zero = float(base["p_pass"].iloc[0]), float(base["p_no_grade"].iloc[0])
+    chosen: list[Change] = []
+    p_now, zero_now = start, start_zero
+    while len(chosen) < most and (p_now < 0.5 or not chosen):
+        steps = [(n, v) for n, v in _steps(current) if n not in {c.name for c in chosen}]
+        if not steps:
+            break
+        trial = pd.DataFrame([{**current, name: v} for name, v in steps])
+        details = estimator.predict_details(trial)
+        gains = details["p_pass"].to_numpy(float) - p_now
+        safe = (gains > 1e-6) & (details["p_no_grade"].to_numpy(float) <= zero_now + 1e-9)
+        if not safe.any():
+            break
+        best = int(np.argmax(np.where(safe, gains, -np.inf)))
+        name, v = steps[best]
+        p_now, zero_now = float(details["p_pass"].iloc[best]), float(details["p_no_grade"].iloc[best])
+        chosen.append(Change(name, current[name], v, p_now, zero_now))
+        current[name] = v
+        if start >= 0.5:
+            break
+    if chosen and chosen[-1].p_pass < 0.5:  # no set reaches 50%: the best single change only
+        chosen = chosen[:1]
+    return chosen, start

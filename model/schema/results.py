@@ -131,15 +131,22 @@ _COLUMNS = (
     ResultColumn("setup", "Setup", "category", "The model used, by the grades given: early (none), "
                  "period1 (G1), period2 (G1 and G2)", values=SETUPS),
     ResultColumn("model_version", "Model version", "text", "The model version that made the prediction"),
-    ResultColumn("predicted_g3", "Predicted G3", "grade", f"The model's estimate of the final maths grade, "
-                 f"0-20; {PASS_MARK} is a pass", title="Predicted final grade (G3)"),
-    ResultColumn("lower", "From", "grade", f"Lower end of the {INTERVAL} of the final grade"),
+    ResultColumn("predicted_g3", "Predicted G3", "grade", f"The predicted final maths grade, 0-20: the median of "
+                 f"the student's predicted distribution, so it is {PASS_MARK} or more exactly when the chance of "
+                 f"passing is 50% or more", title="Predicted final grade (G3)"),
+    ResultColumn("lower", "From", "grade", f"Lower end of the {INTERVAL} of the final grade (0 when not sitting "
+                 "the final exam is likely enough)"),
     ResultColumn("upper", "To", "grade", f"Upper end of the {INTERVAL} of the final grade"),
-    ResultColumn("likely_g3", "Most likely", "grade", "Most likely final grade (decides band and pass)",
+    ResultColumn("likely_g3", "Most likely", "grade", "The grade that decides band and pass: the median of the "
+                 "predicted distribution (the predicted grade; kept as its own field for older clients)",
                  title="Most likely final grade"),
-    ResultColumn("p_pass", "P(pass)", "probability", f"Probability of a final grade of {PASS_MARK} or more",
+    ResultColumn("p_pass", "P(pass)", "probability", f"Probability of a final grade of {PASS_MARK} or more; "
+                 "never shown as 0% or 100% (395 past students cannot support more than 1 in 100)",
                  title=f"Chance of passing (G3 ≥ {PASS_MARK})"),
-    ResultColumn("band", "Band", "category", f"The 5 levels of Cortez & Silva (2008), for the most likely "
+    ResultColumn("p_no_grade", "No-grade risk", "probability", "Risk of no final grade: the chance the student "
+                 "does not sit the final exam (G3 = 0). In the UCI data this is the strongest early warning sign, "
+                 "and it is not the same as a low grade", title="Risk of no final grade"),
+    ResultColumn("band", "Band", "category", f"The 5 levels of Cortez & Silva (2008), for the predicted "
                  f"grade: {_BANDS_HELP}", title="Likely band", values=tuple(BANDS)),
     ResultColumn("risk", "Risk", "category", "Risk of failing, from the chance of passing: "
                  + ", ".join(RISKS), title="Risk of failing", values=RISKS),
@@ -164,7 +171,7 @@ COLUMNS: dict[str, ResultColumn] = {column.name: column for column in _COLUMNS}
 
 # The tables: which columns each output has, in order.
 RESULT_COLUMNS = ("student_id", "setup", "model_version", "predicted_g3", "lower", "upper", "likely_g3", "p_pass",
-                  "band", "risk")  # fmt: skip  # the prediction service's results (index: row)
+                  "band", "risk", "p_no_grade")  # fmt: skip  # the prediction service's results (index: row)
 API_COLUMNS = ("row", *RESULT_COLUMNS)  # one student's JSON, beside its factors
 DOWNLOAD_COLUMNS = ("row", *RESULT_COLUMNS, *FACTOR_COLUMNS)  # the predictions CSV
 HISTORY_COLUMNS = ("student_key", "prediction_id", "created_at", "channel", "setup", "model_version_id",

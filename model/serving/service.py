@@ -52,7 +52,7 @@ CHUNK_ROWS = 20_000
 SETUP_ORDER = ("period2", "period1", "early")
 INPUT_COLUMNS = (*ATTRIBUTES, *GRADES)
 log = logging.getLogger(__name__)
-LOGGED_RESULTS = ("setup", "predicted_g3", "lower", "upper", "p_pass", "band", "risk")  # log columns of the same name
+LOGGED_RESULTS = ("setup", "predicted_g3", "lower", "upper", "p_pass", "p_no_grade", "band", "risk")  # log columns
 
 
 class NoActiveModel(RuntimeError):

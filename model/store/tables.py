@@ -218,6 +218,7 @@ class PredictionLog(Base):
     lower: Mapped[float | None] = mapped_column(sa.Double)
     upper: Mapped[float | None] = mapped_column(sa.Double)
     p_pass: Mapped[float | None] = mapped_column(sa.Double)
+    p_no_grade: Mapped[float | None] = mapped_column(sa.Double)  # grade model v2: P(G3 = 0); NULL before it
     band: Mapped[str | None] = mapped_column(sa.String(4))
     risk: Mapped[str | None] = mapped_column(sa.String(16))
     latency_ms: Mapped[float | None] = mapped_column(sa.Double)

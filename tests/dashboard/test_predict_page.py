@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from model.schema.fields import ATTRIBUTES, FIELDS, GRADES
-from model.schema.results import COLUMNS, INTERVAL, SETUP_NOTES
+from model.schema.results import COLUMNS, INTERVAL, SETUP_NOTES, percent_text
 from model.schema.validation import G2_WITHOUT_G1
 from model.serving.service import ModelStore, predict_one
 from model.settings import get_settings
@@ -61,14 +61,20 @@ def test_predicting_a_real_student_shows_the_whole_result_and_logs_once(
     expected = predict_one(ModelStore(engine, settings=get_settings()), engine, student | {"G1": None, "G2": None},
                            channel="ui", log=False).results.iloc[0]  # fmt: skip
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Predicted final grade (G3)"] == f"{expected.predicted_g3:.1f} / 20"
-    assert metrics["Chance of passing (G3 ≥ 10)"] == f"{expected.p_pass:.0%}"
+    assert metrics["Predicted final grade (G3)"] == f"{expected.predicted_g3:.0f} / 20"
+    assert metrics["Chance of passing (G3 ≥ 10)"] == percent_text(expected.p_pass)
+    assert metrics["Risk of no final grade"] == percent_text(expected.p_no_grade)
     assert metrics["Likely band"] == expected.band
     words = texts(at)
-    assert f"90% interval: {expected.lower:.1f} to {expected.upper:.1f}" in words
+    assert f"90% interval: {expected.lower:.0f} to {expected.upper:.0f}" in words
     assert f"Band {expected.band}:" in words
     assert expected.model_version in words and SETUP_NOTES["early"] in words
-    assert "An average student is predicted" in words and words.count(" points") >= 5
+    assert "Of 100 past students like this one" in words and "did not sit the final exam" in words
+    assert words.count(" points") >= 5 and "not promises" in words
+    assert words.index("**Levers**") < min(
+        words.index(g) for g in ("**Background**", "**Grades so far**") if g in words
+    )
+    assert "What would help most" in words
     assert len(at.get("plotly_chart")) == 1
     assert f"{expected.risk} risk of failing" in words
     rows = _log(app_db_url)
@@ -122,13 +128,26 @@ def test_what_if_shows_the_new_prediction_beside_the_old_one(
     before = predict_one(store, engine, student | {"G1": None, "G2": None}, channel="ui", log=False).results.iloc[0]
     changed = student | {"G1": None, "G2": None, "studytime": 4, "absences": 0}
     after = predict_one(store, engine, changed, channel="ui", log=False).results.iloc[0]
-    grade, chance = COLUMNS["predicted_g3"].heading, COLUMNS["p_pass"].heading
-    assert list(table.index) == [grade, INTERVAL, chance, COLUMNS["band"].heading, COLUMNS["risk"].heading]
-    assert table.loc[grade, "As entered"] == f"{before.predicted_g3:.1f}"
-    assert table.loc[grade, "What if"] == f"{after.predicted_g3:.1f}"
-    assert table.loc[chance, "What if"] == f"{after.p_pass:.0%}"
+    grade, chance, zero = (COLUMNS[n].heading for n in ("predicted_g3", "p_pass", "p_no_grade"))
+    assert list(table.index) == [grade, INTERVAL, chance, zero, COLUMNS["band"].heading, COLUMNS["risk"].heading]
+    assert table.loc[grade, "As entered"] == f"{before.predicted_g3:.0f}"
+    assert table.loc[grade, "What if"] == f"{after.predicted_g3:.0f}"
+    assert table.loc[chance, "What if"] == percent_text(after.p_pass)
+    assert table.loc[zero, "What if"] == percent_text(after.p_no_grade)
+    assert "not promises" in texts(at)
     assert "Weekly study time: 1 → 4" in texts(at) and f"School absences: {student['absences']} → 0" in texts(at)
     assert len(_log(app_db_url)) == 1  # the what-if is hypothetical: not logged
+
+
+def test_switching_support_off_in_the_what_if_is_never_presented_as_help(
+    teacher_account: Account, student: dict[str, Any]
+) -> None:
+    at = _fill(page_test("predict.py", teacher_account.user).run(), student | {"schoolsup": "yes"})
+    assert "Extra educational support" not in " ".join(m.value for m in at.markdown if "help most" in m.value)
+    at.selectbox(key="whatif:schoolsup").set_value("no")
+    at = _submit(at, "Recompute")
+    assert not at.exception
+    assert any("not a reason to stop it" in w.value and "removing it would not help" in w.value for w in at.warning)
 
 
 def test_a_new_student_resets_the_what_if(teacher_account: Account, student: dict[str, Any]) -> None:

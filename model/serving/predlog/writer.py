@@ -46,7 +46,7 @@ def student_keys(student_ids: Sequence[str | None], settings: Settings) -> list[
 
 LOG_FIELDS = (
     *("request_id", "user_id", "channel", "model_version_id", "setup", "student_key", "inputs"),
-    *("predicted_g3", "lower", "upper", "p_pass", "band", "risk", "latency_ms", "status", "error_type"),
+    *("predicted_g3", "lower", "upper", "p_pass", "p_no_grade", "band", "risk", "latency_ms", "status", "error_type"),
 )
 
 
