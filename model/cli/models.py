@@ -19,7 +19,7 @@ from model.cli.common import (
 )
 from model.ml import dataset, training
 from model.ml.compare import compare_versions
-from model.ml.evaluation import comparison_table, evaluate, to_json
+from model.ml.evaluation import coherence_report, coherence_table, comparison_table, evaluate, to_json
 from model.ml.export import export_version, load_export, to_onnx
 from model.ml.modelcard import build_model_card
 from model.ml.training import train_setup
@@ -51,8 +51,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result = evaluate(frame, runs=args.runs, setups=chosen_setups(args.setup), n_jobs=args.jobs)
     print(f"Cortez & Silva (2008) protocol: 10-fold CV x {args.runs} runs, {len(frame)} students")
     print(comparison_table(result))
+    coherence = coherence_report(frame, chosen_setups(args.setup))
+    print(coherence_table(coherence))
     if args.json:
-        Path(args.json).write_text(json.dumps(to_json(result), indent=2), "utf-8")
+        payload = to_json(result) | {"coherence": coherence}
+        Path(args.json).write_text(json.dumps(payload, indent=2), "utf-8")
     return EXIT_OK
 
 

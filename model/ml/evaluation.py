@@ -169,6 +169,25 @@ def coherence_counts(model: Any, frame: pd.DataFrame, setup: str) -> dict[str, i
     return counts
 
 
+def coherence_report(frame: pd.DataFrame, setups: Iterable[str] = SETUPS) -> dict[str, dict[str, int]]:
+    """:func:`coherence_counts` of each setup's default model fitted on all of ``frame`` (as ``bootstrap``
+    trains it), on every row of ``frame``."""
+    report = {}
+    for setup in setups:
+        model = GradeModel(setup=setup, **DEFAULT_PARAMS[setup]).fit(frame, frame[TARGET].to_numpy(float))
+        report[setup] = coherence_counts(model, frame, setup)
+    return report
+
+
+def coherence_table(report: dict[str, dict[str, int]]) -> str:
+    """Rows violating each rule, one line per rule, one column per setup (must all be 0)."""
+    setups = list(report)
+    lines = [f"{'coherence rule (rows violating)':<40}" + "".join(f"{s:>10}" for s in setups)]
+    for rule in COHERENCE_RULES:
+        lines.append(f"{rule:<40}" + "".join(f"{report[s][rule]:>10}" for s in setups))
+    return "\n".join(lines)
+
+
 def cross_validated_details(
     frame: pd.DataFrame, setup: str, run: int, params: dict[str, Any] | None = None, folds: int = 10
 ) -> pd.DataFrame:

@@ -166,10 +166,11 @@ def test_the_risk_level_follows_the_app_s_threshold_settings(make_client, keys: 
     headers = {"X-API-Key": keys.predict}
     default = make_client().post("/v1/predict", json=EARLY, headers=headers).json()
     p_pass = default["p_pass"]
-    assert 0.5 <= p_pass < 0.75 and default["risk"] == "medium"  # an uncertain student at the start of the year
-    table = {"risk_high_below": (p_pass + 0.75) / 2, "risk_medium_below": 0.9}
+    assert 0.01 <= p_pass < 0.5 and default["risk"] == "high"  # grade model v2: a likely fail at the start of the year
+    table = {"risk_high_below": p_pass / 2, "risk_medium_below": (p_pass + 1) / 2}
     configured = make_client(**table).post("/v1/predict", json=EARLY, headers=headers).json()
-    assert configured["p_pass"] == p_pass and configured["risk"] == "high"
+    assert configured["p_pass"] == p_pass and configured["risk"] == "medium"
+    assert 0.01 <= configured["p_no_grade"] <= 0.99  # the API's probabilities are floats bounded by the model
     assert configured["risk"] == risk_level(np.array([p_pass]), Thresholds(**table))[0]
 
 

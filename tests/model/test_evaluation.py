@@ -10,7 +10,15 @@ import pytest
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from model.cli.main import main
-from model.ml.evaluation import PAPER_BEST, comparison_table, evaluate, expected_calibration_error, score, to_json
+from model.ml.evaluation import (
+    COHERENCE_RULES,
+    PAPER_BEST,
+    comparison_table,
+    evaluate,
+    expected_calibration_error,
+    score,
+    to_json,
+)
 
 # Floors from 2 protocol runs of grade model v2 with fixed seeds (its figures less a small margin). A
 # regression in quality (or in the protocol) fails here.
@@ -68,6 +76,7 @@ def test_evaluate_cli_writes_the_documented_json(student_csv_path, tmp_path) -> 
                  "--json", str(out)])  # fmt: skip
     assert code == 0
     payload = json.loads(out.read_text())
+    assert payload["coherence"]["period2"] == dict.fromkeys(COHERENCE_RULES, 0)
     cell = payload["setups"]["period2"]
     for metric in ("binary_accuracy", "five_level_accuracy", "rmse", "roc_auc", "brier", "interval_coverage"):
         assert set(cell[metric]) == {"mean", "std"}
