@@ -15,6 +15,7 @@ from dashboard.downloads import download_link
 from dashboard.tables import show_table
 from dashboard.text import md
 from model.errors import BatchRejected
+from model.ml.explain import CAVEAT, chances_text, grouped, lever_sentence
 from model.schema.fields import MAX_ROWS
 from model.schema.published import template_csv
 from model.schema.results import DOWNLOAD_COLUMNS, PROBLEM_COLUMNS, RISK_LABELS
@@ -25,10 +26,22 @@ RESULT_KEY = "upload_result"
 ORDERS = {
     "Highest risk first": ("p_pass", True),
     "Lowest risk first": ("p_pass", False),
+    "Highest risk of no final grade first": ("p_no_grade", False),
     "Spreadsheet row": ("row", True),
 }
 MAX_PICK = 2000
-SHOWN_FIRST = ("row", "student_id", "risk", "p_pass", "predicted_g3", "lower", "upper", "likely_g3", "band")
+SHOWN_FIRST = (
+    "row",
+    "student_id",
+    "risk",
+    "p_pass",
+    "p_no_grade",
+    "predicted_g3",
+    "lower",
+    "upper",
+    "likely_g3",
+    "band",
+)
 
 
 def predict_upload(upload: Any, user_id: int) -> dict[str, Any]:
@@ -92,7 +105,7 @@ def show_results(table: pd.DataFrame, results_csv: bytes) -> pd.DataFrame:
 
 def _student_label(row: pd.Series) -> str:
     who = row["student_id"] if isinstance(row["student_id"], str) else "no student id"
-    return f"row {row['row']} · {who} · {RISK_LABELS[row['risk']]} · predicted {row['predicted_g3']:.1f}"
+    return f"row {row['row']} · {who} · {RISK_LABELS[row['risk']]} · predicted {row['predicted_g3']:.0f}"
 
 
 def show_explanation(prediction: Prediction, ordered: pd.DataFrame) -> None:
@@ -110,9 +123,15 @@ def show_explanation(prediction: Prediction, ordered: pd.DataFrame) -> None:
         return
     result = prediction.results.loc[row]
     explanation = prediction.explanations[result["setup"]]
-    figure = shap_waterfall(explanation.base_value, explanation.contributions.loc[row], float(result["predicted_g3"]))
+    sitting = float(explanation.raw_prediction[explanation.contributions.index.get_loc(row)])
+    figure = shap_waterfall(explanation.base_value, explanation.contributions.loc[row], sitting)
+    st.markdown(chances_text(float(result["p_pass"]), float(result["p_no_grade"])))
     st.plotly_chart(figure, width="stretch")
-    st.markdown("\n".join(f"- {factor.sentence}" for factor in prediction.factors[row]))
+    st.caption(f"The waterfall explains the expected grade if the student sits the final exam ({sitting:.1f}); "
+               f"{CAVEAT}")  # fmt: skip
+    for group, members in grouped(prediction.factors[row]):
+        st.markdown(f"**{group.capitalize()}**")
+        st.markdown("\n".join(f"- {lever_sentence(factor)}" for factor in members))
 
 
 def show_class_charts(prediction: Prediction) -> None:

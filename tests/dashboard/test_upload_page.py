@@ -77,6 +77,7 @@ def test_class_upload_reports_bad_rows_and_predicts_the_rest(
     results = at.dataframe[1].value
     assert len(results) == 392
     assert results["p_pass"].is_monotonic_increasing
+    assert results["p_no_grade"].between(0.01, 0.99).all()  # the class table shows the risk of no final grade
     assert not set(results["row"]) & {6, 12, 202}
     assert results.loc[results["row"] == 2, "student_id"].item() == "'" + EVIL_ID  # the toolbar's CSV is safe too
 
@@ -91,6 +92,7 @@ def test_class_upload_reports_bad_rows_and_predicts_the_rest(
     downloaded = pd.read_csv(io.BytesIO(at.session_state["upload_result"]["results_csv"]), encoding="utf-8-sig")
     assert downloaded.loc[downloaded["row"] == 2, "student_id"].item() == "'" + EVIL_ID
     assert len(downloaded) == 392
+    assert downloaded["p_no_grade"].between(0.01, 0.99).all()
 
 
 def test_a_row_with_g2_but_no_g1_is_rejected_and_the_others_go_through(
@@ -123,7 +125,12 @@ def test_choosing_a_student_explains_without_predicting_again(
     assert len(log_rows(app_db_url)) == 395
     assert len(at.get("plotly_chart")) == charts_before + 1
     sentences = at.session_state["upload_result"]["prediction"].factors[riskiest]
-    assert all(f.sentence in at.markdown[-1].value for f in sentences)
+    words = "\n".join(m.value for m in at.markdown)
+    assert all(f.sentence in words for f in sentences)
+    assert "did not sit the final exam" in words
+
+    at.radio(key="upload_order").set_value("Highest risk of no final grade first").run()
+    assert at.dataframe[1].value["p_no_grade"].is_monotonic_decreasing
 
     at.radio(key="upload_order").set_value("Spreadsheet row").run()
     assert at.dataframe[1].value["row"].is_monotonic_increasing
