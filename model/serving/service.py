@@ -73,6 +73,15 @@ class ModelUnavailable(NoActiveModel):
         self.reason = str(refusal)
 
 
+class LegacyModel(NoActiveModel):
+    """The active version of a setup was trained by grade model v1 and cannot give the v2 figures."""
+
+    def __init__(self, setup: str) -> None:
+        super().__init__(setup, f"the active {setup} model was trained by grade model v1 and cannot give the risk of "
+                                f"no final grade; train and promote a new one: "
+                                f"`python -m model train --setup {setup} --activate`")  # fmt: skip
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     """An active model version, loaded and verified."""
@@ -147,11 +156,14 @@ class ModelStore:
     def get(self, setup: str) -> LoadedModel:
         self.refresh()
         try:
-            return self._models[setup]
+            model = self._models[setup]
         except KeyError:
             if setup in self._refused:
                 raise ModelUnavailable(setup, self._refused[setup]) from None
             raise NoActiveModel(setup) from None
+        if "nograde_head_" not in model.estimator.__dict__:
+            raise LegacyModel(setup)
+        return model
 
     def active(self) -> dict[str, LoadedModel]:
         self.refresh()

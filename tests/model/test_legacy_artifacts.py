@@ -49,3 +49,21 @@ def test_the_old_paths_are_what_the_artifact_names(trained_models: dict, monkeyp
         monkeypatch.delitem(sys.modules, old)
     with pytest.raises(ModuleNotFoundError, match="model.pipelines"):
         _load(blob)
+
+
+def test_an_active_version_of_grade_model_v1_is_refused_with_a_clear_message(trained_models: dict, tmp_path) -> None:
+    import copy
+    import dataclasses
+
+    from model.serving.service import LegacyModel, ModelStore, NoActiveModel
+    from model.store.db import get_engine
+    from tests.conftest import install_models
+
+    old = copy.deepcopy(trained_models["early"].estimator)
+    del old.__dict__["nograde_head_"]  # what a v1 artifact holds: mean and median heads, no no-grade head
+    url = f"sqlite:///{tmp_path / 'v1.db'}"
+    install_models(url, {"early": dataclasses.replace(trained_models["early"], estimator=old)})
+    store = ModelStore(get_engine(url), settings=get_settings())
+    with pytest.raises(LegacyModel, match=r"grade model v1.*python -m model train --setup early --activate") as error:
+        store.get("early")
+    assert isinstance(error.value, NoActiveModel)  # every front already shows this error as a message
