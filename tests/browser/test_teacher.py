@@ -73,11 +73,13 @@ def test_teacher_predicts_one_student_and_sees_the_explanation(page: Page) -> No
     assert grade.endswith("/ 20") and 0 <= float(grade.split("/")[0]) <= 20
     expect(page.get_by_text("90% interval:")).to_be_visible()
     assert metric_value(page, "Chance of passing (G3 ≥ 10)").endswith("%")
+    assert metric_value(page, "Risk of no final grade").endswith("%")  # its own figure (grade model v2)
     expect(page.get_by_text("risk of failing")).to_be_visible()
     expect(page.get_by_text("setup early", exact=False)).to_be_visible()  # no grades given: early warning
     chart = page.get_by_test_id("stPlotlyChart").first
     expect(chart.locator(".js-plotly-plot")).to_be_visible()
-    expect(page.get_by_text("An average student is predicted")).to_be_visible()
+    expect(page.get_by_text("Of 100 past students like this one")).to_be_visible()
+    expect(page.get_by_text("What would help most")).to_be_visible()
     sentences = page.get_by_test_id("stMarkdown").locator("li").filter(has_text="points")
     expect(sentences.first).to_be_visible()
     assert sentences.count() >= 3  # the top factors in plain words, each with its points

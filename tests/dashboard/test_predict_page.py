@@ -174,3 +174,18 @@ def test_a_swapped_artifact_says_the_model_is_unavailable(
     (error,) = at.error
     assert error.value.startswith("No model is available for this student: the model for setup 'early' is unavailable")
     assert "HMAC" not in error.value
+
+
+def test_a_student_with_a_high_no_grade_risk_sees_it_as_its_own_warning(
+    teacher_account: Account, raw_df: pd.DataFrame, trained_models: dict
+) -> None:
+    details = trained_models["period1"].estimator.predict_details(raw_df)
+    row = raw_df.loc[details["p_no_grade"].idxmax()]
+    record = {name: row[name].item() if hasattr(row[name], "item") else row[name] for name in (*ATTRIBUTES, *GRADES)}
+    at = _fill(page_test("predict.py", teacher_account.user).run(), record, grades=("G1",))
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    shown = metrics["Risk of no final grade"]
+    assert shown.endswith("%") and int(shown.removesuffix("%").split()[-1]) >= 30, shown
+    words = texts(at)
+    assert f"The risk of no final grade is {shown}" in words and "different warning from a low grade" in words
