@@ -43,7 +43,7 @@ from model.store.db import UPSERT_INSERTS, json_dumps
 from model.store.tables import SETUPS, ActiveModel, ModelVersion, utcnow
 
 _ROLLBACK_ATTEMPTS = 5
-SIGNATURE_SCHEME = 2  # 1: the HMAC of the artifact bytes alone (versions stored before migration 0008)
+SIGNATURE_SCHEME = 2  # 1: the HMAC of the artifact bytes alone (versions stored before migration 0006)
 
 
 class RegistryError(UserError):

@@ -405,7 +405,7 @@ def test_old_scheme_versions_are_refused_until_re_signed_and_only_if_they_pass_t
     engine: sa.Engine, fitted, students
 ) -> None:
     good, bad = _register(engine, fitted), _register(engine, fitted)
-    with db.session_scope(engine) as session:  # as rows stored before migration 0008 look
+    with db.session_scope(engine) as session:  # as rows stored before migration 0006 look
         for version_id, key in ((good, None), (bad, b"another-key")):
             version = registry.get_version(session, version_id)
             old = registry.sign(version.artifact, settings=get_settings()) if key is None else hmac.new(

@@ -2,7 +2,7 @@
 "needs attention" index.
 
 Revision ID: 0007_student_ref_interventions
-Revises: 0008_artifact_binding
+Revises: 0006_artifact_binding
 Create Date: 2026-12-01 23:00:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 
 
 revision: str = "0007_student_ref_interventions"
-down_revision: str | Sequence[str] | None = "0008_artifact_binding"
+down_revision: str | Sequence[str] | None = "0006_artifact_binding"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

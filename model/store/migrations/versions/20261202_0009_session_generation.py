@@ -1,7 +1,7 @@
 """Server-side sign-in sessions: a session generation per user and the token ids signed out early.
 
-Revision ID: 0006_session_generation
-Revises: 0011_school_settings
+Revision ID: 0009_session_generation
+Revises: 0008_school_settings
 Create Date: 2026-12-02 00:00:00
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006_session_generation"
-down_revision: str | Sequence[str] | None = "0011_school_settings"
+revision: str = "0009_session_generation"
+down_revision: str | Sequence[str] | None = "0008_school_settings"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """Grade model v2: the prediction log keeps the risk of no final grade (P(G3 = 0)) beside P(pass).
 
 Revision ID: 0010_grade_v2
-Revises: 0011_school_settings (chained on main's head at rebase)
+Revises: 0009_session_generation
 Create Date: 2026-12-01 23:40:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010_grade_v2"
-down_revision: str | Sequence[str] | None = "0011_school_settings"
+down_revision: str | Sequence[str] | None = "0009_session_generation"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,6 +1,6 @@
 """The thresholds a school's admin sets (risk cut-offs, "risk rose", the year's end).
 
-Revision ID: 0011_school_settings
+Revision ID: 0008_school_settings
 Revises: 0007_student_ref_interventions
 Create Date: 2026-12-01 23:30:00
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0011_school_settings"
+revision: str = "0008_school_settings"
 down_revision: str | Sequence[str] | None = "0007_student_ref_interventions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

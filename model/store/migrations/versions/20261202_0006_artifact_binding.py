@@ -5,7 +5,7 @@ at load until ``registry.resign_legacy_versions`` (which needs the secret key, s
 application, not here) checks them with that scheme and signs them under scheme 2, which binds the
 version id, setup, schema version, training data and metrics.
 
-Revision ID: 0008_artifact_binding
+Revision ID: 0006_artifact_binding
 Revises: 0005_used_signin_code
 Create Date: 2026-12-02 00:00:00
 """
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008_artifact_binding"
+revision: str = "0006_artifact_binding"
 down_revision: str | Sequence[str] | None = "0005_used_signin_code"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
