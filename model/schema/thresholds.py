@@ -12,10 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import date
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from model.settings import Settings
 
 RISK_LEVELS = ("high", "medium", "low")
 DRIFT_STATUSES = ("act", "watch", "ok")
@@ -64,8 +60,12 @@ class Thresholds:
             raise ThresholdError(f"{setting('drift_p_value')} must be between 0 and 1, got {self.drift_p_value}")
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Thresholds:
-        """The table as configured; raises :class:`ThresholdError` when the levels contradict each other."""
+    def from_settings(cls, settings: object) -> Thresholds:
+        """The table as configured; raises :class:`ThresholdError` when the levels contradict each other.
+
+        ``settings`` is a :class:`model.settings.Settings` (or anything with its threshold attributes); it is
+        not imported here, so that ``settings`` may import this table without a circle.
+        """
         return cls(**{f.name: getattr(settings, SETTING_OF.get(f.name, f.name)) for f in fields(cls)})
 
 
