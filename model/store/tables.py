@@ -22,6 +22,8 @@ CHANNELS = ("ui", "api", "cli")
 STATUSES = ("ok", "rejected", "error")
 INTERVENTION_KINDS = ("tutoring", "study_plan", "guardian_meeting", "attendance_plan", "support_referral", "other")
 INTERVENTION_STATUSES = ("planned", "active", "done", "stopped")
+FEEDBACK_CATEGORIES = ("useful", "not_useful", "wrongly_flagged", "already_handled", "not_applicable")
+NEGATIVE_FEEDBACK = ("not_useful", "wrongly_flagged")  # what the alert on feedback rate counts
 MONITORING_COLUMNS = (
     *("latency_ms", "created_at", "is_demo", "status", "channel", "band", "risk", "error_type", "predicted_g3"),
 )
@@ -241,16 +243,18 @@ class Outcome(Base):
 
 
 class Feedback(Base):
-    """A teacher's remark that a prediction looks wrong."""
+    """A teacher's verdict on one of their predictions (a category of FEEDBACK_CATEGORIES), with an optional why."""
 
     __tablename__ = "feedback"
+    __table_args__ = (_one_of("category", FEEDBACK_CATEGORIES),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     prediction_id: Mapped[int] = mapped_column(
         BigIntegerId, sa.ForeignKey("prediction_log.id", ondelete="CASCADE"), index=True
     )
     user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
-    reason: Mapped[str] = mapped_column(sa.Text)
+    category: Mapped[str] = mapped_column(sa.String(32))
+    reason: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

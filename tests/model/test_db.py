@@ -12,12 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from model.settings import PROJECT_ROOT, get_settings
 from model.store import db
-from model.store.tables import ApiKey, AuditLog, Base, PredictionLog, User
+from model.store.tables import ApiKey, AuditLog, Base, Feedback, PredictionLog, User
 
 
 @pytest.fixture(autouse=True)
@@ -179,3 +180,21 @@ def test_prediction_log_bulk_insert_autoincrements_and_keys_are_unique(engine: s
         assert all(r.created_at.tzinfo == UTC for r in logged)
     with pytest.raises(sa.exc.IntegrityError), db.session_scope(engine) as session:
         session.execute(sa.insert(PredictionLog), [rows[0]])
+
+
+def test_binary_not_useful_remarks_migrate_to_the_not_useful_category(db_url: str) -> None:
+    engine = db.get_engine(db_url)
+    with engine.begin() as connection:
+        command.upgrade(db.alembic_config(connection), "0010_grade_v2")
+    with engine.begin() as connection:
+        (log_id,) = connection.execute(
+            sa.insert(PredictionLog).values(request_id="r", channel="ui", status="ok").returning(PredictionLog.id)
+        ).one()
+        connection.execute(sa.text("INSERT INTO feedback (prediction_id, reason, created_at) VALUES (:p, :r, :t)"),
+                           {"p": log_id, "r": "looks off", "t": datetime(2026, 11, 30, tzinfo=UTC)})  # fmt: skip
+    db.migrate(db_url)
+    with engine.connect() as connection:
+        rows = connection.execute(sa.select(Feedback.prediction_id, Feedback.category, Feedback.reason)).all()
+    assert [tuple(r) for r in rows] == [(log_id, "not_useful", "looks off")]
+    with pytest.raises(sa.exc.IntegrityError), db.session_scope(engine) as session:
+        session.execute(sa.insert(Feedback).values(prediction_id=log_id, category="meh"))
