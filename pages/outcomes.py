@@ -1,4 +1,4 @@
-"""Record outcomes: real final grades (one at a time or by CSV) and "not useful" remarks on predictions."""
+"""Record outcomes: real final grades (one at a time or by CSV) and feedback on predictions."""
 
 from __future__ import annotations
 
@@ -16,7 +16,14 @@ from model.errors import BatchRejected, InvalidInput
 from model.schema.results import PROBLEM_COLUMNS, RECENT_COLUMNS, RISK_LABELS
 from model.serving.downloads import problems_table
 from model.serving.history import recent_predictions, short_key
-from model.serving.outcomes import MAX_REASON, PredictionNotFound, mark_not_useful, record_outcome, record_outcomes_csv
+from model.serving.outcomes import (
+    FEEDBACK_LABELS,
+    MAX_REASON,
+    PredictionNotFound,
+    record_feedback,
+    record_outcome,
+    record_outcomes_csv,
+)
 from model.serving.outcomes import template_csv as outcomes_template
 
 IMPORT_KEY = "outcomes_import"
@@ -82,34 +89,39 @@ def _prediction_label(row: pd.Series) -> str:
 
 
 def show_recent(recent: pd.DataFrame) -> None:
-    """The recent predictions table (students by key prefix)."""
-    shown = recent.assign(student_key=recent["student_key"].map(short_key))
+    """The recent predictions table (students by key prefix, feedback in words)."""
+    shown = recent.assign(
+        student_key=recent["student_key"].map(short_key), feedback=recent["feedback"].map(FEEDBACK_LABELS)
+    )
     config, order = table_columns(RECENT_COLUMNS)
     show_table(shown, hide_index=True, width="stretch", column_config=config, column_order=order)
 
 
-def mark_form(recent: pd.DataFrame, user: CurrentUser) -> bool:
-    """A form to mark one of ``recent`` not useful with a reason; True when a remark was stored."""
+def feedback_form(recent: pd.DataFrame, user: CurrentUser) -> bool:
+    """A form to give feedback on one of ``recent`` (a category, an optional why); True when it was stored."""
     rows = recent.set_index("prediction_id", drop=False)
-    with st.form("not_useful"):
-        chosen = st.selectbox("Prediction", list(rows.index), index=None, key="not_useful_id",
+    with st.form("feedback"):
+        chosen = st.selectbox("Prediction", list(rows.index), index=None, key="feedback_id",
                               format_func=lambda i: _prediction_label(rows.loc[i]))  # fmt: skip
-        reason = st.text_area("Why was it not useful?", max_chars=MAX_REASON, key="not_useful_reason")
-        submitted = st.form_submit_button("Mark as not useful")
+        category = st.radio("This prediction was", list(FEEDBACK_LABELS), index=None, key="feedback_category",
+                            format_func=FEEDBACK_LABELS.get, horizontal=True)  # fmt: skip
+        reason = st.text_area("Why? (optional; no names, please)", max_chars=MAX_REASON, key="feedback_reason")
+        submitted = st.form_submit_button("Give feedback")
     if not submitted:
         return False
-    if chosen is None:
-        st.error("Choose the prediction first.")
+    if chosen is None or category is None:
+        st.error("Choose the prediction and what it was first.")
         return False
     try:
         with transaction() as session:
-            mark_not_useful(session, int(chosen), user.id, reason)
+            record_feedback(session, int(chosen), user.id, category, reason)
     except InvalidInput as error:
         st.error(md(error.problems[0].message))
     except PredictionNotFound as error:
         st.error(str(error))
     else:
-        st.success(f"Prediction #{chosen} marked not useful. Thank you: this feeds the model monitoring.")
+        label = FEEDBACK_LABELS[category].lower()
+        st.success(f"Prediction #{chosen} marked {label}. Thank you: this feeds the model monitoring.")
         return True
     return False
 
@@ -119,14 +131,14 @@ def _recent(user: CurrentUser) -> pd.DataFrame:
         return recent_predictions(session, user.id, limit=RECENT)
 
 
-def not_useful(user: CurrentUser) -> None:
-    """The user's recent predictions, and the form to mark one as not useful."""
+def recent_with_feedback(user: CurrentUser) -> None:
+    """The user's recent predictions, and the form to give feedback on one."""
     recent = _recent(user)
     if recent.empty:
         st.info("You have no predictions yet.")
         return
     table = st.container()
-    if mark_form(recent, user):
+    if feedback_form(recent, user):
         recent = _recent(user)
     with table:
         show_recent(recent)
@@ -135,14 +147,14 @@ def not_useful(user: CurrentUser) -> None:
 def main() -> None:
     user = open_page(__file__)
     st.write("Record the real final grades of the students you predicted (by the id you gave them) so the "
-             "predictions can be checked, and tell us when a prediction was not useful.")  # fmt: skip
+             "predictions can be checked, and tell us what you made of a prediction.")  # fmt: skip
     one, many = st.tabs(["One student", "From a CSV file"])
     with one:
         one_outcome(user)
     with many:
         outcomes_file(user)
     st.subheader("Your recent predictions")
-    not_useful(user)
+    recent_with_feedback(user)
 
 
 main()

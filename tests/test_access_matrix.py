@@ -21,12 +21,12 @@ from model.accounts.apikeys import create_key, revoke_key
 from model.errors import InvalidInput
 from model.schema.fields import EXAMPLE_RECORD
 from model.serving.history import history_counts, recent_predictions, teacher_history
-from model.serving.outcomes import PredictionNotFound, mark_not_useful, record_outcome, record_outcomes_csv
+from model.serving.outcomes import PredictionNotFound, record_feedback, record_outcome, record_outcomes_csv
 from model.serving.predlog.writer import student_key
 from model.serving.service import ModelStore, predict_batch
 from model.settings import get_settings
 from model.store.db import get_engine, session_scope
-from model.store.tables import Feedback, Outcome, PredictionLog
+from model.store.tables import FEEDBACK_CATEGORIES, Feedback, Outcome, PredictionLog
 from tests.api.conftest import make_keys
 from tests.dashboard.conftest import Account, admin_account, page_test, teacher_account, texts
 
@@ -199,14 +199,19 @@ def test_my_students_page_of_another_teacher_shows_none_of_the_first_teachers(
     assert all(student_key(s, get_settings())[:10] not in texts(at) for s in ("S1", "S2", "S3"))
 
 
-def test_marking_another_teachers_prediction_not_useful_is_refused(app_db_url: str, two_classes: dict) -> None:
+@pytest.mark.parametrize("category", FEEDBACK_CATEGORIES)
+def test_feedback_on_another_teachers_prediction_is_refused(
+    app_db_url: str, two_classes: dict, admin_account: Account, category: str
+) -> None:
     engine, tina_prediction = get_engine(app_db_url), two_classes["tina_prediction_ids"][0]
-    with pytest.raises(PredictionNotFound), session_scope(engine) as session:
-        mark_not_useful(session, tina_prediction, two_classes["otto"].id, "not my student")
+    for intruder in (two_classes["otto"], admin_account.user):
+        with pytest.raises(PredictionNotFound), session_scope(engine) as session:
+            record_feedback(session, tina_prediction, intruder.id, category, "not my student")
     with get_engine(app_db_url).connect() as connection:
         assert connection.scalar(sa.select(sa.func.count()).select_from(Feedback)) == 0
     with session_scope(engine) as session:
-        assert mark_not_useful(session, tina_prediction, two_classes["tina"].id, "already moved school") > 0
+        assert record_feedback(session, tina_prediction, two_classes["tina"].id, category) > 0
+        assert recent_predictions(session, two_classes["otto"].id)["feedback"].isna().all()
 
 
 def _outcome_rows(url: str) -> list[tuple[str, int, int | None]]:

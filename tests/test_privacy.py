@@ -21,7 +21,7 @@ from model import logs
 from model.accounts import apikeys
 from model.accounts.users import check_password, create_user, record_login
 from model.cli import main as cli
-from model.serving.outcomes import mark_not_useful, record_outcome, record_outcomes_csv
+from model.serving.outcomes import record_feedback, record_outcome, record_outcomes_csv
 from model.serving.predlog import spool
 from model.serving.predlog.writer import write_log
 from model.serving.service import ModelStore, predict_batch, predict_one
@@ -91,7 +91,7 @@ def _working_day(url: str, raw_df: pd.DataFrame, tmp_path: Path) -> list[str]:
         record_outcome(session, get_settings(), STUDENTS[0], 9, teacher.id)
         assert record_outcomes_csv(session, get_settings(), outcomes, teacher.id).stored == 2  # Jonas: rejected
         first = session.scalar(sa.select(sa.func.min(PredictionLog.id)).where(PredictionLog.status == "ok"))
-        mark_not_useful(session, first, teacher.id, f"{NAMES[0]} is doing much better than this")
+        record_feedback(session, first, teacher.id, "not_useful", f"{NAMES[0]} is doing much better than this")
 
     class_path = tmp_path / "class.csv"
     class_path.write_text(_class_file(raw_df), "utf-8")

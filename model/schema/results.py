@@ -161,7 +161,8 @@ _COLUMNS = (
     ResultColumn("predictions", "Predictions", "integer", "How many predictions you made for the student"),
     ResultColumn("outcome_g3", "Real G3", "integer", "The real final grade, once recorded", nullable=True),
     ResultColumn("outcome_at", "Recorded (UTC)", "date", "When the real final grade was recorded", nullable=True),
-    ResultColumn("not_useful", "Marked not useful", "flag", "Whether you marked the prediction not useful"),
+    ResultColumn("feedback", "Your feedback", "text", "What you said of the prediction: useful, not useful, "
+                 "wrongly flagged, already handled or not applicable", nullable=True),
     ResultColumn("column", "Column", "text", "The column (field) with the problem", nullable=True),
     ResultColumn("value", "Value", "text", "The value given", nullable=True),
     ResultColumn("problem", "Problem", "text", "What is wrong, in words"),
@@ -178,5 +179,5 @@ HISTORY_COLUMNS = ("student_key", "prediction_id", "created_at", "channel", "set
                    "predicted_g3", "lower", "upper", "p_pass", "band", "risk", "predictions", "outcome_g3",
                    "outcome_at")  # fmt: skip
 RECENT_COLUMNS = ("prediction_id", "created_at", "channel", "student_key", "setup", "predicted_g3", "p_pass", "risk",
-                  "not_useful")  # fmt: skip
+                  "feedback")  # fmt: skip
 PROBLEM_COLUMNS = ("row", "column", "value", "problem", "allowed")  # the validation report

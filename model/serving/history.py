@@ -141,13 +141,15 @@ def history_counts(
 def recent_predictions(session: Session, user_id: int, limit: int = 50) -> pd.DataFrame:
     """The user's own latest predictions (with or without a student id), newest first.
 
-    ``not_useful`` says whether the user already marked the prediction. Columns: :data:`RECENT_COLUMNS`.
+    ``feedback`` is the category of the user's feedback on the prediction (None when not given).
+    Columns: :data:`RECENT_COLUMNS`.
     """
-    marked = (
-        sa.select(Feedback.id)
+    given = (
+        sa.select(Feedback.category)
         .where(Feedback.prediction_id == PredictionLog.id, Feedback.user_id == user_id)
-        .exists()
-        .label("not_useful")
+        .limit(1)
+        .scalar_subquery()
+        .label("feedback")
     )
     query = (
         sa.select(
@@ -159,13 +161,11 @@ def recent_predictions(session: Session, user_id: int, limit: int = 50) -> pd.Da
             PredictionLog.predicted_g3,
             PredictionLog.p_pass,
             PredictionLog.risk,
-            marked,
+            given,
         )
         .where(_own_predictions(user_id))
         .order_by(PredictionLog.created_at.desc(), PredictionLog.id.desc())
         .limit(limit)
     )
     rows = session.execute(query).mappings().all()
-    frame = pd.DataFrame(rows, columns=list(RECENT_COLUMNS))
-    frame["not_useful"] = frame["not_useful"].astype(bool)
-    return frame
+    return pd.DataFrame(rows, columns=list(RECENT_COLUMNS))

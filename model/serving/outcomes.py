@@ -1,4 +1,4 @@
-"""Real final grades recorded after the fact, and teachers' "not useful" remarks on predictions.
+"""Real final grades recorded after the fact, and teachers' feedback on their predictions.
 
 Outcomes are stored under the pseudonymous ``student_key`` (never the raw student id) so monitoring
 can set them beside the predictions made for the same student. A user records outcomes only for
@@ -26,9 +26,17 @@ from model.schema.reading import read_batch
 from model.schema.values import parse_cell
 from model.serving.predlog.writer import student_key
 from model.settings import Settings
-from model.store.tables import Feedback, Outcome, PredictionLog
+from model.store.tables import FEEDBACK_CATEGORIES, Feedback, Outcome, PredictionLog
 
 MAX_REASON = 500
+FEEDBACK_LABELS = {
+    "useful": "Useful",
+    "not_useful": "Not useful",
+    "wrongly_flagged": "Wrongly flagged",
+    "already_handled": "Already handled",
+    "not_applicable": "Not applicable",
+}
+assert tuple(FEEDBACK_LABELS) == FEEDBACK_CATEGORIES
 ID_ALLOWED = "any non-blank text"
 OWN_ALLOWED = "the id of a student you predicted"
 _KEYS_PER_QUERY = 5_000
@@ -164,35 +172,44 @@ def record_outcomes_csv(
     return OutcomeImport(stored=len(rows), n_rows=len(frame), problems=problems)
 
 
-def _clean_reason(reason: str | None) -> str:
+def _clean_reason(reason: str | None) -> str | None:
     text = (reason or "").strip()
-    if not text:
-        raise InvalidInput([Problem(None, "reason", reason, 'field "reason": missing value; say why', None)])
     if len(text) > MAX_REASON:
         message = f'field "reason": {len(text)} characters; at most {MAX_REASON} are allowed'
-        raise InvalidInput([Problem(None, "reason", text[:60], message, f"1-{MAX_REASON} characters")])
-    return text
+        raise InvalidInput([Problem(None, "reason", text[:60], message, f"0-{MAX_REASON} characters")])
+    return text or None
 
 
-def mark_not_useful(session: Session, prediction_id: int, user_id: int, reason: str) -> int:
-    """Record that one of the user's own predictions was not useful, and why; returns the feedback id.
+def _check_category(category: str) -> str:
+    if category not in FEEDBACK_CATEGORIES:
+        allowed = ", ".join(FEEDBACK_CATEGORIES)
+        message = f'field "category": "{category}" is not a feedback category; allowed: {allowed}'
+        raise InvalidInput([Problem(None, "category", str(category)[:60], message, allowed)])
+    return category
 
-    Raises ``InvalidInput`` for a blank or over-long reason (at most 500 characters) or a
-    prediction already marked by this user, and ``PredictionNotFound`` when the prediction is not
-    the user's own (someone else's or missing).
+
+def record_feedback(
+    session: Session, prediction_id: int, user_id: int, category: str, reason: str | None = None
+) -> int:
+    """Record the user's verdict on one of their own predictions, and optionally why; returns the feedback id.
+
+    ``category`` is one of ``FEEDBACK_CATEGORIES``. Raises ``InvalidInput`` for an unknown category
+    (naming the allowed ones), an over-long reason (at most 500 characters) or a prediction this user
+    already gave feedback on, and ``PredictionNotFound`` when the prediction is not the user's own
+    (someone else's or missing).
     """
-    text = _clean_reason(reason)
+    category, text = _check_category(category), _clean_reason(reason)
     owner = session.execute(
         sa.select(PredictionLog.user_id).where(PredictionLog.id == prediction_id, PredictionLog.status == "ok")
     ).first()
     if owner is None or owner.user_id != user_id:
         raise PredictionNotFound(prediction_id)
     already = session.execute(
-        sa.select(Feedback.id).where(Feedback.prediction_id == prediction_id, Feedback.user_id == user_id)
+        sa.select(Feedback.category).where(Feedback.prediction_id == prediction_id, Feedback.user_id == user_id)
     ).first()
     if already is not None:
-        message = f"prediction {prediction_id} is already marked not useful"
+        label = FEEDBACK_LABELS[already.category].lower()
+        message = f"prediction {prediction_id} already has your feedback: {label}"
         raise InvalidInput([Problem(None, "prediction_id", str(prediction_id), message, None)])
-    return session.execute(
-        sa.insert(Feedback).values(prediction_id=prediction_id, user_id=user_id, reason=text).returning(Feedback.id)
-    ).scalar_one()
+    values = {"prediction_id": prediction_id, "user_id": user_id, "category": category, "reason": text}
+    return session.execute(sa.insert(Feedback).values(**values).returning(Feedback.id)).scalar_one()

@@ -91,7 +91,7 @@ def test_binary_outcomes_file_is_refused(app_db_url: str, teacher_account) -> No
     assert outcomes(app_db_url) == []
 
 
-def test_not_useful_lists_only_own_predictions(
+def test_feedback_lists_only_own_predictions_and_stores_the_category(
     app_db_url: str, teacher_account, admin_account, raw_df: pd.DataFrame
 ) -> None:
     teacher, admin = teacher_account.user, admin_account.user
@@ -101,22 +101,32 @@ def test_not_useful_lists_only_own_predictions(
     table = at.dataframe[0].value
     assert len(table) == 1 and table["student_key"].item() == student_key("T1", get_settings())[:10]
     own = int(table["prediction_id"].item())
-    (option,) = at.selectbox(key="not_useful_id").options
+    (option,) = at.selectbox(key="feedback_id").options
     assert option.startswith(f"#{own} · ") and "T1" not in option
-    at.selectbox(key="not_useful_id").set_value(own)
-    at.text_area(key="not_useful_reason").input("The student changed class.")
+    assert at.radio(key="feedback_category").options == [
+        "Useful", "Not useful", "Wrongly flagged", "Already handled", "Not applicable"
+    ]  # fmt: skip
+    at.selectbox(key="feedback_id").set_value(own)
+    at.button[1].click().run()
+    assert at.error[-1].value == "Choose the prediction and what it was first."
+
+    at.selectbox(key="feedback_id").set_value(own)
+    at.radio(key="feedback_category").set_value("wrongly_flagged")
+    at.text_area(key="feedback_reason").input("The student changed class.")
     at.button[1].click().run()
     assert not at.exception
-    assert at.success[-1].value.startswith(f"Prediction #{own} marked not useful")
+    assert at.success[-1].value.startswith(f"Prediction #{own} marked wrongly flagged")
     with get_engine(app_db_url).connect() as connection:
-        rows = connection.execute(sa.select(Feedback.prediction_id, Feedback.user_id, Feedback.reason)).all()
-    assert [tuple(r) for r in rows] == [(own, teacher.id, "The student changed class.")]
-    assert at.dataframe[0].value["not_useful"].tolist() == [True]
+        rows = connection.execute(
+            sa.select(Feedback.prediction_id, Feedback.user_id, Feedback.category, Feedback.reason)
+        ).all()
+    assert [tuple(r) for r in rows] == [(own, teacher.id, "wrongly_flagged", "The student changed class.")]
+    assert at.dataframe[0].value["feedback"].tolist() == ["Wrongly flagged"]
 
-    at.selectbox(key="not_useful_id").set_value(own)
-    at.text_area(key="not_useful_reason").input("")
+    at.selectbox(key="feedback_id").set_value(own)
+    at.radio(key="feedback_category").set_value("useful")
     at.button[1].click().run()
-    assert at.error[-1].value == 'field "reason": missing value; say why'
+    assert at.error[-1].value == f"prediction {own} already has your feedback: wrongly flagged"
 
 
 def test_anonymous_is_refused_and_admin_allowed(app_db_url: str, admin_account) -> None:

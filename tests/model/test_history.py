@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from model.serving.history import history_counts, recent_predictions, teacher_history
-from model.serving.outcomes import mark_not_useful, record_outcome
+from model.serving.outcomes import record_feedback, record_outcome
 from model.serving.predlog.writer import student_key
 from model.serving.service import ModelStore, predict_batch
 from model.settings import get_settings
@@ -107,9 +107,9 @@ def test_recent_predictions_are_own_and_show_feedback(school: dict) -> None:
         recent = recent_predictions(session, ana, limit=10)
     assert len(recent) == 6
     assert recent["created_at"].is_monotonic_decreasing
-    assert not recent["not_useful"].any()
+    assert recent["feedback"].isna().all()
     with session_scope(engine) as session:
-        mark_not_useful(session, int(recent["prediction_id"].iloc[0]), ana, "wrong class")
+        record_feedback(session, int(recent["prediction_id"].iloc[0]), ana, "wrongly_flagged", "wrong class")
     with session_scope(engine) as session:
-        assert recent_predictions(session, ana)["not_useful"].tolist() == [True, *[False] * 5]
+        assert recent_predictions(session, ana)["feedback"].fillna("").tolist() == ["wrongly_flagged", *[""] * 5]
         assert recent_predictions(session, school["ben"])["prediction_id"].isin(recent["prediction_id"]).sum() == 0

@@ -10,7 +10,7 @@ from model.errors import BatchRejected, InvalidInput
 from model.serving.outcomes import (
     MAX_REASON,
     PredictionNotFound,
-    mark_not_useful,
+    record_feedback,
     record_outcome,
     record_outcomes_csv,
     template_csv,
@@ -19,7 +19,7 @@ from model.serving.predlog.writer import student_key
 from model.serving.service import ModelStore, predict_batch, predict_one
 from model.settings import get_settings
 from model.store.db import get_engine, session_scope
-from model.store.tables import Feedback, Outcome, PredictionLog, User
+from model.store.tables import FEEDBACK_CATEGORIES, Feedback, Outcome, PredictionLog, User
 
 
 def add_user(engine, username: str, role: str = "teacher") -> int:
@@ -132,32 +132,60 @@ def test_unusable_outcomes_file_is_rejected_whole(models_db_url: str, data: byte
     assert _outcomes(engine).empty
 
 
-def test_not_useful_only_on_own_prediction(models_db_url: str, raw_df: pd.DataFrame) -> None:
+def test_feedback_only_on_own_prediction(models_db_url: str, raw_df: pd.DataFrame) -> None:
     engine = get_engine(models_db_url)
     ana, ben = add_user(engine, "ana"), add_user(engine, "ben")
     anas = _predict(engine, raw_df, ana, "S1")
     with session_scope(engine) as session:
         with pytest.raises(PredictionNotFound, match=f"prediction {anas} is not one of your predictions"):
-            mark_not_useful(session, anas, ben, "looks wrong")
+            record_feedback(session, anas, ben, "wrongly_flagged", "looks wrong")
         with pytest.raises(PredictionNotFound):
-            mark_not_useful(session, 10**9, ana, "no such prediction")
-        feedback_id = mark_not_useful(session, anas, ana, "  She moved school mid-year.  ")
+            record_feedback(session, 10**9, ana, "not_useful", "no such prediction")
+        feedback_id = record_feedback(session, anas, ana, "already_handled", "  She has a tutor since May.  ")
     with engine.connect() as connection:
         rows = connection.execute(sa.select(Feedback)).mappings().all()
-    assert [(r["id"], r["prediction_id"], r["user_id"], r["reason"]) for r in rows] == [
-        (feedback_id, anas, ana, "She moved school mid-year.")
+    assert [(r["id"], r["prediction_id"], r["user_id"], r["category"], r["reason"]) for r in rows] == [
+        (feedback_id, anas, ana, "already_handled", "She has a tutor since May.")
     ]
-    with pytest.raises(InvalidInput, match="already marked not useful"), session_scope(engine) as session:
-        mark_not_useful(session, anas, ana, "again")
+    with pytest.raises(InvalidInput, match="already has your feedback: already handled"), session_scope(engine) as s:
+        record_feedback(s, anas, ana, "useful")
 
 
-@pytest.mark.parametrize(("reason", "words"), [("   ", "missing value"), ("x" * (MAX_REASON + 1), "at most 500")])
-def test_not_useful_needs_a_short_reason(models_db_url: str, raw_df: pd.DataFrame, reason: str, words: str) -> None:
+@pytest.mark.parametrize("category", FEEDBACK_CATEGORIES)
+def test_every_category_is_stored_and_the_reason_is_optional(
+    models_db_url: str, raw_df: pd.DataFrame, category: str
+) -> None:
     engine = get_engine(models_db_url)
     ana = add_user(engine, "ana")
     prediction_id = _predict(engine, raw_df, ana, "S1")
-    with pytest.raises(InvalidInput, match=words) as caught, session_scope(engine) as session:
-        mark_not_useful(session, prediction_id, ana, reason)
+    with session_scope(engine) as session:
+        record_feedback(session, prediction_id, ana, category, "   ")
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(Feedback.category, Feedback.reason)).one() == (category, None)
+
+
+def test_an_unknown_category_names_the_allowed_ones(models_db_url: str, raw_df: pd.DataFrame) -> None:
+    engine = get_engine(models_db_url)
+    ana = add_user(engine, "ana")
+    prediction_id = _predict(engine, raw_df, ana, "S1")
+    with pytest.raises(InvalidInput) as caught, session_scope(engine) as session:
+        record_feedback(session, prediction_id, ana, "meh")
+    (problem,) = caught.value.problems
+    assert problem.column == "category" and problem.value == "meh"
+    assert problem.message == (
+        'field "category": "meh" is not a feedback category; allowed: '
+        "useful, not_useful, wrongly_flagged, already_handled, not_applicable"
+    )
+    with engine.connect() as connection:
+        assert connection.scalar(sa.select(sa.func.count()).select_from(Feedback)) == 0
+
+
+def test_feedback_reason_has_a_length_limit(models_db_url: str, raw_df: pd.DataFrame) -> None:
+    engine = get_engine(models_db_url)
+    ana = add_user(engine, "ana")
+    prediction_id = _predict(engine, raw_df, ana, "S1")
+    with pytest.raises(InvalidInput, match="at most 500") as caught, session_scope(engine) as session:
+        record_feedback(session, prediction_id, ana, "not_useful", "x" * (MAX_REASON + 1))
     assert caught.value.problems[0].column == "reason"
 
 
