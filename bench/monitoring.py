@@ -112,7 +112,9 @@ def _fill_outcomes_feedback(engine: Engine, rows: pd.DataFrame, rng: np.random.G
         for k, g in zip(keys, rng.integers(0, 21, len(keys)), strict=True)
     ]  # noqa: E501
     feedback_ids = rng.choice(np.flatnonzero(rows["status"].to_numpy() == "ok") + 1, len(rows) // 100, replace=False)
-    feedback = [{"prediction_id": int(i), "reason": "bench", "created_at": now} for i in feedback_ids]
+    feedback = [
+        {"prediction_id": int(i), "category": "not_useful", "reason": "bench", "created_at": now} for i in feedback_ids
+    ]
     with engine.begin() as connection:
         connection.execute(sa.insert(Outcome), outcomes)
         connection.execute(sa.insert(Feedback), feedback)

@@ -99,10 +99,10 @@ def grade_histogram(frame: pd.DataFrame) -> go.Figure:
 
 
 def feedback_chart(frame: pd.DataFrame) -> go.Figure:
-    """Remarks of "not useful" per prediction, per day."""
+    """Negative feedback ("not useful" or "wrongly flagged") per prediction, per day."""
     figure = go.Figure(go.Scatter(x=frame["day"], y=frame["rate"], mode="lines+markers", line={"color": "#8e6c00"}))
     figure.update_yaxes(tickformat=".1%")
-    return _layout(figure, 'Feedback rate ("not useful" per prediction)', "share of predictions")
+    return _layout(figure, 'Feedback rate ("not useful" or "wrongly flagged" per prediction)', "share of predictions")
 
 
 def realized_chart(frame: pd.DataFrame) -> go.Figure:

@@ -104,7 +104,10 @@ class Settings(BaseSettings):
         default=DEFAULTS.alert_p95_latency_ms, gt=0, description="p95 latency per logged row"
     )
     alert_feedback_rate: float = Field(
-        default=DEFAULTS.alert_feedback_rate, ge=0, le=1, description='"not useful" remarks per prediction'
+        default=DEFAULTS.alert_feedback_rate,
+        ge=0,
+        le=1,
+        description='negative feedback ("not useful" or "wrongly flagged") per prediction',
     )
     alert_drift_days: float = Field(default=7.0, gt=0)
     alert_min_drift_rows: int = Field(default=DEFAULTS.alert_min_drift_rows, ge=1)

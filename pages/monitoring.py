@@ -14,6 +14,7 @@ from model.monitoring import queries as monitoring
 from model.monitoring.drift import drift_report
 from model.schema.fields import BANDS, SETUPS
 from model.schema.thresholds import RISK_LEVELS
+from model.serving.outcomes import FEEDBACK_LABELS
 from model.settings import Settings
 from model.store.db import session_scope
 
@@ -43,7 +44,8 @@ def show_overview(figures: monitoring.Overview) -> None:
     cells[1].metric("Error rate", f"{figures.error_rate:.1%}")
     cells[2].metric("Latency p50", "-" if figures.p50_ms is None else f"{figures.p50_ms:.1f} ms")
     cells[3].metric("Latency p95", "-" if figures.p95_ms is None else f"{figures.p95_ms:.1f} ms")
-    cells[4].metric("Feedback rate", f"{figures.feedback_rate:.1%}")
+    negative = 'Remarks "not useful" or "wrongly flagged" per prediction (what the feedback alert counts)'
+    cells[4].metric("Feedback rate", f"{figures.feedback_rate:.1%}", help=negative)
 
 
 def show_traffic(session: Session, window: monitoring.Window) -> None:
@@ -63,6 +65,18 @@ def show_predictions(session: Session, window: monitoring.Window) -> None:
     st.plotly_chart(charts.shares_over_time(risk, list(RISK_LEVELS), "Risk level over time"))
     st.plotly_chart(charts.grade_histogram(monitoring.predicted_grade_histogram(session, window)))
     st.plotly_chart(charts.feedback_chart(monitoring.feedback_by_day(session, window)))
+    show_feedback_categories(session, window)
+
+
+def show_feedback_categories(session: Session, window: monitoring.Window) -> None:
+    """Teachers' feedback on the window's predictions, counted per category."""
+    counts = monitoring.feedback_by_category(session, window)
+    shown = counts.assign(
+        category=counts["category"].map(FEEDBACK_LABELS),
+        negative=counts["negative"].map({True: "yes", False: "no"}),
+    ).rename(columns={"category": "Feedback", "remarks": "Remarks", "negative": "Counted by the feedback alert"})
+    st.markdown("**Feedback per category**")
+    show_table(shown, hide_index=True)
 
 
 def show_drift(session: Session, configured: Settings, window: monitoring.Window) -> None:

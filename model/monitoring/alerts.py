@@ -1,7 +1,8 @@
 """Alert rules over the monitoring figures, their history in the ``alert`` table, and a webhook.
 
 The rules judge by the threshold table (:class:`~model.schema.thresholds.Thresholds`, the
-``MATHSIGHT_ALERT_*`` settings): error rate, p95 latency, feedback rate (over the last
+``MATHSIGHT_ALERT_*`` settings): error rate, p95 latency, feedback rate (remarks "not useful" or
+"wrongly flagged" per prediction; the other categories are not counted; over the last
 ``alert_window_days``), input drift (over the last ``alert_drift_days``: fires when an attribute's
 drift status is 'act', the same verdict the drift page shows), and, per active model version,
 realized pass/fail accuracy below its protocol accuracy by more than ``alert_accuracy_drop`` (over the
@@ -95,8 +96,8 @@ def _operational(session: Session, window: monitoring.Window, thresholds: Thresh
         firings.append(Firing("p95_latency_ms", p95, thresholds.alert_p95_latency_ms, message))
     feedback = monitoring.feedback_summary(session, window)
     if feedback["predictions"] >= thresholds.alert_min_rows and feedback["rate"] > thresholds.alert_feedback_rate:
-        firings.append(Firing("feedback_rate", feedback["rate"], thresholds.alert_feedback_rate,
-                              f"{feedback['rate']:.1%} of predictions marked not useful"))  # fmt: skip
+        message = f"{feedback['rate']:.1%} of predictions marked not useful or wrongly flagged"
+        firings.append(Firing("feedback_rate", feedback["rate"], thresholds.alert_feedback_rate, message))
     return firings
 
 

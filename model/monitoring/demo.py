@@ -31,8 +31,9 @@ DRIFT_DAYS = 7
 CHUNK = 5_000
 CHANNEL_SHARE = {"ui": 0.55, "api": 0.3, "cli": 0.15}
 BATCH_SIZE = {"ui": (1, 1), "api": (5, 25), "cli": (20, 40)}
-FEEDBACK_REASONS = ("grade looks too low for this student", "risk level does not match what I see in class",
-                    "predicted grade ignores recent improvement")  # fmt: skip
+FEEDBACK_REASONS = {"grade looks too low for this student": "not_useful",
+                    "risk level does not match what I see in class": "wrongly_flagged",
+                    "predicted grade ignores recent improvement": "not_useful"}  # reason -> category  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -146,8 +147,10 @@ def _outcomes_and_feedback(
         if recorded < now and rng.random() < 0.4:
             outcomes.append({"student_key": row["student_key"], "g3": int(g3), "recorded_at": recorded})
         if rng.random() < 0.03:
-            feedback.append({"prediction_id": row_id, "reason": f"[demo] {rng.choice(FEEDBACK_REASONS)}",
-                             "created_at": row["created_at"] + timedelta(minutes=5)})  # fmt: skip
+            reason = str(rng.choice(list(FEEDBACK_REASONS)))
+            remarked = row["created_at"] + timedelta(minutes=5)
+            feedback.append({"prediction_id": row_id, "category": FEEDBACK_REASONS[reason],
+                             "reason": f"[demo] {reason}", "created_at": remarked})  # fmt: skip
     return outcomes, feedback
 
 

@@ -28,7 +28,16 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from model.schema.fields import BANDS, PASS_MARK
 from model.schema.thresholds import RISK_LEVELS
-from model.store.tables import CHANNELS, STATUSES, Feedback, Outcome, PredictionLog, utc_day
+from model.store.tables import (
+    CHANNELS,
+    FEEDBACK_CATEGORIES,
+    NEGATIVE_FEEDBACK,
+    STATUSES,
+    Feedback,
+    Outcome,
+    PredictionLog,
+    utc_day,
+)
 
 LOG = PredictionLog.__table__.c
 PERCENTILES = (0.5, 0.95)
@@ -244,19 +253,22 @@ def predicted_grade_histogram(session: Session, window: Window) -> pd.DataFrame:
 
 # -------------------------------------------------------------------------------------------- feedback
 def _remark_days(window: Window) -> sa.Subquery:
-    """The UTC day of the prediction each "not useful" remark is about (NULL outside the window).
+    """The UTC day of the prediction each feedback remark is about (NULL outside the window), and its category.
 
     Driven from the small feedback table, one primary-key lookup in the log per remark.
     """
     day = sa.select(_row_day).where(LOG.id == Feedback.prediction_id, window.where(LOG.status == "ok"))
-    return sa.select(day.scalar_subquery().label("day")).select_from(Feedback).subquery("remarks")
+    return sa.select(day.scalar_subquery().label("day"), Feedback.category).select_from(Feedback).subquery("remarks")
 
 
 def feedback_by_day(session: Session, window: Window) -> pd.DataFrame:
-    """Per UTC day of the prediction: predictions, "not useful" remarks on them, and their rate."""
+    """Per UTC day of the prediction: predictions, negative remarks on them (``NEGATIVE_FEEDBACK``: not
+    useful, wrongly flagged) and their rate."""
     predictions = daily_counts(session, window, "status", ("ok",)).rename(columns={"ok": "predictions"})
     remarks = _remark_days(window)
-    query = sa.select(remarks.c.day, sa.func.count().label("feedback")).where(remarks.c.day.is_not(None))
+    query = sa.select(remarks.c.day, sa.func.count().label("feedback")).where(
+        remarks.c.day.is_not(None), remarks.c.category.in_(NEGATIVE_FEEDBACK)
+    )
     counts = _frame(session, query.group_by(remarks.c.day))
     frame = predictions.merge(counts, on="day", how="left").fillna({"feedback": 0})
     frame["feedback"] = frame["feedback"].astype(int)
@@ -264,12 +276,30 @@ def feedback_by_day(session: Session, window: Window) -> pd.DataFrame:
     return frame
 
 
+def feedback_by_category(session: Session, window: Window) -> pd.DataFrame:
+    """Remarks on the window's predictions per category (every one of ``FEEDBACK_CATEGORIES``, zeros
+    included, in that order): columns category, remarks, negative (whether the feedback alert counts it)."""
+    remarks = _remark_days(window)
+    query = (
+        sa.select(remarks.c.category, sa.func.count()).where(remarks.c.day.is_not(None)).group_by(remarks.c.category)
+    )
+    found = {category: int(count) for category, count in session.execute(query)}
+    return pd.DataFrame(
+        {
+            "category": list(FEEDBACK_CATEGORIES),
+            "remarks": [found.get(category, 0) for category in FEEDBACK_CATEGORIES],
+            "negative": [category in NEGATIVE_FEEDBACK for category in FEEDBACK_CATEGORIES],
+        }
+    )
+
+
 def feedback_summary(session: Session, window: Window) -> dict[str, float | int]:
-    """Predictions in the window, "not useful" remarks on them and the rate (remarks per prediction)."""
+    """Predictions in the window, negative remarks on them (``NEGATIVE_FEEDBACK``: not useful, wrongly
+    flagged) and the rate (negative remarks per prediction)."""
     remarks = _remark_days(window)
     predicted = sa.select(sa.func.count()).where(window.where(LOG.status == "ok"))
     predictions = int(session.execute(predicted).scalar_one())
-    counted = sa.select(sa.func.count()).where(remarks.c.day.is_not(None))
+    counted = sa.select(sa.func.count()).where(remarks.c.day.is_not(None), remarks.c.category.in_(NEGATIVE_FEEDBACK))
     feedback = int(session.execute(counted).scalar_one())
     return {"predictions": predictions, "feedback": feedback, "rate": feedback / predictions if predictions else 0.0}
 

@@ -33,7 +33,7 @@ class Thresholds:
     drift_p_value: float = 0.05  # the drift test's p-value below this: the distributions differ
     alert_error_rate: float = 0.05  # share of rows not predicted
     alert_p95_latency_ms: float = 2_000.0  # p95 latency per logged row
-    alert_feedback_rate: float = 0.10  # "not useful" remarks per prediction
+    alert_feedback_rate: float = 0.10  # "not useful" + "wrongly flagged" remarks per prediction
     alert_accuracy_drop: float = 0.10  # realized pass/fail accuracy below the version's protocol accuracy
     alert_min_rows: int = 50  # rows a window needs before the error, latency and feedback rules judge it
     alert_min_drift_rows: int = 200  # recent rows the drift rule needs

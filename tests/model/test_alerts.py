@@ -23,7 +23,7 @@ from model.monitoring.queries import Window
 from model.serving.predlog.writer import write_log
 from model.settings import Settings, get_settings
 from model.store import db
-from model.store.tables import Alert, ModelVersion, Outcome
+from model.store.tables import Alert, Feedback, ModelVersion, Outcome, PredictionLog
 from tests.model.test_drift import log_students, report_of, shifted
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -104,6 +104,28 @@ def test_error_rate_latency_and_feedback_rules(engine: sa.Engine, raw_df: pd.Dat
     assert set(fired) == {"error_rate", "p95_latency_ms"}
     assert fired["error_rate"].value == pytest.approx(10 / 70)
     assert check(engine, alert_min_rows=100, alert_max_psi=9) == []  # too few rows to judge
+
+
+@pytest.mark.parametrize(
+    ("given", "fires"),
+    [
+        ({"not_useful": 4, "wrongly_flagged": 3}, True),  # 7 of 60 negative: above 10%
+        ({"not_useful": 4, "wrongly_flagged": 1, "useful": 10, "already_handled": 5, "not_applicable": 5}, False),
+    ],
+)
+def test_the_feedback_rule_counts_not_useful_and_wrongly_flagged_only(
+    engine: sa.Engine, raw_df: pd.DataFrame, given: dict[str, int], fires: bool
+) -> None:
+    log_students(engine, raw_df.iloc[:60])
+    with engine.begin() as connection:
+        ids = iter(connection.execute(sa.select(PredictionLog.id)).scalars().all())
+        rows = [{"prediction_id": next(ids), "category": c} for c, n in given.items() for _ in range(n)]
+        connection.execute(sa.insert(Feedback), rows)
+    fired = {f.rule: f for f in check(engine, alert_max_psi=9)}
+    assert ("feedback_rate" in fired) is fires
+    if fires:
+        assert fired["feedback_rate"].value == pytest.approx(7 / 60)
+        assert fired["feedback_rate"].message == "11.7% of predictions marked not useful or wrongly flagged"
 
 
 def test_realized_accuracy_below_the_protocol_fires(engine: sa.Engine, raw_df: pd.DataFrame) -> None:

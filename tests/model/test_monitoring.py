@@ -124,19 +124,25 @@ def test_bands_risk_and_grade_histogram(session: Session, traffic: dict) -> None
     assert dict(zip(histogram["grade"], histogram["n"], strict=True)) == {7: 20, 12: 38}
 
 
-def test_feedback_rate_counts_remarks_on_the_window_s_predictions(
+def test_feedback_rate_counts_negative_remarks_on_the_window_s_predictions(
     engine: sa.Engine, session: Session, traffic: dict
 ) -> None:
     with engine.begin() as connection:
         ids = connection.execute(sa.select(PredictionLog.id).where(PredictionLog.status == "ok")).scalars().all()
-        connection.execute(
-            sa.insert(Feedback), [{"prediction_id": i, "reason": "off"} for i in (ids[0], ids[1], ids[-1])]
-        )
+        given = [(ids[0], "not_useful"), (ids[1], "wrongly_flagged"), (ids[2], "useful"),
+                 (ids[3], "already_handled"), (ids[4], "useful"), (ids[-1], "not_useful")]  # fmt: skip
+        connection.execute(sa.insert(Feedback), [{"prediction_id": i, "category": c} for i, c in given])
     summary = monitoring.feedback_summary(session, _window())
     assert summary == {"predictions": 58, "feedback": 2, "rate": 2 / 58}  # ids[-1] is outside the window
     by_day = monitoring.feedback_by_day(session, _window()).set_index("day")
     assert by_day.loc["2026-11-18", ["predictions", "feedback"]].tolist() == [37, 2]
     assert by_day.loc["2026-11-19", "feedback"] == 0
+    counts = monitoring.feedback_by_category(session, _window())
+    assert counts.to_dict("list") == {
+        "category": ["useful", "not_useful", "wrongly_flagged", "already_handled", "not_applicable"],
+        "remarks": [2, 1, 1, 1, 0],
+        "negative": [False, True, True, False, False],
+    }
 
 
 def _realized_rows(engine: sa.Engine, raw_df: pd.DataFrame, trained_models: dict) -> pd.DataFrame:

@@ -27,7 +27,9 @@ def _seed(url: str) -> sa.Engine:
                                        for days in AGES_DAYS])  # fmt: skip
     with engine.begin() as connection:
         ids = connection.execute(sa.select(PredictionLog.id)).scalars().all()
-        connection.execute(sa.insert(Feedback), [{"prediction_id": i, "reason": "looks off"} for i in ids])
+        connection.execute(
+            sa.insert(Feedback), [{"prediction_id": i, "category": "not_useful", "reason": "looks off"} for i in ids]
+        )
         connection.execute(sa.insert(Outcome), [{"student_key": "k1", "g3": 12}])
     return engine
 
