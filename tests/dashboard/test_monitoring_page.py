@@ -11,7 +11,7 @@ from model.monitoring.demo import demo_traffic
 from model.serving.service import ModelStore
 from model.settings import get_settings
 from model.store.db import get_engine, session_scope
-from model.store.tables import Alert
+from model.store.tables import Alert, Feedback, PredictionLog
 from tests.dashboard.conftest import Account, page_test, texts
 from tests.model.test_drift import log_students, shifted
 
@@ -24,6 +24,12 @@ def demo(app_db_url: str, raw_df: pd.DataFrame) -> str:
     )
     assert summary.rows > 200 and summary.outcomes > 0 and summary.rejected > 0
     return app_db_url
+
+
+def _table(at, column: str) -> pd.DataFrame:
+    """The page's one table with ``column``."""
+    (found,) = [frame.value for frame in at.dataframe if column in frame.value.columns]
+    return found
 
 
 @pytest.mark.parametrize("page", ["monitoring.py", "alerts.py"])
@@ -39,12 +45,38 @@ def test_the_admin_sees_every_chart_after_demo_traffic(demo: str, admin_account:
     said = texts(at)
     assert "Demo data" in said and "Rows logged" in said
     assert len(at.get("plotly_chart")) >= 12  # traffic, predictions, drift and realized charts
-    drift_table = at.dataframe[0].value
+    drift_table = _table(at, "psi")
     assert drift_table["psi"].is_monotonic_decreasing
     assert {"test", "statistic", "p_value", "threshold", "status"} <= set(drift_table.columns)
     assert drift_table.iloc[0]["status"] in ("watch", "act")  # the demo's last week drifts
-    realized = at.dataframe[1].value
+    realized = _table(at, "roc_auc")
     assert realized["n"].sum() > 0 and {"mae", "rmse", "accuracy", "f1", "roc_auc"} <= set(realized.columns)
+
+
+def test_feedback_is_counted_per_category(demo: str, admin_account: Account) -> None:
+    engine = get_engine(demo)
+    with engine.begin() as connection:
+        remarked = sa.select(Feedback.prediction_id)
+        free = connection.execute(
+            sa.select(PredictionLog.id).where(PredictionLog.status == "ok", PredictionLog.id.not_in(remarked)).limit(3)
+        ).scalars()
+        connection.execute(sa.insert(Feedback), [{"prediction_id": i, "category": "useful"} for i in free])
+        stored = dict(
+            connection.execute(sa.select(Feedback.category, sa.func.count()).group_by(Feedback.category)).all()
+        )
+    at = page_test("monitoring.py", admin_account.user).run()
+    assert not at.exception, at.exception
+    table = _table(at, "Counted by the feedback alert")
+    assert table["Feedback"].tolist() == [
+        "Useful",
+        "Not useful",
+        "Wrongly flagged",
+        "Already handled",
+        "Not applicable",
+    ]
+    assert table["Remarks"].tolist() == [3, stored.get("not_useful", 0), stored.get("wrongly_flagged", 0), 0, 0]
+    assert stored.get("not_useful", 0) + stored.get("wrongly_flagged", 0) > 0  # the demo's remarks
+    assert table["Counted by the feedback alert"].tolist() == ["no", "yes", "yes", "no", "no"]
 
 
 def test_demo_rows_can_be_hidden(demo: str, admin_account: Account) -> None:
@@ -87,7 +119,7 @@ def test_a_changed_act_level_changes_the_page_s_verdict_and_the_alert_s(
     earlier = pd.Timestamp.now(tz="UTC") - pd.Timedelta(minutes=5)  # the page's window ends at the current minute
     log_students(engine, shifted(raw_df), at=earlier.to_pydatetime())
     at = page_test("monitoring.py", admin_account.user).run()
-    top = at.dataframe[0].value.iloc[0]
+    top = _table(at, "psi").iloc[0]
     assert top["status"] == "act" and "PSI 0.1 = watch, 0.25 = act" in texts(at)
 
     act = round(float(top["psi"]) + 0.5, 2)
@@ -95,7 +127,7 @@ def test_a_changed_act_level_changes_the_page_s_verdict_and_the_alert_s(
     get_settings.cache_clear()
     at = page_test("monitoring.py", admin_account.user).run()
     assert not at.exception, at.exception
-    assert at.dataframe[0].value.iloc[0]["status"] == "watch" and f"PSI 0.1 = watch, {act} = act" in texts(at)
+    assert _table(at, "psi").iloc[0]["status"] == "watch" and f"PSI 0.1 = watch, {act} = act" in texts(at)
     with session_scope(engine) as session:
         assert alerts.evaluate_alerts(session, get_settings()) == []
     alerts_page = page_test("alerts.py", admin_account.user).run()
