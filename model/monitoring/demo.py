@@ -4,7 +4,8 @@ It writes DEMO data (every log row has ``is_demo`` set, student ids start with `
 sampled from the real data set with small perturbations, a growing drift on a few attributes over
 the last week, a few invalid rows that the real validator rejects, predictions by the real active
 models (``predict_frame``), back-dated over the chosen days, real final grades recorded for part of
-the older students and a few "not useful" remarks. Running it again replaces the previous demo data.
+the older students and a few "not useful" and "wrongly flagged" remarks. Running it again replaces
+the previous demo data.
 """
 
 from __future__ import annotations
