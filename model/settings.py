@@ -121,6 +121,15 @@ class Settings(BaseSettings):
     )
     alert_webhook_url: str = Field(default="", description="where newly opened alerts are posted (JSON)")
     alert_webhook_timeout: float = Field(default=5.0, gt=0)
+    # The weekly digest's mail server (python -m model digest).
+    smtp_host: str = Field(default="", description="SMTP server of the weekly digest; empty: no digest is sent")
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str = Field(default="", description="SMTP login (empty: no login)")
+    smtp_password: str = Field(default="", description="SMTP password (a secret: env or secrets.toml)")
+    smtp_from: str = Field(default="", description="the digest's From address")
+    smtp_starttls: bool = Field(default=True, description="upgrade the SMTP connection with STARTTLS")
+    smtp_timeout: float = Field(default=30.0, gt=0)
+    smtp_ca_file: Path | None = Field(default=None, description="CA file trusted for STARTTLS (default: the system's)")
     trusted_proxies: str = Field(
         default="",
         description="comma-separated IPs or CIDRs of the reverse proxies whose X-Forwarded-For is believed "

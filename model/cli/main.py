@@ -10,14 +10,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from model.cli import apikeys, install, models, monitor, predict, security, users
+from model.cli import apikeys, digest, install, models, monitor, predict, security, users
 from model.cli.common import EXIT_USAGE
 from model.errors import UserError
 from model.logs import configure_logging
 from model.serving.service import ModelUnavailable, NoActiveModel
 from model.settings import get_settings
 
-GROUPS = (install, models, predict, monitor, apikeys, users, security)
+GROUPS = (install, models, predict, monitor, apikeys, users, security, digest)
 
 
 def build_parser() -> argparse.ArgumentParser:

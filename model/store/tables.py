@@ -157,6 +157,8 @@ class User(Base):
     # Bumped by a password change, a deactivation and "sign out everywhere": every sign-in token
     # issued under an older generation stops working (model.accounts.sessions).
     session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The weekly digest (python -m model digest) goes to ``email`` only when the user opted in.
+    digest_opt_in: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
 
 class ApiKey(Base):

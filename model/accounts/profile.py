@@ -1,0 +1,61 @@
+"""What a user sets on their own profile: their e-mail address and the weekly digest opt-in.
+
+Only the signed-in user changes their own (the front passes their id); audited without the address.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from model.errors import Problem, UserError
+from model.store.audit import audit
+from model.store.tables import User
+
+MAX_EMAIL = 254
+_EMAIL = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+")
+EMAIL_ALLOWED = "an address like name@school.example (at most 254 characters)"
+
+
+class ProfileError(UserError):
+    """A refused profile change (a malformed address, opting in without one)."""
+
+
+@dataclass(frozen=True)
+class DigestPreference:
+    email: str | None
+    digest_opt_in: bool
+
+
+def _checked_email(email: str | None) -> str | None:
+    text = (email or "").strip()
+    if not text:
+        return None
+    if len(text) > MAX_EMAIL or not _EMAIL.fullmatch(text):
+        problem = Problem(None, "email", text, "not an e-mail address", EMAIL_ALLOWED)
+        raise ProfileError(f"email: not an e-mail address; allowed: {EMAIL_ALLOWED}", [problem])
+    return text
+
+
+def digest_preference(session: Session, user_id: int) -> DigestPreference:
+    """The user's address and opt-in."""
+    row = session.execute(sa.select(User.email, User.digest_opt_in).where(User.id == user_id)).one()
+    return DigestPreference(row.email, bool(row.digest_opt_in))
+
+
+def set_digest_preference(session: Session, user_id: int, email: str | None, opt_in: bool) -> DigestPreference:
+    """Set the user's own address and digest opt-in; opting in needs an address."""
+    address = _checked_email(email)
+    if opt_in and address is None:
+        problem = Problem(None, "email", "", "the weekly digest needs an e-mail address", EMAIL_ALLOWED)
+        raise ProfileError("email: the weekly digest needs an e-mail address", [problem])
+    row = session.get(User, user_id)
+    if row is None:
+        raise ProfileError("no such user")
+    row.email, row.digest_opt_in = address, bool(opt_in)
+    audit(session, "digest_preference_set", row.username, user_id, digest_opt_in=bool(opt_in),
+          email_set=address is not None)  # fmt: skip
+    return DigestPreference(address, bool(opt_in))
