@@ -22,6 +22,7 @@ from streamlit.navigation.page import StreamlitPage  # noqa: E402
 
 from dashboard import auth, context, page_table  # noqa: E402
 from dashboard.context import CurrentUser, engine  # noqa: E402
+from dashboard.profile import profile_section  # noqa: E402
 from dashboard.text import md  # noqa: E402
 from model.accounts.users import AccountError, ensure_first_admin, first_admin_message  # noqa: E402
 from model.logs import configure_logging  # noqa: E402
@@ -72,6 +73,7 @@ def _start(settings: Settings) -> None:
 
 def _sidebar(user: CurrentUser) -> None:
     st.sidebar.markdown(f"Signed in as **{md(user.name)}**  \n{md(user.username)} · {user.role}")
+    profile_section(user)
     auth.sign_out_button()
 
 

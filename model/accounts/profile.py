@@ -42,8 +42,8 @@ def _checked_email(email: str | None) -> str | None:
 
 def digest_preference(session: Session, user_id: int) -> DigestPreference:
     """The user's address and opt-in."""
-    row = session.execute(sa.select(User.email, User.digest_opt_in).where(User.id == user_id)).one()
-    return DigestPreference(row.email, bool(row.digest_opt_in))
+    row = session.execute(sa.select(User.email, User.digest_opt_in).where(User.id == user_id)).one_or_none()
+    return DigestPreference(None, False) if row is None else DigestPreference(row.email, bool(row.digest_opt_in))
 
 
 def set_digest_preference(session: Session, user_id: int, email: str | None, opt_in: bool) -> DigestPreference:
