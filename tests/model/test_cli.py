@@ -53,7 +53,7 @@ def test_module_entry_point_runs(app_db_url: str) -> None:
 
 COMMANDS = {"fetch-data", "migrate", "bootstrap", "train", "evaluate", "versions", "promote", "rollback", "compare",
             "card", "export", "predict", "monitor", "demo-traffic", "apikey", "users", "rotate-key", "spool",
-            "retention"}  # fmt: skip
+            "retention", "digest"}  # fmt: skip
 
 
 def _parsers(
