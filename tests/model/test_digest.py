@@ -12,6 +12,7 @@ import datetime as dt
 import email
 import email.policy
 import ipaddress
+import logging
 import re
 import socket
 import ssl
@@ -23,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -37,8 +39,11 @@ from model.settings import get_settings
 from model.store.db import get_engine, session_scope
 from tests.model.test_attention import T0, TODAY, _set_p_pass
 from tests.model.test_history import _class, add_user
+from tests.test_privacy import everything_logged  # noqa: F401 (a fixture used below)
 
 SENDER = "mathsight@school.example"
+A, B, X, Z = "STU-4711-A", "STU-4712-B", "STU-4801-X", "STU-4901-Z"
+SMTP_USER, SMTP_PASSWORD = "digest-sender", "Smtp-Secret-Pass-0815"
 ANA, BEN, CLEO = "ana@school.example", "ben@school.example", "cleo@school.example"
 
 
@@ -90,7 +95,7 @@ def _smtp_env(monkeypatch: pytest.MonkeyPatch, port: int, starttls: bool = False
 
 @pytest.fixture
 def school(models_db_url: str, raw_df: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> dict:
-    """Ana (opted in): A high risk, B fell 0.9 -> 0.6; Ben (opted in): X high risk; Cleo (address, not
+    """Ana (opted in): student A high risk, B fell 0.9 -> 0.6; Ben (opted in): X high risk; Cleo (address, not
     opted in): Z high risk; Dora (opted in, deactivated) and an admin (opted in in the database)."""
     monkeypatch.setenv("DATABASE_URL", models_db_url)
     get_settings.cache_clear()
@@ -98,14 +103,14 @@ def school(models_db_url: str, raw_df: pd.DataFrame, monkeypatch: pytest.MonkeyP
     store = ModelStore(engine, settings=settings)
     ana, ben, cleo, dora = (add_user(engine, name) for name in ("ana", "ben", "cleo", "dora"))
     head = add_user(engine, "head", role="admin")
-    predict_batch(store, engine, _class(raw_df, ["A", "B"]), channel="ui", user_id=ana)
-    _set_p_pass(engine, settings, {"A": 0.3, "B": 0.9}, T0)
-    predict_batch(store, engine, _class(raw_df, ["A", "B"], start=30), channel="ui", user_id=ana)
-    _set_p_pass(engine, settings, {"A": 0.35, "B": 0.6}, T0 + dt.timedelta(days=20))
-    predict_batch(store, engine, _class(raw_df, ["X"], start=60), channel="ui", user_id=ben)
-    _set_p_pass(engine, settings, {"X": 0.1}, T0)
-    predict_batch(store, engine, _class(raw_df, ["Z"], start=90), channel="ui", user_id=cleo)
-    _set_p_pass(engine, settings, {"Z": 0.1}, T0)
+    predict_batch(store, engine, _class(raw_df, [A, B]), channel="ui", user_id=ana)
+    _set_p_pass(engine, settings, {A: 0.3, B: 0.9}, T0)
+    predict_batch(store, engine, _class(raw_df, [A, B], start=30), channel="ui", user_id=ana)
+    _set_p_pass(engine, settings, {A: 0.35, B: 0.6}, T0 + dt.timedelta(days=20))
+    predict_batch(store, engine, _class(raw_df, [X], start=60), channel="ui", user_id=ben)
+    _set_p_pass(engine, settings, {X: 0.1}, T0)
+    predict_batch(store, engine, _class(raw_df, [Z], start=90), channel="ui", user_id=cleo)
+    _set_p_pass(engine, settings, {Z: 0.1}, T0)
     with session_scope(engine) as session:
         set_digest_preference(session, ana, ANA, True)
         set_digest_preference(session, ben, BEN, True)
@@ -151,15 +156,15 @@ def test_each_opted_in_teacher_gets_only_their_students_and_reasons(school: dict
         assert message["Subject"].startswith("mathsight: ") and "2026-11-20" in message["Subject"]
         assert message["Message-ID"] and message["Date"]
     ana_body = messages[ANA].get_content()
-    assert "- A: High risk (P(pass) 35%) and no intervention planned" in ana_body
-    assert "- B: P(pass) fell from 90% to 60%" in ana_body
+    assert f"- {A}: High risk (P(pass) 35%) and no intervention planned" in ana_body
+    assert f"- {B}: P(pass) fell from 90% to 60%" in ana_body
     assert "2 of your students need attention" in messages[ANA]["Subject"]
     ben_body = messages[BEN].get_content()
-    assert "- X: High risk (P(pass) 10%) and no intervention planned" in ben_body
-    assert "- A:" not in ben_body and "- Z:" not in ben_body and "- X:" not in ana_body
+    assert f"- {X}: High risk (P(pass) 10%) and no intervention planned" in ben_body
+    assert A not in ben_body and Z not in ben_body and X not in ana_body
     for body in (ana_body, ben_body):
         students = [line for line in body.splitlines() if line.startswith("- ")]
-        assert all(line.split(": ", 1)[0] in ("- A", "- B", "- X") for line in students)
+        assert all(line.split(": ", 1)[0] in (f"- {A}", f"- {B}", f"- {X}") for line in students)
         assert _attributes_in(body) == []
         assert "@" not in body  # no address of anyone in the text
 
@@ -229,14 +234,18 @@ def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
     return cert_file, key_file
 
 
+def _tls_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    return context
+
+
 @pytest.fixture
 def tls_server(tmp_path: Path) -> Iterator[tuple[Mailbox, int, Path]]:
     """An aiosmtpd server that refuses mail until STARTTLS, with a certificate made here."""
     cert_file, key_file = _self_signed(tmp_path)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert_file, key_file)
     mailbox = Mailbox()
-    with smtp_server(mailbox, tls_context=context, require_starttls=True) as port:
+    with smtp_server(mailbox, tls_context=_tls_context(cert_file, key_file), require_starttls=True) as port:
         yield mailbox, port, cert_file
 
 
@@ -275,3 +284,43 @@ def test_opting_in_needs_a_well_formed_address(db_url: str) -> None:
             set_digest_preference(session, user, "eve at school", False)
         assert isinstance(refused.value, UserError)
         assert [(p.column, p.value) for p in refused.value.problems] == [("email", "eve at school")]
+
+
+def _authenticator(server, session, envelope, mechanism, auth_data) -> AuthResult:
+    ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
+        SMTP_USER.encode(),
+        SMTP_PASSWORD.encode(),
+    )
+    return AuthResult(success=ok, handled=False)
+
+
+def test_a_logged_in_run_over_starttls_logs_counts_only(
+    everything_logged: Path,  # noqa: F811 (the imported fixture)
+    school: dict,
+    tmp_path: Path,
+    monkeypatch,
+    capfd,
+) -> None:
+    monkeypatch.setattr(logging.getLogger("mail.log"), "propagate", False)  # the test's server stands for a remote one
+    cert_file, key_file = _self_signed(tmp_path)
+    mailbox = Mailbox(refuse={BEN})
+    server = {"tls_context": _tls_context(cert_file, key_file), "require_starttls": True,
+              "auth_required": True, "authenticator": _authenticator}  # fmt: skip
+    with smtp_server(mailbox, **server) as port:
+        _smtp_env(monkeypatch, port, starttls=True, ca_file=cert_file)
+        monkeypatch.setenv("MATHSIGHT_SMTP_USERNAME", SMTP_USER)
+        monkeypatch.setenv("MATHSIGHT_SMTP_PASSWORD", SMTP_PASSWORD)
+        monkeypatch.setenv("MATHSIGHT_LOG_DIR", str(everything_logged))
+        get_settings.cache_clear()
+        assert _run() == 1
+        monkeypatch.setenv("MATHSIGHT_SMTP_PASSWORD", "wrong-password")
+        get_settings.cache_clear()
+        assert _run() == 1
+    assert sorted(_by_recipient(mailbox)) == [ANA]  # the right login sent Ana's; the wrong one nothing
+    captured = capfd.readouterr()
+    assert "sent 1 of 2" in captured.out and "sent 0 of 2" in captured.out
+    assert "SMTPAuthenticationError (SMTP 535)" in captured.err
+    logged = {p.name: p.read_text("utf-8", errors="replace") for p in everything_logged.rglob("*") if p.is_file()}
+    assert any("digest run: 1 sent, 1 failed" in text for text in logged.values())
+    forbidden = [A, B, X, Z, ANA, BEN, CLEO, SMTP_PASSWORD, "wrong-password"]
+    assert {(name, word) for name, text in logged.items() for word in forbidden if word in text} == set()
