@@ -34,6 +34,7 @@ from model.accounts.profile import ProfileError, set_digest_preference
 from model.cli.main import main
 from model.errors import UserError
 from model.schema.fields import ATTRIBUTES, FIELDS
+from model.serving.digest import SmtpConfig
 from model.serving.service import ModelStore, predict_batch
 from model.settings import get_settings
 from model.store.db import get_engine, session_scope
@@ -324,3 +325,17 @@ def test_a_logged_in_run_over_starttls_logs_counts_only(
     assert any("digest run: 1 sent, 1 failed" in text for text in logged.values())
     forbidden = [A, B, X, Z, ANA, BEN, CLEO, SMTP_PASSWORD, "wrong-password"]
     assert {(name, word) for name, text in logged.items() for word in forbidden if word in text} == set()
+
+
+def test_smtp_settings_come_from_the_environment_or_secrets_toml(tmp_path: Path, monkeypatch) -> None:
+    from model.settings import SecretsTomlSource, Settings
+
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text('[mathsight]\nsmtp_password = "from-the-toml"\nsmtp_starttls = false\n', "utf-8")
+    assert SecretsTomlSource(Settings, secrets)() == {"smtp_password": "from-the-toml", "smtp_starttls": False}
+    monkeypatch.setenv("MATHSIGHT_SMTP_HOST", "smtp.school.example")
+    monkeypatch.setenv("MATHSIGHT_SMTP_STARTTLS", "false")
+    monkeypatch.setenv("MATHSIGHT_SMTP_PASSWORD", "from-the-env")
+    settings = Settings()
+    assert (settings.smtp_host, settings.smtp_port, settings.smtp_starttls) == ("smtp.school.example", 587, False)
+    assert "from-the-env" not in repr(SmtpConfig.from_settings(settings))
