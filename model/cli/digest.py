@@ -37,6 +37,9 @@ def cmd_digest(args: argparse.Namespace) -> int:
         digests = collect_digests(session, settings, today)
     if args.dry_run:
         for digest in digests:
+            if digest.problem is not None:
+                print(f"  would not be sent to {digest.username}: {digest.problem}", file=sys.stderr)
+                continue
             print(build_message(digest, config.sender or "(MATHSIGHT_SMTP_FROM)", today).as_string())
         print(f"dry run: {len(digests)} digest(s) would be sent, none was")
         return EXIT_OK

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from model.serving.attention import needs_attention
 from model.serving.history import short_key
 from model.serving.students import student_ids
+from model.store.crypto import DataKeyError, DecryptionError
 from model.store.school import load_thresholds
 from model.store.tables import User
 
@@ -55,12 +56,14 @@ class SmtpConfig:
 
 @dataclass(frozen=True)
 class Digest:
-    """One teacher's digest: who gets it and the (student, why) lines."""
+    """One teacher's digest: who gets it and the (student, why) lines; ``problem`` when the list could
+    not be made (then it is not sent, and the run reports it)."""
 
     user_id: int
     username: str
     email: str
     lines: tuple[tuple[str, str], ...]
+    problem: str | None = None
 
 
 @dataclass
@@ -87,7 +90,11 @@ def collect_digests(session: Session, settings: Any, today: date) -> list[Digest
     digests = []
     for user_id, username, email in recipients(session):
         listed = needs_attention(session, user_id, thresholds, today)
-        ids = student_ids(session, settings, user_id, listed["student_key"])
+        try:
+            ids = student_ids(session, settings, user_id, listed["student_key"])
+        except (DecryptionError, DataKeyError) as error:  # a key not configured here: that teacher only
+            digests.append(Digest(user_id, username, email, (), f"student ids not readable ({type(error).__name__})"))
+            continue
         pairs = zip(listed["student_key"], listed["why"], strict=True)
         lines = tuple((ids.get(key) or short_key(key), why) for key, why in pairs)
         digests.append(Digest(user_id, username, email, lines))
@@ -144,6 +151,9 @@ def send_digests(digests: Sequence[Digest], config: SmtpConfig, today: date) -> 
     report = DigestReport()
     client: smtplib.SMTP | None = None
     for digest in digests:
+        if digest.problem is not None:
+            report.failed.append((digest.username, digest.problem))
+            continue
         try:
             if client is None:
                 client = _connect(config)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from cryptography import x509
@@ -339,3 +340,21 @@ def test_smtp_settings_come_from_the_environment_or_secrets_toml(tmp_path: Path,
     settings = Settings()
     assert (settings.smtp_host, settings.smtp_port, settings.smtp_starttls) == ("smtp.school.example", 587, False)
     assert "from-the-env" not in repr(SmtpConfig.from_settings(settings))
+
+
+def test_a_teacher_whose_ids_cannot_be_read_is_reported_and_the_others_are_sent(
+    school: dict, monkeypatch, capsys
+) -> None:
+    from model.store.tables import StudentRef, User
+
+    with session_scope(school["engine"]) as session:
+        ana = session.scalar(sa.select(User.id).where(User.username == "ana"))
+        session.execute(sa.update(StudentRef).where(StudentRef.user_id == ana).values(ref_key_id="gone-key"))
+    mailbox = Mailbox()
+    with smtp_server(mailbox) as port:
+        _smtp_env(monkeypatch, port)
+        assert _run() == 1
+    captured = capsys.readouterr()
+    assert "sent 1 of 2 digest(s)" in captured.out
+    assert "not sent to ana: student ids not readable (DecryptionError)" in captured.err
+    assert sorted(_by_recipient(mailbox)) == [BEN]
