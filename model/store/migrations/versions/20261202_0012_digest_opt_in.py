@@ -1,7 +1,7 @@
 """The weekly digest: a per-user opt-in (the address is the existing ``users.email``).
 
 Revision ID: 0012_digest_opt_in
-Revises: 0010_grade_v2
+Revises: 0011_feedback_reason
 Create Date: 2026-12-02 00:40:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012_digest_opt_in"
-down_revision: str | Sequence[str] | None = "0010_grade_v2"
+down_revision: str | Sequence[str] | None = "0011_feedback_reason"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
