@@ -1,4 +1,5 @@
-"""The student timeline chart: P(pass) prediction by prediction, interventions as spans, the outcome."""
+"""The student timeline chart: P(pass) and the risk of no final grade prediction by prediction,
+interventions as spans, the outcome."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ PASS_LINE = 0.5
 
 
 def timeline_figure(timeline: Timeline, high_below: float) -> go.Figure:
-    """P(pass) of every prediction over time (setup in the hover), the high-risk cut-off, each
+    """P(pass) of every prediction over time (setup in the hover), its risk of no final grade (a dashed
+    line, from grade model v2 on), the high-risk cut-off, each
     intervention shaded from its start to its review date, and the recorded final grade at the end."""
     predictions = timeline.predictions
     figure = go.Figure()
@@ -28,6 +30,15 @@ def timeline_figure(timeline: Timeline, high_below: float) -> go.Figure:
             "predicted grade %{customdata[1]:.1f}<extra></extra>",
         )
     )
+    no_grade = predictions.dropna(subset=["p_no_grade"])  # NULL for predictions made before grade model v2
+    if not no_grade.empty:
+        figure.add_trace(
+            go.Scatter(
+                x=no_grade["created_at"], y=no_grade["p_no_grade"], mode="lines+markers",
+                name="Risk of no final grade", line={"dash": "dash", "color": "darkorange"},
+                hovertemplate="%{x|%Y-%m-%d}: risk of no final grade %{y:.0%}<extra></extra>",
+            )
+        )  # fmt: skip
     figure.add_hline(y=high_below, line_dash="dot", line_color="firebrick",
                      annotation_text="high risk below", annotation_position="bottom right")  # fmt: skip
     for plan in timeline.interventions.itertuples():
@@ -46,7 +57,7 @@ def timeline_figure(timeline: Timeline, high_below: float) -> go.Figure:
                 text=[f"G3 = {timeline.outcome_g3}"], textposition="bottom left",
             )
         )  # fmt: skip
-    figure.update_layout(yaxis={"title": "P(pass)", "range": [0, 1.05], "tickformat": ".0%"},
+    figure.update_layout(yaxis={"title": "chance", "range": [0, 1.05], "tickformat": ".0%"},
                          xaxis={"title": None}, height=360, margin={"t": 30, "b": 10},
                          legend={"orientation": "h"})  # fmt: skip
     return figure

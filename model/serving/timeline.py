@@ -22,7 +22,7 @@ from model.store import crypto
 from model.store.tables import Outcome, PredictionLog
 
 PREDICTION_COLUMNS = ("prediction_id", "created_at", "setup", "model_version_id", "predicted_g3", "lower", "upper",
-                      "p_pass", "band", "risk")  # fmt: skip
+                      "p_pass", "p_no_grade", "band", "risk")  # fmt: skip
 
 
 @dataclass(frozen=True)

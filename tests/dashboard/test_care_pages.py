@@ -98,6 +98,21 @@ def test_the_timeline_records_an_intervention_and_an_outcome(app_db_url: str, cl
     assert listed.success  # S1 has an active plan now: nothing calls for action
 
 
+def test_the_timeline_draws_p_pass_and_the_risk_of_no_final_grade(app_db_url: str, classes: dict) -> None:
+    from dashboard.timeline_chart import timeline_figure
+    from model.serving.timeline import student_timeline
+
+    settings = get_settings()
+    with session_scope(get_engine(app_db_url)) as session:
+        timeline = student_timeline(session, settings, classes["tina"].id, student_key("S2", settings))
+    figure = timeline_figure(timeline, high_below=0.5)
+    lines = {trace.name: list(trace.y) for trace in figure.data}
+    assert lines["P(pass)"] == [0.95, 0.95]
+    no_grade = timeline.predictions["p_no_grade"].tolist()
+    assert len(no_grade) == 2 and all(0 < p < 1 for p in no_grade)  # logged by grade model v2
+    assert lines["Risk of no final grade"] == no_grade
+
+
 def test_another_teachers_student_is_not_shown(app_db_url: str, classes: dict) -> None:
     at = page_test("student.py", classes["otto"])
     at.query_params["key"] = student_key("S1", get_settings())
