@@ -10,6 +10,7 @@ import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
 from dashboard.page_table import page_spec
+from dashboard.text import md
 
 STUDENT_PAGE = page_spec("student.py").path  # as st.navigation registered it
 STUDENT_URL = "student?key={}"
@@ -23,6 +24,7 @@ def student_url(key: str) -> str:
 def student_link(key: str, label: str) -> None:
     """A link to the student page of ``key``: a navigation link in the app, a plain link when the page
     runs on its own (a test opening one page file, outside ``st.navigation``)."""
+    label = md(label)  # the student id is what a teacher typed or uploaded: shown, never rendered as Markdown
     try:
         st.page_link(STUDENT_PAGE, label=label, icon=":material/timeline:", query_params={"key": key})
     except StreamlitPageNotFoundError:

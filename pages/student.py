@@ -12,7 +12,7 @@ from dashboard.tables import show_table
 from dashboard.timeline_chart import timeline_figure
 from model.errors import UserError
 from model.schema.fields import ID_COLUMN
-from model.schema.results import FACTOR_COLUMNS, risk_text
+from model.schema.results import FACTOR_COLUMNS, percent_text, risk_text
 from model.serving.downloads import results_table
 from model.serving.history import short_key
 from model.serving.interventions import (
@@ -46,7 +46,7 @@ def show_summary(timeline: Timeline) -> None:
     latest = timeline.predictions.iloc[-1]
     name, chance, level, outcome = st.columns(4)
     name.metric("Student", timeline.student_id or short_key(timeline.student_key))
-    chance.metric("Latest P(pass)", f"{float(latest['p_pass']):.0%}", help=f"setup {latest['setup']}")
+    chance.metric("Latest P(pass)", percent_text(float(latest["p_pass"])), help=f"setup {latest['setup']}")
     level.metric("Risk", risk_text(str(latest["risk"])))
     outcome.metric("Final grade", "not recorded" if timeline.outcome_g3 is None else f"{timeline.outcome_g3} / 20")
 

@@ -20,6 +20,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from model.schema.results import percent_text
 from model.schema.thresholds import Thresholds
 from model.serving.interventions import OPEN_STATUSES
 from model.store.tables import Intervention, Outcome, PredictionLog
@@ -34,11 +35,11 @@ LIMIT = 500
 def _describe(row: dict, thresholds: Thresholds) -> str:
     said = []
     if row["high_risk"]:
-        said.append(f"high risk (P(pass) {row['p_pass']:.0%}) and no intervention planned")
+        said.append(f"high risk (P(pass) {percent_text(row['p_pass'])}) and no intervention planned")
     if row["review_due"]:
         said.append(f"intervention review was due {row['review_date']:%Y-%m-%d}")
     if row["risk_rose"]:
-        said.append(f"P(pass) fell from {row['previous_p_pass']:.0%} to {row['p_pass']:.0%}")
+        said.append(f"P(pass) fell from {percent_text(row['previous_p_pass'])} to {percent_text(row['p_pass'])}")
     if row["no_grade"]:
         said.append(f"no final grade recorded since the year ended {thresholds.year_end:%Y-%m-%d}")
     text = "; ".join(said)
