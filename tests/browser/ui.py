@@ -74,8 +74,13 @@ def settle(page: Page) -> None:
 
 
 def open_page(page: Page, title: str) -> None:
-    """Open a page through the sidebar navigation and wait for its title and the end of its run."""
-    page.get_by_test_id("stSidebarNav").get_by_role("link", name=title, exact=True).click()
+    """Open a page through the sidebar navigation and wait for its title and the end of its run (a long menu,
+    an admin's, shows its first entries only until "View N more" is pressed)."""
+    nav = page.get_by_test_id("stSidebarNav")
+    more = nav.get_by_test_id("stSidebarNavViewButton").filter(has_text="more")
+    if more.count():
+        more.click()
+    nav.get_by_role("link", name=title, exact=True).click()
     expect(heading(page, title)).to_be_visible()
     settle(page)
 
