@@ -288,3 +288,28 @@ def test_interventions_are_written_and_read_by_their_teacher_only(app_db_url: st
         assert iv.list_interventions(session, settings, tina.id)["intervention_id"].tolist() == [tinas]
         assert "S1" not in iv.interventions_csv(session, settings, otto.id).decode("utf-8-sig")
         assert session.get(Intervention, tinas).status == "planned"
+
+
+def test_needs_attention_and_the_timeline_show_a_teacher_their_own_students_only(
+    app_db_url: str, two_classes: dict
+) -> None:
+    from dataclasses import replace
+    from datetime import date
+
+    from model.schema.thresholds import Thresholds
+    from model.serving.attention import needs_attention
+    from model.serving.students import StudentNotFound
+    from model.serving.timeline import student_timeline
+
+    tina, otto, settings = two_classes["tina"], two_classes["otto"], get_settings()
+    everyone = replace(Thresholds.from_settings(settings), risk_high_below=0.999, risk_medium_below=1.0)
+    tina_keys = {student_key(s, settings) for s in ("S1", "S2", "S3")}
+    with session_scope(get_engine(app_db_url)) as session:
+        assert set(needs_attention(session, tina.id, everyone, date.today())["student_key"]) == tina_keys
+        assert set(needs_attention(session, otto.id, everyone, date.today())["student_key"]) == {
+            student_key("X9", settings)
+        }
+        assert student_timeline(session, settings, tina.id, student_key("S1", settings)).predictions.shape[0] == 1
+        for key in tina_keys:  # the other teacher's student page: not found, as an unknown key would be
+            with pytest.raises(StudentNotFound):
+                student_timeline(session, settings, otto.id, key)
