@@ -15,9 +15,9 @@ from collections.abc import Callable
 
 def benchmarks() -> dict[str, Callable[[], None]]:
     """Name -> ``main`` of every benchmark module."""
-    from bench import api, attention, batch, district, monitoring, single, soak, startup
+    from bench import api, attention, batch, district, monitoring, single, soak, startup, students
 
-    modules = (api, attention, batch, district, monitoring, single, soak, startup)
+    modules = (api, attention, batch, district, monitoring, single, soak, startup, students)
     return {m.__name__.removeprefix("bench."): m.main for m in modules}
 
 

@@ -29,6 +29,7 @@ from model.store import crypto
 from model.store.tables import PredictionLog, StudentRef, utcnow
 
 PURPOSE = "student_ref"
+IN_LIST = 1_000  # keys per IN list: bounded statements on both databases
 
 
 class UnknownStudent(UserError, LookupError):
@@ -43,22 +44,30 @@ class UnknownStudent(UserError, LookupError):
         self.student_id = shown
 
 
-def _upsert(engine: Engine) -> sa.Insert:
+def _insert_new(engine: Engine) -> sa.Insert:
+    """One INSERT of many rows that skips a (teacher, key) pair already stored (a concurrent upload's too)."""
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[engine.dialect.name](StudentRef)
-    return insert.on_conflict_do_update(
-        index_elements=["user_id", "student_key"],
-        set_={"ref": insert.excluded.ref, "ref_key_id": insert.excluded.ref_key_id,
-              "updated_at": insert.excluded.updated_at},
-    )  # fmt: skip
+    return insert.on_conflict_do_nothing(index_elements=["user_id", "student_key"])
+
+
+def _stored_keys(connection: sa.Connection, user_id: int, keys: Sequence[str]) -> set[str]:
+    """Which of ``keys`` ``user_id`` already has an id stored for, in one query: an IN list for a class,
+    all of the teacher's keys for a batch larger than one IN list (a teacher's caseload, read once)."""
+    query = sa.select(StudentRef.student_key).where(StudentRef.user_id == user_id)
+    if len(keys) <= IN_LIST:
+        query = query.where(StudentRef.student_key.in_(keys))
+    return set(connection.execute(query).scalars()) & set(keys)
 
 
 def remember_students(
     engine: Engine, settings: Settings, user_id: int | None, student_ids: Sequence[object], keys: Sequence[str | None]
 ) -> int:
-    """Store (or refresh) the id typed for each student key of ``user_id``; returns how many were written.
+    """Store the id typed for each student key of ``user_id`` not stored yet; returns how many were new.
 
-    Rows without an id or without a user are skipped; an unreachable database writes nothing (the
-    prediction stands)."""
+    The key is the HMAC of the id, so a stored row already holds this very id: it is left as it is
+    (neither re-encrypted nor rewritten; rotation re-encrypts under a new data key). Only the new
+    ids are encrypted, and written in one statement. Rows without an id or without a user are
+    skipped; an unreachable database writes nothing (the prediction stands)."""
     if user_id is None:
         return 0
     latest: dict[str, str] = {}
@@ -69,13 +78,17 @@ def remember_students(
         return 0
     ring = crypto.keyring(settings)
     now = utcnow()
-    rows = []
-    for key, text in latest.items():
-        stored, key_id = ring.encrypt_text(text, PURPOSE)
-        rows.append({"user_id": user_id, "student_key": key, "ref": stored, "ref_key_id": key_id, "updated_at": now})
     try:
         with engine.begin() as connection:
-            connection.execute(_upsert(engine), rows)
+            stored = _stored_keys(connection, user_id, list(latest))
+            rows = []
+            for key, text in latest.items():
+                if key not in stored:
+                    ref, key_id = ring.encrypt_text(text, PURPOSE)
+                    rows.append({"user_id": user_id, "student_key": key, "ref": ref, "ref_key_id": key_id,
+                                 "updated_at": now})  # fmt: skip
+            if rows:
+                connection.execute(_insert_new(engine), rows)
     except DB_UNAVAILABLE:
         return 0
     return len(rows)
@@ -88,9 +101,9 @@ def student_ids(session: Session, settings: Settings, user_id: int, keys: Iterab
         return {}
     ring = crypto.keyring(settings)
     found: dict[str, str] = {}
-    for start in range(0, len(wanted), 500):  # bounded IN lists
+    for start in range(0, len(wanted), IN_LIST):  # bounded IN lists
         query = sa.select(StudentRef.student_key, StudentRef.ref, StudentRef.ref_key_id).where(
-            StudentRef.user_id == user_id, StudentRef.student_key.in_(wanted[start : start + 500])
+            StudentRef.user_id == user_id, StudentRef.student_key.in_(wanted[start : start + IN_LIST])
         )
         for row in session.execute(query):
             found[row.student_key] = ring.decrypt_text(row.ref, row.ref_key_id, PURPOSE)

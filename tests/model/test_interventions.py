@@ -12,7 +12,7 @@ from model.errors import InvalidInput
 from model.serving import interventions as iv
 from model.serving.predlog.writer import student_key
 from model.serving.service import ModelStore, predict_batch
-from model.serving.students import own_student_key, ref_counts, student_ids
+from model.serving.students import IN_LIST, own_student_key, ref_counts, remember_students, student_ids
 from model.settings import get_settings
 from model.store import crypto
 from model.store.audit import list_audit
@@ -51,6 +51,22 @@ def test_each_teacher_reads_back_only_the_ids_they_typed(school: dict) -> None:
         assert not {row.ref for row in stored} & {"S1", "S2", "=S3", "S9"}
     else:
         assert {row.ref for row in stored} == {"S1", "S2", "=S3", "S9"} and {row.ref_key_id for row in stored} == {None}
+
+
+def test_a_stored_id_is_left_as_it_is_and_only_new_ids_are_written(school: dict) -> None:
+    engine, ana, settings = school["engine"], school["ana"], get_settings()
+    query = sa.select(StudentRef.student_key, StudentRef.ref, StudentRef.updated_at).order_by(StudentRef.student_key)
+    with engine.connect() as connection:
+        before = connection.execute(query).all()
+    ids = ["S1", " S2 ", *(f"N{i}" for i in range(IN_LIST + 5))]  # more new ids than one IN list holds
+    keys = [student_key(sid, settings) for sid in ids]
+    assert remember_students(engine, settings, ana, ids, keys) == IN_LIST + 5  # S1 and S2 are Ana's already
+    assert remember_students(engine, settings, ana, ids, keys) == 0
+    with engine.connect() as connection:
+        after = connection.execute(query).all()
+    assert set(before) <= set(after) and len(after) == len(before) + IN_LIST + 5  # old rows not rewritten
+    with session_scope(engine) as session:
+        assert student_ids(session, settings, ana, keys[-1:]) == {keys[-1]: f"N{IN_LIST + 4}"}
 
 
 def test_an_intervention_is_recorded_edited_listed_and_audited(school: dict) -> None:
