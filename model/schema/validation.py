@@ -14,7 +14,7 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from model.errors import BatchRejected, InvalidInput, Problem, shown_value
+from model.errors import LONE_SURROGATE, BatchRejected, InvalidInput, Problem, has_lone_surrogate, shown_value
 from model.schema.fields import ATTRIBUTES, FIELDS, ID_COLUMN, MAX_ROWS, TARGET, FieldSpec
 from model.schema.published import StudentRecord
 from model.schema.reading import STREAM_CHUNK_ROWS, read_batch, read_chunks
@@ -129,16 +129,25 @@ def _check_column(spec: FieldSpec, values: pd.Series, required: bool) -> _Column
     return _Column(np.where(codes < 0, n, codes), typed, bad, reasons, raws)
 
 
+_as_text = np.frompyfunc(str, 1, 1)
+
+
 def _id_column(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Student ids as given (``str``; a blank cell becomes ``None``) and which cannot be taken as text."""
-    given = values.to_numpy(dtype=object)
-    ids = np.empty(len(given), dtype=object)
-    bad = np.zeros(len(given), dtype=bool)
-    for i, value in enumerate(given):
-        if is_blank(value):
-            continue
-        text = str(value)
-        ids[i], bad[i] = text, text_reason(text) is not None
+    """Student ids as given (``str``; a blank cell becomes ``None``) and which cannot be taken as text.
+
+    Column-wise: object dtype throughout (Arrow strings cannot even hold a lone surrogate), blanks by
+    ``isna`` and one ``str.strip``, and the surrogate search once over the whole column joined, per
+    cell only when it found one."""
+    given = values.astype(object)
+    missing = given.isna().to_numpy()
+    texts = given.mask(missing, "")
+    if pd.api.types.infer_dtype(texts, skipna=False) != "string":  # typed cells (a record's numbers): as text
+        texts = pd.Series(_as_text(texts.to_numpy(dtype=object)), index=texts.index, dtype=object)
+    blank = missing | texts.str.strip().eq("").to_numpy(dtype=bool)
+    bad = np.zeros(len(texts), dtype=bool)
+    if has_lone_surrogate("\n".join(texts)):
+        bad = texts.str.contains(LONE_SURROGATE.pattern, regex=True).to_numpy(dtype=bool) & ~blank
+    ids = np.where(blank, None, texts.to_numpy(dtype=object))
     return ids, bad
 
 

@@ -344,6 +344,16 @@ def test_student_id_passes_through() -> None:
     assert result.accepted.columns[0] == ID_COLUMN
 
 
+def test_typed_and_blank_student_ids_are_taken_as_text_and_a_lone_surrogate_is_named() -> None:
+    given = ["007", 7, 7.5, None, np.nan, pd.NA, "   ", "\u3000", "A\ud800", " \udfff ", True]
+    frame = pd.DataFrame([example() for _ in given]).assign(**{ID_COLUMN: pd.Series(given, dtype=object)})
+    result = validate_frame(frame[[ID_COLUMN, *ATTRIBUTES]])
+    shown = [(10, ID_COLUMN, "A\\ud800"), (11, ID_COLUMN, " \\udfff ")]  # the values shown escaped
+    assert [(p.row, p.column, p.value) for p in result.problems] == shown
+    assert all(p.message.endswith("(a lone UTF-16 surrogate such as \\ud800)") for p in result.problems)
+    assert result.accepted[ID_COLUMN].tolist() == ["007", "7", "7.5", None, None, None, None, None, "True"]
+
+
 def test_grades_are_optional_and_blank_means_unknown() -> None:
     no_grades = {k: v for k, v in example().items() if k not in GRADES}
     result = validate_batch(make_csv([no_grades]))
