@@ -23,13 +23,23 @@ def escape_cell(value: object) -> object:
     return value
 
 
+def _escaped_column(values: pd.Series) -> pd.Series:
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.rename_categories([escape_cell(c) for c in values.cat.categories])
+    if pd.api.types.is_object_dtype(values.dtype) or pd.api.types.is_string_dtype(values.dtype):
+        return values.map(escape_cell)
+    return values  # numbers, dates and flags stay as they are
+
+
 def escape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``frame`` where no text cell can start a formula (numbers stay numbers)."""
-    safe = frame.copy()
-    for column in safe.columns:
-        if not pd.api.types.is_numeric_dtype(safe[column]):
-            safe[column] = safe[column].map(escape_cell)
-    safe.columns = [escape_cell(str(c)) for c in safe.columns]
+    """A copy of ``frame`` in which no text cell, header or text row label could start a spreadsheet formula.
+
+    The one escaping of every CSV download and of every table the dashboard shows (whose toolbar
+    exports the cells as shown); categoricals stay categorical, numbers stay numbers."""
+    safe = pd.DataFrame({name: _escaped_column(frame[name]) for name in frame.columns}, index=frame.index)
+    safe.columns = [escape_cell(name) if isinstance(name, str) else name for name in frame.columns]
+    if pd.api.types.is_object_dtype(frame.index.dtype):  # a shown index (row labels) is exported too
+        safe.index = frame.index.map(escape_cell)
     return safe
 
 

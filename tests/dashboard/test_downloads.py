@@ -11,8 +11,8 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from dashboard import downloads, session_cookie
-from dashboard.tables import spreadsheet_safe
 from model.accounts import users
+from model.serving.downloads import escape_formulas
 from model.settings import get_settings
 from model.store.db import get_engine, migrate, session_scope
 from tests.dashboard.conftest import ROOT
@@ -91,7 +91,7 @@ def test_tables_show_text_cells_escaped_like_the_csv_downloads() -> None:
                                          "\tx", "\rx", "S001"], "grade": [1, 2, 3, 4, 5, 6, 7, 8]},
                          index=[f"r{i}" for i in range(8)])  # fmt: skip
     frame["band"] = pd.Categorical(["=I", "II", "II", "II", "II", "II", "II", "II"])
-    safe = spreadsheet_safe(frame)
+    safe = escape_formulas(frame)  # the one escaping of tables and CSV downloads
     assert list(safe["student_id"]) == ["'=cmd|' /C calc'!A0", "'=HYPERLINK(\"http://x\")", "'+1", "'-2", "'@SUM(A1)",
                                         "'\tx", "'\rx", "S001"]  # fmt: skip
     assert list(safe["grade"]) == list(range(1, 9)) and safe["grade"].dtype == frame["grade"].dtype
