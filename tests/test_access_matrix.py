@@ -278,7 +278,7 @@ def test_interventions_are_written_and_read_by_their_teacher_only(app_db_url: st
     plan = {"kind": "tutoring", "start_date": "2026-10-01", "review_date": "2026-11-01"}
     with session_scope(engine) as session:
         tinas = iv.record_intervention(session, settings, tina.id, "tina", student_id="S1", **plan)
-    refused = pytest.raises(InvalidInput, match="no prediction of yours has the student id 'S1'")
+    refused = pytest.raises(InvalidInput, match='no prediction of yours for student id "S1"')
     with refused, session_scope(engine) as session:  # Otto cannot plan for Tina's student
         iv.record_intervention(session, settings, otto.id, "otto", student_id="S1", **plan)
     with pytest.raises(iv.InterventionNotFound), session_scope(engine) as session:
@@ -298,7 +298,7 @@ def test_needs_attention_and_the_timeline_show_a_teacher_their_own_students_only
 
     from model.schema.thresholds import Thresholds
     from model.serving.attention import needs_attention
-    from model.serving.students import StudentNotFound
+    from model.serving.students import NotYourStudent
     from model.serving.timeline import student_timeline
 
     tina, otto, settings = two_classes["tina"], two_classes["otto"], get_settings()
@@ -311,5 +311,5 @@ def test_needs_attention_and_the_timeline_show_a_teacher_their_own_students_only
         }
         assert student_timeline(session, settings, tina.id, student_key("S1", settings)).predictions.shape[0] == 1
         for key in tina_keys:  # the other teacher's student page: not found, as an unknown key would be
-            with pytest.raises(StudentNotFound):
+            with pytest.raises(NotYourStudent):
                 student_timeline(session, settings, otto.id, key)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from model.errors import InvalidInput, Problem, UserError
 from model.schema.fields import ID_COLUMN
 from model.serving.downloads import to_csv_bytes
-from model.serving.students import StudentNotFound, UnknownStudent, is_own_student, own_student_key, student_ids
+from model.serving.students import NotYourStudent, check_own_key, own_student_key, student_ids
 from model.settings import Settings
 from model.store import crypto
 from model.store.audit import audit
@@ -135,13 +135,12 @@ def record_intervention(
     problems: list[Problem] = []
     key: str | None = student_key
     if key is not None:
-        if not is_own_student(session, user_id, key):
-            raise StudentNotFound()
+        check_own_key(session, user_id, key)
     else:
         try:
             key = own_student_key(session, settings, user_id, student_id)
-        except UnknownStudent as error:
-            problems.extend(error.problems)
+        except NotYourStudent as error:
+            problems.append(error.problem)
     plan = check_plan({"kind": kind, "status": status, "start_date": start_date, "review_date": review_date,
                        "note": note}, problems)  # fmt: skip
     if problems or plan is None or key is None:

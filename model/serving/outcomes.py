@@ -11,7 +11,6 @@ function works in the caller's ``Session`` (the front commits it).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -24,7 +23,8 @@ from model.errors import BatchRejected, InvalidInput, Problem, UserError
 from model.schema.fields import FIELDS, ID_COLUMN, TARGET
 from model.schema.reading import read_batch
 from model.schema.values import parse_cell
-from model.serving.predlog.writer import student_key
+from model.serving.predlog.writer import student_keys
+from model.serving.students import NotYourStudent, own_student_key, own_student_keys
 from model.settings import Settings
 from model.store.tables import FEEDBACK_CATEGORIES, Feedback, Outcome, PredictionLog
 
@@ -37,9 +37,6 @@ FEEDBACK_LABELS = {
     "not_applicable": "Not applicable",
 }
 assert tuple(FEEDBACK_LABELS) == FEEDBACK_CATEGORIES
-ID_ALLOWED = "any non-blank text"
-OWN_ALLOWED = "the id of a student you predicted"
-_KEYS_PER_QUERY = 5_000
 
 
 class PredictionNotFound(UserError, LookupError):
@@ -81,47 +78,17 @@ def _grade_problem(raw: Any, where: str, row: int | None) -> tuple[int | None, P
     return None, Problem(row, TARGET, text, f"{where}: {reason}", spec.allowed_text)
 
 
-def _id_problem(raw: Any, where: str, row: int | None, settings: Settings) -> tuple[str | None, Problem | None]:
-    """The student key of a student id, or the problem with a blank id."""
-    key = student_key(None if raw is None else str(raw), settings)
-    if key is None:
-        return None, Problem(row, ID_COLUMN, None if raw is None else str(raw), f"{where}: missing value", ID_ALLOWED)
-    return key, None
-
-
-def own_student_keys(session: Session, user_id: int, keys: Iterable[str]) -> set[str]:
-    """Those of ``keys`` that ``user_id`` has a successful prediction for (a few queries for a whole file)."""
-    wanted = sorted(set(keys))
-    found: set[str] = set()
-    for start in range(0, len(wanted), _KEYS_PER_QUERY):
-        chunk = wanted[start : start + _KEYS_PER_QUERY]
-        query = (
-            sa.select(PredictionLog.student_key)
-            .distinct()
-            .where(PredictionLog.user_id == user_id, PredictionLog.status == "ok", PredictionLog.student_key.in_(chunk))
-        )
-        found.update(session.scalars(query))
-    return found
-
-
-def _not_yours(raw: Any, where: str, row: int | None) -> Problem:
-    text = str(raw).strip()
-    message = (
-        f'{where}: no prediction of yours for student id "{text}"; record outcomes only for students you predicted'
-    )
-    return Problem(row, ID_COLUMN, text, message, OWN_ALLOWED)
-
-
 def record_outcome(session: Session, settings: Settings, student_id: str, g3: Any, user_id: int) -> int:
     """Store a student's real final grade (0-20) recorded by ``user_id``; returns the new outcome id.
 
     Raises ``InvalidInput`` naming the field when the id is blank, when the user has no prediction
     of their own for that student id, or when the grade is not a whole number from 0 to 20.
     """
-    where = f'field "{ID_COLUMN}"'
-    key, id_problem = _id_problem(student_id, where, None, settings)
-    if key is not None and not own_student_keys(session, user_id, [key]):
-        id_problem = _not_yours(student_id, where, None)
+    key, id_problem = None, None
+    try:
+        key = own_student_key(session, settings, user_id, student_id)
+    except NotYourStudent as error:
+        id_problem = error.problem
     grade, grade_problem = _grade_problem(g3, f'field "{TARGET}"', None)
     problems = [p for p in (id_problem, grade_problem) if p is not None]
     if problems:
@@ -155,13 +122,11 @@ def record_outcomes_csv(
         raise BatchRejected("the file has a header but no data rows")
     columns = _outcome_columns(frame)
     ids, grades = frame[columns[ID_COLUMN]], frame[columns[TARGET]]
-    checked = [_id_problem(student_id, f'row {row}, column "{ID_COLUMN}"', int(row), settings)
-               for row, student_id in zip(frame.index, ids, strict=True)]  # fmt: skip
-    own = own_student_keys(session, user_id, [key for key, _ in checked if key is not None])
+    keys = student_keys([None if raw is None else str(raw) for raw in ids], settings)
+    own = own_student_keys(session, user_id, keys)
     rows, problems = [], []
-    for row, student_id, raw_grade, (key, id_problem) in zip(frame.index, ids, grades, checked, strict=True):
-        if key is not None and key not in own:
-            id_problem = _not_yours(student_id, f'row {row}, column "{ID_COLUMN}"', int(row))
+    for row, student_id, raw_grade, key in zip(frame.index, ids, grades, keys, strict=True):
+        id_problem = None if key in own else NotYourStudent(student_id, row=int(row)).problem
         grade, grade_problem = _grade_problem(raw_grade, f'row {row}, column "{TARGET}"', int(row))
         found = [p for p in (id_problem, grade_problem) if p is not None]
         problems.extend(found)

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from model.errors import Problem, UserError
+from model.errors import InvalidInput, Problem
 from model.schema.fields import ID_COLUMN
 from model.serving.predlog.insert import DB_UNAVAILABLE
 from model.serving.predlog.writer import student_key
@@ -30,18 +30,8 @@ from model.store.tables import PredictionLog, StudentRef, utcnow
 
 PURPOSE = "student_ref"
 IN_LIST = 1_000  # keys per IN list: bounded statements on both databases
-
-
-class UnknownStudent(UserError, LookupError):
-    """The student id names none of the user's own predictions (someone else's and missing look the same)."""
-
-    def __init__(self, student_id: str | None, field: str = ID_COLUMN) -> None:
-        shown = (student_id or "").strip()
-        message = f'field "{field}": no prediction of yours has the student id {shown!r}' if shown else (
-            f'field "{field}": missing value; type the student id you predicted for'
-        )  # fmt: skip
-        super().__init__(message, [Problem(None, field, shown or None, message, "the id of one of your students")])
-        self.student_id = shown
+OWN_ALLOWED = "the id of a student you predicted"
+ONLY_YOURS = "only students you predicted can be named here"
 
 
 def _insert_new(engine: Engine) -> sa.Insert:
@@ -110,29 +100,64 @@ def student_ids(session: Session, settings: Settings, user_id: int, keys: Iterab
     return found
 
 
-class StudentNotFound(UserError, LookupError):
-    """No prediction of the user's has that student key (another teacher's student, or none)."""
+class NotYourStudent(InvalidInput, LookupError):
+    """The student is none of the user's own: no successful prediction of theirs has that student (another
+    teacher's student and one nobody predicted look the same).
 
-    def __init__(self) -> None:
-        super().__init__("this student is not one of yours: open one from Needs attention or My students")
+    Named by the id typed (``field``, and ``row`` in a file: the message names them), or, for a page
+    opened by a student key, by that key; a blank id is a missing value of ``field``. Its one
+    :class:`~model.errors.Problem` also joins a larger report (every bad field of a form, every bad
+    row of a file)."""
+
+    def __init__(self, student_id: object = None, *, field: str = ID_COLUMN, row: int | None = None,
+                 by_key: bool = False) -> None:  # fmt: skip
+        shown = "" if student_id is None else str(student_id).strip()
+        field = "student_key" if by_key else field
+        where = f'row {row}, column "{field}"' if row is not None else f'field "{field}"'
+        if by_key:
+            message = "this student is not one of yours: open one from Needs attention or My students"
+        elif shown:
+            message = f'{where}: no prediction of yours for student id "{shown}"; {ONLY_YOURS}'
+        else:
+            message = f"{where}: missing value"
+        super().__init__([Problem(row, field, None if student_id is None else shown, message, OWN_ALLOWED)])
+        self.student_id = shown
+
+    @property
+    def problem(self) -> Problem:
+        return self.problems[0]
 
 
-def own_student_key(session: Session, settings: Settings, user_id: int, student_id: str | None) -> str:
-    """The key of ``student_id`` when ``user_id`` has a prediction of that student; else `UnknownStudent`."""
-    key = student_key(student_id, settings)
-    if key is None or not is_own_student(session, user_id, key):
-        raise UnknownStudent(student_id)
+def own_student_keys(session: Session, user_id: int, keys: Iterable[str | None]) -> set[str]:
+    """Those of ``keys`` that ``user_id`` has a successful prediction of: the one "is this my student" check
+    (a few queries for a whole file)."""
+    wanted = sorted({key for key in keys if key is not None})
+    found: set[str] = set()
+    for start in range(0, len(wanted), IN_LIST):
+        query = (
+            sa.select(PredictionLog.student_key)
+            .distinct()
+            .where(PredictionLog.user_id == user_id, PredictionLog.status == "ok",
+                   PredictionLog.student_key.in_(wanted[start : start + IN_LIST]))
+        )  # fmt: skip
+        found.update(session.scalars(query))
+    return found
+
+
+def own_student_key(session: Session, settings: Settings, user_id: int, student_id: object,
+                    field: str = ID_COLUMN) -> str:  # fmt: skip
+    """The key of ``student_id`` when it is one of ``user_id``'s students; else :class:`NotYourStudent`."""
+    key = student_key(None if student_id is None else str(student_id), settings)
+    if key is None or not own_student_keys(session, user_id, [key]):
+        raise NotYourStudent(student_id, field=field)
     return key
 
 
-def is_own_student(session: Session, user_id: int, key: str) -> bool:
-    """Whether ``user_id`` has a prediction of the student with ``key``."""
-    found = session.execute(
-        sa.select(PredictionLog.id)
-        .where(PredictionLog.user_id == user_id, PredictionLog.status == "ok", PredictionLog.student_key == key)
-        .limit(1)
-    ).first()
-    return found is not None
+def check_own_key(session: Session, user_id: int, key: str) -> str:
+    """``key`` when it is one of ``user_id``'s students (a page opened by key); else :class:`NotYourStudent`."""
+    if not own_student_keys(session, user_id, [key]):
+        raise NotYourStudent(by_key=True)
+    return key
 
 
 def ref_counts(session: Session) -> dict[int, int]:

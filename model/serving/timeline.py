@@ -1,7 +1,7 @@
 """One student's year as a teacher sees it: their predictions over time, interventions, the outcome.
 
 Only the teacher's own predictions and interventions are read; another teacher's student (or an
-unknown key) raises :class:`~model.serving.students.StudentNotFound`. The latest prediction's inputs
+unknown key) raises :class:`~model.serving.students.NotYourStudent`. The latest prediction's inputs
 are handed back decrypted so the front can explain it.
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from model.serving.interventions import list_interventions
-from model.serving.students import StudentNotFound, student_ids
+from model.serving.students import NotYourStudent, student_ids
 from model.settings import Settings
 from model.store import crypto
 from model.store.tables import Outcome, PredictionLog
@@ -48,7 +48,7 @@ def student_timeline(session: Session, settings: Settings, user_id: int, key: st
     )
     predictions = pd.DataFrame(session.execute(query).mappings().all(), columns=list(PREDICTION_COLUMNS))
     if predictions.empty:
-        raise StudentNotFound()
+        raise NotYourStudent(by_key=True)
     stored = session.execute(sa.select(log.inputs).where(log.id == int(predictions["prediction_id"].iloc[-1])))
     inputs = crypto.keyring(settings).decrypt_inputs(stored.scalar_one())
     outcome = session.execute(

@@ -17,7 +17,7 @@ from model.store.db import get_engine
 from model.store.tables import Feedback, Outcome
 from tests.dashboard.conftest import download_labels, signed_in
 
-ONLY_YOURS = "record outcomes only for students you predicted"
+ONLY_YOURS = "only students you predicted can be named here"
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "outcomes.py")
 
 

@@ -10,9 +10,18 @@ import sqlalchemy as sa
 
 from model.errors import InvalidInput
 from model.serving import interventions as iv
+from model.serving.outcomes import record_outcome
 from model.serving.predlog.writer import student_key
 from model.serving.service import ModelStore, predict_batch
-from model.serving.students import IN_LIST, own_student_key, ref_counts, remember_students, student_ids
+from model.serving.students import (
+    IN_LIST,
+    NotYourStudent,
+    own_student_key,
+    ref_counts,
+    remember_students,
+    student_ids,
+)
+from model.serving.timeline import student_timeline
 from model.settings import get_settings
 from model.store import crypto
 from model.store.audit import list_audit
@@ -97,7 +106,7 @@ def test_bad_input_names_every_field_and_writes_nothing(school: dict) -> None:
     fields = [problem.column for problem in caught.value.problems]
     assert fields == ["student_id", "kind", "status", "review_date", "note"]
     message = str(caught.value)
-    assert "no prediction of yours has the student id 'S9'" in message  # Ben's student, not Ana's
+    assert 'no prediction of yours for student id "S9"' in message  # Ben's student, not Ana's
     assert "2026-11-01 is before the start date 2026-11-02" in message and "281 characters; at most 280" in message
     with session_scope(engine) as session, pytest.raises(InvalidInput, match="field \"start_date\": 'soon'"):
         iv.record_intervention(session, settings, ana, "ana", student_id="S1", kind="other", start_date="soon",
@@ -120,6 +129,24 @@ def test_another_teachers_intervention_cannot_be_edited(school: dict) -> None:
         assert session.get(Intervention, new).status == "planned"
         assert session.get(Intervention, new).review_date == REVIEW
         assert own_student_key(session, settings, ana, "S2") == student_key("S2", settings)
+
+
+def test_another_teachers_student_is_refused_by_one_check_in_the_same_words(school: dict) -> None:
+    engine, ben, settings = school["engine"], school["ben"], get_settings()
+    plan = {"kind": "tutoring", "start_date": START, "review_date": REVIEW}
+    with session_scope(engine) as session:
+        with pytest.raises(InvalidInput) as outcome:
+            record_outcome(session, settings, "S1", 12, ben)
+        with pytest.raises(InvalidInput) as intervention:
+            iv.record_intervention(session, settings, ben, "ben", student_id="S1", **plan)
+        refused = [outcome.value.problems, intervention.value.problems]
+        with pytest.raises(NotYourStudent, match="^this student is not one of yours"):
+            student_timeline(session, settings, ben, student_key("S1", settings))
+        with pytest.raises(NotYourStudent, match="^this student is not one of yours"):
+            iv.record_intervention(session, settings, ben, "ben", student_key=student_key("S1", settings), **plan)
+    expected = NotYourStudent("S1").problem
+    assert refused == [[expected], [expected]]
+    assert expected.message.startswith('field "student_id": no prediction of yours for student id "S1"')
 
 
 def test_the_csv_export_is_formula_escaped_and_only_the_teachers_own(school: dict) -> None:

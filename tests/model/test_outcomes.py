@@ -98,7 +98,7 @@ def test_outcomes_csv_stores_good_rows_in_one_insert_and_reports_bad_ones(models
     assert (result.stored, result.n_rows, result.rejected_rows) == (3, 6, [3, 4, 7])
     assert [(p.row, p.column, p.value, p.allowed) for p in result.problems] == [
         (3, "G3", "25", "0-20"),
-        (4, "student_id", "", "any non-blank text"),
+        (4, "student_id", "", "the id of a student you predicted"),
         (7, "G3", "x", "0-20"),
     ]
     assert result.problems[0].message == 'row 3, column "G3": 25 is out of range 0-20'
