@@ -153,9 +153,11 @@ def show_interventions(timeline: Timeline, user: object) -> None:
                      width="stretch")  # fmt: skip
     intervention_form(timeline, user)
     edit_form(timeline, user)
-    with transaction() as session:
-        data = interventions_csv(session, settings(), user.id)
-    download_link("Download all my interventions (CSV)", data, "interventions.csv", "text/csv")
+    # built only when asked: not on every rerun of the page (each form, each click)
+    if st.button("Prepare all my interventions (CSV)", key="prepare_interventions_csv"):
+        with transaction() as session:
+            data = interventions_csv(session, settings(), user.id)
+        download_link("Download all my interventions (CSV)", data, "interventions.csv", "text/csv")
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from dashboard.context import CurrentUser
+from dashboard.downloads import _LINKS_KEY
 from model.accounts import users
 from model.serving.interventions import list_interventions
 from model.serving.predlog.writer import student_key
@@ -16,7 +17,7 @@ from model.serving.service import ModelStore, predict_batch
 from model.settings import get_settings
 from model.store.db import get_engine, session_scope
 from model.store.tables import Outcome, PredictionLog
-from tests.dashboard.conftest import page_test, texts
+from tests.dashboard.conftest import download_labels, page_test, texts
 
 
 def _predict(url: str, raw_df: pd.DataFrame, user: CurrentUser, ids: list[str], start: int) -> None:
@@ -96,6 +97,18 @@ def test_the_timeline_records_an_intervention_and_an_outcome(app_db_url: str, cl
 
     listed = page_test("needs_attention.py", tina).run()
     assert listed.success  # S1 has an active plan now: nothing calls for action
+
+
+def test_the_interventions_csv_is_built_only_when_asked(app_db_url: str, classes: dict) -> None:
+    at = page_test("student.py", classes["tina"])
+    at.query_params["key"] = student_key("S1", get_settings())
+    at.run()
+    assert not at.exception and download_labels(at) == [] and _LINKS_KEY not in at.session_state
+    next(b for b in at.button if b.label == "Prepare all my interventions (CSV)").click().run()
+    assert not at.exception and download_labels(at) == ["Download all my interventions (CSV)"]
+    assert _LINKS_KEY in at.session_state  # the file is held for this session only
+    at.run()  # any other rerun (a form, a click) builds and hashes nothing
+    assert download_labels(at) == []
 
 
 def test_the_timeline_draws_p_pass_and_the_risk_of_no_final_grade(app_db_url: str, classes: dict) -> None:
