@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -42,7 +42,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 router = APIRouter()
-T = TypeVar("T")
 
 
 def _media_type(request: Request) -> str:
@@ -90,28 +89,23 @@ def _records_frame(items: list[Any]) -> pd.DataFrame:
     return frame
 
 
-def _logged(state: AppState, user_id: int, started: float, make: Callable[[], T]) -> T:
-    """``make()``; a whole request refused as unusable (:class:`BatchRejected`) is logged before it is raised."""
-    try:
-        return make()
-    except BatchRejected as error:
-        service.log_failure(state.engine, state.settings, channel="api", user_id=user_id, error=error,
-                            latency_ms=(time.perf_counter() - started) * 1000)  # fmt: skip
-        raise
-
-
 def _batch_reply(state: AppState, key: KeyHolder, media: str, body: bytes) -> tuple[service.Prediction, Response]:
     """Read, charge the rows, validate, predict, log and serialise a batch: all of it in a worker thread."""
     started = time.perf_counter()
+    refusal_logged = partial(service.refusal_logged, state.engine, state.settings, channel="api",
+                             user_id=key.user_id, started=started)  # fmt: skip
     if media in CSV_TYPES:
-        frame = _logged(state, key.user_id, started, lambda: read_batch(body))
+        with refusal_logged():
+            frame = read_batch(body)
     else:
         items = _parse_json(body)
         if not isinstance(items, list):
             raise ApiError(400, "the body must be a JSON list of students (send one student to /v1/predict)")
-        frame = _logged(state, key.user_id, started, lambda: _records_frame(items))
+        with refusal_logged():
+            frame = _records_frame(items)
     spend_rows(state, key, len(frame))
-    validation = _logged(state, key.user_id, started, lambda: validate_frame(frame))
+    with refusal_logged():
+        validation = validate_frame(frame)
     prediction = service.predict_validated(state.store, state.engine, validation, channel="api", user_id=key.user_id,
                                            started=started)  # fmt: skip
     state.metrics.count_predictions(prediction.results)

@@ -37,7 +37,7 @@ from model.errors import BatchRejected, Problem
 from model.schema.reading import STREAM_CHUNK_ROWS
 from model.schema.validation import ValidationResult, validate_chunks
 from model.serving.downloads import problems_table, results_table, to_csv_bytes, to_csv_rows
-from model.serving.service import ModelStore, ModelUnavailable, NoActiveModel, log_failure, predict_validated
+from model.serving.service import ModelStore, ModelUnavailable, NoActiveModel, predict_validated, refusal_logged
 from model.settings import get_settings
 
 SHOWN_PROBLEMS = 10
@@ -144,17 +144,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     outputs = _Outputs(output, rejected_path)
     started = time.perf_counter()
     chunks = validate_chunks(source, args.chunk_rows)
+    nothing_predicted = lambda: not outputs.chunks  # noqa: E731 (then the file as a whole was refused)
     try:
-        first = next(chunks)
-        second = next(chunks, None)
-        if second is None:
-            outputs.add(_predict_chunk(ModelStore(engine, settings=settings), engine, first, True))
-        else:  # the models must not be loaded in this process before the fork
-            _shared_out(engine, itertools.chain([first, second], chunks), outputs)
+        with refusal_logged(engine, settings, channel="cli", user_id=None, started=started, only_if=nothing_predicted):
+            first = next(chunks)
+            second = next(chunks, None)
+            if second is None:
+                outputs.add(_predict_chunk(ModelStore(engine, settings=settings), engine, first, True))
+            else:  # the models must not be loaded in this process before the fork
+                _shared_out(engine, itertools.chain([first, second], chunks), outputs)
     except BatchRejected as error:
-        if not outputs.chunks:  # nothing predicted: the file as a whole was refused
-            log_failure(engine, settings, channel="cli", user_id=None, error=error,
-                        latency_ms=(time.perf_counter() - started) * 1000)  # fmt: skip
         raise CommandError(f"{source}: {error}") from None
     finally:
         outputs.close()

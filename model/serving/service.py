@@ -16,7 +16,8 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -390,6 +391,29 @@ def log_failure(
                 error_type=type(error).__name__)  # fmt: skip
 
 
+@contextmanager
+def refusal_logged(
+    engine: Engine,
+    settings: Settings,
+    *,
+    channel: str,
+    user_id: int | None,
+    started: float,
+    only_if: Callable[[], bool] = lambda: True,
+) -> Iterator[None]:
+    """The one "log a refused request, re-raise" of every front: a :class:`~model.errors.UserError` raised in
+    the block (a file or record unusable as a whole) is logged as a rejected request, its latency counted
+    from ``started``, and raised again; ``only_if`` says whether it is this block's to log (e.g. not once
+    part of the file has been predicted and logged)."""
+    try:
+        yield
+    except UserError as error:
+        if only_if():
+            log_failure(engine, settings, channel=channel, user_id=user_id, error=error,
+                        latency_ms=(time.perf_counter() - started) * 1000)  # fmt: skip
+        raise
+
+
 def _serve(
     store: ModelStore,
     engine: Engine,
@@ -460,12 +484,8 @@ def predict_batch(
     Raises ``BatchRejected`` for an unusable file (logged as a rejected request).
     """
     started = time.perf_counter()
-    try:
+    with refusal_logged(engine, store.settings, channel=channel, user_id=user_id, started=started):
         validation = validate_batch(data)
-    except UserError as error:
-        log_failure(engine, store.settings, channel=channel, user_id=user_id, error=error,
-                    latency_ms=(time.perf_counter() - started) * 1000)  # fmt: skip
-        raise
     return predict_validated(store, engine, validation, channel=channel, user_id=user_id, top=top,
                              explain=explain, progress=progress, started=started)  # fmt: skip
 
@@ -483,13 +503,8 @@ def predict_one(
     """Validate and predict one student, as row 1 of the class path (raises ``InvalidInput`` naming
     every bad field); ``log=False`` for a hypothetical (the what-if), which is not written."""
     started = time.perf_counter()
-    try:
+    with refusal_logged(engine, store.settings, channel=channel, user_id=user_id, started=started, only_if=lambda: log):
         clean = validate_record(record)
-    except UserError as error:
-        if log:
-            log_failure(engine, store.settings, channel=channel, user_id=user_id, error=error,
-                        latency_ms=(time.perf_counter() - started) * 1000)  # fmt: skip
-        raise
     return _serve(store, engine, Students.of_record(clean), problems=record_notes(record), n_rows=1,
                   channel=channel, user_id=user_id, top=top, explain=True, progress=None, started=started,
                   log=log)  # fmt: skip

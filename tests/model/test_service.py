@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
 from model.errors import BatchRejected, InvalidInput
 from model.serving.predlog.writer import student_key
-from model.serving.service import ModelStore, NoActiveModel, predict_batch, predict_one
+from model.serving.service import ModelStore, NoActiveModel, predict_batch, predict_one, refusal_logged
 from model.settings import get_settings
 from model.store import registry
-from model.store.db import get_engine, session_scope
+from model.store.db import get_engine, migrate, session_scope
 from model.store.tables import PredictionLog
 from tests.conftest import register_trained
 
@@ -89,6 +91,24 @@ def test_rejected_file_is_logged_and_raised(models_db_url: str) -> None:
         predict_batch(ModelStore(engine, settings=get_settings()), engine, b"\x00\x01binary", channel="api")
     log = _log(engine)
     assert list(log["status"]) == ["rejected"] and log["error_type"].iloc[0] == "BatchRejected"
+
+
+def test_a_refusal_is_logged_once_by_the_one_wrapper_and_raised_again(db_url: str) -> None:
+    engine, settings = get_engine(db_url), get_settings()
+    migrate(engine)
+    logged = {"engine": engine, "settings": settings, "channel": "cli", "user_id": None,
+              "started": time.perf_counter()}  # fmt: skip
+    with pytest.raises(BatchRejected), refusal_logged(**logged):
+        raise BatchRejected("the file has a header but no data rows")
+    with pytest.raises(InvalidInput), refusal_logged(**logged, only_if=lambda: False):  # not this block's to log
+        raise InvalidInput([])
+    with pytest.raises(ZeroDivisionError), refusal_logged(**logged):  # a fault, not a refusal: not logged here
+        _ = 1 / 0
+    with refusal_logged(**logged):
+        pass
+    log = _log(engine)
+    assert log[["channel", "status", "error_type"]].values.tolist() == [["cli", "rejected", "BatchRejected"]]
+    assert log["latency_ms"].iloc[0] > 0
 
 
 def test_store_follows_a_promotion(models_db_url: str, trained_models: dict, raw_df: pd.DataFrame) -> None:
