@@ -8,10 +8,13 @@ import sys
 from collections.abc import Iterator
 
 import pandas as pd
+import sqlalchemy as sa
 
 from model.cli.main import build_parser, main
 from model.schema.validation import G2_WITHOUT_G1
 from model.settings import PROJECT_ROOT
+from model.store.db import get_engine
+from model.store.tables import PredictionLog
 from tests.conftest import swap_artifact
 
 
@@ -34,6 +37,11 @@ def test_predict_exit_codes_and_outputs(app_db_url: str, student_csv_path, tmp_p
     broken = tmp_path / "broken.csv"
     broken.write_bytes(b"\x00\xff\x00 not a csv")
     assert main(["predict", "--input", str(broken), "--output", str(out)]) == 2
+    with get_engine(app_db_url).connect() as connection:  # the refused file is logged once, as rejected
+        refused = connection.execute(
+            sa.select(PredictionLog.channel, PredictionLog.status).where(PredictionLog.error_type == "BatchRejected")
+        ).all()
+    assert refused == [("cli", "rejected")]
     assert main(["predict", "--input", str(tmp_path / "missing.csv"), "--output", str(out)]) == 2
 
 
