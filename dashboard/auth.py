@@ -290,12 +290,10 @@ def _session_open(engine: Engine, info: users.UserInfo) -> bool:
     """Whether this browser session's token is still good: issued under the user's current generation
     and not signed out (checked in the database on every run, so every replica agrees)."""
     token = st.session_state.get(SESSION_KEY)
-    if not isinstance(token, dict) or token.get("gen") != info.session_generation:
-        return False
-    if time.time() >= float(token.get("exp", 0)):
+    if not isinstance(token, dict):
         return False
     with session_scope(engine) as session:
-        return not sessions.revoked(session, token["jti"])
+        return sessions.is_valid(session, info.username, token.get("jti"), token.get("gen"), token.get("exp"))
 
 
 def _sign_out(engine: Engine, authenticator: stauth.Authenticate) -> None:

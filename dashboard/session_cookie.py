@@ -116,10 +116,10 @@ def open_session(token: object, settings: Settings | None = None, engine: Engine
     (user active, generation current, not signed out), else None."""
     settings = settings or get_settings()
     claims = read_token(token, settings.local_secret("cookie_key"))
-    if claims is None or claims["exp_date"] <= time.time():
+    if claims is None:
         return None
     with session_scope(engine or get_engine(settings.database_url)) as session:
-        ok = sessions.is_valid(session, claims["username"], claims["jti"], claims["gen"])
+        ok = sessions.is_valid(session, claims["username"], claims["jti"], claims["gen"], claims["exp_date"])
     return claims if ok else None
 
 

@@ -39,11 +39,18 @@ def revoked(session: Session, jti: str) -> bool:
     return session.scalar(sa.select(sa.func.count()).where(RevokedSession.jti == str(jti)[:64])) > 0
 
 
-def is_valid(session: Session, username: str, jti: object, issued_generation: object) -> bool:
-    """Whether a token of ``username`` with id ``jti`` issued under ``issued_generation`` may still sign in."""
+def is_valid(
+    session: Session, username: str, jti: object, issued_generation: object, expires_at: object,
+    now: float | None = None,
+) -> bool:  # fmt: skip
+    """Whether a token of ``username`` with id ``jti``, issued under ``issued_generation`` and good until
+    ``expires_at`` (epoch seconds), may still sign in: the one check of the sign-in cookie and of a
+    browser session's token on every run."""
     if not isinstance(jti, str) or not jti or isinstance(issued_generation, bool):
         return False
-    if not isinstance(issued_generation, int):
+    if not isinstance(issued_generation, int) or isinstance(expires_at, bool):
+        return False
+    if not isinstance(expires_at, int | float) or expires_at <= (time.time() if now is None else now):
         return False
     current = generation(session, username)
     return current is not None and current == issued_generation and not revoked(session, jti)

@@ -52,6 +52,18 @@ def test_a_cookie_taken_before_set_password_no_longer_signs_in(app_db_url: str, 
     assert not _signed_in(at) and any("session has ended" in e.value for e in at.error)
 
 
+def test_a_browser_session_whose_token_expired_ends_on_its_next_run(app_db_url: str, teacher_account: Account) -> None:
+    at = log_in(app_test().run(), "tina", teacher_account.password)
+    token = at.session_state[auth.SESSION_KEY]
+    with session_scope(get_engine(app_db_url)) as session:  # the one check, for the cookie and the session
+        assert sessions.is_valid(session, "tina", token["jti"], token["gen"], token["exp"])
+        assert not sessions.is_valid(session, "tina", token["jti"], token["gen"], token["exp"], now=token["exp"])
+        assert not sessions.is_valid(session, "tina", token["jti"], token["gen"], None)
+    at.session_state[auth.SESSION_KEY] = {**token, "exp": 1.0}
+    at.run()
+    assert not _signed_in(at) and any("session has ended" in e.value for e in at.error)
+
+
 def test_a_cookie_copied_before_sign_out_no_longer_signs_in(app_db_url: str, teacher_account: Account) -> None:
     at = log_in(app_test().run(), "tina", teacher_account.password)
     copied = _cookie_of(at)
