@@ -6,6 +6,7 @@ import os
 import resource
 import socket
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,22 @@ def class_frame(n_rows: int, seed: int = 0) -> pd.DataFrame:
 
 def class_file(n_rows: int, seed: int = 0) -> bytes:
     return class_frame(n_rows, seed).to_csv(index=False, sep=";").encode()
+
+
+def on_both_databases(run: Callable[[str, Engine], object]) -> None:
+    """``run(name, engine)`` on a fresh SQLite file, then on a fresh PostgreSQL schema (said skipped when the
+    server, ``MATHSIGHT_BENCH_POSTGRES_URL``, is unreachable)."""
+    from bench.monitoring import POSTGRES_URL, _postgres_schema  # here: bench.monitoring imports this module
+    from model.store.db import dispose_engines, get_engine
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run("sqlite", get_engine(f"sqlite:///{Path(tmp) / 'bench.db'}"))
+        dispose_engines()
+    with _postgres_schema() as url:
+        if url is None:
+            print(f"[postgresql] skipped: {POSTGRES_URL} unreachable")
+        else:
+            run("postgresql", get_engine(url))
 
 
 def peak_rss_mb() -> float:

@@ -12,19 +12,16 @@ milliseconds and the ratios to the baseline.
 from __future__ import annotations
 
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from bench._common import isolated_home
-from bench.monitoring import POSTGRES_URL, _postgres_schema
+from bench._common import isolated_home, on_both_databases
 
 STUDENTS = 2_000
 PREDICTIONS_EACH = 25
@@ -101,16 +98,7 @@ def run(name: str, engine: Engine) -> bool:
 
 def main() -> None:
     isolated_home()
-    from model.store.db import dispose_engines, get_engine
-
-    with tempfile.TemporaryDirectory() as tmp:
-        run("sqlite", get_engine(f"sqlite:///{Path(tmp) / 'bench.db'}"))
-        dispose_engines()
-    with _postgres_schema() as url:
-        if url is None:
-            print(f"[postgresql] skipped: {POSTGRES_URL} unreachable")
-        else:
-            run("postgresql", get_engine(url))
+    on_both_databases(run)
 
 
 if __name__ == "__main__":

@@ -19,17 +19,14 @@ from __future__ import annotations
 
 import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from bench._common import isolated_home
-from bench.monitoring import POSTGRES_URL, _postgres_schema
+from bench._common import isolated_home, on_both_databases
 
 ROWS = 100_000
 SMALL_CLASS = 30
@@ -107,18 +104,10 @@ def main() -> None:
     isolated_home()
     from model.settings import get_settings
     from model.store import crypto
-    from model.store.db import dispose_engines, get_engine
 
     os.environ.setdefault("MATHSIGHT_DATA_KEY", crypto.generate_key())  # ids encrypted, as in production
     get_settings.cache_clear()
-    with tempfile.TemporaryDirectory() as tmp:
-        run("sqlite", get_engine(f"sqlite:///{Path(tmp) / 'bench.db'}"))
-        dispose_engines()
-    with _postgres_schema() as url:
-        if url is None:
-            print(f"[postgresql] skipped: {POSTGRES_URL} unreachable")
-        else:
-            run("postgresql", get_engine(url))
+    on_both_databases(run)
 
 
 if __name__ == "__main__":
