@@ -108,6 +108,7 @@ def test_admin_raises_the_high_risk_cut_off_in_the_browser_and_the_teachers_list
     form.get_by_role("spinbutton", name="High risk: P(pass) below").fill(str(RAISED_HIGH))
     form.get_by_role("button", name="Save").click()
     expect(admin.get_by_text("Saved: the school's levels are in force.")).to_be_visible()
+    screenshot(admin, "school-settings", top=heading(admin, "School settings"))
 
     open_page(teacher, "Needs attention")
     expect(teacher.get_by_text(f"P(pass) below {RAISED_HIGH:.0%}")).to_be_visible()
