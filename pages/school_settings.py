@@ -49,7 +49,8 @@ def main() -> None:
         else:
             st.success("Saved: the school's levels are in force.")
             overridden = values
-    st.caption("Set by the school: " + (", ".join(sorted(overridden)) or "none yet (environment defaults)"))
+    chosen = [f"{name} = {value}" for name, value in sorted(overridden.items()) if value is not None]
+    st.caption("Set by the school: " + (", ".join(chosen) or "none yet (environment defaults)"))
     with transaction() as session:
         changes = list_audit(session, "school_thresholds_set", limit=10)
     if changes:

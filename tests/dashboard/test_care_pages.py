@@ -149,6 +149,8 @@ def test_an_admin_raises_the_high_risk_cut_off_and_the_teachers_list_grows(
     at.number_input(key="risk_high_below").set_value(0.97)
     at.button[0].click().run()
     assert not at.error and at.success[0].value.startswith("Saved")
+    caption = next(c.value for c in at.caption if c.value.startswith("Set by the school"))
+    assert "risk_high_below = 0.97" in caption and "year_end" not in caption  # left blank: not listed
     listed = page_test("needs_attention.py", classes["tina"]).run().dataframe[0].value
     assert listed["student"].tolist() == ["S1", "S2"]  # S2's 95% is high risk by the school's level
     assert "below 97%" in texts(page_test("needs_attention.py", classes["tina"]).run())
