@@ -92,7 +92,8 @@ def test_a_student_with_a_high_no_grade_risk_sees_it_as_its_own_figure_and_words
     log_in(page, TEACHER)
     open_page(page, "Predict one student")
     page.get_by_role("spinbutton", name="School absences").fill("0")
-    page.get_by_role("checkbox", name="First period grade known").check()
+    page.get_by_text("First period grade known", exact=True).click()  # Streamlit's label takes the click
+    expect(page.get_by_role("checkbox", name="First period grade known")).to_be_checked()
     page.get_by_role("spinbutton", name="First period grade", exact=True).fill("5")
     page.get_by_role("button", name="Predict", exact=True).click()
 

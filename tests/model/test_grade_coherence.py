@@ -57,3 +57,19 @@ def test_a_version_of_the_first_grade_model_is_refused_with_a_clear_message(
     del old.__dict__["nograde_head_"]  # what a v1 artifact holds: no no-grade head
     with pytest.raises(LegacyArtifactError, match=r"grade model v1.*python -m model train --setup period1"):
         old.predict_details(raw_df)
+
+
+def test_a_version_trained_before_the_fitted_anchor_line_still_loads_and_agrees(
+    trained_models: dict, raw_df: pd.DataFrame
+) -> None:
+    """Versions of the first v2 release hold no anchor line, no chosen interval level and one pooled residual
+    spread: they keep giving their own figures (the latest grade as the anchor, the nominal 90% quantiles)."""
+    old = pickle.loads(pickle.dumps(trained_models["period1"].estimator))
+    for name in ("anchor_line_", "interval_level_", "bandwidth_", "trees_"):
+        del old.__dict__[name]
+    old.residuals_ = np.sort(np.random.default_rng(0).normal(0.0, 1.5, 300))  # a pooled spread, as they kept
+    details = old.predict_details(raw_df)
+    explanation = old.explain(raw_df)
+    np.testing.assert_allclose(explanation.raw_prediction, old.predict(raw_df), atol=1e-9)
+    assert coherence_counts(old, raw_df, "period1") == dict.fromkeys(COHERENCE_RULES, 0)
+    assert not details.equals(trained_models["period1"].estimator.predict_details(raw_df))
