@@ -22,9 +22,11 @@ from tests.dashboard.conftest import ROOT, TIMEOUT, admin_account, teacher_accou
 
 __all__ = ["admin_account", "teacher_account"]  # fixtures shared with the dashboard tests
 
-# What clients read today: these names must not change (grade model v2 added p_no_grade after them).
+# What clients read today: these names must not change (grade model v2 added p_no_grade and the band
+# probabilities after them).
 API_FIELDS = ["row", "student_id", "setup", "model_version", "predicted_g3", "lower", "upper", "likely_g3", "p_pass",
-              "band", "risk", "p_no_grade", "factors"]  # fmt: skip
+              "band", "risk", "p_no_grade", "p_band_I", "p_band_II", "p_band_III", "p_band_IV", "p_band_V",
+              "factors"]  # fmt: skip
 CSV_HEADER = ("row,student_id,setup,model_version,predicted_g3,lower,upper,likely_g3,p_pass,band,risk,p_no_grade,"
               "factor_1,factor_2,factor_3")  # fmt: skip
 EXTRA = ResultColumn("p_fail", "P(fail)", "probability", "Probability of a final grade below 10")

@@ -204,6 +204,17 @@ def to_onnx(model: GradeModel) -> bytes:
     if anchor is None:
         graph.initializer.append(helper.make_tensor("anchor", TensorProto.FLOAT, [1], [model.anchor_mean_]))
         anchor = "anchor"
+    else:  # intercept + slope x the latest grade (versions before the fitted line: the grade itself)
+        intercept, slope = model.__dict__.get("anchor_line_", (0.0, 1.0))
+        graph.initializer.extend([
+            helper.make_tensor("anchor_slope", TensorProto.FLOAT, [], [slope]),
+            helper.make_tensor("anchor_intercept", TensorProto.FLOAT, [], [intercept]),
+        ])  # fmt: skip
+        graph.node.extend([
+            helper.make_node("Mul", [anchor, "anchor_slope"], ["anchor_scaled"], name="scale_anchor"),
+            helper.make_node("Add", ["anchor_scaled", "anchor_intercept"], ["anchor_line"], name="shift_anchor"),
+        ])  # fmt: skip
+        anchor = "anchor_line"
     graph.initializer.extend([
         helper.make_tensor("grade_min", TensorProto.FLOAT, [], [0.0]),
         helper.make_tensor("grade_max", TensorProto.FLOAT, [], [20.0]),

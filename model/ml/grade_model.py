@@ -5,16 +5,21 @@ A :class:`GradeModel` is a hurdle (two-part) model on one one-hot preprocessing:
 * the **no-grade head** (a gradient-boosted classifier, Platt-calibrated on out-of-fold margins) gives
   P(G3 = 0): the student does not sit the final exam (38 of the 395 maths students);
 * the **grade head** (a gradient-boosted regressor fitted on the students who sat it) gives the expected
-  grade given sitting; it learns the change from the latest known grade (G2 in ``period2``, G1 in
-  ``period1``, the training mean in ``early``); its out-of-fold residuals spread it into a distribution
-  over 1-20.
+  grade given sitting; its trees add to a line in the latest known grade (``intercept + slope x G2`` in
+  ``period2``, ``x G1`` in ``period1``, fitted on the sitters with the slope kept in 0-1; the training mean
+  in ``early``); the out-of-fold residuals of the students whose expected grade was near spread it into a
+  distribution over 1-20 (a local spread table, made stochastically increasing in the expected grade).
 
-The mixture, floored by ``floor`` (a uniform share over 0-20, because 395 students cannot support a claim
-closer to certain than about 1 in 100), gives P(no grade), P(pass), the 5 band probabilities, the headline
-grade (the mixture's median: >= 10 exactly when P(pass) >= 0.5), its band and a 90% prediction interval
-(the 5% and 95% quantiles, which hold the median). Monotone constraints make the directions safe: the
-latest period grade can only raise the grade and lower P(no grade); past failures only lower the grade
-and raise P(no grade); absences only lower the grade of a student who sits the exam.
+Inside ``fit``, on out-of-fold predictions of an inner 5-fold split (never on the students a protocol scores
+it on): the number of trees of each head, the spread's bandwidth, the Platt map and the interval's level.
+
+The mixture, floored by ``floor`` (a 1% uniform share over 0-20, with P(no grade) kept in 0.5-99.5%: no
+chance of passing is claimed closer to certain than about 1 in 100, which is what 395 students support),
+gives P(no grade), P(pass), the 5 band probabilities, the headline grade (the mixture's median: >= 10
+exactly when P(pass) >= 0.5), its band and a 90% prediction interval (quantiles of the hurdle part at the
+level whose out-of-fold coverage is closest to 90%, widened to hold the median). Monotone constraints make
+the directions safe: the latest period grade can only raise the grade and lower P(no grade); past failures
+only lower the grade and raise P(no grade); absences only lower the grade of a student who sits the exam.
 """
 
 from __future__ import annotations
@@ -91,6 +96,7 @@ def _booster(
 
 
 GRADES = np.arange(21)
+P_ZERO_RANGE = (0.005, 0.995)  # with the floor's share, no shown chance reads 0% or 100%
 # Monotone directions per input: (grade head, no-grade head). The latest period grade is the anchor.
 DIRECTIONS = {"failures": (-1, 1), "absences": (-1, 0)}
 
@@ -107,13 +113,38 @@ class LegacyArtifactError(ValueError):
 BAND_COLUMNS = tuple(f"p_band_{name}" for name in BANDS)
 
 
-def sitter_cdf(expected: np.ndarray, residuals: np.ndarray) -> np.ndarray:
-    """(rows, 21): P(G3 <= k | sits) for k = 0..20, the grade ``expected + residual`` rounded and kept in 1-20."""
-    cuts = GRADES[None, :] + 0.5 - np.asarray(expected, dtype=float)[:, None]  # round(e + r) <= k <=> r < k + .5 - e
-    cdf = np.searchsorted(residuals, cuts.ravel(), side="left").reshape(cuts.shape) / len(residuals)
+E_GRID = np.arange(-4.0, 24.01, 0.25)  # expected grades at which a local spread table is kept
+
+
+def sitter_cdf(expected: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    """(rows, 21): P(G3 <= k | sits) for k = 0..20. ``spread``: the sorted out-of-fold residuals (one spread
+    for every student: the grade ``expected + residual`` rounded and kept in 1-20) or a local table
+    (:func:`local_spread`, one row per :data:`E_GRID` point, interpolated linearly between them)."""
+    expected = np.asarray(expected, dtype=float)
+    if spread.ndim == 2:
+        at = np.clip((expected - E_GRID[0]) / (E_GRID[1] - E_GRID[0]), 0, len(E_GRID) - 1.000001)
+        low = at.astype(int)
+        part = (at - low)[:, None]
+        return (1.0 - part) * spread[low] + part * spread[low + 1]
+    cuts = GRADES[None, :] + 0.5 - expected[:, None]  # round(e + r) <= k <=> r < k + .5 - e
+    cdf = np.searchsorted(spread, cuts.ravel(), side="left").reshape(cuts.shape) / len(spread)
     cdf[:, 0] = 0.0  # a student who sits gets at least 1
     cdf[:, -1] = 1.0
     return cdf
+
+
+def local_spread(oof_expected: np.ndarray, residuals: np.ndarray, bandwidth: float) -> np.ndarray:
+    """The sitters' grade distribution at each :data:`E_GRID` point from the out-of-fold residuals of the
+    students whose out-of-fold expected grade was near it (Gaussian weights, ``bandwidth`` grade points):
+    students far below the pass mark move more than those near the top. Made stochastically increasing in
+    the expected grade (a running minimum of each P(G3 <= k) along the grid), so a higher expected grade
+    never lowers any quantile and the direction properties stay exact."""
+    weights = np.exp(-0.5 * ((oof_expected[None, :] - E_GRID[:, None]) / bandwidth) ** 2)
+    weights /= weights.sum(axis=1, keepdims=True)
+    below = residuals[None, :, None] < GRADES[None, None, :] + 0.5 - E_GRID[:, None, None]
+    table = np.einsum("gi,gik->gk", weights, below)
+    table[:, 0], table[:, -1] = 0.0, 1.0
+    return np.minimum.accumulate(table, axis=0)
 
 
 def _first_above(cdf: np.ndarray, level: float, strict: bool) -> np.ndarray:
@@ -137,7 +168,7 @@ def distribution_figures(
     quantile of the hurdle part (the floor bounds claims, it is not spread), widened to hold the median; the
     band is the band of the median, which is the median band of the band probabilities."""
     slope, intercept = platt
-    p_zero = np.clip(1.0 / (1.0 + np.exp(-(slope * np.asarray(margin, dtype=float) + intercept))), 0.01, 0.99)
+    p_zero = np.clip(1.0 / (1.0 + np.exp(-(slope * np.asarray(margin, dtype=float) + intercept))), *P_ZERO_RANGE)
     sitter = sitter_cdf(expected, residuals)
     hurdle = p_zero[:, None] + (1.0 - p_zero[:, None]) * sitter
     cdf = (1.0 - floor) * hurdle + floor * (GRADES[None, :] + 1) / len(GRADES)
@@ -162,6 +193,74 @@ def distribution_figures(
     }
     figures.update({name: band_p[:, i] for i, name in enumerate(BAND_COLUMNS)})
     return figures
+
+
+BANDWIDTHS = (0.5, 1.0, 1.5, 2.0, 3.0, 5.0, None)  # grade points; None: one spread for every student
+
+
+def choose_bandwidth(oof_expected: np.ndarray, grade: np.ndarray) -> float | None:
+    """The spread bandwidth of :data:`BANDWIDTHS` with the lowest ranked probability score (the squared gaps
+    between the predicted P(G3 <= k) and the outcome, summed over k) of each sitter's grade, leaving that
+    sitter's own residual out of its spread. Chosen inside training on out-of-fold predictions, so the
+    protocol's figures carry no selection optimism."""
+    residuals = grade - oof_expected
+    below = residuals[None, :, None] < GRADES[None, None, :] + 0.5 - oof_expected[:, None, None]  # [i, j, k]
+    outcome = grade[:, None] <= GRADES[None, :]
+    distance = oof_expected[:, None] - oof_expected[None, :]
+    best, best_score = None, np.inf
+    for bandwidth in BANDWIDTHS:
+        weights = np.ones_like(distance) if bandwidth is None else np.exp(-0.5 * (distance / bandwidth) ** 2)
+        np.fill_diagonal(weights, 0.0)
+        weights /= np.maximum(weights.sum(axis=1, keepdims=True), 1e-300)
+        cdf = np.einsum("ij,ijk->ik", weights, below)
+        score = float(np.mean(np.sum((cdf[:, 1:-1] - outcome[:, 1:-1]) ** 2, axis=1)))
+        if score < best_score - 1e-12:
+            best, best_score = bandwidth, score
+    return best
+
+
+LEVELS = np.round(np.arange(0.50, 0.995, 0.01), 2)  # the interval levels tried on out-of-fold predictions
+
+
+def interval_level(
+    y: np.ndarray,
+    oof_expected: np.ndarray,
+    oof_margin: np.ndarray,
+    residuals: np.ndarray,
+    platt: tuple[float, float],
+    floor: float,
+    coverage: float,
+) -> float:
+    """The quantile level whose interval covers ``coverage`` of the training students' true grades best,
+    judged on their out-of-fold predictions. Grades are whole numbers, so the 5%-95% quantiles of a
+    distribution over 0-20 hold far more than 90% of it; the level is chosen inside training, never on the
+    students it is scored on, so the protocol's coverage carries no selection optimism."""
+    best, gap = coverage, np.inf
+    for level in LEVELS:
+        f = distribution_figures(oof_expected, oof_margin, residuals, platt, floor, float(level))
+        miss = abs(float(np.mean((f["lower"] <= y) & (y <= f["upper"]))) - coverage)
+        if miss < gap - 1e-12:
+            best, gap = float(level), miss
+    return best
+
+
+TREE_COUNTS = (25, 50, 75, 100, 150, 200, 300)  # the tree counts tried inside training
+
+
+def _tree_counts(most: int, select: bool) -> tuple[int, ...]:
+    """The tree counts to try: those of :data:`TREE_COUNTS` up to ``most`` (and ``most`` itself), or only it."""
+    return tuple(sorted({t for t in TREE_COUNTS if t < most} | {most})) if select else (most,)
+
+
+def _anchor_line(latest: np.ndarray, grade: np.ndarray) -> tuple[float, float]:
+    """Least-squares ``grade ~ intercept + slope x latest`` on students who sat the exam, the slope kept in 0-1.
+
+    Students far from the mean move back towards it (a low G1 rises by a point on average, a high one does
+    not): a slope below 1 carries that, so the grade head's trees, constrained never to lower the grade as
+    the latest grade rises, need not fight it. A slope >= 0 keeps the direction property exact."""
+    spread = float(np.var(latest))
+    slope = float(np.clip(np.cov(latest, grade, bias=True)[0, 1] / spread, 0.0, 1.0)) if spread > 0 else 0.0
+    return float(np.mean(grade) - slope * np.mean(latest)), slope
 
 
 Getter = Callable[[str, bool], np.ndarray]
@@ -202,17 +301,19 @@ class GradeModel(RegressorMixin, BaseEstimator):
     def __init__(
         self,
         setup: str = "early",
-        n_estimators: int = 150,
+        n_estimators: int = 300,
         learning_rate: float = 0.03,
         num_leaves: int = 8,
         min_child_samples: int = 5,
-        nograde_n_estimators: int = 100,
+        nograde_n_estimators: int = 200,
         nograde_num_leaves: int = 4,
         nograde_min_child_samples: int = 10,
         colsample_bytree: float = 0.8,
         subsample: float = 0.8,
         coverage: float = 0.9,
-        floor: float = 0.025,
+        floor: float = 0.01,
+        spread_bandwidth: float | str | None = "auto",
+        select_trees: bool = True,
         cv: int = 5,
         random_state: int = 0,
     ) -> None:
@@ -228,6 +329,8 @@ class GradeModel(RegressorMixin, BaseEstimator):
         self.subsample = subsample
         self.coverage = coverage
         self.floor = floor
+        self.spread_bandwidth = spread_bandwidth
+        self.select_trees = select_trees
         self.cv = cv
         self.random_state = random_state
 
@@ -238,7 +341,9 @@ class GradeModel(RegressorMixin, BaseEstimator):
         return {key: value for key, value in state.items() if key not in self._CACHES}
 
     # ------------------------------------------------------------------ fitting
-    def _boosters(self, pre: ColumnTransformer) -> tuple[lgb.LGBMRegressor, lgb.LGBMClassifier]:
+    def _boosters(
+        self, pre: ColumnTransformer, grade_trees: int | None = None, nograde_trees: int | None = None
+    ) -> tuple[lgb.LGBMRegressor, lgb.LGBMClassifier]:
         common = {
             "learning_rate": self.learning_rate,
             "colsample_bytree": self.colsample_bytree,
@@ -249,15 +354,27 @@ class GradeModel(RegressorMixin, BaseEstimator):
         names = list(pre.get_feature_names_out())
         grade = [directions.get(n, (0, 0))[0] for n in names]
         nograde = [directions.get(n, (0, 0))[1] for n in names]
-        head = _booster(self.n_estimators, self.num_leaves, self.min_child_samples, grade, False, **common)
+        head = _booster(
+            grade_trees or self.n_estimators, self.num_leaves, self.min_child_samples, grade, False, **common
+        )
         hurdle = _booster(
-            self.nograde_n_estimators, self.nograde_num_leaves, self.nograde_min_child_samples, nograde, True, **common
+            nograde_trees or self.nograde_n_estimators,
+            self.nograde_num_leaves,
+            self.nograde_min_child_samples,
+            nograde,
+            True,
+            **common,
         )
         return head, hurdle
 
     def _anchor(self, get: Getter, n: int) -> np.ndarray:
+        """The base the grade head's trees add to: ``intercept + slope x latest grade`` (the training mean in
+        ``early``). Versions trained before the fitted slope used the latest grade itself."""
         column = ANCHOR[self.setup]
-        return np.full(n, self.anchor_mean_) if column is None else get(column, True)
+        if column is None:
+            return np.full(n, self.anchor_mean_)
+        intercept, slope = self.__dict__.get("anchor_line_", (0.0, 1.0))
+        return intercept + slope * get(column, True)
 
     def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series) -> GradeModel:
         """Fit both heads, then the residual spread and the P(no grade) calibration on out-of-fold predictions."""
@@ -269,27 +386,56 @@ class GradeModel(RegressorMixin, BaseEstimator):
             raise ValueError("training needs students who sat the final exam and at least 2 who did not (G3 = 0)")
         self.features_ = features
         self.anchor_mean_ = float(y[sits].mean())
-        anchor = self._anchor(_getter(X), len(X))
+        get = _getter(X)
+        latest = None if ANCHOR[self.setup] is None else get(ANCHOR[self.setup], True)
+        if latest is not None:
+            self.anchor_line_ = _anchor_line(latest[sits], y[sits])
+        anchor = self._anchor(get, len(X))
         pre = _preprocessor(SETUP_FEATURES[self.setup]).fit(X)
         Z = pre.transform(X)
-        oof_grade, oof_margin = np.full(len(y), np.nan), np.empty(len(y))
+        grade_trees = _tree_counts(self.n_estimators, self.select_trees)
+        nograde_trees = _tree_counts(self.nograde_n_estimators, self.select_trees)
+        oof_grades = np.full((len(grade_trees), len(y)), np.nan)
+        oof_margins = np.empty((len(nograde_trees), len(y)))
         folds = StratifiedKFold(self.cv, shuffle=True, random_state=self.random_state)
         for train, test in folds.split(Z, sits):
             fit_rows = train[sits[train]]
-            base = np.full(len(y), y[fit_rows].mean()) if ANCHOR[self.setup] is None else anchor
+            if latest is None:
+                base = np.full(len(y), y[fit_rows].mean())
+            else:
+                intercept, slope = _anchor_line(latest[fit_rows], y[fit_rows])
+                base = intercept + slope * latest
             head, hurdle = self._boosters(pre)
             head.fit(Z[fit_rows], y[fit_rows] - base[fit_rows])
             hurdle.fit(Z[train], ~sits[train])
-            oof_grade[test] = base[test] + head.predict(Z[test])
-            oof_margin[test] = hurdle.predict(Z[test], raw_score=True)
-        head, hurdle = self._boosters(pre)
+            for i, trees in enumerate(grade_trees):
+                oof_grades[i, test] = base[test] + head.predict(Z[test], num_iteration=trees)
+            for i, trees in enumerate(nograde_trees):
+                oof_margins[i, test] = hurdle.predict(Z[test], raw_score=True, num_iteration=trees)
+        # The number of trees of each head: the count with the best out-of-fold score (squared error of the
+        # sitters' grades; log loss of no grade), chosen inside training.
+        best_grade = int(np.argmin(np.mean((oof_grades[:, sits] - y[sits]) ** 2, axis=1)))
+        log_loss = np.mean(np.logaddexp(0.0, oof_margins) - oof_margins * ~sits, axis=1)
+        best_nograde = int(np.argmin(log_loss))
+        oof_grade, oof_margin = oof_grades[best_grade], oof_margins[best_nograde]
+        self.trees_ = (grade_trees[best_grade], nograde_trees[best_nograde])
+        head, hurdle = self._boosters(pre, *self.trees_)
         head.fit(Z[sits], y[sits] - anchor[sits])
         hurdle.fit(Z, ~sits)
         self.mean_head_ = Pipeline([("pre", pre), ("gbm", head)])
         self.nograde_head_ = Pipeline([("pre", pre), ("gbm", hurdle)])
         self.residuals_ = np.sort(y[sits] - oof_grade[sits])
+        bandwidth = (
+            choose_bandwidth(oof_grade[sits], y[sits]) if self.spread_bandwidth == "auto" else self.spread_bandwidth
+        )
+        if bandwidth is not None:
+            self.residuals_ = local_spread(oof_grade[sits], y[sits] - oof_grade[sits], bandwidth)
+        self.bandwidth_ = bandwidth
         platt = LogisticRegression(C=1e6).fit(oof_margin[:, None], ~sits)
         self.platt_ = (max(float(platt.coef_[0, 0]), 0.0), float(platt.intercept_[0]))  # never reversed
+        self.interval_level_ = interval_level(
+            y, oof_grade, oof_margin, self.residuals_, self.platt_, self.floor, self.coverage
+        )
         self.n_train_ = len(y)
         self._build_attribute_index()
         return self
@@ -399,8 +545,8 @@ class GradeModel(RegressorMixin, BaseEstimator):
     ) -> dict[str, np.ndarray]:
         expected = self._anchor(get, len(Z)) + self._head("mean_head_", Z) if raw_mean is None else raw_mean
         margin = self._head("nograde_head_", Z, raw_score=True)
-        return distribution_figures(expected, margin, self.residuals_, self.platt_, self.floor, self.coverage,
-                                    thresholds)  # fmt: skip
+        level = self.__dict__.get("interval_level_", self.coverage)  # versions before the chosen level: nominal
+        return distribution_figures(expected, margin, self.residuals_, self.platt_, self.floor, level, thresholds)
 
     def _contributions(self, Z: np.ndarray) -> np.ndarray:
         """Exact TreeSHAP of the mean head, as LightGBM's ``pred_contrib``: by table look-up for a batch
@@ -426,7 +572,7 @@ class GradeModel(RegressorMixin, BaseEstimator):
         anchor_column = ANCHOR[self.setup]
         if anchor_column is not None:
             position = self.features_.index(anchor_column)
-            per_attribute[:, position] += get(anchor_column, True) - self.anchor_mean_
+            per_attribute[:, position] += self._anchor(get, len(Z)) - self.anchor_mean_
         return base, per_attribute
 
 

@@ -146,6 +146,10 @@ _COLUMNS = (
     ResultColumn("p_no_grade", "No-grade risk", "probability", "Risk of no final grade: the chance the student "
                  "does not sit the final exam (G3 = 0). In the UCI data this is the strongest early warning sign, "
                  "and it is not the same as a low grade", title="Risk of no final grade"),
+    *(ResultColumn(f"p_band_{name}", f"P(band {name})", "probability", f"Probability of a final grade in band "
+                   f"{name} ({band_text(name)}), from the same distribution as the other figures: the five add up "
+                   f"to 1, P(band V) is 1 - P(pass), and the band shown is where they pass one half counting from "
+                   f"band V", title=f"Chance of band {name}") for name in BANDS),
     ResultColumn("band", "Band", "category", f"The 5 levels of Cortez & Silva (2008), for the predicted "
                  f"grade: {_BANDS_HELP}", title="Likely band", values=tuple(BANDS)),
     ResultColumn("risk", "Risk", "category", "Risk of failing, from the chance of passing: "
@@ -173,7 +177,8 @@ COLUMNS: dict[str, ResultColumn] = {column.name: column for column in _COLUMNS}
 # The tables: which columns each output has, in order.
 RESULT_COLUMNS = ("student_id", "setup", "model_version", "predicted_g3", "lower", "upper", "likely_g3", "p_pass",
                   "band", "risk", "p_no_grade")  # fmt: skip  # the prediction service's results (index: row)
-API_COLUMNS = ("row", *RESULT_COLUMNS)  # one student's JSON, beside its factors
+BAND_PROBABILITY_COLUMNS = tuple(f"p_band_{name}" for name in BANDS)  # I (best) ... V (fail)
+API_COLUMNS = ("row", *RESULT_COLUMNS, *BAND_PROBABILITY_COLUMNS)  # one student's JSON, beside its factors
 DOWNLOAD_COLUMNS = ("row", *RESULT_COLUMNS, *FACTOR_COLUMNS)  # the predictions CSV
 HISTORY_COLUMNS = ("student_key", "prediction_id", "created_at", "channel", "setup", "model_version_id",
                    "predicted_g3", "lower", "upper", "p_pass", "band", "risk", "predictions", "outcome_g3",

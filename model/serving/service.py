@@ -32,7 +32,7 @@ from model.logs import log_request
 from model.ml.explain import FactorTable
 from model.ml.grade_model import Explanation, GradeModel
 from model.schema.fields import ATTRIBUTES, GRADES, ID_COLUMN
-from model.schema.results import RESULT_COLUMNS
+from model.schema.results import BAND_PROBABILITY_COLUMNS, RESULT_COLUMNS
 from model.schema.thresholds import Thresholds
 from model.schema.validation import (
     ValidationResult,
@@ -298,9 +298,9 @@ def _predict(
 
 
 def _result_columns(students: Students, parts: list[_Part]) -> dict[str, np.ndarray]:
-    """The :data:`RESULT_COLUMNS` as arrays over the students, in their order."""
+    """The :data:`RESULT_COLUMNS` and the band probabilities as arrays over the students, in their order."""
     n = len(students)
-    columns = {name: np.empty(n, dtype=object) for name in RESULT_COLUMNS}
+    columns = {name: np.empty(n, dtype=object) for name in (*RESULT_COLUMNS, *BAND_PROBABILITY_COLUMNS)}
     columns |= {"student_id": students.ids(), "setup": students.setups}
     if parts:
         columns |= {name: np.empty(n) for name, values in parts[0].details.items() if values.dtype.kind == "f"}

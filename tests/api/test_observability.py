@@ -10,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from model.schema.fields import EXAMPLE_RECORD, FIELDS
 from model.schema.published import json_schema
+from model.schema.results import COLUMNS
 from model.settings import get_settings
 from tests.api.conftest import Keys
 
@@ -65,6 +66,10 @@ def test_openapi_docs_are_generated_from_the_schema_with_examples(client: TestCl
     assert set(batch) == {"application/json", "text/csv"}
     assert spec["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
     assert "ErrorResponse" in spec["components"]["schemas"]
+    result = spec["components"]["schemas"]["StudentPrediction"]["properties"]
+    for band in ("I", "II", "III", "IV", "V"):  # the band probabilities, documented from the vocabulary
+        assert result[f"p_band_{band}"]["type"] == "number"
+        assert result[f"p_band_{band}"]["description"] == COLUMNS[f"p_band_{band}"].help
     docs = client.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
 

@@ -86,6 +86,29 @@ def test_teacher_predicts_one_student_and_sees_the_explanation(page: Page) -> No
     screenshot(page, "predict", top=result)
 
 
+def test_a_student_with_a_high_no_grade_risk_sees_it_as_its_own_figure_and_words(page: Page) -> None:
+    """A low first period grade and no recorded absence: in the UCI data that is how the students who did not
+    sit the final exam looked, and the page says so as its own figure, apart from the chance of passing."""
+    log_in(page, TEACHER)
+    open_page(page, "Predict one student")
+    page.get_by_role("spinbutton", name="School absences").fill("0")
+    page.get_by_text("First period grade known", exact=True).click()  # Streamlit's label takes the click
+    expect(page.get_by_role("checkbox", name="First period grade known")).to_be_checked()
+    page.get_by_role("spinbutton", name="First period grade", exact=True).fill("5")
+    page.get_by_role("button", name="Predict", exact=True).click()
+
+    expect(heading(page, "Result")).to_be_visible()
+    expect(page.get_by_text("setup period1", exact=False)).to_be_visible()  # G1 given: the period-1 model
+    risk = metric_value(page, "Risk of no final grade")
+    assert risk.endswith("%") and int(risk.removesuffix("%").split()[-1]) >= 30, risk
+    chance = metric_value(page, "Chance of passing (G3 ≥ 10)")
+    assert chance != risk  # two figures, two questions
+    words = page.get_by_text(f"The risk of no final grade is {risk}", exact=False)
+    expect(words).to_be_visible()
+    expect(words).to_contain_text("did not sit the final exam, which is a different warning from a low grade")
+    screenshot(page, "predict-no-grade", top=heading(page, "Result"))
+
+
 def test_teacher_uploads_a_class_with_bad_rows(page: Page, class_file: Path, tmp_path: Path) -> None:
     log_in(page, TEACHER)
     open_page(page, "Upload a class")

@@ -63,8 +63,8 @@ def test_quality_floor_per_setup_on_the_real_data(raw_df: pd.DataFrame) -> None:
         assert got["binary_accuracy"].mean >= floors["binary_accuracy"], setup
         assert got["five_level_accuracy"].mean >= floors["five_level_accuracy"], setup
         assert got["rmse"].mean <= floors["rmse"], setup
-        assert 88.0 <= got["interval_coverage"].mean <= 99.0, setup  # whole grades: the 90% set over-covers
-        assert got["ece"].mean <= 0.08, setup
+        assert 88.0 <= got["interval_coverage"].mean <= 92.0, setup  # the level chosen inside training
+        assert got["ece"].mean <= 0.06, setup
         assert got["no_grade_ece"].mean <= 0.05, setup
     table = comparison_table(result)
     assert "period2 (A)" in table and str(PAPER_BEST["early"]["rmse"]) in table
