@@ -12,17 +12,18 @@ from model.cli.common import (
     EXIT_OK,
     SETUP_CHOICES,
     add_command,
-    add_data_option,
+    add_training_data_option,
     chosen_setups,
     migrated_engine,
     transaction,
 )
-from model.ml import dataset, training
+from model.ml import training
 from model.ml.compare import compare_versions
 from model.ml.evaluation import coherence_report, coherence_table, comparison_table, evaluate, to_json
 from model.ml.export import export_version, load_export, to_onnx
 from model.ml.modelcard import build_model_card
 from model.ml.training import train_setup
+from model.ml.trainingdata import training_frame
 from model.schema.fields import SETUPS
 from model.settings import get_settings
 from model.store import registry
@@ -34,8 +35,9 @@ HEADLINE = ("binary_accuracy", "five_level_accuracy", "rmse")
 def cmd_train(args: argparse.Namespace) -> int:
     settings = get_settings()
     engine = migrated_engine(settings)
-    frame = dataset.load_raw(args.data, settings)
-    for setup in chosen_setups(args.setup):
+    setups = chosen_setups(args.setup)
+    frame = training_frame(args.data, setups, settings=settings)
+    for setup in setups:
         trained = train_setup(frame, setup, runs=args.runs, n_jobs=args.jobs)
         with session_scope(engine) as session:
             version_id = training.register(session, trained, created_by=args.by, activate=args.activate,
@@ -47,11 +49,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    frame = dataset.load_raw(args.data, get_settings())
-    result = evaluate(frame, runs=args.runs, setups=chosen_setups(args.setup), n_jobs=args.jobs)
+    setups = chosen_setups(args.setup)
+    frame = training_frame(args.data, setups, settings=get_settings())
+    result = evaluate(frame, runs=args.runs, setups=setups, n_jobs=args.jobs)
     print(f"Cortez & Silva (2008) protocol: 10-fold CV x {args.runs} runs, {len(frame)} students")
     print(comparison_table(result))
-    coherence = coherence_report(frame, chosen_setups(args.setup))
+    coherence = coherence_report(frame, setups)
     print(coherence_table(coherence))
     if args.json:
         payload = to_json(result) | {"coherence": coherence}
@@ -91,8 +94,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     settings = get_settings()
+    reference = None if args.data is None else training_frame(args.data, SETUPS, settings=settings)
     with session_scope(get_engine(settings.database_url)) as session:
-        result = compare_versions(session, args.version_a, args.version_b, settings=settings)
+        result = compare_versions(session, args.version_a, args.version_b, reference, settings=settings)
     print(f"A = {result.a.id}\nB = {result.b.id}")
     print(result.metrics.round(3).to_string())
     print(f"\nsame pass/fail call on {result.pass_agreement:.1f}% of {result.n_reference} reference students; "
@@ -103,8 +107,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_card(args: argparse.Namespace) -> int:
     settings = get_settings()
+    reference = None if args.data is None else training_frame(args.data, SETUPS, settings=settings)
     with session_scope(get_engine(settings.database_url)) as session:
-        markdown = build_model_card(session, args.version_id, settings=settings).to_markdown()
+        markdown = build_model_card(session, args.version_id, reference, settings=settings).to_markdown()
     if args.output:
         Path(args.output).write_text(markdown, "utf-8")
         print(f"model card of {args.version_id} -> {args.output}")
@@ -145,7 +150,7 @@ def _version(command: argparse.ArgumentParser, name: str = "version_id", what: s
 
 def _add_training(sub: argparse._SubParsersAction) -> None:
     train = add_command(sub, "train", cmd_train, "train new model versions")
-    add_data_option(train)
+    add_training_data_option(train, "the training file")
     _setup_option(train, "the setup to train")
     train.add_argument("--activate", action="store_true", help="make the new versions active")
     train.add_argument("--runs", type=int, default=5, metavar="N",
@@ -154,7 +159,7 @@ def _add_training(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--by", default="cli", metavar="NAME", help=f"{BY_HELP} (default: %(default)s)")
 
     ev = add_command(sub, "evaluate", cmd_evaluate, "the Cortez & Silva (2008) protocol, beside the paper's numbers")
-    add_data_option(ev)
+    add_training_data_option(ev, "the file to run the protocol on")
     ev.add_argument("--runs", type=int, default=20, metavar="N",
                     help="repetitions of 10-fold cross-validation (default: %(default)s, as in the paper)")  # fmt: skip
     _setup_option(ev, "the setup to evaluate")
@@ -177,10 +182,12 @@ def _add_inspection(sub: argparse._SubParsersAction) -> None:
     compare = add_command(sub, "compare", cmd_compare, "compare two model versions on the reference data")
     _version(compare, "version_a", "version A")
     _version(compare, "version_b", "version B")
+    add_training_data_option(compare, "the students both versions predict")
     compare.add_argument("--top", type=int, default=10, metavar="N",
                          help="attributes shown in the importance table (default: %(default)s)")  # fmt: skip
     card = add_command(sub, "card", cmd_card, "the model card of a version, as Markdown")
     _version(card)
+    add_training_data_option(card, "the students the fairness table is computed on")
     card.add_argument("--output", metavar="FILE", help="write to this file instead of the terminal")
     export = add_command(sub, "export", cmd_export, "write a version's artifact and JSON sidecar (and ONNX)")
     _version(export)

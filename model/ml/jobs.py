@@ -29,26 +29,18 @@ from typing import Any
 
 import pandas as pd
 
-from model.errors import Problem, UserError
-from model.schema.fields import GRADES, ID_COLUMN, SETUP_FEATURES, SETUPS
-from model.schema.validation import validate_batch
+from model.errors import UserError
+from model.ml.trainingdata import MIN_TRAINING_ROWS, TrainingDataRejected, validate_training_data
+from model.schema.fields import ID_COLUMN, SETUPS
 from model.settings import PROJECT_ROOT, Settings
 
-MIN_TRAINING_ROWS = 50
+__all__ = ["MIN_TRAINING_ROWS", "TrainingDataRejected", "validate_training_data"]
 MAX_RUNS = 20
 ACTIVE_STATUSES = ("queued", "running")
 FINISHED_STATUSES = ("done", "failed")
 # Progress share of each stage: the protocol runs, then the final fit, then the registry write.
 _PROTOCOL_SHARE, _FIT_SHARE = 0.8, 0.15
 _NICENESS = 10
-
-
-class TrainingDataRejected(UserError):
-    """The training file has problems; nothing was trained. ``problems`` name row, column, value."""
-
-    def __init__(self, problems: list[Problem], n_rows: int) -> None:
-        super().__init__(f"the training data has {len(problems)} problem(s); fix them and upload again", problems)
-        self.n_rows = n_rows
 
 
 class JobError(UserError):
@@ -114,43 +106,6 @@ def _update(directory: Path, job: TrainingJob, **changes: Any) -> TrainingJob:
 def _fail(directory: Path, job: TrainingJob, error: str, seconds: float | None = None) -> None:
     _update(directory, job, status="failed", stage="failed", error=error, seconds=seconds,
             finished_at=datetime.now(UTC).isoformat())  # fmt: skip
-
-
-# ---------------------------------------------------------------- training data
-
-
-def _missing_grade_problems(accepted: pd.DataFrame, setup: str) -> list[Problem]:
-    problems = []
-    for grade in (g for g in GRADES if g in SETUP_FEATURES[setup]):
-        if grade not in accepted.columns:
-            problems.append(Problem(None, grade, None, f'column "{grade}" is missing; the {setup} setup needs it to '
-                                    "train", "0-20"))  # fmt: skip
-            continue
-        for row in accepted.index[accepted[grade].isna()]:
-            message = f'row {row}, column "{grade}": missing value; the {setup} setup needs it to train'
-            problems.append(Problem(int(row), grade, "", message, "0-20"))
-    return problems
-
-
-def validate_training_data(data: bytes | str, setup: str) -> pd.DataFrame:
-    """The rows of an uploaded training CSV, or `TrainingDataRejected` listing every problem.
-
-    The file is checked by the upload schema with the target G3 required, plus the grades the
-    setup learns from (G1 for ``period1``, G1 and G2 for ``period2``). Every row must be valid:
-    a model is never trained on a silently filtered file. A file unusable as a whole raises
-    ``schema.BatchRejected``.
-    """
-    if setup not in SETUPS:
-        raise ValueError(f"unknown setup {setup!r}; expected one of {', '.join(SETUPS)}")
-    result = validate_batch(data, require_target=True)
-    problems = [p for p in result.problems if p.row is not None or p.column is not None]
-    problems += _missing_grade_problems(result.accepted, setup)
-    if not problems and len(result.accepted) < MIN_TRAINING_ROWS:
-        message = f"{len(result.accepted)} rows; at least {MIN_TRAINING_ROWS} are needed to train and score a model"
-        problems.append(Problem(None, None, None, message))
-    if problems:
-        raise TrainingDataRejected(problems, result.n_rows)
-    return result.accepted
 
 
 # ---------------------------------------------------------------- the job itself
