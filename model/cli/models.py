@@ -1,5 +1,5 @@
 """Model versions from the command line: ``train``, ``evaluate``, ``versions``, ``promote``,
-``rollback``, ``compare``, ``card`` and ``export``."""
+``rollback``, ``timeline``, ``compare``, ``card`` and ``export``."""
 
 from __future__ import annotations
 
@@ -86,9 +86,24 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     settings = get_settings()
-    with session_scope(get_engine(settings.database_url)) as session:
-        version_id = registry.rollback(session, args.setup, by=args.by, settings=settings)
+    with transaction(settings) as session:
+        if args.to is None:
+            version_id = registry.rollback(session, args.setup, by=args.by, settings=settings)
+        else:
+            version_id = registry.rollback_to(session, args.setup, args.to, by=args.by, settings=settings)
     print(f"{args.setup} rolled back to {version_id}")
+    return EXIT_OK
+
+
+def cmd_timeline(args: argparse.Namespace) -> int:
+    with transaction(get_settings()) as session:
+        periods = registry.timeline(session, args.setup)
+    print(f"{'from (UTC)':<18}{'until (UTC)':<18}{'version':<36}{'how':<10}{'by':<16}gate")
+    for p in periods:
+        until = f"{p.ended_at:%Y-%m-%d %H:%M}" if p.ended_at is not None else "serving"
+        gate = "-" if p.gate is None else ("passed" if p.gate.get("passed") else "FAILED")
+        reason = f" (reason: {p.reason})" if p.reason else ""
+        print(f"{p.started_at:%Y-%m-%d %H:%M}  {until:<18}{p.version_id:<36}{p.action:<10}{p.by:<16}{gate}{reason}")
     return EXIT_OK
 
 
@@ -173,9 +188,13 @@ def _add_registry(sub: argparse._SubParsersAction) -> None:
     promote = add_command(sub, "promote", cmd_promote, "make a version the active one of its setup")
     _version(promote, what="the version to make active")
     promote.add_argument("--by", default="cli", metavar="NAME", help=f"{BY_HELP} (default: %(default)s)")
-    rollback = add_command(sub, "rollback", cmd_rollback, "return a setup to its previous active version")
+    rollback = add_command(sub, "rollback", cmd_rollback, "return a setup to its previous or any earlier version")
     rollback.add_argument("setup", choices=SETUPS, help="the setup to roll back")
+    rollback.add_argument("--to", metavar="VERSION", help="an earlier version of the setup's timeline to serve again "
+                          "(default: the version the active one replaced)")  # fmt: skip
     rollback.add_argument("--by", default="cli", metavar="NAME", help=f"{BY_HELP} (default: %(default)s)")
+    timeline = add_command(sub, "timeline", cmd_timeline, "which version served a setup from when to when, and why")
+    timeline.add_argument("setup", choices=SETUPS, help="the setup whose timeline is shown")
 
 
 def _add_inspection(sub: argparse._SubParsersAction) -> None:
