@@ -38,8 +38,10 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from model.errors import UserError
+from model.ml.schooldata import SOURCES, TrainingChoice, TrainingSet, school_training_set, training_set
 from model.ml.trainingdata import MIN_TRAINING_ROWS, TrainingDataRejected, validate_training_data
 from model.schema.fields import ID_COLUMN, SETUPS
 from model.settings import PROJECT_ROOT, Settings
@@ -148,6 +150,18 @@ class _Heartbeat(threading.Thread):
             self.beat()
 
 
+def _training_set(frame: pd.DataFrame, job: TrainingJob) -> TrainingSet:
+    """The job's rows as its options say: alone, or the school's first and then the bundled ones to pool."""
+    options = job.options or {"source": "bundled"}
+    choice = TrainingChoice(options["source"], int(options.get("weight", 1)), job.source)
+    counts = options.get("counts")
+    if choice.source != "pooled":
+        return training_set(choice, frame.reset_index(drop=True), counts=counts)
+    n_school = int(options["school_rows"])
+    school, bundled = frame.iloc[:n_school].reset_index(drop=True), frame.iloc[n_school:].reset_index(drop=True)
+    return training_set(choice, school, bundled, counts=counts)
+
+
 def run_job(job_id: str, data: bytes, settings: Settings) -> None:
     """The training process: train on ``data`` (CSV), register inactive, record the outcome (never raises)."""
     from model.ml.training import register, train_setup
@@ -164,13 +178,14 @@ def run_job(job_id: str, data: bytes, settings: Settings) -> None:
             return  # cancelled (or marked failed) before it started
         heartbeat.beat()
         heartbeat.start()
-        frame = validate_training_data(data, job.setup)
+        rows = _training_set(validate_training_data(data, job.setup), job)
 
         def progress(fraction: float) -> None:
             _update(settings, job_id, progress=round(_PROTOCOL_SHARE * fraction, 4))
 
-        trained = train_setup(frame, job.setup, runs=job.runs, progress=progress, n_jobs=1)
+        trained = train_setup(rows.protocol, job.setup, runs=job.runs, progress=progress, n_jobs=1, fit_frame=rows.fit)
         trained.notes = f"trained from {job.source}"
+        trained.data_reference, trained.school_rows = rows.reference, rows.school
         _update(settings, job_id, progress=_PROTOCOL_SHARE + _FIT_SHARE, stage="storing the new version")
         heartbeat.stopped.set()
         heartbeat.beat()  # a cancel that came during the fit wins: nothing is stored
@@ -327,6 +342,21 @@ def start_training(
     _processes[row.id] = process
     threading.Thread(target=_hand_over, args=(process, data), daemon=True).start()
     return _read(row.id, settings)
+
+
+def start_school_training(
+    session: Session, setup: str, choice: TrainingChoice, *, runs: int, created_by: str, settings: Settings
+) -> TrainingJob:
+    """Start training ``setup`` on the school's recorded outcomes (alone or pooled, as ``choice`` says).
+
+    The inputs are decrypted in memory and handed to the training process on its standard input.
+    Raises `NotEnoughOutcomes` below the minimum number of students with an outcome."""
+    rows = school_training_set(session, setup, choice, settings=settings)
+    options = {"source": choice.source, "weight": choice.weight, "school_rows": rows.reference["school_rows"],
+               "counts": rows.reference["counts"]}  # fmt: skip
+    label = choice.label or f"{SOURCES[choice.source]} ({rows.reference['school_rows']} students)"
+    return start_training(rows.protocol, setup, runs=runs, created_by=created_by, source=label, settings=settings,
+                          options=options)  # fmt: skip
 
 
 def _hand_over(process: subprocess.Popen[bytes], data: bytes) -> None:

@@ -55,8 +55,8 @@ def test_module_entry_point_runs(app_db_url: str) -> None:
 
 
 COMMANDS = {"fetch-data", "migrate", "bootstrap", "train", "evaluate", "versions", "promote", "rollback", "timeline",
-            "compare", "card", "export", "predict", "monitor", "demo-traffic", "apikey", "users", "rotate-key", "spool",
-            "retention", "digest"}  # fmt: skip
+            "compare", "judge", "gate", "card", "export", "predict", "monitor", "demo-traffic", "apikey", "users",
+            "rotate-key", "spool", "retention", "digest"}  # fmt: skip
 
 
 def _parsers(
