@@ -288,3 +288,19 @@ def test_interventions_are_written_and_read_by_their_teacher_only(app_db_url: st
         assert iv.list_interventions(session, settings, tina.id)["intervention_id"].tolist() == [tinas]
         assert "S1" not in iv.interventions_csv(session, settings, otto.id).decode("utf-8-sig")
         assert session.get(Intervention, tinas).status == "planned"
+
+
+# --- learning from the school's own students (issue 14): admin only ------------------------------
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_school_training_judging_gates_and_timeline_are_for_admins_only(role: str, people: dict) -> None:
+    """The outcome counts, the training from outcomes, "compare on our students", the gate and the timeline
+    are read and written only through the admin's models page."""
+    at = page_test("models.py", people[role]).run()
+    said = texts(at)
+    shown = all(part in said for part in ("Our students (early)", "Compare on our students", "Timeline"))
+    assert shown == (role == "admin"), said
+    sources = [r.options for r in at.radio if r.key == "train_source"]
+    assert (sources == [["Bundled UCI maths data (395 students)", "Upload a CSV", "Our students' recorded outcomes",
+                         "Our outcomes pooled with the bundled data"]]) == (role == "admin")  # fmt: skip

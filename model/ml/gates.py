@@ -172,12 +172,15 @@ def judge(
     on: str = "school",
     split: datetime | None = None,
     school: SchoolSet | None = None,
+    bundled: pd.DataFrame | None = None,
 ) -> Judgement:
     """Score ``candidate_id`` and its setup's active version on the school's outcomes (``on="school"``) or the
-    bundled UCI file (``on="bundled"``), out-of-fold where a version learned from them; see the module."""
+    bundled UCI file (``on="bundled"``), out-of-fold where a version learned from them; see the module.
+
+    ``bundled`` stands in for the bundled file (default: the UCI maths file), e.g. to measure without leakage."""
     candidate = registry.get_version(session, candidate_id)
     active_id = registry.active_version_ids(session).get(candidate.setup)
-    bundled = load_raw(settings=settings)
+    bundled = load_raw(settings=settings) if bundled is None else bundled
     bundled_sha = frame_sha256(bundled)
     if on == "school":
         school = school or outcome_training_set(session, candidate.setup, settings=settings)

@@ -162,3 +162,26 @@ def test_the_school_learns_from_its_own_students(settings: Settings, halves) -> 
         rollback = list_audit(session, action="model.rollback")[0]
         assert rollback.actor == "admin-ana" and rollback.detail["version_id"] == first
         assert [r.action for r in list_audit(session, action="training.start")] == ["training.start"]
+
+
+def test_kept_training_rows_follow_a_key_rotation(db_url: str, halves) -> None:
+    from model.store.rotation import rotate_data_key
+
+    _, school = halves
+    rows = school.drop(columns=["student_id"]).head(60)
+    old_key, new_key = crypto.generate_key(), crypto.generate_key()
+    before = Settings(database_url=db_url, data_key=old_key)
+    migrate(db_url)
+    data = training_set(TrainingChoice("file", label="an export"), rows)
+    with session_scope(get_engine(db_url)) as session:
+        trained = train_setup(data.protocol, "early", runs=0)
+        trained.data_reference, trained.school_rows = data.reference, data.school
+        version = register(session, trained, "admin", settings=before)
+    after = Settings(database_url=db_url, data_key=new_key, data_key_previous=old_key)
+    with session_scope(get_engine(db_url)) as session:
+        assert rotate_data_key(session, settings=after).texts == 1
+    only_new = Settings(database_url=db_url, data_key=new_key)
+    with session_scope(get_engine(db_url)) as session:
+        kept = kept_rows(session, version, settings=only_new)
+        assert len(kept) == 60 and kept["G3"].tolist() == rows["G3"].tolist()
+        assert training_data(session, version).rows_key_id == crypto.keyring(only_new).current.key_id
