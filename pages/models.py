@@ -248,6 +248,7 @@ def _promote(version_id: str, setup: str, by: str) -> None:
     except gates.GateFailed as error:
         st.session_state[GATE_KEY] = (version_id, error.gate)
         st.session_state[FLASH_KEY] = (False, f"{error}.")
+        st.session_state.pop("promote_confirm", None)  # confirm again, with the reason written
 
 
 def _rollback(setup: str, by: str) -> None:

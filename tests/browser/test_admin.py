@@ -129,7 +129,7 @@ def test_admin_trains_on_our_students_compares_promotes_past_a_gate_and_sees_the
     settle(page)
     expect(page.get_by_text(f"Our students (period1): {OUR_STUDENTS} with a recorded final grade")).to_be_visible()
 
-    page.get_by_text("Our students' recorded outcomes").click()
+    page.get_by_text("Our students' recorded outcomes", exact=True).click()
     page.get_by_role("spinbutton", name="Protocol runs (10-fold cross-validation each)").fill("1")
     page.get_by_role("button", name=f"Train a new {JOURNEY_SETUP} version").click()
     finished = page.get_by_text("Training finished in")
@@ -139,7 +139,7 @@ def test_admin_trains_on_our_students_compares_promotes_past_a_gate_and_sees_the
     page.get_by_role("button", name="Compare on our students").click()
     expect(page.get_by_text(f"Scored on the school's recorded outcomes ({OUR_STUDENTS} students)")).to_be_visible(
         timeout=120_000)  # fmt: skip
-    expect(page.get_by_text("out-of-fold (10-fold)")).to_be_visible()
+    expect(page.get_by_text(f"Candidate {new}: out-of-fold (10-fold); active {old}: plain scoring")).to_be_visible()
 
     expect(page.get_by_role("combobox", name="Version to promote")).to_have_value(new)
     page.get_by_text(f"I confirm that {new} becomes the active {JOURNEY_SETUP} model").click()
@@ -148,9 +148,16 @@ def test_admin_trains_on_our_students_compares_promotes_past_a_gate_and_sees_the
     assert _active_version(live_app, JOURNEY_SETUP) == old
     expect(page.get_by_text(f"Promotion gate of {new}: failed")).to_be_visible()
 
-    page.get_by_label("Reason to promote past a failed gate").fill("our own students, judged on them")
-    page.get_by_text(f"I confirm that {new} becomes the active {JOURNEY_SETUP} model").click()
-    page.get_by_role("button", name=f"Promote {new}").click()
+    reason = page.get_by_label("Reason to promote past a failed gate")
+    reason.fill("our own students, judged on them")
+    reason.press("Tab")  # the text area sends its value when it loses the focus
+    settle(page)
+    confirm = f"I confirm that {new} becomes the active {JOURNEY_SETUP} model"
+    if not page.get_by_role("checkbox", name=confirm).is_checked():
+        page.get_by_text(confirm).click()
+    promote = page.get_by_role("button", name=f"Promote {new}")
+    expect(promote).to_be_enabled()
+    promote.click()
     expect(page.get_by_text(f"{new} is now the active {JOURNEY_SETUP} model (past its failed gate")).to_be_visible(
         timeout=120_000)  # fmt: skip
     assert _active_version(live_app, JOURNEY_SETUP) == new
