@@ -1,6 +1,7 @@
 """Run every benchmark: ``python -m bench [NAME ...]`` calls ``main()`` of each ``bench/NAME.py``.
 
-``soak`` restarts the local PostgreSQL, so it runs only when named (``python -m bench soak``).
+``soak`` restarts the local PostgreSQL and ``school_quality`` measures model quality (minutes), so they run
+only when named (``python -m bench soak``, ``python -m bench school_quality``).
 
 The benchmark modules are imported inside :func:`benchmarks`, not at the top: ``bench.batch`` starts
 a spawned child process, which re-runs this module's top level, and its peak memory must stay its own.
@@ -15,13 +16,13 @@ from collections.abc import Callable
 
 def benchmarks() -> dict[str, Callable[[], None]]:
     """Name -> ``main`` of every benchmark module."""
-    from bench import api, attention, batch, district, monitoring, single, soak, startup, students
+    from bench import api, attention, batch, district, monitoring, school_quality, single, soak, startup, students
 
-    modules = (api, attention, batch, district, monitoring, single, soak, startup, students)
+    modules = (api, attention, batch, district, monitoring, school_quality, single, soak, startup, students)
     return {m.__name__.removeprefix("bench."): m.main for m in modules}
 
 
-ONLY_WHEN_NAMED = ("soak",)
+ONLY_WHEN_NAMED = ("soak", "school_quality")  # school_quality measures quality, not speed (a few minutes)
 
 
 def chosen(names: list[str], available: dict[str, Callable[[], None]]) -> list[str]:

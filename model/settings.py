@@ -119,6 +119,12 @@ class Settings(BaseSettings):
     alert_accuracy_drop: float = Field(
         default=DEFAULTS.alert_accuracy_drop, ge=0, le=1, description="vs the version's protocol accuracy"
     )
+    min_training_outcomes: int = Field(
+        default=DEFAULTS.min_training_outcomes, ge=20, description="final grades needed to train or judge on them"
+    )
+    gate_accuracy_gap: float = Field(default=DEFAULTS.gate_accuracy_gap, gt=0, description="fairness gate (points)")
+    gate_false_negative_gap: float = Field(default=DEFAULTS.gate_false_negative_gap, gt=0)
+    gate_grade_bias_gap: float = Field(default=DEFAULTS.gate_grade_bias_gap, gt=0)
     alert_webhook_url: str = Field(default="", description="where newly opened alerts are posted (JSON)")
     alert_webhook_timeout: float = Field(default=5.0, gt=0)
     # The weekly digest's mail server (python -m model digest).

@@ -313,3 +313,18 @@ def test_needs_attention_and_the_timeline_show_a_teacher_their_own_students_only
         for key in tina_keys:  # the other teacher's student page: not found, as an unknown key would be
             with pytest.raises(NotYourStudent):
                 student_timeline(session, settings, otto.id, key)
+
+# --- learning from the school's own students (issue 14): admin only ------------------------------
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_school_training_judging_gates_and_timeline_are_for_admins_only(role: str, people: dict) -> None:
+    """The outcome counts, the training from outcomes, "compare on our students", the gate and the timeline
+    are read and written only through the admin's models page."""
+    at = page_test("models.py", people[role]).run()
+    said = texts(at)
+    shown = all(part in said for part in ("Our students (early)", "Compare on our students", "Timeline"))
+    assert shown == (role == "admin"), said
+    sources = [r.options for r in at.radio if r.key == "train_source"]
+    assert (sources == [["Bundled UCI maths data (395 students)", "Upload a CSV", "Our students' recorded outcomes",
+                         "Our outcomes pooled with the bundled data"]]) == (role == "admin")  # fmt: skip

@@ -23,6 +23,11 @@ from model.store.db import get_engine, migrate, session_scope
 EXIT_OK, EXIT_ALERT, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 SETUP_CHOICES = (*SETUPS, "all")
 DATA_HELP = "the student file (default: MATHSIGHT_DATA, else the shared or cached student-mat.csv, else downloaded)"
+TRAINING_DATA_HELP = (
+    "a CSV of the schema (';' or ','; the 30 attributes, G1, G2 and G3, the codebook's spellings), checked row by "
+    "row like an upload: any problem is listed and nothing is done (exit 2). Default: the bundled UCI maths file "
+    "(MATHSIGHT_DATA, else the shared or cached student-mat.csv, else downloaded; its SHA-256 checked)"
+)
 BY_HELP = "who does it, as the registry and the audit log record it"
 
 Command = Callable[[argparse.Namespace], int]
@@ -40,8 +45,13 @@ def add_command(sub: argparse._SubParsersAction, name: str, func: Command, help:
 
 
 def add_data_option(command: argparse.ArgumentParser) -> None:
-    """The ``--data FILE`` option of the commands that read the student file."""
+    """The ``--data FILE`` option of the commands that read the bundled UCI file (SHA-256 checked)."""
     command.add_argument("--data", type=Path, metavar="FILE", help=DATA_HELP)
+
+
+def add_training_data_option(command: argparse.ArgumentParser, what: str) -> None:
+    """The ``--data FILE`` option of the commands that take any training file of the schema (``what`` it is for)."""
+    command.add_argument("--data", type=Path, metavar="FILE", help=f"{what}: {TRAINING_DATA_HELP}")
 
 
 def migrated_engine(settings: Settings) -> Engine:

@@ -12,11 +12,12 @@ from collections.abc import Sequence
 
 from model.cli import apikeys, digest, install, models, monitor, predict, security, users
 from model.cli.common import EXIT_USAGE
-from model.errors import UserError
+from model.errors import Problem, UserError
 from model.logs import configure_logging
 from model.serving.service import ModelUnavailable, NoActiveModel
 from model.settings import get_settings
 
+MAX_PROBLEMS_SHOWN = 50
 GROUPS = (install, models, predict, monitor, apikeys, users, security, digest)
 
 
@@ -29,6 +30,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _print_problems(problems: list[Problem]) -> None:
+    """The first problems of a rejected input, one a line (row, column, value and what is allowed)."""
+    for problem in problems[:MAX_PROBLEMS_SHOWN]:
+        allowed = f" (allowed: {problem.allowed})" if problem.allowed and "allowed" not in problem.message else ""
+        print(f"  {problem.message}{allowed}", file=sys.stderr)
+    if len(problems) > MAX_PROBLEMS_SHOWN:
+        print(f"  ... and {len(problems) - MAX_PROBLEMS_SHOWN} more", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; a user-facing error is printed without a traceback and exits with code 2."""
     args = build_parser().parse_args(argv)
@@ -39,4 +49,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         if isinstance(error, ModelUnavailable):
             print(f"  {error.reason}", file=sys.stderr)
+        _print_problems(getattr(error, "problems", []))
         return EXIT_USAGE

@@ -1,238 +1,284 @@
 """Background training: a new model version is trained in a separate process, never in the one
-that serves predictions.
+that serves predictions, and every replica sees the job in the database.
 
 A job runs :func:`model.ml.training.train_setup` in a fresh interpreter (``python -m model.ml.jobs``,
 lowered CPU priority) and registers the result as an **inactive** version. A fresh interpreter
 rather than ``multiprocessing``: under Streamlit the ``__main__`` module is the page script, which a
-'spawn' child would run again. The rows go to the child as a CSV file that it validates again (no
-pickles cross the boundary); the settings it needs (database URL, home, secret and data keys) go
-through its environment, never its command line, taken from the ``Settings`` the front passed in.
-The child's ``__main__`` is its own front: it reads those settings once and opens the transaction.
+'spawn' child would run again. The rows go to the child through its standard input as CSV, which it
+validates again (no pickles cross the boundary, and school data never touches the disk in clear);
+the settings it needs (database URL, home, secret and data keys) go through its environment, never
+its command line, taken from the ``Settings`` the front passed in.
 
-A job's state (status, progress, stage, version id or error) lives in a small JSON record under
-``settings.home/jobs``, written atomically, so any process on the host can poll it. One job runs
-at a time per home directory, so training never takes every core from the prediction service.
+A job's state (status, progress, stage, who, source, duration, version id or error) is a row of the
+``training_job`` table, so any replica polls it. The table's unique ``running_slot`` lets the
+database refuse a second running job in the installation, so training never takes every core from
+the prediction service. A job whose process died is marked failed by the next read: on its own host
+by its process id, elsewhere when its heartbeat (every :data:`HEARTBEAT_SECONDS`) is older than
+:data:`HEARTBEAT_TIMEOUT`. A cancelled job's process stops at its next heartbeat.
+
+Like the prediction-log writer, these functions take the ``Settings`` (its database URL), not a
+session: a job's progress must be visible while it runs, so each change is its own short transaction.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import secrets
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from model.errors import Problem, UserError
-from model.schema.fields import GRADES, ID_COLUMN, SETUP_FEATURES, SETUPS
-from model.schema.validation import validate_batch
+from model.errors import UserError
+from model.ml.schooldata import SOURCES, TrainingChoice, TrainingSet, school_training_set, training_set
+from model.ml.trainingdata import MIN_TRAINING_ROWS, TrainingDataRejected, validate_training_data
+from model.schema.fields import ID_COLUMN, SETUPS
 from model.settings import PROJECT_ROOT, Settings
+from model.store import tables
+from model.store.audit import audit
+from model.store.db import get_engine, session_scope
 
-MIN_TRAINING_ROWS = 50
+__all__ = ["MIN_TRAINING_ROWS", "TrainingDataRejected", "validate_training_data"]
+
 MAX_RUNS = 20
 ACTIVE_STATUSES = ("queued", "running")
-FINISHED_STATUSES = ("done", "failed")
+FINISHED_STATUSES = ("done", "failed", "cancelled")
+HEARTBEAT_SECONDS = 2.0
+HEARTBEAT_TIMEOUT = 60.0
+QUEUED_GRACE_SECONDS = 60.0
 # Progress share of each stage: the protocol runs, then the final fit, then the registry write.
 _PROTOCOL_SHARE, _FIT_SHARE = 0.8, 0.15
 _NICENESS = 10
-
-
-class TrainingDataRejected(UserError):
-    """The training file has problems; nothing was trained. ``problems`` name row, column, value."""
-
-    def __init__(self, problems: list[Problem], n_rows: int) -> None:
-        super().__init__(f"the training data has {len(problems)} problem(s); fix them and upload again", problems)
-        self.n_rows = n_rows
+HOST = socket.gethostname()[:255]
 
 
 class JobError(UserError):
-    """A job could not be started or found."""
+    """A job could not be started, found or cancelled."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainingJob:
-    """The state of one background training job, as stored in its JSON record."""
+    """The state of one background training job, as its row in ``training_job`` holds it."""
 
     id: str
     setup: str
     runs: int
     source: str
     created_by: str
-    created_at: str
+    created_at: datetime
     n_rows: int
-    status: str = "queued"
-    progress: float = 0.0
-    stage: str = "waiting for the training process"
-    version_id: str | None = None
-    error: str | None = None
-    pid: int | None = None
-    finished_at: str | None = None
-    seconds: float | None = None
+    status: str
+    progress: float
+    stage: str
+    version_id: str | None
+    error: str | None
+    host: str
+    pid: int | None
+    heartbeat_at: datetime | None
+    finished_at: datetime | None
+    seconds: float | None
+    cancel_requested: bool
+    options: dict[str, Any] | None
 
     @property
     def finished(self) -> bool:
         return self.status in FINISHED_STATUSES
 
-
-def jobs_dir(settings: Settings) -> Path:
-    """Where job records live: ``settings.home/jobs``."""
-    return settings.home / "jobs"
-
-
-def _path(directory: Path, job_id: str) -> Path:
-    return directory / f"{job_id}.json"
+    @classmethod
+    def of(cls, row: tables.TrainingJob) -> TrainingJob:
+        return cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__})
 
 
-def _write(directory: Path, job: TrainingJob) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    target = _path(directory, job.id)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(asdict(job)), "utf-8")
-    os.replace(temporary, target)
+TABLE = tables.TrainingJob
 
 
-def _read(directory: Path, job_id: str) -> TrainingJob:
-    try:
-        return TrainingJob(**json.loads(_path(directory, job_id).read_text("utf-8")))
-    except FileNotFoundError:
-        raise JobError(f"no training job {job_id!r}") from None
+def _engine(settings: Settings) -> sa.Engine:
+    return get_engine(settings.database_url)
 
 
-def _update(directory: Path, job: TrainingJob, **changes: Any) -> TrainingJob:
-    for name, value in changes.items():
-        setattr(job, name, value)
-    _write(directory, job)
-    return job
+def _update(settings: Settings, job_id: str, *conditions: Any, **values: Any) -> bool:
+    """Change job ``job_id`` (where ``conditions`` hold) in its own transaction; True when a row changed."""
+    with session_scope(_engine(settings)) as session:
+        result = session.execute(sa.update(TABLE).where(TABLE.id == job_id, *conditions).values(**values))
+        return result.rowcount == 1
 
 
-def _fail(directory: Path, job: TrainingJob, error: str, seconds: float | None = None) -> None:
-    _update(directory, job, status="failed", stage="failed", error=error, seconds=seconds,
-            finished_at=datetime.now(UTC).isoformat())  # fmt: skip
+def _finish(settings: Settings, job_id: str, status: str, started: float | None = None, **values: Any) -> bool:
+    """End an active job with ``status``: its slot is freed, its end time kept."""
+    seconds = round(time.perf_counter() - started, 2) if started is not None else None
+    return _update(settings, job_id, TABLE.status.in_(ACTIVE_STATUSES), status=status, running_slot=None,
+                   finished_at=datetime.now(UTC), stage=status, seconds=seconds, **values)  # fmt: skip
 
 
-# ---------------------------------------------------------------- training data
+# ---------------------------------------------------------------- the training process
 
 
-def _missing_grade_problems(accepted: pd.DataFrame, setup: str) -> list[Problem]:
-    problems = []
-    for grade in (g for g in GRADES if g in SETUP_FEATURES[setup]):
-        if grade not in accepted.columns:
-            problems.append(Problem(None, grade, None, f'column "{grade}" is missing; the {setup} setup needs it to '
-                                    "train", "0-20"))  # fmt: skip
-            continue
-        for row in accepted.index[accepted[grade].isna()]:
-            message = f'row {row}, column "{grade}": missing value; the {setup} setup needs it to train'
-            problems.append(Problem(int(row), grade, "", message, "0-20"))
-    return problems
+class _Heartbeat(threading.Thread):
+    """Writes the job's heartbeat every few seconds; ends the process when the job was cancelled."""
+
+    def __init__(self, settings: Settings, job_id: str, started: float) -> None:
+        super().__init__(daemon=True, name=f"heartbeat-{job_id}")
+        self.settings, self.job_id, self.started = settings, job_id, started
+        self.stopped = threading.Event()
+
+    def beat(self) -> None:
+        with session_scope(_engine(self.settings)) as session:
+            row = session.get(TABLE, self.job_id)
+            if row is None or row.status not in ACTIVE_STATUSES:
+                return
+            if row.cancel_requested:
+                row.status, row.stage, row.running_slot = "cancelled", "cancelled", None
+                row.finished_at = datetime.now(UTC)
+                row.seconds = round(time.perf_counter() - self.started, 2)
+                session.commit()
+                os._exit(0)  # the training is abandoned where it stands; nothing was registered
+            row.heartbeat_at = datetime.now(UTC)
+
+    def run(self) -> None:
+        while not self.stopped.wait(HEARTBEAT_SECONDS):
+            self.beat()
 
 
-def validate_training_data(data: bytes | str, setup: str) -> pd.DataFrame:
-    """The rows of an uploaded training CSV, or `TrainingDataRejected` listing every problem.
-
-    The file is checked by the upload schema with the target G3 required, plus the grades the
-    setup learns from (G1 for ``period1``, G1 and G2 for ``period2``). Every row must be valid:
-    a model is never trained on a silently filtered file. A file unusable as a whole raises
-    ``schema.BatchRejected``.
-    """
-    if setup not in SETUPS:
-        raise ValueError(f"unknown setup {setup!r}; expected one of {', '.join(SETUPS)}")
-    result = validate_batch(data, require_target=True)
-    problems = [p for p in result.problems if p.row is not None or p.column is not None]
-    problems += _missing_grade_problems(result.accepted, setup)
-    if not problems and len(result.accepted) < MIN_TRAINING_ROWS:
-        message = f"{len(result.accepted)} rows; at least {MIN_TRAINING_ROWS} are needed to train and score a model"
-        problems.append(Problem(None, None, None, message))
-    if problems:
-        raise TrainingDataRejected(problems, result.n_rows)
-    return result.accepted
+def _training_set(frame: pd.DataFrame, job: TrainingJob) -> TrainingSet:
+    """The job's rows as its options say: alone, or the school's first and then the bundled ones to pool."""
+    options = job.options or {"source": "bundled"}
+    choice = TrainingChoice(options["source"], int(options.get("weight", 1)), job.source)
+    counts = options.get("counts")
+    if choice.source != "pooled":
+        return training_set(choice, frame.reset_index(drop=True), counts=counts)
+    n_school = int(options["school_rows"])
+    school, bundled = frame.iloc[:n_school].reset_index(drop=True), frame.iloc[n_school:].reset_index(drop=True)
+    return training_set(choice, school, bundled, counts=counts)
 
 
-# ---------------------------------------------------------------- the job itself
-
-
-def _data_path(directory: Path, job_id: str) -> Path:
-    return directory / f"{job_id}.csv"
-
-
-def run_job(directory: Path, job_id: str, settings: Settings) -> None:
-    """The training process: train, register inactive, record the outcome (never raises)."""
+def run_job(job_id: str, data: bytes, settings: Settings) -> None:
+    """The training process: train on ``data`` (CSV), register inactive, record the outcome (never raises)."""
     from model.ml.training import register, train_setup
-    from model.store.db import dispose_engines, get_engine, session_scope
+    from model.store.db import dispose_engines
 
-    job = _read(directory, job_id)
     started = time.perf_counter()
+    heartbeat = _Heartbeat(settings, job_id, started)
     try:
         os.nice(_NICENESS)
-        _update(directory, job, status="running", pid=os.getpid(), stage=f"scoring by the protocol ({job.runs} runs)")
-        frame = validate_training_data(_data_path(directory, job_id).read_bytes(), job.setup)
+        with session_scope(_engine(settings)) as session:
+            job = TrainingJob.of(session.get_one(TABLE, job_id))
+        if not _update(settings, job_id, TABLE.status == "queued", status="running", pid=os.getpid(), host=HOST,
+                       heartbeat_at=datetime.now(UTC), stage=f"scoring by the protocol ({job.runs} runs)"):  # fmt: skip
+            return  # cancelled (or marked failed) before it started
+        heartbeat.beat()
+        heartbeat.start()
+        rows = _training_set(validate_training_data(data, job.setup), job)
 
         def progress(fraction: float) -> None:
-            _update(directory, job, progress=round(_PROTOCOL_SHARE * fraction, 4))
+            _update(settings, job_id, progress=round(_PROTOCOL_SHARE * fraction, 4))
 
-        trained = train_setup(frame, job.setup, runs=job.runs, progress=progress, n_jobs=1)
+        trained = train_setup(rows.protocol, job.setup, runs=job.runs, progress=progress, n_jobs=1, fit_frame=rows.fit)
         trained.notes = f"trained from {job.source}"
-        _update(directory, job, progress=_PROTOCOL_SHARE + _FIT_SHARE, stage="storing the new version")
-        with session_scope(get_engine(settings.database_url)) as session:
+        trained.data_reference, trained.school_rows = rows.reference, rows.school
+        _update(settings, job_id, progress=_PROTOCOL_SHARE + _FIT_SHARE, stage="storing the new version")
+        heartbeat.stopped.set()
+        heartbeat.beat()  # a cancel that came during the fit wins: nothing is stored
+        with session_scope(_engine(settings)) as session:
             version_id = register(session, trained, created_by=job.created_by, activate=False, settings=settings)
-        _update(directory, job, status="done", progress=1.0, stage="done", version_id=version_id,
-                finished_at=datetime.now(UTC).isoformat(), seconds=round(time.perf_counter() - started, 2))  # fmt: skip
+        _finish(settings, job_id, "done", started, progress=1.0, version_id=version_id)
     except Exception as error:  # noqa: BLE001 - the record must say why the job failed
-        _fail(directory, job, f"{type(error).__name__}: {error}", seconds=round(time.perf_counter() - started, 2))
+        _finish(settings, job_id, "failed", started, error=f"{type(error).__name__}: {error}")
     finally:
-        _data_path(directory, job_id).unlink(missing_ok=True)
+        heartbeat.stopped.set()
         dispose_engines()
 
 
+# ---------------------------------------------------------------- reading and marking jobs
+
 _processes: dict[str, subprocess.Popen[bytes]] = {}
-QUEUED_GRACE_SECONDS = 60
 
 
-def _alive(job: TrainingJob) -> bool:
+def _alive(job: TrainingJob, now: datetime) -> bool:
     process = _processes.get(job.id)
     if process is not None:
         return process.poll() is None
     if job.pid is None:
-        # Started by another process and not yet picked up: trust the record for a minute, no longer
-        # (a record left "queued" by a restart must not block training forever).
-        return (datetime.now(UTC) - datetime.fromisoformat(job.created_at)).total_seconds() < QUEUED_GRACE_SECONDS
-    try:
-        os.kill(job.pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        # Started elsewhere and not yet picked up: trust the row for a while, no longer (a job left
+        # "queued" by a restart must not block training forever).
+        return (now - job.created_at).total_seconds() < QUEUED_GRACE_SECONDS
+    if job.host == HOST:
+        try:
+            os.kill(job.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+    beat = job.heartbeat_at or job.created_at
+    return (now - beat).total_seconds() < HEARTBEAT_TIMEOUT
+
+
+def _checked(job: TrainingJob, settings: Settings) -> TrainingJob:
+    """``job``, marked failed first when its process died without a word."""
+    if job.status in ACTIVE_STATUSES and not _alive(job, datetime.now(UTC)):
+        _finish(settings, job.id, "failed", error="the training process stopped unexpectedly")
+        return _read(job.id, settings)
+    return job
+
+
+def _read(job_id: str, settings: Settings) -> TrainingJob:
+    with session_scope(_engine(settings)) as session:
+        row = session.get(TABLE, job_id)
+        if row is None:
+            raise JobError(f"no training job {job_id!r}")
+        return TrainingJob.of(row)
 
 
 def get_job(job_id: str, *, settings: Settings) -> TrainingJob:
     """The current state of a job; a job whose process died without a word is marked failed."""
-    directory = jobs_dir(settings)
-    job = _read(directory, job_id)
-    if job.status in ACTIVE_STATUSES and not _alive(job):
-        job = _read(directory, job_id)  # it may have finished between the two reads
-        if job.status in ACTIVE_STATUSES:
-            _fail(directory, job, "the training process stopped unexpectedly")
-    return job
+    return _checked(_read(job_id, settings), settings)
 
 
 def list_jobs(limit: int = 20, *, settings: Settings) -> list[TrainingJob]:
-    """The latest jobs, newest first."""
-    directory = jobs_dir(settings)
-    if not directory.is_dir():
-        return []
-    paths = sorted(directory.glob("*.json"), reverse=True)[:limit]
-    return [get_job(path.stem, settings=settings) for path in paths]
+    """The latest jobs of the installation, newest first."""
+    with session_scope(_engine(settings)) as session:
+        query = sa.select(TABLE).order_by(TABLE.created_at.desc(), TABLE.id.desc()).limit(limit)
+        found = [TrainingJob.of(row) for row in session.scalars(query)]
+    return [_checked(job, settings) for job in found]
 
 
 def running_job(*, settings: Settings) -> TrainingJob | None:
-    """The job currently queued or running, if any."""
-    return next((job for job in list_jobs(settings=settings) if job.status in ACTIVE_STATUSES), None)
+    """The job currently queued or running in the installation, if any."""
+    with session_scope(_engine(settings)) as session:
+        row = session.scalars(sa.select(TABLE).where(TABLE.running_slot.is_not(None))).first()
+        job = TrainingJob.of(row) if row is not None else None
+    job = _checked(job, settings) if job is not None else None
+    return job if job is not None and not job.finished else None
+
+
+def cancel_job(job_id: str, by: str, *, settings: Settings) -> TrainingJob:
+    """Stop job ``job_id``; nothing is registered; audited. Raises `JobError` for a finished job.
+
+    On the job's own host (or before its process started) it is stopped and marked cancelled at once;
+    from another replica it is flagged, and its process ends itself at its next heartbeat."""
+    job = get_job(job_id, settings=settings)
+    if job.finished:
+        raise JobError(f"training job {job_id} is already {job.status}")
+    with session_scope(_engine(settings)) as session:
+        session.execute(sa.update(TABLE).where(TABLE.id == job_id).values(cancel_requested=True, stage="cancelling"))
+        audit(session, "training.cancel", by, job_id=job_id, setup=job.setup)
+    if job.pid is None:
+        _finish(settings, job_id, "cancelled")
+    elif job.host == HOST:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(job.pid, signal.SIGTERM)
+        _finish(settings, job_id, "cancelled")
+    return get_job(job_id, settings=settings)
 
 
 def _child_environment(settings: Settings) -> dict[str, str]:
@@ -247,6 +293,21 @@ def _child_environment(settings: Settings) -> dict[str, str]:
     }
 
 
+def _claim(settings: Settings, job: tables.TrainingJob, by: str) -> None:
+    """Insert the job holding the installation's running slot; `JobError` while another job holds it."""
+    for attempt in range(2):
+        try:
+            with session_scope(_engine(settings)) as session:
+                session.add(job)
+                audit(session, "training.start", by, job_id=job.id, setup=job.setup, source=job.source)
+            return
+        except IntegrityError:
+            busy = running_job(settings=settings)  # marks a dead holder failed, freeing the slot
+            if busy is not None or attempt == 1:
+                who = f"{busy.id} ({busy.setup}, started by {busy.created_by})" if busy is not None else "another job"
+                raise JobError(f"training job {who} is still running; wait for it to finish") from None
+
+
 def start_training(
     frame: pd.DataFrame,
     setup: str,
@@ -255,35 +316,57 @@ def start_training(
     created_by: str,
     source: str,
     settings: Settings,
+    options: dict[str, Any] | None = None,
 ) -> TrainingJob:
     """Start training ``setup`` on ``frame`` in a separate process; returns at once.
 
     ``frame`` holds validated rows (``validate_training_data`` or ``model.ml.dataset.load_raw()``).
     The version is registered in ``settings.database_url``, signed and encrypted under the keys of
-    ``settings``. Raises `JobError` while another job is running.
+    ``settings``. Raises `JobError` while another job of the installation is running.
     """
     if setup not in SETUPS:
         raise ValueError(f"unknown setup {setup!r}; expected one of {', '.join(SETUPS)}")
     if not 0 <= runs <= MAX_RUNS:
         raise ValueError(f"runs must be between 0 and {MAX_RUNS}, got {runs}")
-    busy = running_job(settings=settings)
-    if busy is not None:
-        raise JobError(f"training job {busy.id} ({busy.setup}, started by {busy.created_by}) is still running; "
-                       "wait for it to finish")  # fmt: skip
     now = datetime.now(UTC)
-    job = TrainingJob(id=f"{now:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}", setup=setup, runs=runs, source=source,
-                      created_by=created_by, created_at=now.isoformat(), n_rows=len(frame))  # fmt: skip
-    directory = jobs_dir(settings)
-    _write(directory, job)
+    row = TABLE(id=f"{now:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}", setup=setup, runs=runs, source=source[:255],
+                created_by=created_by, created_at=now, n_rows=len(frame), status="queued", progress=0.0,
+                stage="waiting for the training process", host=HOST, running_slot=1, options=options)  # fmt: skip
+    _claim(settings, row, created_by)
     columns = [c for c in frame.columns if c != ID_COLUMN]  # student ids are not needed to train
-    frame[columns].to_csv(_data_path(directory, job.id), sep=";", index=False)
-    environment = _child_environment(settings)
-    with open(directory / f"{job.id}.log", "wb") as log:
-        _processes[job.id] = subprocess.Popen(
-            [sys.executable, "-m", "model.ml.jobs", str(directory), job.id],
-            cwd=PROJECT_ROOT, env=environment, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    return job
+    data = frame[columns].to_csv(sep=";", index=False).encode("utf-8")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "model.ml.jobs", row.id], cwd=PROJECT_ROOT, env=_child_environment(settings),
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    _processes[row.id] = process
+    threading.Thread(target=_hand_over, args=(process, data), daemon=True).start()
+    return _read(row.id, settings)
+
+
+def start_school_training(
+    session: Session, setup: str, choice: TrainingChoice, *, runs: int, created_by: str, settings: Settings
+) -> TrainingJob:
+    """Start training ``setup`` on the school's recorded outcomes (alone or pooled, as ``choice`` says).
+
+    The inputs are decrypted in memory and handed to the training process on its standard input.
+    Raises `NotEnoughOutcomes` below the minimum number of students with an outcome."""
+    rows = school_training_set(session, setup, choice, settings=settings)
+    options = {"source": choice.source, "weight": choice.weight, "school_rows": rows.reference["school_rows"],
+               "counts": rows.reference["counts"]}  # fmt: skip
+    label = choice.label or f"{SOURCES[choice.source]} ({rows.reference['school_rows']} students)"
+    return start_training(rows.protocol, setup, runs=runs, created_by=created_by, source=label, settings=settings,
+                          options=options)  # fmt: skip
+
+
+def _hand_over(process: subprocess.Popen[bytes], data: bytes) -> None:
+    """Write the rows to the training process's standard input (it reads them once it has started)."""
+    try:
+        assert process.stdin is not None
+        process.stdin.write(data)
+        process.stdin.close()
+    except OSError:
+        pass  # the process died before reading: the next read of the job marks it failed
 
 
 def wait_for(job_id: str, timeout: float = 600.0, poll: float = 0.2, *, settings: Settings) -> TrainingJob:
@@ -298,7 +381,14 @@ def wait_for(job_id: str, timeout: float = 600.0, poll: float = 0.2, *, settings
         time.sleep(poll)
 
 
+def prune_processes() -> None:
+    """Forget the handles of training processes that have ended (reaping them)."""
+    for job_id, process in list(_processes.items()):
+        if process.poll() is not None:
+            del _processes[job_id]
+
+
 if __name__ == "__main__":
     from model.settings import get_settings
 
-    run_job(Path(sys.argv[1]), sys.argv[2], get_settings())
+    run_job(sys.argv[1], sys.stdin.buffer.read(), get_settings())

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from model.ml.dataset import CSV_SHA256, UCI_URL, load_raw
 from model.ml.evaluation import METRICS, PAPER_BEST, cross_validated_details
+from model.ml.schooldata import kept_rows, training_data
 from model.ml.training import frame_sha256
 from model.schema.fields import PASS_MARK, TARGET
 from model.settings import Settings
@@ -119,6 +120,7 @@ class DataProvenance:
     licence: str = LICENCE
     url: str = UCI_URL
     file_sha256: str = CSV_SHA256
+    reference: dict[str, Any] | None = None  # the training-data reference kept with the version, if any
 
 
 @dataclass(frozen=True)
@@ -241,12 +243,16 @@ def build_model_card(
 ) -> ModelCard:
     """The model card of ``version_id``; fairness from out-of-fold predictions on ``reference``.
 
-    ``reference`` defaults to the real data set (``model.ml.dataset.load_raw(settings=settings)``), which
-    also tells whether the version was trained on that data. Takes a few seconds (ten model fits).
+    ``reference`` defaults to what the version learned from: the rows kept with it (the school's
+    outcomes, a training file), else the real data set (``model.ml.dataset.load_raw(settings=settings)``).
+    Takes a few seconds (ten model fits).
     """
     real = load_raw(settings=settings)
-    reference = real if reference is None else reference
     version = registry.get_version(session, version_id)
+    ref = training_data(session, version_id)
+    if reference is None:
+        kept = kept_rows(session, version_id, settings=settings)
+        reference = real if kept is None else kept
     active = registry.active_version_ids(session).get(version.setup) == version.id
     details = cross_validated_details(reference, version.setup, run=0, params=_cv_params(version.params))
     groups = group_metrics(reference, details)
@@ -259,7 +265,12 @@ def build_model_card(
         active=active,
         params=dict(version.params),
         metrics=dict(version.metrics),
-        data=DataProvenance(version.n_rows, version.data_sha256, version.data_sha256 == frame_sha256(real)),
+        data=DataProvenance(
+            version.n_rows,
+            version.data_sha256,
+            version.data_sha256 == frame_sha256(real),
+            reference=dict(ref.detail) if ref is not None else None,
+        ),
         groups=tuple(groups),
         gaps=tuple(fairness_gaps(groups, thresholds)),
         n_reference=len(reference),
@@ -300,7 +311,8 @@ def _fairness_lines(card: ModelCard) -> list[str]:
     t = card.thresholds
     lines = [
         f"Out-of-fold predictions (one repetition of 10-fold cross-validation of this version's setup and "
-        f"parameters) for the {card.n_reference} students of the reference data (the real UCI maths file). "
+        f"parameters) for the {card.n_reference} students of the reference data (what the version learned from: "
+        "the rows kept with it, else the real UCI maths file). "
         "Accuracy is pass/fail accuracy; the false-negative rate is the share of students who failed "
         "(G3 < 10) but were predicted to pass, the error that withholds support.",
         "",
@@ -340,6 +352,9 @@ def to_markdown(card: ModelCard) -> str:
     d = card.data
     origin = ("the bundled UCI maths file (all of it)" if d.bundled
               else "an uploaded file (not the bundled one; the rows below are what was uploaded)")  # fmt: skip
+    if d.reference is not None and not d.bundled:
+        origin = f"{d.reference['label']} ({d.reference['rows']} rows, of which {d.reference['school_rows']} kept " \
+                 f"with the version; school rows weighted x{d.reference['weight']})"  # fmt: skip
     lines = [
         f"# Model card: {card.version_id}",
         "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -14,10 +15,11 @@ from model.ml.evaluation import evaluate, to_json
 from model.ml.grade_model import ALGORITHM, DEFAULT_PARAMS, GradeModel
 from model.schema.fields import CATEGORICAL, SCHEMA_VERSION, SETUP_FEATURES, SETUPS, TARGET
 from model.settings import Settings
-from model.store import registry
-from model.store.tables import ModelVersion
+from model.store import crypto, registry
+from model.store.tables import ModelVersion, TrainingData
 
 BOOTSTRAP_RUNS = 2
+TRAINING_ROWS_PURPOSE = "training_rows"
 
 
 @dataclass
@@ -32,6 +34,8 @@ class TrainedVersion:
     data_sha256: str
     n_rows: int
     notes: str = field(default="")
+    data_reference: dict[str, Any] | None = None  # what it learned from (model.ml.schooldata.training_set)
+    school_rows: pd.DataFrame | None = None  # the school's rows among them, kept sealed with the version
 
 
 def frame_sha256(frame: pd.DataFrame) -> str:
@@ -67,14 +71,17 @@ def train_setup(
     runs: int = BOOTSTRAP_RUNS,
     progress: Callable[[float], None] | None = None,
     n_jobs: int = 1,
+    fit_frame: pd.DataFrame | None = None,
 ) -> TrainedVersion:
-    """Score ``setup`` by ``runs`` repetitions of the protocol, then fit it on all of ``frame``."""
+    """Score ``setup`` by ``runs`` repetitions of the protocol on ``frame``, then fit it on all of
+    ``fit_frame`` (default ``frame``; pooled data repeats the school's rows there by their weight)."""
+    fit_frame = frame if fit_frame is None else fit_frame
     params = {**DEFAULT_PARAMS[setup], **(params or {})}
     metrics: dict[str, Any] = {"protocol_runs": runs}
     if runs > 0:
         result = evaluate(frame, runs=runs, setups=[setup], params={setup: params}, n_jobs=n_jobs, progress=progress)
         metrics.update(to_json(result)["setups"][setup])
-    estimator = GradeModel(setup=setup, **params).fit(frame, frame[TARGET])
+    estimator = GradeModel(setup=setup, **params).fit(fit_frame, fit_frame[TARGET])
     return TrainedVersion(
         setup=setup,
         estimator=estimator,
@@ -107,9 +114,24 @@ def register(
         notes=trained.notes,
         settings=settings,
     )
+    if trained.data_reference is not None:
+        store_training_data(session, version.id, trained.data_reference, trained.school_rows, settings=settings)
     if activate:
         registry.promote(session, version.id, by=created_by, settings=settings)
     return version.id
+
+
+def store_training_data(
+    session: Session, version_id: str, reference: dict[str, Any], rows: pd.DataFrame | None, *, settings: Settings
+) -> None:
+    """Keep ``version_id``'s training-data reference, and its school rows (gzip CSV) sealed under the data key."""
+    sealed, key_id = None, None
+    if rows is not None:
+        blob = gzip.compress(rows.to_csv(index=False, sep=";").encode("utf-8"), mtime=0)
+        sealed, key_id = crypto.keyring(settings).encrypt_blob(blob, TRAINING_ROWS_PURPOSE)
+    session.add(TrainingData(version_id=version_id, source=reference["source"], detail=reference, rows=sealed,
+                             rows_key_id=key_id))  # fmt: skip
+    session.flush()
 
 
 def ensure_default_models(

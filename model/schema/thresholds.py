@@ -40,6 +40,11 @@ class Thresholds:
     alert_min_outcomes: int = 30  # real grades the accuracy rule needs per version
     attention_risk_rise: float = 0.15  # "needs attention" when P(pass) fell by more than this since the last one
     year_end: date | None = None  # after this day a student without a final grade needs attention (None: never)
+    # Learning from the school's own students (model.ml.schooldata, model.ml.gates).
+    min_training_outcomes: int = 100  # students with a recorded final grade needed to train or judge on them
+    gate_accuracy_gap: float = 10.0  # fairness gate: largest pass/fail accuracy gap between groups (points of %)
+    gate_false_negative_gap: float = 10.0  # false-negative-rate gap between groups (points of %)
+    gate_grade_bias_gap: float = 1.5  # gap of (mean predicted - mean real grade) between groups (grade points)
 
     def __post_init__(self) -> None:
         if not 0 < self.risk_high_below < self.risk_medium_below <= 1:

@@ -48,6 +48,7 @@ ENC_FIELD = "enc"
 _ARTIFACT_AAD = b"mathsight/artifact"
 _INPUTS_AAD = b"mathsight/inputs"
 TEXT_AADS = {"student_ref": b"mathsight/student-ref", "note": b"mathsight/intervention-note"}
+BLOB_AADS = {"training_rows": b"mathsight/training-rows"}
 
 logger = logging.getLogger("mathsight.security")
 _warned = False
@@ -173,6 +174,19 @@ class Keyring:
         if key_id is None:
             return stored
         return self.find(key_id).open(base64.b64decode(stored), TEXT_AADS[purpose]).decode("utf-8")
+
+    # ------------------------------------------------------------------ blobs (a version's school training rows)
+    def encrypt_blob(self, blob: bytes, purpose: str) -> tuple[bytes, str | None]:
+        """``(stored bytes, key id)``: nonce + ciphertext under the current key, or ``(blob, None)`` without a key."""
+        if self.current is None:
+            return blob, None
+        return self.current.seal(blob, BLOB_AADS[purpose]), self.current.key_id
+
+    def decrypt_blob(self, stored: bytes, key_id: str | None, purpose: str) -> bytes:
+        """The bytes of :meth:`encrypt_blob`'s output (``key_id`` None: stored in clear)."""
+        if key_id is None:
+            return bytes(stored)
+        return self.find(key_id).open(bytes(stored), BLOB_AADS[purpose])
 
 
 def _plain(value: Any) -> Any:

@@ -16,8 +16,10 @@ migrate``/``bootstrap``, every CLI command and the API and dashboard at start) c
 old scheme and signs it again under the binding one.
 
 The functions take the caller's session and leave committing to it (``db.session_scope``);
-``promote`` and ``rollback`` change the active version and write their audit row in that one
-transaction, and stay consistent when several processes promote at once.
+``promote``, ``rollback`` and ``rollback_to`` change the active version and write their audit row and
+their period of the serving timeline (``model_serving``: which version served each setup from when
+to when, who switched, the gate table and any written reason) in that one transaction, and stay
+consistent when several processes promote at once.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from model.settings import Settings
 from model.store import crypto
 from model.store.audit import audit
 from model.store.db import UPSERT_INSERTS, json_dumps
-from model.store.tables import SETUPS, ActiveModel, ModelVersion, utcnow
+from model.store.tables import SETUPS, ActiveModel, ModelServing, ModelVersion, utcnow
 
 _ROLLBACK_ATTEMPTS = 5
 SIGNATURE_SCHEME = 2  # 1: the HMAC of the artifact bytes alone (versions stored before migration 0006)
@@ -279,12 +281,49 @@ def active_version_ids(session: Session) -> dict[str, str]:
     return {setup: version_id for setup, version_id in rows}
 
 
-def promote(session: Session, version_id: str, by: str, *, settings: Settings) -> None:
+def _open_period(
+    session: Session, setup: str, version_id: str, by: str, action: str,
+    gate: Mapping[str, Any] | None = None, reason: str | None = None,
+) -> None:  # fmt: skip
+    """End the setup's open serving period and start ``version_id``'s (the timeline, :func:`timeline`)."""
+    now = utcnow()
+    session.execute(
+        sa.update(ModelServing).where(ModelServing.setup == setup, ModelServing.ended_at.is_(None)).values(ended_at=now)
+    )
+    gate_json = json.loads(json_dumps(dict(gate))) if gate is not None else None
+    session.add(ModelServing(setup=setup, version_id=version_id, started_at=now, by=by, action=action, gate=gate_json,
+                             reason=reason))  # fmt: skip
+    session.flush()
+
+
+def timeline(session: Session, setup: str) -> list[ModelServing]:
+    """The periods during which each version served ``setup``, oldest first (the open one last)."""
+    query = sa.select(ModelServing).where(ModelServing.setup == setup)
+    return list(session.scalars(query.order_by(ModelServing.started_at, ModelServing.id)))
+
+
+def promotion_of(session: Session, version_id: str) -> ModelServing | None:
+    """The latest promotion of ``version_id`` (with its gate table and written reason), if it was ever promoted."""
+    query = sa.select(ModelServing).where(ModelServing.version_id == version_id, ModelServing.action == "promote")
+    return session.scalars(query.order_by(ModelServing.started_at.desc(), ModelServing.id.desc())).first()
+
+
+def promote(
+    session: Session,
+    version_id: str,
+    by: str,
+    *,
+    settings: Settings,
+    gate: Mapping[str, Any] | None = None,
+    reason: str | None = None,
+) -> None:
     """Make ``version_id`` the active version of its setup, remembering the one it replaces; audited.
 
     The switch is a single upsert, so concurrent promotions serialize in the database and each
     records the version it really replaced. Promoting the version already active changes nothing.
-    The artifact is verified first: a tampered version is never activated.
+    The artifact is verified first: a tampered version is never activated. ``gate`` (the promotion
+    gate table, :mod:`model.ml.gates`) and ``reason`` (why it was promoted past a failed gate) are kept
+    on the timeline and in the audit row.
     """
     version = get_version(session, version_id)
     verify_artifact(version, settings=settings)
@@ -308,6 +347,12 @@ def promote(session: Session, version_id: str, by: str, *, settings: Settings) -
         },
     )
     active = session.scalars(upsert.returning(ActiveModel), execution_options={"populate_existing": True}).one()
+    _open_period(session, version.setup, version_id, by, "promote", gate, reason)
+    extra: dict[str, Any] = {}
+    if gate is not None:
+        extra["gate_passed"] = bool(gate.get("passed"))
+    if reason:
+        extra["reason"] = reason
     audit(
         session,
         "model.promote",
@@ -315,6 +360,7 @@ def promote(session: Session, version_id: str, by: str, *, settings: Settings) -
         setup=version.setup,
         version_id=version_id,
         previous_version_id=active.previous_version_id,
+        **extra,
     )
 
 
@@ -350,6 +396,7 @@ def rollback(session: Session, setup: str, by: str, *, settings: Settings) -> st
             )
         )
         if result.rowcount == 1:
+            _open_period(session, setup, row.previous_version_id, by, "rollback")
             audit(
                 session,
                 "model.rollback",
@@ -359,6 +406,36 @@ def rollback(session: Session, setup: str, by: str, *, settings: Settings) -> st
                 previous_version_id=row.version_id,
             )
             return row.previous_version_id
+    raise RegistryError(f"the active model of {setup!r} kept changing during the rollback; try again")
+
+
+def rollback_to(session: Session, setup: str, version_id: str, by: str, *, settings: Settings) -> str:
+    """Reactivate ``version_id``, any version that served ``setup`` before (not only the previous one); audited.
+
+    The version it replaces becomes the one a plain :func:`rollback` returns to. Raises `RegistryError`
+    for a version of another setup, one that never served, or the one serving now."""
+    version = get_version(session, version_id)
+    if version.setup != setup:
+        raise RegistryError(f"version {version_id} is a {version.setup} model, not a {setup} one")
+    served = session.scalar(sa.select(sa.func.count()).where(ModelServing.version_id == version_id))
+    if not served:
+        raise RegistryError(f"version {version_id} never served {setup}: promote it instead (its gate is checked)")
+    verify_artifact(version, settings=settings)
+    for _ in range(_ROLLBACK_ATTEMPTS):
+        current = session.scalar(sa.select(ActiveModel.version_id).where(ActiveModel.setup == setup).with_for_update())
+        if current is None:
+            raise NothingToRollBack(setup)
+        if current == version_id:
+            raise RegistryError(f"version {version_id} is already the active {setup} model")
+        result = session.execute(
+            sa.update(ActiveModel)
+            .where(ActiveModel.setup == setup, ActiveModel.version_id == current)
+            .values(version_id=version_id, previous_version_id=current, activated_at=utcnow(), activated_by=by)
+        )
+        if result.rowcount == 1:
+            _open_period(session, setup, version_id, by, "rollback")
+            audit(session, "model.rollback", by, setup=setup, version_id=version_id, previous_version_id=current)
+            return version_id
     raise RegistryError(f"the active model of {setup!r} kept changing during the rollback; try again")
 
 

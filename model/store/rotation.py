@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, undefer
 
 from model.settings import Settings
 from model.store import crypto, registry
-from model.store.tables import Intervention, ModelVersion, PredictionLog, StudentRef
+from model.store.tables import Intervention, ModelVersion, PredictionLog, StudentRef, TrainingData
 
 BATCH_ROWS = 2_000
 
@@ -29,7 +29,7 @@ class RotationResult:
     key_id: str
     artifacts: int
     log_rows: int
-    texts: int = 0  # student ids and intervention notes
+    texts: int = 0  # student ids, intervention notes and school training rows kept with versions
 
 
 def rotate_data_key(session: Session, *, settings: Settings, batch_rows: int = BATCH_ROWS) -> RotationResult:
@@ -120,4 +120,18 @@ def _rotate_texts(session: Session, ring: crypto.Keyring) -> int:
             setattr(row, key_id.key, new_id)
             done += 1
         session.commit()
+    return done + _rotate_training_rows(session, ring)
+
+
+def _rotate_training_rows(session: Session, ring: crypto.Keyring) -> int:
+    """Re-encrypt the school training rows kept with versions (``training_data.rows``) not under the current key."""
+    assert ring.current is not None
+    stale = sa.or_(TrainingData.rows_key_id.is_(None), TrainingData.rows_key_id != ring.current.key_id)
+    query = sa.select(TrainingData).where(TrainingData.rows.is_not(None), stale).options(undefer(TrainingData.rows))
+    done = 0
+    for row in session.scalars(query.with_for_update()):
+        plain = ring.decrypt_blob(row.rows, row.rows_key_id, "training_rows")
+        row.rows, row.rows_key_id = ring.encrypt_blob(plain, "training_rows")
+        done += 1
+    session.commit()
     return done

@@ -378,3 +378,79 @@ class RevokedSession(Base):
 
     jti: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     expires_at: Mapped[float] = mapped_column(sa.Double)  # seconds since the epoch
+
+
+JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
+SERVING_ACTIONS = ("promote", "rollback")
+
+
+class TrainingJob(Base):
+    """A training job (``model.ml.jobs``): every replica reads its status and progress from here.
+
+    ``running_slot`` is 1 while the job is queued or running and NULL afterwards; its unique
+    constraint lets the database itself refuse a second running job in the installation."""
+
+    __tablename__ = "training_job"
+    __table_args__ = (_one_of("status", JOB_STATUSES), sa.Index("ix_training_job_created_at", "created_at"))
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    setup: Mapped[str] = mapped_column(sa.String(16))
+    runs: Mapped[int]
+    source: Mapped[str] = mapped_column(sa.String(255))
+    created_by: Mapped[str] = mapped_column(sa.String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    n_rows: Mapped[int]
+    status: Mapped[str] = mapped_column(sa.String(16), default="queued")
+    progress: Mapped[float] = mapped_column(sa.Double, default=0.0)
+    stage: Mapped[str] = mapped_column(sa.String(255), default="")
+    version_id: Mapped[str | None] = mapped_column(sa.String(64))
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    host: Mapped[str] = mapped_column(sa.String(255))
+    pid: Mapped[int | None]
+    heartbeat_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    seconds: Mapped[float | None] = mapped_column(sa.Double)
+    cancel_requested: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    running_slot: Mapped[int | None] = mapped_column(sa.Integer, unique=True)
+    options: Mapped[dict[str, Any] | None]  # the training-data choice (source, weights) handed to the process
+
+
+class ModelServing(Base):
+    """One period during which a version served its setup: the timeline of promotions and rollbacks.
+
+    The open period of a setup has ``ended_at`` NULL. ``gate`` is the promotion gate table of the
+    promotion (None for a rollback or when no gate was run) and ``reason`` what the admin wrote to
+    promote past a failed gate."""
+
+    __tablename__ = "model_serving"
+    __table_args__ = (
+        _one_of("setup", SETUPS),
+        _one_of("action", SERVING_ACTIONS),
+        sa.Index("ix_model_serving_setup_started_at", "setup", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    setup: Mapped[str] = mapped_column(sa.String(16))
+    version_id: Mapped[str] = mapped_column(sa.ForeignKey("model_version.id"), index=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+    by: Mapped[str] = mapped_column(sa.String(128))
+    action: Mapped[str] = mapped_column(sa.String(16))
+    gate: Mapped[dict[str, Any] | None]
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class TrainingData(Base):
+    """What a version learned from: its source and choices, and the rows themselves when they are the school's.
+
+    ``rows`` is a gzip CSV of the training rows (no student ids), sealed under the data key when one
+    is set (``rows_key_id``; NULL: in clear); NULL for the bundled UCI file, which is referenced by hash.
+    """
+
+    __tablename__ = "training_data"
+
+    version_id: Mapped[str] = mapped_column(sa.ForeignKey("model_version.id", ondelete="CASCADE"), primary_key=True)
+    source: Mapped[str] = mapped_column(sa.String(32))
+    detail: Mapped[dict[str, Any]]
+    rows: Mapped[bytes | None] = mapped_column(sa.LargeBinary, deferred=True)
+    rows_key_id: Mapped[str | None] = mapped_column(sa.String(16))

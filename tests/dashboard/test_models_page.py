@@ -9,6 +9,8 @@ import pandas as pd
 from streamlit.testing.v1 import AppTest
 
 from model.ml import jobs
+from model.serving.outcomes import record_outcomes_csv
+from model.serving.service import ModelStore, predict_batch
 from model.settings import get_settings
 from model.store.audit import list_audit
 from model.store.db import get_engine, session_scope
@@ -103,7 +105,8 @@ def test_train_compare_promote_roll_back_and_model_card(app_db_url: str, admin_a
     assert at.button(key="promote_button").disabled
     at.checkbox(key="promote_confirm").check().run()
     at.button(key="promote_button").click().run()
-    assert f"{new} is now the active period2 model." in texts(at)
+    assert f"{new} is now the active period2 model (its gate passed)." in texts(at)
+    assert "Promotion gate of" in texts(at) and "passed" in texts(at)
     with session_scope(engine) as session:
         assert active_version_ids(session)["period2"] == new
         assert [(r.actor, r.detail["version_id"]) for r in list_audit(session, "model.promote")][0] == ("head", new)
@@ -167,3 +170,51 @@ def test_a_swapped_artifact_shows_a_red_box_not_a_traceback(app_db_url: str, adm
     assert any(e.startswith(f"refusing to load the artifact of model version {victim}") for e in errors[1:])
     assert "Traceback" not in texts(at) and "ArtifactIntegrityError" not in texts(at)
     assert victim in versions(at)["version"].tolist()
+
+
+def test_train_from_our_outcomes_judge_promote_past_a_gate_with_a_reason_and_the_timeline(
+    app_db_url: str, admin_account: Account, raw_df: pd.DataFrame, monkeypatch
+) -> None:
+    """The admin's journey of issue 14 on the page: 60 of our students' outcomes (the minimum set to 20 here)."""
+    monkeypatch.setenv("MATHSIGHT_MIN_TRAINING_OUTCOMES", "20")
+    get_settings.cache_clear()
+    engine = get_engine(app_db_url)
+    students = pd.concat([raw_df[raw_df["G3"] == 0].head(8), raw_df[raw_df["G3"] > 0].head(52)]).reset_index(drop=True)
+    students.insert(0, "student_id", [f"P{i:02d}" for i in range(60)])
+    store = ModelStore(engine, settings=get_settings())
+    predict_batch(store, engine, students.drop(columns=["G3"]).to_csv(sep=";", index=False), channel="ui",
+                  user_id=admin_account.user.id)  # fmt: skip
+    with session_scope(engine) as session:
+        record_outcomes_csv(session, get_settings(), students[["student_id", "G3"]].to_csv(index=False),
+                            admin_account.user.id)  # fmt: skip
+        old = active_version_ids(session)["period2"]
+    at = open_page(admin_account)
+    at.radio(key="models_setup").set_value("period2").run()
+    assert "Our students (period2): 60 with a recorded final grade" in texts(at)
+    at.radio(key="train_source").set_value("Our students' recorded outcomes")
+    train_on_the_page(at)
+    new = versions(at)["version"].iloc[0]
+    assert "outcomes" in versions(at)["notes"].iloc[0]
+
+    at.selectbox(key="judge_choice").set_value(new)
+    at.button(key="judge_button").click().run()
+    assert not at.exception
+    assert "Scored on the school's recorded outcomes (60 students)" in texts(at)
+    assert "out-of-fold (10-fold)" in texts(at) and "plain scoring" in texts(at)
+
+    at.selectbox(key="promote_choice").set_value(new)
+    at.checkbox(key="promote_confirm").check().run()
+    at.button(key="promote_button").click().run()
+    assert "failed" in texts(at) and "write a reason to promote it anyway" in texts(at), texts(at)
+    with session_scope(engine) as session:
+        assert active_version_ids(session)["period2"] == old
+    at.text_area(key="promote_reason").input("our own students matter more than the 2005 ones")
+    at.checkbox(key="promote_confirm").check().run()
+    at.button(key="promote_button").click().run()
+    assert f"{new} is now the active period2 model (past its failed gate" in texts(at)
+    timeline = at.dataframe[-1].value
+    assert timeline["version"].tolist()[:2] == [new, old]
+    assert timeline["reason"].iloc[0] == "our own students matter more than the 2005 ones"
+    assert timeline["gate"].iloc[0] == "failed"
+    with session_scope(engine) as session:
+        assert list_audit(session, "model.promote")[0].detail["reason"].startswith("our own students")

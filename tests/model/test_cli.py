@@ -52,6 +52,9 @@ def test_versions_promote_and_rollback(app_db_url: str, capsys) -> None:
     assert main(["rollback", "early"]) == 2
     assert "no previous model version" in capsys.readouterr().err
     assert main(["promote", "early-does-not-exist"]) == 2
+    assert main(["timeline", "early"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("serving") == 1 and "promote" in out
 
 
 def test_module_entry_point_runs(app_db_url: str) -> None:
@@ -59,9 +62,9 @@ def test_module_entry_point_runs(app_db_url: str) -> None:
     assert result.returncode == 0 and "evaluate" in result.stdout
 
 
-COMMANDS = {"fetch-data", "migrate", "bootstrap", "train", "evaluate", "versions", "promote", "rollback", "compare",
-            "card", "export", "predict", "monitor", "demo-traffic", "apikey", "users", "rotate-key", "spool",
-            "retention", "digest"}  # fmt: skip
+COMMANDS = {"fetch-data", "migrate", "bootstrap", "train", "evaluate", "versions", "promote", "rollback", "timeline",
+            "compare", "judge", "gate", "card", "export", "predict", "monitor", "demo-traffic", "apikey", "users",
+            "rotate-key", "spool", "retention", "digest"}  # fmt: skip
 
 
 def _parsers(

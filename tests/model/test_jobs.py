@@ -5,17 +5,23 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from model.errors import BatchRejected
 from model.ml import jobs
 from model.serving.service import ModelStore, predict_one
-from model.settings import Settings, get_settings
-from model.store.db import get_engine, session_scope
-from model.store.registry import ArtifactIntegrityError, active_version_ids, get_version, load_artifact
+from model.settings import PROJECT_ROOT, Settings, get_settings
+from model.store import tables
+from model.store.audit import list_audit
+from model.store.db import get_engine, migrate, session_scope
+from model.store.registry import ArtifactIntegrityError, active_version_ids, get_version, list_versions, load_artifact
+from tests.conftest import _drop_postgres_schema, _postgres_schema_url
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
@@ -100,13 +106,11 @@ def test_training_runs_in_another_process_and_stores_an_inactive_version(
 
 
 def test_the_job_trains_under_the_settings_it_was_given(models_db_url: str, raw_df: pd.DataFrame, tmp_path) -> None:
-    """Not the environment's: another home for the records, another secret for the signature."""
+    """Not the environment's: another secret for the signature."""
     settings = Settings(database_url=models_db_url, home=tmp_path / "elsewhere",
                         secret_key="the-front-s-own-secret-0123456789")  # fmt: skip
     job = jobs.start_training(raw_df, "early", runs=0, created_by="admin", source="bundled UCI data",
                               settings=settings)  # fmt: skip
-    assert (tmp_path / "elsewhere" / "jobs" / f"{job.id}.json").is_file()
-    assert jobs.list_jobs(settings=get_settings()) == []
     done = jobs.wait_for(job.id, timeout=300, settings=settings)
     assert done.status == "done", done.error
     with session_scope(get_engine(models_db_url)) as session:
@@ -116,30 +120,118 @@ def test_the_job_trains_under_the_settings_it_was_given(models_db_url: str, raw_
             load_artifact(version, settings=get_settings())
 
 
-def test_a_failing_job_says_why(tmp_path: Path, raw_df: pd.DataFrame) -> None:
-    never_migrated = Settings(database_url=f"sqlite:///{tmp_path / 'empty.db'}")
-    job = jobs.start_training(raw_df, "early", runs=0, created_by="admin", source="bundled UCI data",
-                              settings=never_migrated)  # fmt: skip
-    done = jobs.wait_for(job.id, timeout=300, settings=never_migrated)
+@pytest.fixture
+def jobs_settings(db_url: str) -> Settings:
+    migrate(db_url)
+    return Settings(database_url=db_url)
+
+
+def test_a_failing_job_says_why(jobs_settings: Settings, raw_df: pd.DataFrame) -> None:
+    job = jobs.start_training(raw_df.head(20), "early", runs=0, created_by="admin", source="twenty rows",
+                              settings=jobs_settings)  # fmt: skip
+    done = jobs.wait_for(job.id, timeout=300, settings=jobs_settings)
     assert done.status == "failed" and done.version_id is None
-    assert "model_version" in done.error
+    assert "TrainingDataRejected" in done.error
+    assert jobs.running_job(settings=jobs_settings) is None
 
 
-def test_a_job_whose_process_vanished_is_marked_failed() -> None:
+def _planted(settings: Settings, **values) -> str:
+    row = tables.TrainingJob(id=values.pop("id"), setup="early", runs=1, source="bundled UCI data", created_by="admin",
+                             created_at=datetime.now(UTC), n_rows=395, status="running", progress=0.3, stage="scoring",
+                             running_slot=1, **values)  # fmt: skip
+    with session_scope(get_engine(settings.database_url)) as session:
+        session.add(row)
+    return row.id
+
+
+def test_a_job_whose_process_vanished_is_marked_failed(jobs_settings: Settings, raw_df: pd.DataFrame) -> None:
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    job = jobs.TrainingJob(id="20260101T000000-dead00", setup="early", runs=1, source="bundled UCI data",
-                           created_by="admin", created_at="2026-01-01T00:00:00+00:00", n_rows=395, status="running",
-                           pid=int(gone.stdout))  # fmt: skip
-    jobs._write(jobs.jobs_dir(get_settings()), job)
-    assert jobs.running_job(settings=get_settings()) is None
-    seen = jobs.get_job(job.id, settings=get_settings())
-    assert seen.status == "failed" and "stopped unexpectedly" in seen.error
+    job_id = _planted(jobs_settings, id="20260101T000000-dead00", host=jobs.HOST, pid=int(gone.stdout),
+                      heartbeat_at=datetime.now(UTC))  # fmt: skip
+    assert jobs.running_job(settings=jobs_settings) is None
+    seen = jobs.get_job(job_id, settings=jobs_settings)
+    assert seen.status == "failed" and "stopped unexpectedly" in seen.error and seen.finished_at is not None
 
 
-def test_unknown_jobs_and_bad_arguments(raw_df: pd.DataFrame) -> None:
+def test_a_job_on_another_host_is_judged_by_its_heartbeat(jobs_settings: Settings) -> None:
+    fresh = _planted(jobs_settings, id="20260101T000000-fresh0", host="replica-b", pid=1,
+                     heartbeat_at=datetime.now(UTC))  # fmt: skip
+    assert jobs.running_job(settings=jobs_settings).id == fresh
+    stale = datetime.now(UTC) - timedelta(seconds=jobs.HEARTBEAT_TIMEOUT + 1)
+    with session_scope(get_engine(jobs_settings.database_url)) as session:
+        session.execute(sa.update(tables.TrainingJob).values(heartbeat_at=stale))
+    assert jobs.running_job(settings=jobs_settings) is None
+    assert jobs.get_job(fresh, settings=jobs_settings).status == "failed"
+
+
+def test_one_running_job_per_installation_and_cancel(jobs_settings: Settings, raw_df: pd.DataFrame) -> None:
+    job = jobs.start_training(raw_df, "period2", runs=20, created_by="admin-ana", source="bundled UCI data",
+                              settings=jobs_settings)  # fmt: skip
+    other_replica = Settings(database_url=jobs_settings.database_url, home=jobs_settings.home / "replica-b")
+    with pytest.raises(jobs.JobError, match="still running"):
+        jobs.start_training(raw_df, "early", runs=0, created_by="admin-bob", source="bundled UCI data",
+                            settings=other_replica)  # fmt: skip
+    cancelled = jobs.cancel_job(job.id, "admin-bob", settings=jobs_settings)
+    assert cancelled.status == "cancelled" and cancelled.version_id is None
+    with pytest.raises(jobs.JobError, match="already cancelled"):
+        jobs.cancel_job(job.id, "admin-bob", settings=jobs_settings)
+    assert jobs.running_job(settings=other_replica) is None
+    with session_scope(get_engine(jobs_settings.database_url)) as session:
+        assert [r.action for r in list_audit(session)][:2] == ["training.cancel", "training.start"]
+        assert list_versions(session) == []
+    again = jobs.start_training(raw_df, "early", runs=0, created_by="admin-bob", source="bundled UCI data",
+                                settings=other_replica)  # fmt: skip
+    assert jobs.wait_for(again.id, timeout=300, settings=jobs_settings).status == "done"
+
+
+def test_unknown_jobs_and_bad_arguments(jobs_settings: Settings, raw_df: pd.DataFrame) -> None:
     with pytest.raises(jobs.JobError, match="no training job"):
-        jobs.get_job("nope", settings=get_settings())
+        jobs.get_job("nope", settings=jobs_settings)
     with pytest.raises(ValueError, match="runs"):
-        jobs.start_training(raw_df, "early", runs=99, created_by="admin", source="x", settings=get_settings())
+        jobs.start_training(raw_df, "early", runs=99, created_by="admin", source="x", settings=jobs_settings)
     with pytest.raises(ValueError, match="setup"):
-        jobs.start_training(raw_df, "late", runs=1, created_by="admin", source="x", settings=get_settings())
+        jobs.start_training(raw_df, "late", runs=1, created_by="admin", source="x", settings=jobs_settings)
+
+
+STARTER = """
+import sys
+from model.ml import dataset, jobs
+from model.settings import Settings
+settings = Settings(database_url=sys.argv[1], home=sys.argv[2])
+job = jobs.start_training(dataset.load_raw(sys.argv[3]), "period1", runs=4, created_by="admin-ana",
+                          source="bundled UCI data", settings=settings)
+print(job.id, flush=True)
+print(jobs.wait_for(job.id, timeout=600, settings=settings).status, flush=True)
+"""
+
+
+def test_a_job_started_by_one_process_is_seen_with_its_progress_by_another(
+    student_csv_path: Path, tmp_path: Path
+) -> None:
+    """Two processes (two replicas: separate homes, no shared files) on one PostgreSQL database."""
+    url = _postgres_schema_url()
+    try:
+        migrate(url)
+        command = [sys.executable, "-c", STARTER, url, str(tmp_path / "replica-a"), str(student_csv_path)]
+        starter = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
+        job_id = starter.stdout.readline().strip()
+        here = Settings(database_url=url, home=tmp_path / "replica-b")
+        deadline = time.monotonic() + 300
+        seen: list[tuple[str, float]] = []
+        while time.monotonic() < deadline:
+            job = jobs.get_job(job_id, settings=here)
+            seen.append((job.status, job.progress))
+            if job.finished:
+                break
+            time.sleep(0.05)
+        assert starter.wait(timeout=60) == 0 and starter.stdout.read().strip() == "done"
+        assert job.status == "done" and job.version_id is not None and job.created_by == "admin-ana"
+        assert job.pid not in (None, os.getpid()) and job.seconds > 0
+        partial = [progress for status, progress in seen if status == "running" and 0 < progress < 1]
+        assert partial, f"no progress seen between start and end: {seen[:3]} ... {seen[-3:]}"
+        assert partial == sorted(partial)
+    finally:
+        from model.store import db
+
+        db.dispose_engines()
+        _drop_postgres_schema(url)

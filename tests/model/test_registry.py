@@ -423,3 +423,38 @@ def test_old_scheme_versions_are_refused_until_re_signed_and_only_if_they_pass_t
         assert registry.resign_legacy_versions(session, settings=get_settings()) == []
         [row] = list_audit(session, action="model.resign")
         assert row.detail["version_id"] == good
+
+
+def test_the_timeline_says_which_version_served_when_and_any_earlier_one_can_come_back(
+    engine: sa.Engine, fitted
+) -> None:
+    v1, v2, v3, other = (_register(engine, fitted) for _ in range(4))
+    gate = {"passed": False, "rows": [{"metric": "rmse", "verdict": "fail"}]}
+    with db.session_scope(engine) as session:
+        registry.promote(session, v1, by="alice", settings=get_settings())
+        registry.promote(session, v2, by="bob", settings=get_settings())
+        registry.promote(session, v3, by="carol", settings=get_settings(), gate=gate, reason="fairer on our school")
+    with db.session_scope(engine) as session:
+        with pytest.raises(registry.RegistryError, match="never served"):
+            registry.rollback_to(session, "period2", other, by="dan", settings=get_settings())
+        with pytest.raises(registry.RegistryError, match="already the active"):
+            registry.rollback_to(session, "period2", v3, by="dan", settings=get_settings())
+        assert registry.rollback_to(session, "period2", v1, by="dan", settings=get_settings()) == v1  # two steps back
+    with db.session_scope(engine) as session:
+        assert registry.active_version_ids(session) == {"period2": v1}
+        assert session.get(ActiveModel, "period2").previous_version_id == v3  # a plain rollback undoes this one
+        periods = registry.timeline(session, "period2")
+        expected = [(v1, "alice", "promote"), (v2, "bob", "promote"), (v3, "carol", "promote"), (v1, "dan", "rollback")]
+        assert [(p.version_id, p.by, p.action) for p in periods] == expected
+        assert all(p.ended_at == n.started_at for p, n in zip(periods, periods[1:], strict=False))
+        assert periods[-1].ended_at is None
+        assert periods[2].gate == gate and periods[2].reason == "fairer on our school"
+        assert registry.promotion_of(session, v3).reason == "fairer on our school"
+        assert registry.promotion_of(session, other) is None
+        promoted = list_audit(session, action="model.promote")[0].detail
+        assert promoted["reason"] == "fairer on our school" and promoted["gate_passed"] is False
+        back = list_audit(session, action="model.rollback")[0].detail
+        assert back == {"setup": "period2", "version_id": v1, "previous_version_id": v3}
+        assert registry.rollback(session, "period2", by="erin", settings=get_settings()) == v3
+    with db.session_scope(engine) as session:
+        assert [p.version_id for p in registry.timeline(session, "period2")][-1] == v3
