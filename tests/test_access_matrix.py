@@ -314,6 +314,7 @@ def test_needs_attention_and_the_timeline_show_a_teacher_their_own_students_only
             with pytest.raises(NotYourStudent):
                 student_timeline(session, settings, otto.id, key)
 
+
 # --- learning from the school's own students (issue 14): admin only ------------------------------
 
 
