@@ -20,7 +20,7 @@ from pydantic import ValidationError  # noqa: E402
 from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
 from streamlit.navigation.page import StreamlitPage  # noqa: E402
 
-from dashboard import auth, context, page_table  # noqa: E402
+from dashboard import auth, context, oidc, page_table  # noqa: E402
 from dashboard.context import CurrentUser, engine  # noqa: E402
 from dashboard.profile import profile_section  # noqa: E402
 from dashboard.text import md  # noqa: E402
@@ -100,6 +100,7 @@ def main() -> None:
     _start(settings)
     user = auth.sign_in(engine(), settings)
     if user is None:
+        oidc.sign_in_buttons()
         st.caption("mathsight: early warning of maths failure, for teachers. Accounts are created by an administrator.")
         auth.cookie_removal()
         st.stop()
