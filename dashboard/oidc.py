@@ -71,10 +71,15 @@ def signed_in() -> bool:
     return bool(providers()) and bool(st.user.is_logged_in)
 
 
+def _nothing() -> None:
+    """The only page of someone turned away: nothing."""
+
+
 def _turn_away(status: str) -> NoReturn:
     """Say why the provider's person gets nothing, offer to sign out, and stop the run."""
     st.session_state.pop(USER_KEY, None)
     st.session_state.pop(PROVIDER_KEY, None)
+    st.navigation([st.Page(_nothing, title="mathsight")], position="hidden")  # no links left from a session
     email = st.user.get("email")
     if status == "waiting":
         st.title("Waiting for an administrator")

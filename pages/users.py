@@ -125,11 +125,10 @@ def _provider_rules(admin: CurrentUser) -> None:
     with transaction() as session:
         waiting, rules = oidc.requests(session), oidc.list_rules(session)
     if waiting:
-        st.markdown("**Waiting for a role** (they signed in with their school account; no rule matches them):")
-        show_table(pd.DataFrame({"e-mail": [r.email or "(none given)" for r in waiting],
-                                 "name": [r.name or "" for r in waiting],
-                                 "last tried": [r.last_seen.strftime("%Y-%m-%d %H:%M") for r in waiting]}),
-                   hide_index=True)  # fmt: skip
+        lines = [f"- {md(r.email or '(no e-mail given)')}" + (f" ({md(r.name)})" if r.name else "")
+                 + f", last tried {r.last_seen.strftime('%Y-%m-%d %H:%M')} UTC" for r in waiting]  # fmt: skip
+        st.markdown("**Waiting for a role** (they signed in with their school account; no rule matches them):\n"
+                    + "\n".join(lines))  # fmt: skip
     with st.form("oidc-rule"):
         pattern = st.text_input("E-mail address or domain", key="oidc:pattern",
                                 help="ana@school.pt for one person, @school.pt for the whole school.")  # fmt: skip
