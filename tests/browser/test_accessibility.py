@@ -7,68 +7,27 @@ written to ``docs/accessibility.json``.
 
 from __future__ import annotations
 
-import json
-import os
-from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from dashboard.page_table import PAGES
-from tests.browser.ui import ADMIN, ROOT, TEACHER, Account, heading, log_in, settle
-
-BLOCKING = ("serious", "critical")
-REPORT = ROOT / "docs" / "accessibility.json"
-# What Streamlit itself draws and a page cannot change: rule id -> (where, why). Only violations whose
-# every element is inside ``where`` are excused.
-STREAMLIT_DRAWS: dict[str, tuple[str, str]] = {
-    "list": ("[data-testid='stSidebarNavItems']", "the sidebar navigation with sections puts each section's "
-             "<div> (header and links) directly in its <ul>"),
-    "listitem": ("[data-testid='stSidebarNavItems']", "so its <li> links are not children of a list"),
-}  # fmt: skip
-_results: dict[str, dict] = {}
-
-
-def _audit(page: Page, name: str) -> list[dict]:
-    settle(page)
-    results = Axe().run(page)
-    violations = results.response["violations"]
-    _results[name] = {
-        "by_impact": dict(Counter(v["impact"] for v in violations)),
-        "rules": sorted({f"{v['id']} ({v['impact']}, {len(v['nodes'])} elements)" for v in violations}),
-    }
-    return [v for v in violations if v["impact"] in BLOCKING and not _streamlits(page, v)]
-
-
-def _streamlits(page: Page, violation: dict) -> bool:
-    """Whether every element of ``violation`` is in a part Streamlit draws where this rule is excused."""
-    where = STREAMLIT_DRAWS.get(violation["id"], ("", ""))[0]
-    if not where:
-        return False
-    inside = "(element, where) => element.closest(where) !== null"
-    return all(page.locator(node["target"][0]).first.evaluate(inside, where) for node in violation["nodes"])
-
-
-def _describe(violations: list[dict]) -> str:
-    return "\n".join(f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes'][:3]]}: "
-                     f"{v['nodes'][0].get('failureSummary', '')}" for v in violations)  # fmt: skip
+from tests.browser.axe import audit, describe, report
+from tests.browser.ui import ADMIN, TEACHER, Account, heading, log_in, settle
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _report() -> object:
+def _report() -> Iterator[None]:
     yield
-    if os.environ.get("MATHSIGHT_A11Y_REPORT") == "1" and _results:
-        old = json.loads(REPORT.read_text("utf-8")) if REPORT.exists() else {}
-        REPORT.write_text(json.dumps({**old, **_results}, indent=1, sort_keys=True) + "\n", "utf-8")
+    report()
 
 
 def test_the_sign_in_page(page: Page) -> None:
     page.goto("/")
     expect(page.get_by_role("button", name="Sign in", exact=True)).to_be_visible()
-    blocking = _audit(page, "sign-in")
-    assert not blocking, _describe(blocking)
+    blocking = audit(page, "sign-in")
+    assert not blocking, describe(blocking)
 
 
 @pytest.mark.parametrize("account", [TEACHER, ADMIN], ids=["teacher", "admin"])
@@ -82,7 +41,48 @@ def test_every_page_of_the_role(new_page: Callable[[], Page], account: Account) 
             continue
         page.goto(f"/{spec.path.stem}")
         expect(heading(page, spec.title)).to_be_visible()
-        blocking = _audit(page, f"{role}: {spec.title}")
+        blocking = audit(page, f"{role}: {spec.title}")
         if blocking:
-            failures.append(f"{spec.title}:\n{_describe(blocking)}")
+            failures.append(f"{spec.title}:\n{describe(blocking)}")
     assert not failures, "\n".join(failures)
+
+
+def _tab_to(page: Page, target: Locator, presses: int = 120) -> None:
+    """Press Tab (only the keyboard) until ``target`` has the focus; fail when it never gets it."""
+    handle = target.element_handle()
+    for _ in range(presses):
+        if handle is not None and handle.evaluate("element => element === document.activeElement"):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"{target} never got the keyboard focus in {presses} presses of Tab")
+
+
+def test_a_teacher_signs_in_predicts_and_reads_the_result_with_the_keyboard_only(page: Page) -> None:
+    page.goto("/")
+    username = page.get_by_role("textbox", name="Username")
+    expect(username).to_be_visible()
+    _tab_to(page, username)
+    page.keyboard.type(TEACHER.username)
+    page.keyboard.press("Tab")
+    page.keyboard.type(TEACHER.password)
+    with page.expect_response(lambda response: "/auth/session?" in response.url):
+        page.keyboard.press("Enter")
+    expect(heading(page, "Needs attention")).to_be_visible()
+    settle(page)
+
+    _tab_to(page, page.get_by_test_id("stSidebarNav").get_by_role("link", name="Predict one student", exact=True))
+    page.keyboard.press("Enter")
+    expect(heading(page, "Predict one student")).to_be_visible()
+    settle(page)
+    _tab_to(page, page.get_by_role("textbox", name="Student id (optional)"))
+    page.keyboard.type("K-001")
+    _tab_to(page, page.get_by_role("button", name="Predict", exact=True))
+    page.keyboard.press("Enter")
+
+    expect(heading(page, "Result")).to_be_visible()
+    settle(page)
+    for words in ("Predicted final grade (G3)", "Chance of passing (G3 ≥ 10)", "Of 100 past students like this one",
+                  "What would help most"):  # fmt: skip
+        expect(page.get_by_text(words).first).to_be_visible()  # the chart's meaning, in words, beside it
+    blocking = audit(page, "teacher: Predict one student (with a result)")
+    assert not blocking, describe(blocking)

@@ -21,6 +21,7 @@ from model.accounts import oidc, users
 from model.store.audit import list_audit
 from model.store.db import get_engine, session_scope
 from model.store.tables import OidcIdentity
+from tests.browser.axe import audit, describe, report
 from tests.browser.conftest import TIMEOUT_MS, VIEWPORT, LiveApp, start_dashboard
 from tests.browser.ui import heading, open_page, settle
 from tests.oidc_provider import ADMIN, STRANGER, TEACHER, Person, Provider, forged_metadata, start_provider
@@ -32,6 +33,12 @@ IDENTITY_COOKIE = "_streamlit_user"  # Streamlit's signed identity cookie
 def login_form(page: Page) -> Locator:
     """The password form's submit button (the provider buttons' names also begin "Sign in")."""
     return page.get_by_role("button", name="Sign in", exact=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report() -> Iterator[None]:
+    yield
+    report()
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +127,8 @@ def test_the_password_form_and_the_provider_button_share_the_sign_in_page(
     page.goto("/")
     expect(login_form(page)).to_be_visible()
     expect(page.get_by_role("button", name="Sign in with School account")).to_be_visible()
+    blocking = audit(page, "sign-in, with school-account buttons")
+    assert not blocking, describe(blocking)
 
 
 def test_a_mapped_teacher_signs_in_sees_only_teacher_pages_and_signs_out(
@@ -172,6 +181,8 @@ def test_an_unmapped_person_waits_and_the_mapped_admin_lets_them_in(
     expect(stranger.get_by_text(STRANGER.email)).to_be_visible()
     expect(stranger.get_by_test_id("stSidebarNav")).to_have_count(0)
     expect(heading(stranger, "Needs attention")).to_have_count(0)
+    blocking = audit(stranger, "waiting for an administrator (school account)")
+    assert not blocking, describe(blocking)
 
     admin = person_page()
     sign_in_with_provider(admin, ADMIN)
