@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Browser, Locator, Page, expect
 
+from dashboard.oidc import TURNED_AWAY
 from model.accounts import oidc, users
 from model.store.audit import list_audit
 from model.store.db import get_engine, session_scope
@@ -216,3 +217,28 @@ def test_an_id_token_of_the_wrong_issuer_or_with_a_bad_signature_is_refused(
 def _identities(app: LiveApp) -> int:
     with session_scope(get_engine(app.database_url)) as session:
         return session.scalar(sa.select(sa.func.count()).select_from(OidcIdentity)) or 0
+
+
+def test_sign_out_everywhere_and_sign_out_end_copies_of_the_identity_cookie(
+    person_page: Callable[[], Page], school_app: LiveApp
+) -> None:
+    first, second = person_page(), person_page()
+    sign_in_with_provider(first, TEACHER)
+    sign_in_with_provider(second, TEACHER)
+    expect(heading(second, "Needs attention")).to_be_visible()
+    first.get_by_test_id("stSidebar").get_by_role("button", name="Sign out everywhere else").click()
+    expect(first.get_by_text("Signed out everywhere else.")).to_be_visible()
+    second.get_by_test_id("stSidebarNav").get_by_role("link", name="My students", exact=True).click()
+    expect(second.get_by_text(TURNED_AWAY["ended"])).to_be_visible()
+    open_page(first, "My students")  # this browser goes on
+
+    cookie = _identity_cookie(first)
+    first.get_by_test_id("stSidebar").get_by_role("button", name="Log out").click()
+    first.get_by_role("button", name="End session").click()
+    expect(login_form(first)).to_be_visible()
+    copy = person_page()
+    assert cookie is not None
+    copy.context.add_cookies([cookie])
+    copy.goto("/")
+    expect(copy.get_by_text(TURNED_AWAY["ended"])).to_be_visible()
+    expect(heading(copy, "Needs attention")).to_have_count(0)
