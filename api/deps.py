@@ -32,7 +32,9 @@ from api.metrics import ApiMetrics
 from api.settings import ApiSettings
 from model.accounts import clients
 from model.accounts.apikeys import KeyHolder, authenticate
+from model.accounts.bearer import TokenError, TokenVerifier, looks_like_jwt
 from model.accounts.ratelimit import RateLimiter
+from model.accounts.users import get_user
 from model.serving.service import ModelStore
 from model.store.db import session_scope
 
@@ -50,6 +52,7 @@ class AppState:
     row_limiter: RateLimiter
     metrics: ApiMetrics
     access_log: logging.Logger
+    verifier: TokenVerifier | None = None  # bearer JWTs of the school's identity provider, when configured
 
 
 def get_state(request: Request) -> AppState:
@@ -111,6 +114,25 @@ def _count_bad_key(request: Request, state: AppState, settings: ApiSettings) -> 
                        f"{decision.retry_after} s", headers={"Retry-After": str(decision.retry_after)})  # fmt: skip
 
 
+def _token_holder(request: Request, state: AppState, settings: ApiSettings, session: Session,
+                  token: str) -> KeyHolder:  # fmt: skip
+    """The holder of a valid bearer JWT of the configured provider: the configured user, the token's
+    scope; a refused token is 401 (counted against the address like a wrong key) or 403."""
+    assert state.verifier is not None
+    try:
+        claims = state.verifier.verify(token)
+    except TokenError as error:
+        if error.status == 401:
+            _count_bad_key(request, state, settings)
+        raise ApiError(error.status, str(error), headers={"WWW-Authenticate": "Bearer"} if error.status == 401
+                       else None) from None  # fmt: skip
+    user = get_user(session, settings.api_oidc_user)
+    if user is None or not user.active:
+        raise ApiError(401, f'the bearer token acts as user "{settings.api_oidc_user}", who is missing or '
+                       "deactivated", headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+    return KeyHolder(0, f"jwt:{claims.client}"[:64], claims.scope, user.id, user.username, user.role)
+
+
 def require(scope: str) -> Callable[..., KeyHolder]:
     """A dependency admitting keys whose scope covers ``scope`` and which are within their rate limit."""
 
@@ -125,7 +147,10 @@ def require(scope: str) -> Callable[..., KeyHolder]:
         if not presented:
             raise ApiError(401, f"an API key is required in the {API_KEY_HEADER} header",
                            headers={"WWW-Authenticate": "ApiKey"})  # fmt: skip
-        holder = authenticate(session, presented, settings=settings)
+        if state.verifier is not None and looks_like_jwt(presented):
+            holder = _token_holder(request, state, settings, session, presented)
+        else:
+            holder = authenticate(session, presented, settings=settings)
         session.commit()  # the key's use is recorded now (see the module docstring)
         if holder is None:
             _count_bad_key(request, state, settings)

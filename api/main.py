@@ -73,6 +73,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         ),
         metrics=ApiMetrics(store),
         access_log=access_logger(settings),
+        verifier=settings.token_verifier(),
     )
 
     @asynccontextmanager

@@ -6,8 +6,9 @@ Read like the core settings (keyword arguments, then ``MATHSIGHT_*`` environment
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from model.accounts.bearer import TokenVerifier
 from model.accounts.ratelimit import Storage
 from model.settings import Settings
 
@@ -29,3 +30,25 @@ class ApiSettings(Settings):
         default="memory", description="memory: per worker; database: shared by every worker"
     )
     api_max_body_bytes: int = Field(default=10 * MB, ge=1024, description="larger bodies get 413")
+    # OAuth 2 bearer tokens (JWT) of the school's identity provider, beside API keys (model.accounts.bearer).
+    api_oidc_issuer: str = Field(default="", description="the provider's issuer URL; empty: API keys only")
+    api_oidc_audience: str = Field(default="", description="the audience tokens must name (the API's identifier)")
+    api_oidc_scope_claim: str = Field(default="scope", description='the claim holding the scope ("roles" on Entra)')
+    api_oidc_scope_prefix: str = Field(default="", description='what precedes predict/admin in it, e.g. "mathsight."')
+    api_oidc_user: str = Field(default="", description="the mathsight user tokens act as (predictions are logged "
+                               "under it); must be active")  # fmt: skip
+    api_oidc_jwks_url: str = Field(default="", description="the provider's JWKS; empty: from its discovery document")
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> ApiSettings:
+        if self.api_oidc_issuer and not (self.api_oidc_audience and self.api_oidc_user):
+            raise ValueError("MATHSIGHT_API_OIDC_ISSUER is set: MATHSIGHT_API_OIDC_AUDIENCE and "
+                             "MATHSIGHT_API_OIDC_USER must be set too")  # fmt: skip
+        return self
+
+    def token_verifier(self) -> TokenVerifier | None:
+        """The bearer-token check of the configured provider, or None when only API keys are accepted."""
+        if not self.api_oidc_issuer:
+            return None
+        return TokenVerifier(self.api_oidc_issuer, self.api_oidc_audience, scope_claim=self.api_oidc_scope_claim,
+                             scope_prefix=self.api_oidc_scope_prefix, jwks_url=self.api_oidc_jwks_url)  # fmt: skip

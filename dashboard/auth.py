@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 from streamlit_authenticator.models import cookie_model
 from streamlit_authenticator.utilities import LoginError
 
-from dashboard import context, session_cookie
+from dashboard import context, oidc, session_cookie
 from dashboard.context import USER_KEY, CurrentUser, current_user
 from dashboard.text import md
 from model.accounts import clients, sessions, users
@@ -67,7 +67,7 @@ cookie_model.CookieModel._token_decode = _read_cookie  # type: ignore[method-ass
 
 LOGOUT_REQUEST = "mathsight_logout_requested"
 END_ALL_REQUEST = "mathsight_end_all_requested"
-SESSION_KEY = "mathsight_session"  # {"jti", "gen", "exp"}: this browser session's sign-in token
+SESSION_KEY = oidc.SESSION_KEY  # {"jti", "gen", "exp"}: this browser session's sign-in token
 COOKIE_HANDOFF = "mathsight_cookie_handoff"  # (one-time code, issued at): the browser fetches its cookie
 COOKIE_CLEAR = "mathsight_cookie_clear"  # the browser must drop its sign-in cookie
 # The session keys streamlit-authenticator keeps; everything else is cleared when a user signs out.
@@ -187,6 +187,9 @@ def sign_in(engine: Engine, settings: Settings) -> CurrentUser | None:
     While the client must wait after repeated failures (``users.CLIENT_THROTTLE``) no password can
     match; a valid sign-in cookie still works.
     """
+    if oidc.signed_in():  # came back from the school's identity provider: its own path (dashboard.oidc)
+        return oidc.sign_in(engine, sign_out=st.session_state.pop(LOGOUT_REQUEST, False),
+                            end_all=st.session_state.pop(END_ALL_REQUEST, False))  # fmt: skip
     client = client_address(settings)
     waiting = users.CLIENT_THROTTLE.wait_seconds(client) > 0
     with session_scope(engine) as session:
@@ -334,5 +337,8 @@ def keep_this_session(generation: int) -> None:
     if user is None or not isinstance(token, dict):
         return
     st.session_state[SESSION_KEY] = {**token, "gen": generation}
+    if st.session_state.get(oidc.PROVIDER_KEY):  # a provider sign-in: no cookie of ours to renew
+        oidc.carry_on(context.engine(), token["jti"], generation)
+        return
     _hand_off(user, context.settings())
     cookie_transfer()  # now, not on the next run: a reload before it would find only the old cookie

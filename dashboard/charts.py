@@ -1,9 +1,14 @@
-"""Plotly figures of the pages: one prediction's SHAP waterfall, a version's global importance."""
+"""Plotly figures of the pages: one prediction's SHAP waterfall, a version's global importance; and
+:func:`show_chart`, which draws any figure with its sentence in words beside it."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import plotly.graph_objects as go
+import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from model.schema.fields import FIELDS
 
@@ -57,3 +62,50 @@ def importance_bars(importance: pd.Series, title: str, x_max: float, top: int = 
     figure.update_layout(title=title, xaxis={"title": "mean |SHAP| (grade points)", "range": [0, x_max]},
                          height=420, margin={"l": 10, "r": 10, "t": 40, "b": 10})  # fmt: skip
     return figure
+
+
+def _number(value: object) -> str:
+    return f"{float(value):,.3g}" if isinstance(value, int | float) else str(value)
+
+
+def _values(data: object) -> list:
+    """A trace's x or y values as a list of Python values (plotly keeps numpy arrays or tuples)."""
+    if data is None:
+        return []
+    return [value.item() if hasattr(value, "item") else value for value in list(data)]  # type: ignore[call-overload]
+
+
+def _trace_sentence(trace: go.BaseTraceType) -> str | None:
+    """One trace in words: its largest bars, or its range and latest value; None when it has no data."""
+    name = getattr(trace, "name", None) or ""
+    xs, ys = _values(getattr(trace, "x", None)), _values(getattr(trace, "y", None))
+    if getattr(trace, "orientation", None) == "h":
+        xs, ys = ys, xs  # categories on the y axis, values on the x axis
+    pairs = [(x, y) for x, y in zip(xs, ys, strict=False) if isinstance(y, int | float) and y == y]
+    if not pairs:
+        return None
+    label = f"{name}: " if name else ""
+    if trace.type == "bar" and not any(hasattr(x, "year") or isinstance(x, int | float) for x, _ in pairs):
+        largest = sorted(pairs, key=lambda pair: -float(pair[1]))[:3]
+        return label + "largest " + ", ".join(f"{x} ({_number(y)})" for x, y in largest)
+    high, low = max(pairs, key=lambda pair: pair[1]), min(pairs, key=lambda pair: pair[1])
+    when = (lambda x: str(x)[:10]) if hasattr(pairs[0][0], "year") or isinstance(pairs[0][0], str) else _number
+    first, last = pairs[0], pairs[-1]
+    return (f"{label}{len(pairs)} points from {when(first[0])} to {when(last[0])}; highest {_number(high[1])} "
+            f"at {when(high[0])}, lowest {_number(low[1])} at {when(low[0])}, last {_number(last[1])}")  # fmt: skip
+
+
+def figure_sentence(figure: go.Figure) -> str:
+    """What a chart shows, in words, from the figure's own data (for anyone who cannot see the chart)."""
+    title = figure.layout.title.text or "The chart"
+    parts = [sentence for trace in figure.data if (sentence := _trace_sentence(trace))]
+    return f"{title}: " + ("; ".join(parts) if parts else "no data in this range") + "."
+
+
+def show_chart(figure: go.Figure, where: DeltaGenerator | None = None, sentence: str | None = None,
+               **options: Any) -> None:  # fmt: skip
+    """Draw ``figure`` (in ``where``, default the page) with a caption saying what it shows in words:
+    ``sentence``, else one made from the figure's data (:func:`figure_sentence`)."""
+    place = where if where is not None else st.container()
+    place.plotly_chart(figure, **options)
+    place.caption(sentence or figure_sentence(figure))

@@ -12,7 +12,7 @@ import streamlit as st
 from sqlalchemy.orm import Session
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from dashboard.charts import importance_bars
+from dashboard.charts import importance_bars, show_chart
 from dashboard.context import CurrentUser, current_user, open_page, settings, store, transaction
 from dashboard.downloads import download_link
 from dashboard.tables import show_table
@@ -197,8 +197,8 @@ def show_comparison(result: Comparison) -> None:
     show_table(table.round(3), width="stretch")
     x_max = float(result.importance.max().max()) * 1.05
     left, right = st.columns(2)
-    left.plotly_chart(importance_bars(result.importance["a"], f"A: {result.a.id}", x_max), width="stretch")
-    right.plotly_chart(importance_bars(result.importance["b"], f"B: {result.b.id}", x_max), width="stretch")
+    show_chart(importance_bars(result.importance["a"], f"A: {result.a.id}", x_max), left, width="stretch")
+    show_chart(importance_bars(result.importance["b"], f"B: {result.b.id}", x_max), right, width="stretch")
 
 
 def compare_section(session: Session, ids: list[str], active_id: str | None) -> None:

@@ -8,6 +8,7 @@ import streamlit as st
 from sqlalchemy.orm import Session
 
 from dashboard import monitor_charts as charts
+from dashboard.charts import show_chart
 from dashboard.context import engine, open_page, settings
 from dashboard.tables import show_table
 from model.monitoring import queries as monitoring
@@ -50,21 +51,21 @@ def show_overview(figures: monitoring.Overview) -> None:
 
 def show_traffic(session: Session, window: monitoring.Window) -> None:
     volume = monitoring.volume_by_day(session, window)
-    st.plotly_chart(charts.stacked_bars(volume, ["ui", "api", "cli"], "Volume per day by channel"))
-    st.plotly_chart(charts.latency_chart(monitoring.latency_by_day(session, window)))
-    st.plotly_chart(charts.error_rate_chart(monitoring.status_by_day(session, window)))
+    show_chart(charts.stacked_bars(volume, ["ui", "api", "cli"], "Volume per day by channel"))
+    show_chart(charts.latency_chart(monitoring.latency_by_day(session, window)))
+    show_chart(charts.error_rate_chart(monitoring.status_by_day(session, window)))
     errors = monitoring.error_types(session, window)
     if len(errors):
-        st.plotly_chart(charts.error_types_chart(errors))
+        show_chart(charts.error_types_chart(errors))
 
 
 def show_predictions(session: Session, window: monitoring.Window) -> None:
     bands = monitoring.bands_by_day(session, window)
-    st.plotly_chart(charts.shares_over_time(bands, list(BANDS), "Predicted band over time"))
+    show_chart(charts.shares_over_time(bands, list(BANDS), "Predicted band over time"))
     risk = monitoring.risk_by_day(session, window)
-    st.plotly_chart(charts.shares_over_time(risk, list(RISK_LEVELS), "Risk level over time"))
-    st.plotly_chart(charts.grade_histogram(monitoring.predicted_grade_histogram(session, window)))
-    st.plotly_chart(charts.feedback_chart(monitoring.feedback_by_day(session, window)))
+    show_chart(charts.shares_over_time(risk, list(RISK_LEVELS), "Risk level over time"))
+    show_chart(charts.grade_histogram(monitoring.predicted_grade_histogram(session, window)))
+    show_chart(charts.feedback_chart(monitoring.feedback_by_day(session, window)))
     show_feedback_categories(session, window)
 
 
@@ -103,10 +104,10 @@ def show_drift(session: Session, configured: Settings, window: monitoring.Window
             "test_drift": st.column_config.CheckboxColumn("test says drift"),
         },
     )
-    st.plotly_chart(charts.psi_chart(table, levels))
+    show_chart(charts.psi_chart(table, levels))
     labels = dict(zip(table["label"], table["attribute"], strict=True))
     chosen = labels[st.selectbox("Distribution of", list(labels))]
-    st.plotly_chart(charts.distribution_chart(report.get(chosen)))
+    show_chart(charts.distribution_chart(report.get(chosen)))
 
 
 def show_realized(session: Session, window: monitoring.Window) -> None:
@@ -116,8 +117,8 @@ def show_realized(session: Session, window: monitoring.Window) -> None:
         return
     show_table(by_version, hide_index=True)
     over_time = monitoring.realized_over_time(session, window)
-    st.plotly_chart(charts.realized_chart(over_time))
-    st.plotly_chart(charts.realized_error_chart(over_time))
+    show_chart(charts.realized_chart(over_time))
+    show_chart(charts.realized_error_chart(over_time))
 
 
 def main() -> None:

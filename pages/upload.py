@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard.charts import shap_waterfall
+from dashboard.charts import shap_waterfall, show_chart
 from dashboard.class_charts import grade_histogram, lowering_factors, lowering_factors_chart, risk_chart
 from dashboard.columns import table_columns
 from dashboard.context import engine, open_page, store
@@ -138,11 +138,11 @@ def show_class_charts(prediction: Prediction) -> None:
     """Predicted grades, risk levels and the factors that most often lower grades in this class."""
     st.subheader("The class at a glance")
     left, right = st.columns(2)
-    left.plotly_chart(grade_histogram(prediction.results), width="stretch")
-    right.plotly_chart(risk_chart(prediction.results), width="stretch")
+    show_chart(grade_histogram(prediction.results), left, width="stretch")
+    show_chart(risk_chart(prediction.results), right, width="stretch")
     factors = lowering_factors(prediction.explanations)
     if not factors.empty:
-        st.plotly_chart(lowering_factors_chart(factors), width="stretch")
+        show_chart(lowering_factors_chart(factors), width="stretch")
 
 
 def choose_file() -> Any:

@@ -1,5 +1,5 @@
 """Users (admin): who can sign in, add a teacher or admin, deactivate or reactivate, reset a password,
-sign a user out everywhere."""
+sign a user out everywhere; which school accounts (identity provider) get which role, and who waits."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from dashboard import auth
 from dashboard.context import CurrentUser, open_page, transaction
 from dashboard.tables import show_table
 from dashboard.text import md
-from model.accounts import sessions, users
+from model.accounts import oidc, sessions, users
 from model.store.tables import ROLES
 
 
@@ -120,12 +120,44 @@ def _end_sessions(admin: CurrentUser, accounts: list[users.UserInfo]) -> None:
             _keep_own_session(admin, chosen)
 
 
+def _provider_rules(admin: CurrentUser) -> None:
+    """Sign-in through the identity provider: the rules giving addresses or domains a role, and the requests."""
+    with transaction() as session:
+        waiting, rules = oidc.requests(session), oidc.list_rules(session)
+    if waiting:
+        lines = [f"- {md(r.email or '(no e-mail given)')}" + (f" ({md(r.name)})" if r.name else "")
+                 + f", last tried {r.last_seen.strftime('%Y-%m-%d %H:%M')} UTC" for r in waiting]  # fmt: skip
+        st.markdown("**Waiting for a role** (they signed in with their school account; no rule matches them):\n"
+                    + "\n".join(lines))  # fmt: skip
+    with st.form("oidc-rule"):
+        pattern = st.text_input("E-mail address or domain", key="oidc:pattern",
+                                help="ana@school.pt for one person, @school.pt for the whole school.")  # fmt: skip
+        role = st.selectbox("Role", ROLES, key="oidc:role")
+        if st.form_submit_button("Give this role", type="primary"):
+            _apply(partial(oidc.add_rule, pattern=pattern, role=role),
+                   done=f"School accounts matching \"{md(pattern.strip().lower())}\" sign in as {role}.",
+                   admin=admin)  # fmt: skip
+            with transaction() as session:
+                rules = oidc.list_rules(session)
+    if rules:
+        show_table(pd.DataFrame({"e-mail or domain": [r.pattern for r in rules], "role": [r.role for r in rules],
+                                 "set by": [r.created_by for r in rules]}), hide_index=True)  # fmt: skip
+        with st.form("oidc-rule-remove"):
+            chosen = st.selectbox("Rule", [r.pattern for r in rules], key="oidc:remove")
+            if st.form_submit_button("Remove rule") and chosen:
+                _apply(partial(oidc.remove_rule, pattern=chosen), admin=admin,
+                       done=f'"{md(chosen)}" no longer gives a role (their next sign-in waits).')  # fmt: skip
+
+
 def main() -> None:
     admin = open_page(__file__)
     with transaction() as session:
-        accounts = users.list_users(session)
-    add, activation, reset, ending = st.tabs(["Add a user", "Deactivate or reactivate", "Reset a password",
-                                              "Sign out everywhere"])  # fmt: skip
+        accounts, waiting = users.list_users(session), oidc.requests(session)
+    if waiting:
+        st.warning(f"{len(waiting)} school account(s) wait for a role: see the School accounts tab.",
+                   icon=":material/hourglass_top:")  # fmt: skip
+    add, activation, reset, ending, provider = st.tabs(["Add a user", "Deactivate or reactivate", "Reset a password",
+                                                        "Sign out everywhere", "School accounts"])  # fmt: skip
     with add:
         _add(admin)
     with activation:
@@ -134,6 +166,8 @@ def main() -> None:
         _reset(admin, accounts)
     with ending:
         _end_sessions(admin, accounts)
+    with provider:
+        _provider_rules(admin)
     with transaction() as session:
         accounts = users.list_users(session)
     st.subheader(f"{len(accounts)} accounts")

@@ -16,7 +16,7 @@ from api.main import create_app
 from api.settings import ApiSettings
 from dashboard.context import CurrentUser
 from dashboard.page_table import PAGES, PageSpec
-from model.accounts import users
+from model.accounts import oidc, users
 from model.accounts.apikeys import create_key, revoke_key
 from model.errors import InvalidInput
 from model.schema.fields import EXAMPLE_RECORD
@@ -32,7 +32,7 @@ from tests.dashboard.conftest import Account, admin_account, page_test, teacher_
 
 __all__ = ["admin_account", "teacher_account"]  # fixtures shared with the dashboard tests
 
-ROLES = ("anonymous", "teacher", "other teacher", "admin")
+ROLES = ("anonymous", "teacher", "other teacher", "school teacher", "school admin", "admin")
 LOGIN_REQUIRED = "Please log in to see this page."
 REFUSED = "Access refused"
 
@@ -45,10 +45,22 @@ def other_teacher(app_db_url: str, admin_account: Account) -> CurrentUser:
     return CurrentUser(info.id, info.username, info.name, info.role)
 
 
+def _provider_account(url: str, email: str, role: str) -> CurrentUser:
+    """A person who signed in through the school's identity provider, given ``role`` by an admin's rule."""
+    with session_scope(get_engine(url)) as session:
+        oidc.add_rule(session, email, role, actor="pytest")
+        info = oidc.resolve(session, issuer="https://idp.school.test", subject=email, email=email).user
+    assert info is not None
+    return CurrentUser(info.id, info.username, info.name, info.role)
+
+
 @pytest.fixture
-def people(admin_account: Account, teacher_account: Account, other_teacher: CurrentUser) -> dict:
-    """Role name -> the CurrentUser the page sees (None for a visitor who has not signed in)."""
+def people(app_db_url: str, admin_account: Account, teacher_account: Account, other_teacher: CurrentUser) -> dict:
+    """Role name -> the CurrentUser the page sees (None for a visitor who has not signed in); the "school"
+    ones came through the identity provider."""
     return {"anonymous": None, "teacher": teacher_account.user, "other teacher": other_teacher,
+            "school teacher": _provider_account(app_db_url, "tania@school.test", "teacher"),
+            "school admin": _provider_account(app_db_url, "adriana@school.test", "admin"),
             "admin": admin_account.user}  # fmt: skip
 
 
@@ -56,7 +68,7 @@ def people(admin_account: Account, teacher_account: Account, other_teacher: Curr
 
 
 def _allowed(spec: PageSpec, role: str) -> bool:
-    return role != "anonymous" and role.removeprefix("other ") in spec.roles
+    return role != "anonymous" and role.split()[-1] in spec.roles
 
 
 @pytest.mark.parametrize("role", ROLES)

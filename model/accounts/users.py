@@ -29,7 +29,7 @@ from model.errors import UserError
 from model.settings import Settings
 from model.store.audit import audit
 from model.store.db import UPSERT_INSERTS, get_engine
-from model.store.tables import ROLES, LoginFailure, User, utcnow
+from model.store.tables import ROLES, LoginFailure, OidcIdentity, User, utcnow
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_BYTES = 72
@@ -161,6 +161,8 @@ def create_user(
 def set_password(session: Session, username: str, password: str, *, actor: str, actor_id: int | None = None) -> None:
     """Replace a user's password and lift any lockout; every sign-in session of the user ends."""
     row = _row(session, username)
+    if session.scalar(sa.select(OidcIdentity.id).where(OidcIdentity.user_id == row.id)) is not None:
+        raise AccountError(f'"{row.username}" signs in through the identity provider and has no password here')
     row.password_hash = hash_password(password, row.username)
     row.failed_logins, row.locked_until = 0, None
     row.session_generation = (row.session_generation or 0) + 1

@@ -454,3 +454,46 @@ class TrainingData(Base):
     detail: Mapped[dict[str, Any]]
     rows: Mapped[bytes | None] = mapped_column(sa.LargeBinary, deferred=True)
     rows_key_id: Mapped[str | None] = mapped_column(sa.String(16))
+
+
+class OidcRule(Base):
+    """An admin's rule for people who sign in through the school's identity provider (OpenID Connect):
+    an e-mail address (``ana@school.pt``) or a whole domain (``@school.pt``) and the role it gets."""
+
+    __tablename__ = "oidc_rule"
+    __table_args__ = (_one_of("role", ROLES),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pattern: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    role: Mapped[str] = mapped_column(sa.String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(sa.String(128))
+
+
+class OidcIdentity(Base):
+    """A person the identity provider vouched for (issuer and subject), and the mathsight user they
+    became (none while they wait for an administrator's rule)."""
+
+    __tablename__ = "oidc_identity"
+    __table_args__ = (sa.UniqueConstraint("issuer", "subject"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issuer: Mapped[str] = mapped_column(sa.String(255))
+    subject: Mapped[str] = mapped_column(sa.String(255))
+    email: Mapped[str | None] = mapped_column(sa.String(254))
+    name: Mapped[str | None] = mapped_column(sa.String(128))
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OidcSession(Base):
+    """A provider sign-in (one ID token) seen by the dashboard: the session generation it started
+    under, so a copy of the browser's identity cookie stops working like a password session does."""
+
+    __tablename__ = "oidc_session"
+
+    jti: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    generation: Mapped[int]
+    expires_at: Mapped[float] = mapped_column(sa.Double)  # seconds since the epoch

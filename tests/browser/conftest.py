@@ -106,9 +106,10 @@ def chromium() -> Path:
     return CHROMIUM
 
 
-def start_dashboard(database_url: str, where: Path) -> LiveApp:
-    """``streamlit run dashboard/server.py`` on a free 127.0.0.1 port over ``database_url``, state in ``where``;
-    returns once it answers its health check."""
+def start_dashboard(database_url: str, where: Path, secrets_file: Path | None = None) -> LiveApp:
+    """``streamlit run dashboard/server.py`` on a free 127.0.0.1 port over ``database_url``, state in ``where``
+    (and Streamlit's secrets from ``secrets_file``, e.g. an ``[auth]`` table); returns once it answers its
+    health check."""
     env = {**os.environ, **TEST_ENV, "MATHSIGHT_HOME": str(where / "home"), "DATABASE_URL": database_url,
            "MATHSIGHT_ADMIN_PASSWORD": ADMIN.password, "PYTHONUNBUFFERED": "1"}  # fmt: skip
     port = free_port()
@@ -116,6 +117,8 @@ def start_dashboard(database_url: str, where: Path) -> LiveApp:
     command = [sys.executable, "-m", "streamlit", "run", "dashboard/server.py", "--server.port", str(port),
                "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none",
                "--browser.gatherUsageStats", "false"]  # fmt: skip
+    if secrets_file is not None:
+        command += ["--secrets.files", str(secrets_file)]
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     app = LiveApp(f"http://127.0.0.1:{port}", database_url, env, log_path, process)

@@ -94,3 +94,26 @@ def test_teacher_is_refused(teacher_account: Account) -> None:
     assert any("Access refused" in e.value for e in at.error)
     assert not at.form_submit_button and not at.dataframe
     assert "Users" not in texts(at)
+
+
+def test_admin_sees_who_waits_and_gives_school_accounts_a_role(app_db_url: str, admin_account: Account) -> None:
+    from model.accounts import oidc
+
+    with session_scope(get_engine(app_db_url)) as session:
+        oidc.resolve(session, issuer="https://idp.school.test", subject="s-1", email="sam@school.test", name="Sam")
+    at = page_test("users.py", admin_account.user).run()
+    assert any("1 school account(s) wait for a role" in w.value for w in at.warning)
+    assert "sam@school.test (Sam), last tried" in texts(at)
+    at.text_input(key="oidc:pattern").input("school")
+    at = _submit(at, "Give this role")
+    assert any('"school" is not allowed: write an address such as ana@school.pt or a domain' in e.value
+               for e in at.error)  # fmt: skip
+    at.text_input(key="oidc:pattern").input("@School.test")
+    at.selectbox(key="oidc:role").set_value("teacher")
+    at = _submit(at, "Give this role")
+    assert any('matching "@school.test" sign in as teacher' in s.value for s in at.success)
+    with session_scope(get_engine(app_db_url)) as session:
+        assert [(r.pattern, r.role, r.created_by) for r in oidc.list_rules(session)] == [("@school.test", "teacher",
+                                                                                          "head")]  # fmt: skip
+        resolution = oidc.resolve(session, issuer="https://idp.school.test", subject="s-1", email="sam@school.test")
+    assert resolution.status == "ok" and resolution.user is not None and resolution.user.role == "teacher"
