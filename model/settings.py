@@ -119,6 +119,13 @@ class Settings(BaseSettings):
     alert_accuracy_drop: float = Field(
         default=DEFAULTS.alert_accuracy_drop, ge=0, le=1, description="vs the version's protocol accuracy"
     )
+    alert_expected_days: float = Field(default=7.0, gt=0, description="window of the expected-accuracy rule")
+    alert_expected_accuracy_drop: float = Field(
+        default=DEFAULTS.alert_expected_accuracy_drop,
+        ge=0,
+        le=1,
+        description="CBPE expected accuracy (no outcomes needed) vs the version's protocol accuracy",
+    )
     alert_webhook_url: str = Field(default="", description="where newly opened alerts are posted (JSON)")
     alert_webhook_timeout: float = Field(default=5.0, gt=0)
     # The weekly digest's mail server (python -m model digest).

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from model.errors import UserError
 from model.monitoring import queries as monitoring
 from model.monitoring.drift import drift_report
+from model.monitoring.expected import expected_metrics, expected_sums
 from model.schema.thresholds import Thresholds, setting
 from model.settings import Settings
 from model.store import registry
@@ -36,7 +37,8 @@ from model.store.tables import Alert
 
 logger = logging.getLogger("mathsight.alerts")
 JUDGED_BY = ("alert_error_rate", "alert_p95_latency_ms", "alert_feedback_rate", "alert_min_rows", "drift_act_psi",
-             "alert_min_drift_rows", "alert_accuracy_drop", "alert_min_outcomes")  # fmt: skip
+             "alert_min_drift_rows", "alert_accuracy_drop", "alert_min_outcomes",
+             "alert_expected_accuracy_drop")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class AlertRules:
     window_days: float
     drift_days: float
     realized_days: float
+    expected_days: float
     webhook_url: str
     webhook_timeout: float
 
@@ -55,7 +58,8 @@ class AlertRules:
         """The rules as configured (``MATHSIGHT_ALERT_*``)."""
         return cls(
             Thresholds.from_settings(settings), settings.alert_window_days, settings.alert_drift_days,
-            settings.alert_realized_days, settings.alert_webhook_url, settings.alert_webhook_timeout,
+            settings.alert_realized_days, settings.alert_expected_days, settings.alert_webhook_url,
+            settings.alert_webhook_timeout,
         )  # fmt: skip
 
     def described(self) -> dict[str, Any]:
@@ -65,6 +69,7 @@ class AlertRules:
             "alert_window_days": self.window_days,
             "alert_drift_days": self.drift_days,
             "alert_realized_days": self.realized_days,
+            "alert_expected_days": self.expected_days,
             "alert_webhook_timeout": self.webhook_timeout,
         }
         return {setting(name): value for name, value in (judged | windows).items()}
@@ -138,6 +143,34 @@ def _realized(session: Session, now: datetime, rules: AlertRules) -> list[Firing
     return firings
 
 
+def _expected(session: Session, now: datetime, rules: AlertRules) -> list[Firing]:
+    """Per active version: CBPE expected accuracy over the last ``expected_days`` (at least ``alert_min_rows``
+    predictions) below its protocol accuracy by more than ``alert_expected_accuracy_drop``."""
+    active = {v.id: v for v in registry.active_versions(session).values()}
+    if not active:
+        return []
+    window = monitoring.Window.last(rules.expected_days, now)
+    sums = monitoring._frame(session, expected_sums(window, list(active)))
+    drop = rules.thresholds.alert_expected_accuracy_drop
+    firings = []
+    for row in sums.to_dict("records"):
+        version = active[row["model_version_id"]]
+        protocol = protocol_accuracy(version.metrics)
+        figures = expected_metrics(row)
+        estimate = figures["accuracy"]
+        if protocol is None or estimate is None or row["n"] < rules.thresholds.alert_min_rows:
+            continue
+        if protocol - estimate <= drop:
+            continue
+        firings.append(Firing(
+            f"expected_accuracy_drop:{version.setup}", protocol - estimate, drop,
+            f"{version.setup}: expected accuracy {estimate:.1%} ({figures['accuracy_low']:.1%}–"
+            f"{figures['accuracy_high']:.1%}) on {row['n']} predictions vs {protocol:.1%} by protocol",
+            {"version_id": version.id, "expected": estimate, "protocol": protocol, "n": int(row["n"])},
+        ))  # fmt: skip
+    return firings
+
+
 def check_rules(session: Session, settings: Settings, now: datetime | None = None) -> list[Firing]:
     """Every rule that fires at ``now`` under the configured rules (nothing is recorded)."""
     now = now or datetime.now(UTC)
@@ -147,6 +180,7 @@ def check_rules(session: Session, settings: Settings, now: datetime | None = Non
         *_operational(session, window, rules.thresholds),
         *_drift(session, settings, now, rules),
         *_realized(session, now, rules),
+        *_expected(session, now, rules),
     ]
 
 

@@ -1,0 +1,150 @@
+"""Expected pass/fail performance before outcomes arrive: confidence-based performance estimation (CBPE).
+
+As in NannyML's CBPE: if the logged P(pass) is calibrated, a student predicted to fail (``p_pass < 0.5``,
+*fail* the positive class as in :mod:`model.monitoring.queries`) really fails with probability
+``1 - p_pass``, and one predicted to pass really passes with probability ``p_pass``. Every cell of the
+confusion matrix then has an expected value, a sum over the logged rows, and so has every metric made
+of those cells:
+
+* accuracy: ``sum(max(p, 1 - p)) / n``;
+* true positives ``A = sum over flagged rows of (1 - p)``, false negatives ``B = sum over the other
+  rows of (1 - p)``, flagged rows ``F``: precision ``A / F``, recall ``A / (A + B)``, F1
+  ``2A / (F + A + B)``.
+
+The **sampling interval** is the spread of the realized metric when every outcome is drawn from its
+calibrated probability: each row's outcome is an independent Bernoulli draw, so ``A`` and ``B`` have
+variances ``sum p (1 - p)`` over their rows, accuracy has ``sum p (1 - p) / n^2``, and precision, recall
+and F1 get theirs by the delta method; the interval is the normal one at ``CONFIDENCE``, clipped to
+[0, 1]. Every sum is taken in SQL, per ISO week and model version, so the cost is one aggregation.
+
+What this cannot see: the estimate relies on calibration. When the relation between the inputs and the
+grade changes (concept drift) while the inputs look the same, the probabilities are miscalibrated and
+the estimate stays confident; only realized outcomes show that.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from scipy.stats import norm
+from sqlalchemy.orm import Session
+
+from model.monitoring import queries as monitoring
+from model.monitoring.queries import LOG, PERIODS, Window
+from model.monitoring.uncertainty import CONFIDENCE, clip
+from model.store import registry
+
+EXPECTED_METRICS = ("accuracy", "precision", "recall", "f1")
+LIMITATION = (
+    "The expected figures assume the model's P(pass) is calibrated on today's students: they follow changes "
+    "in who is predicted (input drift) but cannot see a change in how inputs relate to grades (concept drift). "
+    "Only real outcomes show that."
+)
+
+
+def expected_sums(window: Window, versions: Sequence[str], period: str | None = None) -> sa.Select[Any]:
+    """The CBPE sums per model version (and UTC ``period`` when given) of the window's predicted rows."""
+    p = LOG.p_pass
+    flagged = p < 0.5
+    spread = p * (1 - p)
+    keys = [LOG.model_version_id] if period is None else [LOG.model_version_id, PERIODS[period]]
+    return (
+        sa.select(
+            *(k.label(name) for k, name in zip(keys, ("model_version_id", "period"), strict=False)),
+            sa.func.count().label("n"),
+            sa.func.sum(sa.case((flagged, 1 - p), else_=p)).label("correct"),
+            sa.func.sum(spread).label("spread"),
+            sa.func.sum(sa.case((flagged, 1), else_=0)).label("flagged"),
+            sa.func.sum(sa.case((flagged, 1 - p), else_=0)).label("tp"),
+            sa.func.sum(sa.case((flagged, spread), else_=0)).label("tp_var"),
+            sa.func.sum(sa.case((flagged, 0), else_=1 - p)).label("fn"),
+            sa.func.sum(sa.case((flagged, 0), else_=spread)).label("fn_var"),
+        )
+        .where(window.where(LOG.status == "ok", LOG.p_pass.is_not(None), LOG.model_version_id.in_(list(versions))))
+        .group_by(*keys)
+        .order_by(*keys)
+    )
+
+
+def expected_metrics(sums: Mapping[str, Any], confidence: float = CONFIDENCE) -> dict[str, float | int | None]:
+    """The expected accuracy, precision, recall and F1 and their sampling intervals from the CBPE sums.
+
+    ``sums`` holds n, correct (sum of max(p, 1-p)), spread (sum of p(1-p)), flagged, tp, tp_var, fn,
+    fn_var as defined in the module's docstring. Keys: ``<metric>``, ``<metric>_low``, ``<metric>_high``
+    (None where the metric is undefined: no flagged row for precision, no expected failure for recall).
+    """
+    z = float(norm.ppf(0.5 + confidence / 2))
+    n, flagged = int(sums["n"]), int(sums["flagged"])
+    a, b = float(sums["tp"]), float(sums["fn"])
+    var_a, var_b = float(sums["tp_var"]), float(sums["fn_var"])
+    figures: dict[str, tuple[float, float] | None] = {
+        "accuracy": (float(sums["correct"]) / n, float(sums["spread"]) / n**2) if n else None,
+        "precision": (a / flagged, var_a / flagged**2) if flagged else None,
+        "recall": ((a / (a + b)), (b**2 * var_a + a**2 * var_b) / (a + b) ** 4) if a + b > 0 else None,
+        "f1": (
+            (2 * a / (flagged + a + b), 4 * ((flagged + b) ** 2 * var_a + a**2 * var_b) / (flagged + a + b) ** 4)
+            if flagged + a + b > 0
+            else None
+        ),
+    }
+    result: dict[str, float | int | None] = {"n": n}
+    for name, figure in figures.items():
+        if figure is None:
+            result |= {name: None, f"{name}_low": None, f"{name}_high": None}
+            continue
+        value, variance = figure
+        half = z * math.sqrt(max(variance, 0.0))
+        result |= {name: value, f"{name}_low": clip(value - half), f"{name}_high": clip(value + half)}
+    return result
+
+
+EXPECTED_COLUMNS = ["model_version_id", "period", "n"] + [
+    f"{m}{suffix}" for m in EXPECTED_METRICS for suffix in ("", "_low", "_high")
+]
+
+
+def expected_over_time(session: Session, window: Window, versions: Sequence[str], period: str = "week") -> pd.DataFrame:
+    """Per model version and UTC ``period`` (Monday-started week by default): the CBPE figures.
+
+    Columns: model_version_id, period, n, and accuracy, precision, recall, f1 each with _low/_high.
+    """
+    frame = monitoring._frame(session, expected_sums(window, versions, period))
+    rows = [{"model_version_id": r["model_version_id"], "period": r["period"], **expected_metrics(r)}
+            for r in frame.to_dict("records")]  # fmt: skip
+    table = pd.DataFrame(rows, columns=EXPECTED_COLUMNS)
+    table["period"] = pd.to_datetime(table["period"].astype(str))
+    return table
+
+
+def expected_vs_realized(
+    session: Session, window: Window, min_outcomes: int, versions: Sequence[str] | None = None, period: str = "week"
+) -> pd.DataFrame:
+    """The expected figures of the active versions (or ``versions``) per week, beside the realized ones.
+
+    One row per version and period with the setup, the CBPE columns of :func:`expected_over_time` and,
+    prefixed ``realized_``, the realized metrics with their intervals (:func:`monitoring.realized_over_time`
+    for that version: outcomes, accuracy, precision, recall, F1, with ``too_few`` below ``min_outcomes``).
+    """
+    active = registry.active_versions(session)
+    setup_of = {v.id: setup for setup, v in active.items()}
+    ids = list(versions) if versions is not None else list(setup_of)
+    if not ids:
+        return pd.DataFrame(columns=["setup", *EXPECTED_COLUMNS])
+    expected = expected_over_time(session, window, ids, period)
+    expected.insert(0, "setup", expected["model_version_id"].map(setup_of))
+    realized_frames = []
+    for version_id in ids:
+        realized = monitoring.realized_over_time(
+            session, window, period, LOG.model_version_id == version_id, min_outcomes=min_outcomes
+        )
+        realized_frames.append(realized.assign(model_version_id=version_id))
+    realized = pd.concat(realized_frames, ignore_index=True) if realized_frames else pd.DataFrame()
+    if realized.empty:
+        return expected
+    keep = ["model_version_id", "period", *[c for c in realized.columns if c not in ("model_version_id", "period")]]
+    realized = realized[keep].rename(columns={c: f"realized_{c}" for c in keep[2:]})
+    return expected.merge(realized, on=["model_version_id", "period"], how="left")
