@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     risk_medium_below: float = Field(default=DEFAULTS.risk_medium_below, description="P(pass) below this: medium risk")
     drift_watch_psi: float = Field(default=DEFAULTS.drift_watch_psi, description="PSI from this on: watch")
     drift_p_value: float = Field(default=DEFAULTS.drift_p_value, description="drift test p-value below this: drift")
+    drift_large_rows: int = Field(
+        default=DEFAULTS.drift_large_rows, ge=1, description="above this many recent rows PSI alone decides drift"
+    )
     attention_risk_rise: float = Field(
         default=DEFAULTS.attention_risk_rise, description="a fall in P(pass) larger than this needs attention"
     )

@@ -37,7 +37,7 @@ from model.store.tables import Alert
 
 logger = logging.getLogger("mathsight.alerts")
 JUDGED_BY = ("alert_error_rate", "alert_p95_latency_ms", "alert_feedback_rate", "alert_min_rows", "drift_act_psi",
-             "alert_min_drift_rows", "alert_accuracy_drop", "alert_min_outcomes",
+             "alert_min_drift_rows", "drift_large_rows", "drift_p_value", "alert_accuracy_drop", "alert_min_outcomes",
              "alert_expected_accuracy_drop")  # fmt: skip
 
 
@@ -107,13 +107,14 @@ def _operational(session: Session, window: monitoring.Window, thresholds: Thresh
 
 
 def _drift(session: Session, settings: Settings, now: datetime, rules: AlertRules) -> list[Firing]:
+    """Fires when the drift report's one verdict is 'drifted' for an attribute (what the page shows)."""
     report = drift_report(session, settings, monitoring.Window.last(rules.drift_days, now))
-    if report is None or report.n_recent < rules.thresholds.alert_min_drift_rows or not report.to_act_on:
+    if report is None or report.too_few_rows or not report.drifted:
         return []
-    worst = max(report.attributes, key=lambda a: a.psi)
-    drifted = sorted(a.attribute for a in report.to_act_on)
+    worst = max(report.drifted, key=lambda a: a.psi)
+    drifted = sorted(a.attribute for a in report.drifted)
     return [Firing("max_psi", worst.psi, report.thresholds.drift_act_psi,
-                   f"input drift: PSI {worst.psi:.2f} on {worst.attribute}",
+                   f"input drift: {report.summary()}; PSI {worst.psi:.2f} on {worst.attribute}",
                    {"attribute": worst.attribute, "drifted": drifted, "version_id": report.version_id})]  # fmt: skip
 
 

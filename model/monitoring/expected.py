@@ -40,7 +40,8 @@ from model.store import registry
 
 EXPECTED_METRICS = ("accuracy", "precision", "recall", "f1")
 LIMITATION = (
-    "The expected figures assume the model's P(pass) is calibrated on today's students: they follow changes "
+    "The expected figures rely on calibration (that the model's P(pass) holds for today's students): "
+    "they follow changes "
     "in who is predicted (input drift) but cannot see a change in how inputs relate to grades (concept drift). "
     "Only real outcomes show that."
 )
