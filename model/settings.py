@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     )
     alert_webhook_url: str = Field(default="", description="where newly opened alerts are posted (JSON)")
     alert_webhook_timeout: float = Field(default=5.0, gt=0)
+    alert_page_url: str = Field(
+        default="http://localhost:8501/alerts", description="the Alerts page's address, linked from alert e-mails"
+    )
     # The weekly digest's mail server (python -m model digest).
     smtp_host: str = Field(default="", description="SMTP server of the weekly digest; empty: no digest is sent")
     smtp_port: int = Field(default=587, ge=1, le=65535)

@@ -10,16 +10,22 @@ last ``alert_realized_days``). A rule only judges a window holding at least its 
 
 :func:`evaluate_alerts` checks every rule, records each firing in the caller's session (one open alert
 per rule, its ``last_seen`` and value refreshed until an admin acknowledges it) and posts newly opened
-alerts to the webhook when one is configured.
+alerts to the webhook when one is configured, and by e-mail to the active admins with an address over
+the SMTP settings the digest uses (``MATHSIGHT_SMTP_*``), with a link to the Alerts page
+(``MATHSIGHT_ALERT_PAGE_URL``): once per alert episode, since only a newly opened alert is sent.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import smtplib
+import ssl
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,10 +36,12 @@ from model.monitoring import queries as monitoring
 from model.monitoring.drift import drift_report
 from model.monitoring.expected import expected_metrics, expected_sums
 from model.schema.thresholds import Thresholds, setting
+from model.serving.digest import SmtpConfig
+from model.serving.digest import connect as smtp_connect
 from model.settings import Settings
 from model.store import registry
 from model.store.audit import audit
-from model.store.tables import Alert
+from model.store.tables import Alert, User
 
 logger = logging.getLogger("mathsight.alerts")
 JUDGED_BY = ("alert_error_rate", "alert_p95_latency_ms", "alert_feedback_rate", "alert_min_rows", "drift_act_psi",
@@ -214,7 +222,53 @@ def evaluate_alerts(session: Session, settings: Settings, now: datetime | None =
     rules = AlertRules.from_settings(settings)
     if opened and rules.webhook_url:
         notify_webhook(rules.webhook_url, opened, timeout=rules.webhook_timeout)
+    if opened and settings.smtp_host:
+        notify_admins(session, settings, opened, now)
     return firings
+
+
+def admin_addresses(session: Session) -> list[str]:
+    """The e-mail addresses of the active admins who have one."""
+    query = sa.select(User.email).where(User.role == "admin", User.active.is_(True), User.email.is_not(None))
+    return sorted({address for address in session.scalars(query) if address})
+
+
+def alert_message(firings: list[Firing], sender: str, recipients: list[str], page_url: str,
+                  now: datetime) -> EmailMessage:  # fmt: skip
+    """One message for the alerts opened by one check: each rule and what it saw, and the page's link."""
+    message = EmailMessage()
+    message["Subject"] = f"mathsight: {len(firings)} new alert{'s' if len(firings) != 1 else ''}"
+    message["From"], message["To"] = sender, ", ".join(recipients)
+    message["Date"], message["Message-ID"] = formatdate(now.timestamp(), usegmt=True), make_msgid(domain="mathsight")
+    lines = ["New alerts opened by the monitoring check:", ""]
+    lines += [f"- {f.rule}: {f.message} (threshold {f.threshold:g})" for f in firings]
+    lines += ["", f"See and acknowledge them on the Alerts page: {page_url}", "",
+              "You get one message per alert episode: an alert is mailed when it opens, not again while it stays "
+              "open; once acknowledged, the rule firing again opens (and mails) a new one."]  # fmt: skip
+    message.set_content("\n".join(lines) + "\n")
+    return message
+
+
+def notify_admins(session: Session, settings: Settings, firings: list[Firing], now: datetime) -> bool:
+    """Mail newly opened alerts to the active admins over the shared SMTP settings (``MATHSIGHT_SMTP_*``);
+    False (and a log line with no address) when there is no admin address or the server fails."""
+    recipients = admin_addresses(session)
+    if not recipients:
+        logger.warning("alert mail: no active admin has an e-mail address")
+        return False
+    config = SmtpConfig.from_settings(settings)
+    message = alert_message(firings, config.sender, recipients, settings.alert_page_url, now)
+    try:
+        client = smtp_connect(config)
+        try:
+            client.send_message(message)
+        finally:
+            client.quit()
+    except (smtplib.SMTPException, OSError, ssl.SSLError) as error:
+        logger.warning("alert mail failed: %s", type(error).__name__)
+        return False
+    logger.info("alert mail: %d alert(s) sent to %d admin(s)", len(firings), len(recipients))
+    return True
 
 
 def notify_webhook(url: str, firings: list[Firing], timeout: float = 5.0) -> bool:
