@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     )
     alert_webhook_url: str = Field(default="", description="where newly opened alerts are posted (JSON)")
     alert_webhook_timeout: float = Field(default=5.0, gt=0)
+    dashboard_metrics_token: str = Field(
+        default="", description="bearer token Prometheus sends for the dashboard's /_mathsight/metrics (a secret)"
+    )
     alert_page_url: str = Field(
         default="http://localhost:8501/alerts", description="the Alerts page's address, linked from alert e-mails"
     )
