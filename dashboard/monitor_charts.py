@@ -153,6 +153,25 @@ def expected_chart(frame: pd.DataFrame, setup: str, version_id: str, protocol: f
     return _layout(figure, f"Expected vs realized pass/fail accuracy: {setup} ({version_id})", "accuracy")
 
 
+def subgroup_chart(weekly: pd.DataFrame, attribute: str) -> go.Figure:
+    """Predicted high-risk rate per subgroup of ``attribute`` per week, and the realized false-negative rate
+    (dotted) where outcomes exist."""
+    part = weekly[weekly["attribute"] == attribute]
+    traces = []
+    for group, rows in part.groupby("group", sort=True):
+        traces.append(go.Scatter(x=rows["period"], y=rows["high_risk_rate"], mode="lines+markers",
+                                 name=f"{group}: predicted high risk", customdata=rows["n"],
+                                 hovertemplate="%{y:.0%} (n=%{customdata})"))  # fmt: skip
+        known = rows[rows["fnr"].notna()]
+        if len(known):
+            traces.append(go.Scatter(x=known["period"], y=known["fnr"], mode="lines+markers", line={"dash": "dot"},
+                                     name=f"{group}: false-negative rate", customdata=known["failed"],
+                                     hovertemplate="%{y:.0%} (failing students=%{customdata})"))  # fmt: skip
+    figure = go.Figure(traces)
+    figure.update_yaxes(range=[0, 1.02], tickformat=".0%")
+    return _layout(figure, f"Fairness over time by {attribute}", "share")
+
+
 def realized_error_chart(frame: pd.DataFrame) -> go.Figure:
     """Realized MAE and RMSE of the predicted grade per period."""
     figure = go.Figure(

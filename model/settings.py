@@ -129,6 +129,12 @@ class Settings(BaseSettings):
         le=1,
         description="CBPE expected accuracy (no outcomes needed) vs the version's protocol accuracy",
     )
+    alert_fairness_gap: float = Field(
+        default=DEFAULTS.alert_fairness_gap,
+        ge=0,
+        le=1,
+        description="false-negative/positive rate gap between subgroups (sex, school, address, age band)",
+    )
     alert_webhook_url: str = Field(default="", description="where newly opened alerts are posted (JSON)")
     alert_webhook_timeout: float = Field(default=5.0, gt=0)
     dashboard_metrics_token: str = Field(

@@ -16,6 +16,8 @@ from model.monitoring import queries as monitoring
 from model.monitoring.alerts import protocol_accuracy
 from model.monitoring.drift import drift_report
 from model.monitoring.expected import LIMITATION, expected_vs_realized
+from model.monitoring.fairness import GROUPS, fairness_report
+from model.monitoring.samples import MAX_ROWS
 from model.monitoring.uncertainty import TOO_FEW, figure_text
 from model.schema.fields import BANDS, SETUPS
 from model.schema.thresholds import RISK_LEVELS
@@ -186,6 +188,39 @@ def with_intervals(table: pd.DataFrame, min_outcomes: int) -> pd.DataFrame:
     return shown
 
 
+def show_fairness(session: Session, configured: Settings, window: monitoring.Window) -> None:
+    """Per subgroup (sex, school, address, age band): predicted high-risk rate, realized FNR/FPR with intervals."""
+    overall, weekly, gaps = fairness_report(session, configured, window)
+    if overall.empty:
+        st.info("No predicted rows with inputs in this range.")
+        return
+    min_outcomes, limit = configured.alert_min_outcomes, configured.alert_fairness_gap
+    beyond = [g for g in gaps if g.gap > limit]
+    if beyond:
+        st.markdown("**" + "; ".join(g.text() for g in beyond) + f"**: beyond the {limit:.0%} limit.")
+    elif gaps:
+        widest = max(gaps, key=lambda g: g.gap)
+        st.markdown(f"No gap beyond the {limit:.0%} limit; the widest: {widest.text()}.")
+    else:
+        st.markdown(f"No gap can be judged yet: fewer than {min_outcomes} outcomes in at least two subgroups.")
+    st.caption(
+        "False-negative rate: failing students not flagged (P(pass) >= 50%); false-positive rate: passing students "
+        f"flagged. Each with its 95% Wilson interval; a rate on fewer than {min_outcomes} students: '{TOO_FEW}'. "
+        f"Read from the newest {MAX_ROWS:,} predicted rows of the range."
+    )
+    shown = overall[["attribute", "group", "n"]].copy()
+    rows = overall.to_dict("records")
+    shown["predicted high risk"] = [figure_text(r["high_risk_rate"], r["high_risk_rate_low"], r["high_risk_rate_high"],
+                                                r["n"], 1) for r in rows]  # fmt: skip
+    shown["false-negative rate"] = [figure_text(r["fnr"], r["fnr_low"], r["fnr_high"], r["failed"], min_outcomes)
+                                    for r in rows]  # fmt: skip
+    shown["false-positive rate"] = [figure_text(r["fpr"], r["fpr_low"], r["fpr_high"], r["passed"], min_outcomes)
+                                    for r in rows]  # fmt: skip
+    show_table(shown, hide_index=True)
+    attribute = st.selectbox("Subgroups by", list(GROUPS))
+    st.plotly_chart(charts.subgroup_chart(weekly, attribute))
+
+
 def main() -> None:
     open_page(__file__)
     configured = settings()
@@ -196,8 +231,8 @@ def main() -> None:
         if not figures.rows:
             st.info("No predictions in this time range yet.")
             return
-        tabs = ["Traffic", "Predictions", "Drift", "Expected performance", "Realized performance"]
-        traffic, quality, drift_tab, expected, realized = st.tabs(tabs)
+        tabs = ["Traffic", "Predictions", "Drift", "Expected performance", "Realized performance", "Fairness"]
+        traffic, quality, drift_tab, expected, realized, fair = st.tabs(tabs)
         with traffic:
             show_traffic(session, window)
         with quality:
@@ -208,6 +243,8 @@ def main() -> None:
             show_expected(session, configured, window)
         with realized:
             show_realized(session, configured, window)
+        with fair:
+            show_fairness(session, configured, window)
 
 
 main()

@@ -35,6 +35,7 @@ from model.errors import UserError
 from model.monitoring import queries as monitoring
 from model.monitoring.drift import drift_report
 from model.monitoring.expected import expected_metrics, expected_sums
+from model.monitoring.fairness import fairness_report
 from model.schema.thresholds import Thresholds, setting
 from model.serving.digest import SmtpConfig
 from model.serving.digest import connect as smtp_connect
@@ -46,7 +47,7 @@ from model.store.tables import Alert, User
 logger = logging.getLogger("mathsight.alerts")
 JUDGED_BY = ("alert_error_rate", "alert_p95_latency_ms", "alert_feedback_rate", "alert_min_rows", "drift_act_psi",
              "alert_min_drift_rows", "drift_large_rows", "drift_p_value", "alert_accuracy_drop", "alert_min_outcomes",
-             "alert_expected_accuracy_drop")  # fmt: skip
+             "alert_expected_accuracy_drop", "alert_fairness_gap")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,30 @@ def _expected(session: Session, now: datetime, rules: AlertRules) -> list[Firing
     return firings
 
 
+def _fairness(session: Session, settings: Settings, now: datetime, rules: AlertRules) -> list[Firing]:
+    """Per subgroup attribute and rate (FNR, FPR) over the last ``realized_days``: a gap between subgroups
+    holding at least ``alert_min_outcomes`` outcomes each above ``alert_fairness_gap``."""
+    _, _, found = fairness_report(session, settings, monitoring.Window.last(rules.realized_days, now))
+    limit = rules.thresholds.alert_fairness_gap
+    return [
+        Firing(
+            f"fairness_gap:{g.attribute}:{g.rate}",
+            g.gap,
+            limit,
+            g.text(),
+            {
+                "attribute": g.attribute,
+                "rate": g.rate,
+                "groups": [g.high_group, g.low_group],
+                "n": [g.n_high, g.n_low],
+                "interval": [g.low, g.high],
+            },
+        )  # fmt: skip
+        for g in found
+        if g.gap > limit
+    ]
+
+
 def check_rules(session: Session, settings: Settings, now: datetime | None = None) -> list[Firing]:
     """Every rule that fires at ``now`` under the configured rules (nothing is recorded)."""
     now = now or datetime.now(UTC)
@@ -190,6 +215,7 @@ def check_rules(session: Session, settings: Settings, now: datetime | None = Non
         *_drift(session, settings, now, rules),
         *_realized(session, now, rules),
         *_expected(session, now, rules),
+        *_fairness(session, settings, now, rules),
     ]
 
 

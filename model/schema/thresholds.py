@@ -37,6 +37,7 @@ class Thresholds:
     alert_feedback_rate: float = 0.10  # "not useful" + "wrongly flagged" remarks per prediction
     alert_accuracy_drop: float = 0.10  # realized pass/fail accuracy below the version's protocol accuracy
     alert_expected_accuracy_drop: float = 0.10  # CBPE expected accuracy below the version's protocol accuracy
+    alert_fairness_gap: float = 0.20  # FNR or FPR gap between subgroups (each with enough outcomes)
     alert_min_rows: int = 50  # rows a window needs before the error, latency and feedback rules judge it
     alert_min_drift_rows: int = 200  # recent rows the drift rule needs
     alert_min_outcomes: int = 30  # real grades the accuracy rule needs per version

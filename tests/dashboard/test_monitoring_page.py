@@ -59,6 +59,11 @@ def test_the_admin_sees_every_chart_after_demo_traffic(demo: str, admin_account:
     assert len(expected_charts) == 3  # one per setup's active version
     assert "rely on calibration" in said and "concept drift" in said
     assert "expected accuracy" in said and "week of" in said
+    fair = _table(at, "false-negative rate")
+    assert set(fair["attribute"]) == {"sex", "school", "address", "age band"}
+    assert all("n = " in text for text in fair["false-negative rate"])
+    assert "limit" in said or "No gap can be judged yet" in said  # the fairness panel's line in words
+    assert any("Fairness over time by sex" in c.proto.spec for c in at.get("plotly_chart"))
 
 
 def test_feedback_is_counted_per_category(demo: str, admin_account: Account) -> None:
