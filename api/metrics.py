@@ -24,7 +24,7 @@ from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from model.monitoring.alerts import open_alerts, protocol_accuracy
-from model.monitoring.expected import expected_metrics, expected_sums
+from model.monitoring.expected import cbpe_sums, expected_metrics, expected_sums
 from model.monitoring.queries import Window
 from model.serving.service import ModelStore
 from model.store import registry
@@ -86,7 +86,9 @@ class MonitoringCollector(Collector):
                 sums = session.execute(expected_sums(window, list(active))).mappings().all() if active else []
                 for row in sums:
                     version = active[row["model_version_id"]]
-                    expected.add_metric([version.setup, version.id], float(expected_metrics(row)["accuracy"] or 0))
+                    expected.add_metric(
+                        [version.setup, version.id], float(expected_metrics(cbpe_sums(row))["accuracy"] or 0)
+                    )
                 for version in active.values():
                     value = protocol_accuracy(version.metrics)
                     if value is not None:

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from model.errors import UserError
 from model.monitoring import queries as monitoring
 from model.monitoring.drift import drift_report
-from model.monitoring.expected import expected_metrics, expected_sums
+from model.monitoring.expected import cbpe_sums, expected_metrics, expected_sums
 from model.monitoring.fairness import fairness_report
 from model.schema.thresholds import Thresholds, setting
 from model.serving.digest import SmtpConfig
@@ -166,7 +166,7 @@ def _expected(session: Session, now: datetime, rules: AlertRules) -> list[Firing
     for row in sums.to_dict("records"):
         version = active[row["model_version_id"]]
         protocol = protocol_accuracy(version.metrics)
-        figures = expected_metrics(row)
+        figures = expected_metrics(cbpe_sums(row))
         estimate = figures["accuracy"]
         if protocol is None or estimate is None or row["n"] < rules.thresholds.alert_min_rows:
             continue

@@ -34,7 +34,7 @@ from scipy.stats import norm
 from sqlalchemy.orm import Session
 
 from model.monitoring import queries as monitoring
-from model.monitoring.queries import LOG, PERIODS, Window
+from model.monitoring.queries import DAY, LOG, Window, _row_day
 from model.monitoring.uncertainty import CONFIDENCE, clip
 from model.store import registry
 
@@ -47,28 +47,41 @@ LIMITATION = (
 )
 
 
-def expected_sums(window: Window, versions: Sequence[str], period: str | None = None) -> sa.Select[Any]:
-    """The CBPE sums per model version (and UTC ``period`` when given) of the window's predicted rows."""
+RAW_SUMS = ("n", "p", "p2", "flagged", "flagged_p", "flagged_p2")
+
+
+def expected_sums(window: Window, versions: Sequence[str], by_day: bool = False) -> sa.Select[Any]:
+    """Six plain sums per model version (and UTC day when ``by_day``) of the window's predicted rows:
+    rows, sum of p, of p squared, flagged rows, and p and p squared over the flagged rows
+    (:func:`cbpe_sums` derives the CBPE sums from them). Days walk the day index; weeks are added up
+    from days in Python, since the sums are additive."""
     p = LOG.p_pass
     flagged = p < 0.5
-    spread = p * (1 - p)
-    keys = [LOG.model_version_id] if period is None else [LOG.model_version_id, PERIODS[period]]
+    keys = [LOG.model_version_id, *([DAY] if by_day else [])]
+    groups = [LOG.model_version_id, *([_row_day] if by_day else [])]
     return (
         sa.select(
-            *(k.label(name) for k, name in zip(keys, ("model_version_id", "period"), strict=False)),
+            *keys,
             sa.func.count().label("n"),
-            sa.func.sum(sa.case((flagged, 1 - p), else_=p)).label("correct"),
-            sa.func.sum(spread).label("spread"),
+            sa.func.sum(p).label("p"),
+            sa.func.sum(p * p).label("p2"),
             sa.func.sum(sa.case((flagged, 1), else_=0)).label("flagged"),
-            sa.func.sum(sa.case((flagged, 1 - p), else_=0)).label("tp"),
-            sa.func.sum(sa.case((flagged, spread), else_=0)).label("tp_var"),
-            sa.func.sum(sa.case((flagged, 0), else_=1 - p)).label("fn"),
-            sa.func.sum(sa.case((flagged, 0), else_=spread)).label("fn_var"),
+            sa.func.sum(sa.case((flagged, p), else_=0.0)).label("flagged_p"),
+            sa.func.sum(sa.case((flagged, p * p), else_=0.0)).label("flagged_p2"),
         )
         .where(window.where(LOG.status == "ok", LOG.p_pass.is_not(None), LOG.model_version_id.in_(list(versions))))
-        .group_by(*keys)
-        .order_by(*keys)
+        .group_by(*groups)
     )
+
+
+def cbpe_sums(raw: Mapping[str, Any]) -> dict[str, float]:
+    """The CBPE sums of :func:`expected_metrics` from the six plain sums of :func:`expected_sums`."""
+    n, p, p2 = float(raw["n"]), float(raw["p"] or 0), float(raw["p2"] or 0)
+    flagged, fp, fp2 = float(raw["flagged"] or 0), float(raw["flagged_p"] or 0), float(raw["flagged_p2"] or 0)
+    tp = flagged - fp  # sum over flagged rows of (1 - p)
+    spread, tp_var = p - p2, fp - fp2  # sums of p (1 - p)
+    return {"n": int(n), "correct": tp + (p - fp), "spread": spread, "flagged": int(flagged), "tp": tp,
+            "tp_var": tp_var, "fn": (n - flagged) - (p - fp), "fn_var": spread - tp_var}  # fmt: skip
 
 
 def expected_metrics(sums: Mapping[str, Any], confidence: float = CONFIDENCE) -> dict[str, float | int | None]:
@@ -113,12 +126,15 @@ def expected_over_time(session: Session, window: Window, versions: Sequence[str]
 
     Columns: model_version_id, period, n, and accuracy, precision, recall, f1 each with _low/_high.
     """
-    frame = monitoring._frame(session, expected_sums(window, versions, period))
-    rows = [{"model_version_id": r["model_version_id"], "period": r["period"], **expected_metrics(r)}
-            for r in frame.to_dict("records")]  # fmt: skip
-    table = pd.DataFrame(rows, columns=EXPECTED_COLUMNS)
-    table["period"] = pd.to_datetime(table["period"].astype(str))
-    return table
+    daily = monitoring._frame(session, expected_sums(window, versions, by_day=True))
+    if daily.empty:
+        return pd.DataFrame(columns=EXPECTED_COLUMNS)
+    days = pd.to_datetime(daily["day"])
+    daily["period"] = days - pd.to_timedelta(days.dt.dayofweek, unit="D") if period == "week" else days
+    summed = daily.groupby(["model_version_id", "period"], sort=True)[list(RAW_SUMS)].sum().reset_index()
+    rows = [{"model_version_id": r["model_version_id"], "period": r["period"], **expected_metrics(cbpe_sums(r))}
+            for r in summed.to_dict("records")]  # fmt: skip
+    return pd.DataFrame(rows, columns=EXPECTED_COLUMNS)
 
 
 def expected_vs_realized(
