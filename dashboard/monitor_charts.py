@@ -130,7 +130,7 @@ def expected_chart(frame: pd.DataFrame, setup: str, version_id: str, protocol: f
     band_x = [*frame["period"], *frame["period"][::-1]]
     band_y = [*frame["accuracy_high"], *frame["accuracy_low"][::-1]]
     traces: list[go.BaseTraceType] = [
-        go.Scatter(x=band_x, y=band_y, fill="toself", fillcolor="rgba(31,95,168,0.15)", line={"width": 0},
+        go.Scatter(x=band_x, y=band_y, fill="toself", fillcolor="rgba(31,95,168,0.15)", line={"width": 0}, mode="lines",
                    name="expected: 95% interval", hoverinfo="skip"),
         go.Scatter(x=frame["period"], y=frame["accuracy"], name="expected accuracy (no outcomes needed)",
                    mode="lines+markers", line={"color": RECENT}, customdata=frame["n"],
