@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from model.ml.dataset import load_raw
 from model.ml.training import register, train_setup
-from model.monitoring import alerts, drift
+from model.monitoring import alerts, drift, fairness
 from model.monitoring import queries as monitoring
 from model.monitoring.expected import expected_over_time, expected_vs_realized
 from model.schema.fields import ATTRIBUTES, GRADES
@@ -153,6 +153,7 @@ def queries(
             session, window, list(registry.active_version_ids(session).values())
         ),
         "expected_vs_realized": lambda: expected_vs_realized(session, window, settings.alert_min_outcomes),
+        "fairness_report": lambda: fairness.fairness_report(session, settings, window),
         "drift_report(7 days)": lambda: drift.drift_report(session, settings, monitoring.Window.last(7, now)),
         "alert rules (all)": lambda: alerts.check_rules(session, settings, now),
     }
