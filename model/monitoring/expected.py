@@ -153,15 +153,15 @@ def expected_vs_realized(
         return pd.DataFrame(columns=["setup", *EXPECTED_COLUMNS])
     expected = expected_over_time(session, window, ids, period)
     expected.insert(0, "setup", expected["model_version_id"].map(setup_of))
-    realized_frames = []
-    for version_id in ids:
-        realized = monitoring.realized_over_time(
-            session, window, period, LOG.model_version_id == version_id, min_outcomes=min_outcomes
-        )
-        realized_frames.append(realized.assign(model_version_id=version_id))
-    realized = pd.concat(realized_frames, ignore_index=True) if realized_frames else pd.DataFrame()
+    # One aggregation for every version: keyed by "<version>|<period>" (ROC-AUC ranks within each key).
+    key = LOG.model_version_id + "|" + sa.cast(monitoring.PERIODS[period], sa.String)
+    sums = monitoring._realized(session, window, key, LOG.model_version_id.in_(ids))
+    realized = monitoring._metrics_table(sums, "key", min_outcomes=min_outcomes)
     if realized.empty:
         return expected
+    split = realized.pop("key").str.rsplit("|", n=1, expand=True)
+    realized.insert(0, "period", pd.to_datetime(split[1]))
+    realized.insert(0, "model_version_id", split[0])
     keep = ["model_version_id", "period", *[c for c in realized.columns if c not in ("model_version_id", "period")]]
     realized = realized[keep].rename(columns={c: f"realized_{c}" for c in keep[2:]})
     return expected.merge(realized, on=["model_version_id", "period"], how="left")
