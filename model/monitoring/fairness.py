@@ -32,7 +32,6 @@ from model.monitoring.uncertainty import gap_interval, wilson
 from model.schema.fields import PASS_MARK
 from model.settings import Settings
 from model.store import crypto
-from model.store.tables import PredictionLog
 
 
 def age_band(age: Any) -> str | None:
@@ -57,13 +56,16 @@ def predictions_with_groups(
 ) -> pd.DataFrame:
     """The window's newest ``max_rows`` predicted rows: period (week), flagged, high_risk, failed (None
     without an outcome) and one column per subgroup attribute of :data:`GROUPS`."""
-    latest = latest_outcomes()
-    query = (
-        sa.select(PERIODS["week"].label("period"), LOG.p_pass, LOG.risk, LOG.inputs, latest.c.g3)
-        .select_from(sa.outerjoin(PredictionLog.__table__, latest, latest.c.student_key == LOG.student_key))
+    sample = (
+        sa.select(PERIODS["week"].label("period"), LOG.p_pass, LOG.risk, LOG.inputs, LOG.student_key)
         .where(window.where(LOG.status == "ok", LOG.p_pass.is_not(None), LOG.inputs.is_not(None)))
         .order_by(LOG.created_at.desc())
         .limit(max_rows)
+        .subquery("sample")
+    )  # the bounded sample first, then its outcomes: never the join over the whole window
+    latest = latest_outcomes()
+    query = sa.select(sample.c.period, sample.c.p_pass, sample.c.risk, sample.c.inputs, latest.c.g3).select_from(
+        sa.outerjoin(sample, latest, latest.c.student_key == sample.c.student_key)
     )
     ring = crypto.keyring(settings)
     rows = session.execute(query).all()
