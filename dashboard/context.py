@@ -21,6 +21,7 @@ import streamlit as st
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from dashboard.metrics import count_view
 from dashboard.page_table import page_spec
 from model.schema.thresholds import Thresholds
 from model.settings import Settings, get_settings
@@ -104,10 +105,13 @@ def open_page(script: str | Path) -> CurrentUser:
     """
     spec = page_spec(script)
     user = current_user()
+    page = Path(script).stem
     if user is None:
+        count_view(page, "signed_out")
         st.error("Please log in to see this page.")
         st.stop()
     if user.role not in spec.roles:
+        count_view(page, "refused")
         st.error(
             f"Access refused: this page is for {' or '.join(spec.roles)} accounts; you are signed in as a {user.role}."
         )
@@ -117,5 +121,6 @@ def open_page(script: str | Path) -> CurrentUser:
 
         with transaction() as session:
             open_alerts_banner(session)
+    count_view(page, "shown")
     st.title(spec.title)
     return user

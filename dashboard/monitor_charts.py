@@ -124,6 +124,54 @@ def realized_chart(frame: pd.DataFrame) -> go.Figure:
     return _layout(figure, "Realized pass/fail quality (fail = positive)", "score")
 
 
+def expected_chart(frame: pd.DataFrame, setup: str, version_id: str, protocol: float | None) -> go.Figure:
+    """One version's expected accuracy per week (CBPE, with its sampling interval as a band), the realized
+    accuracy with its Wilson interval where outcomes exist, and the protocol accuracy as a line."""
+    band_x = [*frame["period"], *frame["period"][::-1]]
+    band_y = [*frame["accuracy_high"], *frame["accuracy_low"][::-1]]
+    traces: list[go.BaseTraceType] = [
+        go.Scatter(x=band_x, y=band_y, fill="toself", fillcolor="rgba(31,95,168,0.15)", line={"width": 0}, mode="lines",
+                   name="expected: 95% interval", hoverinfo="skip"),
+        go.Scatter(x=frame["period"], y=frame["accuracy"], name="expected accuracy (no outcomes needed)",
+                   mode="lines+markers", line={"color": RECENT}, customdata=frame["n"],
+                   hovertemplate="%{y:.0%} expected (n=%{customdata})"),
+    ]  # fmt: skip
+    if "realized_accuracy" in frame:
+        shown = frame[frame["realized_n"].notna() & ~frame["realized_too_few"].fillna(True).astype(bool)]
+        traces.append(go.Scatter(
+            x=shown["period"], y=shown["realized_accuracy"], name="realized accuracy", mode="markers",
+            marker={"color": SERIES["api"], "size": 9},
+            error_y={"type": "data", "symmetric": False,
+                     "array": shown["realized_accuracy_high"] - shown["realized_accuracy"],
+                     "arrayminus": shown["realized_accuracy"] - shown["realized_accuracy_low"]},
+            customdata=shown["realized_n"], hovertemplate="%{y:.0%} realized (n=%{customdata})",
+        ))  # fmt: skip
+    figure = go.Figure(traces)
+    if protocol is not None:
+        figure.add_hline(y=protocol, line_dash="dot", line_color=REFERENCE, annotation_text="protocol accuracy")
+    figure.update_yaxes(range=[0, 1.02], tickformat=".0%")
+    return _layout(figure, f"Expected vs realized pass/fail accuracy: {setup} ({version_id})", "accuracy")
+
+
+def subgroup_chart(weekly: pd.DataFrame, attribute: str) -> go.Figure:
+    """Predicted high-risk rate per subgroup of ``attribute`` per week, and the realized false-negative rate
+    (dotted) where outcomes exist."""
+    part = weekly[weekly["attribute"] == attribute]
+    traces = []
+    for group, rows in part.groupby("group", sort=True):
+        traces.append(go.Scatter(x=rows["period"], y=rows["high_risk_rate"], mode="lines+markers",
+                                 name=f"{group}: predicted high risk", customdata=rows["n"],
+                                 hovertemplate="%{y:.0%} (n=%{customdata})"))  # fmt: skip
+        known = rows[rows["fnr"].notna()]
+        if len(known):
+            traces.append(go.Scatter(x=known["period"], y=known["fnr"], mode="lines+markers", line={"dash": "dot"},
+                                     name=f"{group}: false-negative rate", customdata=known["failed"],
+                                     hovertemplate="%{y:.0%} (failing students=%{customdata})"))  # fmt: skip
+    figure = go.Figure(traces)
+    figure.update_yaxes(range=[0, 1.02], tickformat=".0%")
+    return _layout(figure, f"Fairness over time by {attribute}", "share")
+
+
 def realized_error_chart(frame: pd.DataFrame) -> go.Figure:
     """Realized MAE and RMSE of the predicted grade per period."""
     figure = go.Figure(

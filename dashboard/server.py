@@ -16,9 +16,9 @@ if ROOT not in sys.path:  # `streamlit run dashboard/server.py` puts only dashbo
 
 import streamlit as st  # noqa: E402
 
-from dashboard import downloads, session_cookie  # noqa: E402
+from dashboard import downloads, metrics, session_cookie  # noqa: E402
 
 # Streamlit serves its own routes under server.baseUrlPath, but not an App's extra ones: mount them there.
 _BASE = st.get_option("server.baseUrlPath")
 app = st.App(str(Path(__file__).resolve().parent / "app.py"),
-             routes=[*session_cookie.routes(_BASE), *downloads.routes(_BASE)])  # fmt: skip
+             routes=[*session_cookie.routes(_BASE), *downloads.routes(_BASE), *metrics.routes(_BASE)])  # fmt: skip

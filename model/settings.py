@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     risk_medium_below: float = Field(default=DEFAULTS.risk_medium_below, description="P(pass) below this: medium risk")
     drift_watch_psi: float = Field(default=DEFAULTS.drift_watch_psi, description="PSI from this on: watch")
     drift_p_value: float = Field(default=DEFAULTS.drift_p_value, description="drift test p-value below this: drift")
+    drift_large_rows: int = Field(
+        default=DEFAULTS.drift_large_rows, ge=1, description="above this many recent rows PSI alone decides drift"
+    )
     attention_risk_rise: float = Field(
         default=DEFAULTS.attention_risk_rise, description="a fall in P(pass) larger than this needs attention"
     )
@@ -125,8 +128,27 @@ class Settings(BaseSettings):
     gate_accuracy_gap: float = Field(default=DEFAULTS.gate_accuracy_gap, gt=0, description="fairness gate (points)")
     gate_false_negative_gap: float = Field(default=DEFAULTS.gate_false_negative_gap, gt=0)
     gate_grade_bias_gap: float = Field(default=DEFAULTS.gate_grade_bias_gap, gt=0)
+    alert_expected_days: float = Field(default=7.0, gt=0, description="window of the expected-accuracy rule")
+    alert_expected_accuracy_drop: float = Field(
+        default=DEFAULTS.alert_expected_accuracy_drop,
+        ge=0,
+        le=1,
+        description="CBPE expected accuracy (no outcomes needed) vs the version's protocol accuracy",
+    )
+    alert_fairness_gap: float = Field(
+        default=DEFAULTS.alert_fairness_gap,
+        ge=0,
+        le=1,
+        description="false-negative/positive rate gap between subgroups (sex, school, address, age band)",
+    )
     alert_webhook_url: str = Field(default="", description="where newly opened alerts are posted (JSON)")
     alert_webhook_timeout: float = Field(default=5.0, gt=0)
+    dashboard_metrics_token: str = Field(
+        default="", description="bearer token Prometheus sends for the dashboard's /_mathsight/metrics (a secret)"
+    )
+    alert_page_url: str = Field(
+        default="http://localhost:8501/alerts", description="the Alerts page's address, linked from alert e-mails"
+    )
     # The weekly digest's mail server (python -m model digest).
     smtp_host: str = Field(default="", description="SMTP server of the weekly digest; empty: no digest is sent")
     smtp_port: int = Field(default=587, ge=1, le=65535)

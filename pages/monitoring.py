@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pandas as pd
 import streamlit as st
 from sqlalchemy.orm import Session
 
@@ -11,12 +12,19 @@ from dashboard import monitor_charts as charts
 from dashboard.charts import show_chart
 from dashboard.context import engine, open_page, settings
 from dashboard.tables import show_table
+from model.monitoring import drift
 from model.monitoring import queries as monitoring
+from model.monitoring.alerts import protocol_accuracy
 from model.monitoring.drift import drift_report
+from model.monitoring.expected import LIMITATION, expected_vs_realized
+from model.monitoring.fairness import GROUPS, fairness_report
+from model.monitoring.samples import MAX_ROWS
+from model.monitoring.uncertainty import TOO_FEW, figure_text
 from model.schema.fields import BANDS, SETUPS
 from model.schema.thresholds import RISK_LEVELS
 from model.serving.outcomes import FEEDBACK_LABELS
 from model.settings import Settings
+from model.store import registry
 from model.store.db import session_scope
 
 RANGES = {"Last 24 hours": 1, "Last 7 days": 7, "Last 30 days": 30, "Last 90 days": 90, "Last 365 days": 365}
@@ -87,13 +95,17 @@ def show_drift(session: Session, configured: Settings, window: monitoring.Window
         st.info("No active model or no predicted rows in this range to compare with the training reference.")
         return
     levels = report.thresholds
+    table = report.table()
+    drifted = ", ".join(table.loc[table["verdict"] == drift.DRIFTED, "label"]) or "none"
+    st.markdown(f"**{report.summary()}**" + ("" if report.too_few_rows else f" (drifted: {drifted})."))
     st.caption(
         f"{report.n_recent:,} most recent predicted rows against the training reference of "
-        f"`{report.version_id}`. PSI {levels.drift_watch_psi} = watch, {levels.drift_act_psi} = act; "
-        f"KS test for numbers, chi-square for categories (p < {levels.drift_p_value} = the distributions "
-        "differ)."
+        f"`{report.version_id}`. One verdict per attribute: up to {levels.drift_large_rows:,} rows, *drifted* "
+        f"when PSI reaches {levels.drift_act_psi} and the test (KS for numbers, chi-square for categories) "
+        f"gives p < {levels.drift_p_value}; above, PSI alone decides; fewer than "
+        f"{levels.alert_min_drift_rows:,} rows: no verdict. The drift alert fires on the same verdict. "
+        f"PSI {levels.drift_watch_psi} = watch, {levels.drift_act_psi} = act."
     )
-    table = report.table()
     show_table(
         table.drop(columns=["attribute"]),
         hide_index=True,
@@ -110,15 +122,104 @@ def show_drift(session: Session, configured: Settings, window: monitoring.Window
     show_chart(charts.distribution_chart(report.get(chosen)))
 
 
-def show_realized(session: Session, window: monitoring.Window) -> None:
-    by_version = monitoring.realized_by_version(session, window)
+def expected_reading(frame: pd.DataFrame, setup: str, protocol: float | None, min_outcomes: int) -> str:
+    """The expected-vs-realized chart of one version in one line of words (its latest week)."""
+    last = frame.iloc[-1]
+    said = (
+        f"**{setup}**, week of {last['period']:%d %b}: expected accuracy "
+        f"{figure_text(last['accuracy'], last['accuracy_low'], last['accuracy_high'], int(last['n']), 1)}"
+    )
+    if protocol is not None:
+        said += f", protocol {protocol:.0%}"
+    if "realized_n" in frame and pd.notna(last.get("realized_n")):
+        realized = figure_text(last["realized_accuracy"], last["realized_accuracy_low"],
+                               last["realized_accuracy_high"], int(last["realized_n"]), min_outcomes)  # fmt: skip
+        said += f"; realized {realized}"
+    else:
+        said += "; no outcomes yet for that week"
+    return said + "."
+
+
+def show_expected(session: Session, configured: Settings, window: monitoring.Window) -> None:
+    """Expected (CBPE) vs realized accuracy per week for the active version of each setup."""
+    st.caption(LIMITATION)
+    min_outcomes = configured.alert_min_outcomes
+    table = expected_vs_realized(session, window, min_outcomes)
+    if table.empty:
+        st.info("No predictions of the active versions in this range.")
+        return
+    active = registry.active_versions(session)
+    for setup, version in active.items():
+        frame = table[table["model_version_id"] == version.id].reset_index(drop=True)
+        if frame.empty:
+            continue
+        protocol = protocol_accuracy(version.metrics)
+        st.markdown(expected_reading(frame, setup, protocol, min_outcomes))
+        st.plotly_chart(charts.expected_chart(frame, setup, version.id, protocol))
+
+
+def show_realized(session: Session, configured: Settings, window: monitoring.Window) -> None:
+    min_outcomes = configured.alert_min_outcomes
+    by_version = monitoring.realized_by_version(session, window, min_outcomes=min_outcomes)
     if by_version.empty:
         st.info("No outcomes yet: realized quality appears once real final grades are recorded for predicted students.")
         return
-    show_table(by_version, hide_index=True)
+    st.caption(
+        f"Each figure with its 95% interval (Wilson for proportions, Hanley-McNeil for ROC-AUC, normal for "
+        f"MAE/RMSE) and the outcomes it rests on; fewer than {min_outcomes} outcomes: '{TOO_FEW}'."
+    )
+    show_table(with_intervals(by_version, min_outcomes), hide_index=True)
     over_time = monitoring.realized_over_time(session, window)
     show_chart(charts.realized_chart(over_time))
     show_chart(charts.realized_error_chart(over_time))
+
+
+def with_intervals(table: pd.DataFrame, min_outcomes: int) -> pd.DataFrame:
+    """The realized table as read: each figure "value (low–high, n = ...)" or "too few outcomes"."""
+    shown = table[["model_version_id", "setup", "n"]].copy()
+    for name in monitoring.WITH_INTERVALS:
+        percent = name not in ("mae", "rmse")
+        shown[name] = [
+            figure_text(row[name], row[f"{name}_low"], row[f"{name}_high"], int(row["n"]), min_outcomes, percent)
+            for row in table.to_dict("records")
+        ]
+    shown["f1"] = [
+        figure_text(v, None, None, int(n), min_outcomes) for v, n in zip(table["f1"], table["n"], strict=True)
+    ]
+    return shown
+
+
+def show_fairness(session: Session, configured: Settings, window: monitoring.Window) -> None:
+    """Per subgroup (sex, school, address, age band): predicted high-risk rate, realized FNR/FPR with intervals."""
+    overall, weekly, gaps = fairness_report(session, configured, window)
+    if overall.empty:
+        st.info("No predicted rows with inputs in this range.")
+        return
+    min_outcomes, limit = configured.alert_min_outcomes, configured.alert_fairness_gap
+    beyond = [g for g in gaps if g.gap > limit]
+    if beyond:
+        st.markdown("**" + "; ".join(g.text() for g in beyond) + f"**: beyond the {limit:.0%} limit.")
+    elif gaps:
+        widest = max(gaps, key=lambda g: g.gap)
+        st.markdown(f"No gap beyond the {limit:.0%} limit; the widest: {widest.text()}.")
+    else:
+        st.markdown(f"No gap can be judged yet: fewer than {min_outcomes} outcomes in at least two subgroups.")
+    st.caption(
+        "False-negative rate: failing students not flagged (P(pass) >= 50%); false-positive rate: passing students "
+        f"flagged. Each with its 95% Wilson interval; a rate on fewer than {min_outcomes} students: '{TOO_FEW}'. "
+        f"Read from the newest {MAX_ROWS:,} predicted rows of the range."
+    )
+    shown = overall[["attribute", "group", "n"]].copy()
+    rows = overall.to_dict("records")
+    shown["predicted high risk"] = [figure_text(r["high_risk_rate"], r["high_risk_rate_low"], r["high_risk_rate_high"],
+                                                r["n"], 1) for r in rows]  # fmt: skip
+    shown["false-negative rate"] = [figure_text(r["fnr"], r["fnr_low"], r["fnr_high"], r["failed"], min_outcomes)
+                                    for r in rows]  # fmt: skip
+    shown["false-positive rate"] = [figure_text(r["fpr"], r["fpr_low"], r["fpr_high"], r["passed"], min_outcomes)
+                                    for r in rows]  # fmt: skip
+    show_table(shown, hide_index=True)
+    attribute = st.selectbox("Subgroups by", list(GROUPS))
+    st.plotly_chart(charts.subgroup_chart(weekly, attribute))
 
 
 def main() -> None:
@@ -131,15 +232,20 @@ def main() -> None:
         if not figures.rows:
             st.info("No predictions in this time range yet.")
             return
-        traffic, quality, drift_tab, realized = st.tabs(["Traffic", "Predictions", "Drift", "Realized performance"])
+        tabs = ["Traffic", "Predictions", "Drift", "Expected performance", "Realized performance", "Fairness"]
+        traffic, quality, drift_tab, expected, realized, fair = st.tabs(tabs)
         with traffic:
             show_traffic(session, window)
         with quality:
             show_predictions(session, window)
         with drift_tab:
             show_drift(session, configured, window)
+        with expected:
+            show_expected(session, configured, window)
         with realized:
-            show_realized(session, window)
+            show_realized(session, configured, window)
+        with fair:
+            show_fairness(session, configured, window)
 
 
 main()

@@ -10,16 +10,22 @@ last ``alert_realized_days``). A rule only judges a window holding at least its 
 
 :func:`evaluate_alerts` checks every rule, records each firing in the caller's session (one open alert
 per rule, its ``last_seen`` and value refreshed until an admin acknowledges it) and posts newly opened
-alerts to the webhook when one is configured.
+alerts to the webhook when one is configured, and by e-mail to the active admins with an address over
+the SMTP settings the digest uses (``MATHSIGHT_SMTP_*``), with a link to the Alerts page
+(``MATHSIGHT_ALERT_PAGE_URL``): once per alert episode, since only a newly opened alert is sent.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import smtplib
+import ssl
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,15 +34,20 @@ from sqlalchemy.orm import Session
 from model.errors import UserError
 from model.monitoring import queries as monitoring
 from model.monitoring.drift import drift_report
+from model.monitoring.expected import cbpe_sums, expected_metrics, expected_sums
+from model.monitoring.fairness import fairness_report
 from model.schema.thresholds import Thresholds, setting
+from model.serving.digest import SmtpConfig
+from model.serving.digest import connect as smtp_connect
 from model.settings import Settings
 from model.store import registry
 from model.store.audit import audit
-from model.store.tables import Alert
+from model.store.tables import Alert, User
 
 logger = logging.getLogger("mathsight.alerts")
 JUDGED_BY = ("alert_error_rate", "alert_p95_latency_ms", "alert_feedback_rate", "alert_min_rows", "drift_act_psi",
-             "alert_min_drift_rows", "alert_accuracy_drop", "alert_min_outcomes")  # fmt: skip
+             "alert_min_drift_rows", "drift_large_rows", "drift_p_value", "alert_accuracy_drop", "alert_min_outcomes",
+             "alert_expected_accuracy_drop", "alert_fairness_gap")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,7 @@ class AlertRules:
     window_days: float
     drift_days: float
     realized_days: float
+    expected_days: float
     webhook_url: str
     webhook_timeout: float
 
@@ -55,7 +67,8 @@ class AlertRules:
         """The rules as configured (``MATHSIGHT_ALERT_*``)."""
         return cls(
             Thresholds.from_settings(settings), settings.alert_window_days, settings.alert_drift_days,
-            settings.alert_realized_days, settings.alert_webhook_url, settings.alert_webhook_timeout,
+            settings.alert_realized_days, settings.alert_expected_days, settings.alert_webhook_url,
+            settings.alert_webhook_timeout,
         )  # fmt: skip
 
     def described(self) -> dict[str, Any]:
@@ -65,6 +78,7 @@ class AlertRules:
             "alert_window_days": self.window_days,
             "alert_drift_days": self.drift_days,
             "alert_realized_days": self.realized_days,
+            "alert_expected_days": self.expected_days,
             "alert_webhook_timeout": self.webhook_timeout,
         }
         return {setting(name): value for name, value in (judged | windows).items()}
@@ -102,13 +116,14 @@ def _operational(session: Session, window: monitoring.Window, thresholds: Thresh
 
 
 def _drift(session: Session, settings: Settings, now: datetime, rules: AlertRules) -> list[Firing]:
+    """Fires when the drift report's one verdict is 'drifted' for an attribute (what the page shows)."""
     report = drift_report(session, settings, monitoring.Window.last(rules.drift_days, now))
-    if report is None or report.n_recent < rules.thresholds.alert_min_drift_rows or not report.to_act_on:
+    if report is None or report.too_few_rows or not report.drifted:
         return []
-    worst = max(report.attributes, key=lambda a: a.psi)
-    drifted = sorted(a.attribute for a in report.to_act_on)
+    worst = max(report.drifted, key=lambda a: a.psi)
+    drifted = sorted(a.attribute for a in report.drifted)
     return [Firing("max_psi", worst.psi, report.thresholds.drift_act_psi,
-                   f"input drift: PSI {worst.psi:.2f} on {worst.attribute}",
+                   f"input drift: {report.summary()}; PSI {worst.psi:.2f} on {worst.attribute}",
                    {"attribute": worst.attribute, "drifted": drifted, "version_id": report.version_id})]  # fmt: skip
 
 
@@ -138,6 +153,58 @@ def _realized(session: Session, now: datetime, rules: AlertRules) -> list[Firing
     return firings
 
 
+def _expected(session: Session, now: datetime, rules: AlertRules) -> list[Firing]:
+    """Per active version: CBPE expected accuracy over the last ``expected_days`` (at least ``alert_min_rows``
+    predictions) below its protocol accuracy by more than ``alert_expected_accuracy_drop``."""
+    active = {v.id: v for v in registry.active_versions(session).values()}
+    if not active:
+        return []
+    window = monitoring.Window.last(rules.expected_days, now)
+    sums = monitoring._frame(session, expected_sums(window, list(active)))
+    drop = rules.thresholds.alert_expected_accuracy_drop
+    firings = []
+    for row in sums.to_dict("records"):
+        version = active[row["model_version_id"]]
+        protocol = protocol_accuracy(version.metrics)
+        figures = expected_metrics(cbpe_sums(row))
+        estimate = figures["accuracy"]
+        if protocol is None or estimate is None or row["n"] < rules.thresholds.alert_min_rows:
+            continue
+        if protocol - estimate <= drop:
+            continue
+        firings.append(Firing(
+            f"expected_accuracy_drop:{version.setup}", protocol - estimate, drop,
+            f"{version.setup}: expected accuracy {estimate:.1%} ({figures['accuracy_low']:.1%}–"
+            f"{figures['accuracy_high']:.1%}) on {row['n']} predictions vs {protocol:.1%} by protocol",
+            {"version_id": version.id, "expected": estimate, "protocol": protocol, "n": int(row["n"])},
+        ))  # fmt: skip
+    return firings
+
+
+def _fairness(session: Session, settings: Settings, now: datetime, rules: AlertRules) -> list[Firing]:
+    """Per subgroup attribute and rate (FNR, FPR) over the last ``realized_days``: a gap between subgroups
+    holding at least ``alert_min_outcomes`` outcomes each above ``alert_fairness_gap``."""
+    _, _, found = fairness_report(session, settings, monitoring.Window.last(rules.realized_days, now))
+    limit = rules.thresholds.alert_fairness_gap
+    return [
+        Firing(
+            f"fairness_gap:{g.attribute}:{g.rate}",
+            g.gap,
+            limit,
+            g.text(),
+            {
+                "attribute": g.attribute,
+                "rate": g.rate,
+                "groups": [g.high_group, g.low_group],
+                "n": [g.n_high, g.n_low],
+                "interval": [g.low, g.high],
+            },
+        )  # fmt: skip
+        for g in found
+        if g.gap > limit
+    ]
+
+
 def check_rules(session: Session, settings: Settings, now: datetime | None = None) -> list[Firing]:
     """Every rule that fires at ``now`` under the configured rules (nothing is recorded)."""
     now = now or datetime.now(UTC)
@@ -147,6 +214,8 @@ def check_rules(session: Session, settings: Settings, now: datetime | None = Non
         *_operational(session, window, rules.thresholds),
         *_drift(session, settings, now, rules),
         *_realized(session, now, rules),
+        *_expected(session, now, rules),
+        *_fairness(session, settings, now, rules),
     ]
 
 
@@ -179,7 +248,53 @@ def evaluate_alerts(session: Session, settings: Settings, now: datetime | None =
     rules = AlertRules.from_settings(settings)
     if opened and rules.webhook_url:
         notify_webhook(rules.webhook_url, opened, timeout=rules.webhook_timeout)
+    if opened and settings.smtp_host:
+        notify_admins(session, settings, opened, now)
     return firings
+
+
+def admin_addresses(session: Session) -> list[str]:
+    """The e-mail addresses of the active admins who have one."""
+    query = sa.select(User.email).where(User.role == "admin", User.active.is_(True), User.email.is_not(None))
+    return sorted({address for address in session.scalars(query) if address})
+
+
+def alert_message(firings: list[Firing], sender: str, recipients: list[str], page_url: str,
+                  now: datetime) -> EmailMessage:  # fmt: skip
+    """One message for the alerts opened by one check: each rule and what it saw, and the page's link."""
+    message = EmailMessage()
+    message["Subject"] = f"mathsight: {len(firings)} new alert{'s' if len(firings) != 1 else ''}"
+    message["From"], message["To"] = sender, ", ".join(recipients)
+    message["Date"], message["Message-ID"] = formatdate(now.timestamp(), usegmt=True), make_msgid(domain="mathsight")
+    lines = ["New alerts opened by the monitoring check:", ""]
+    lines += [f"- {f.rule}: {f.message} (threshold {f.threshold:g})" for f in firings]
+    lines += ["", f"See and acknowledge them on the Alerts page: {page_url}", "",
+              "You get one message per alert episode: an alert is mailed when it opens, not again while it stays "
+              "open; once acknowledged, the rule firing again opens (and mails) a new one."]  # fmt: skip
+    message.set_content("\n".join(lines) + "\n")
+    return message
+
+
+def notify_admins(session: Session, settings: Settings, firings: list[Firing], now: datetime) -> bool:
+    """Mail newly opened alerts to the active admins over the shared SMTP settings (``MATHSIGHT_SMTP_*``);
+    False (and a log line with no address) when there is no admin address or the server fails."""
+    recipients = admin_addresses(session)
+    if not recipients:
+        logger.warning("alert mail: no active admin has an e-mail address")
+        return False
+    config = SmtpConfig.from_settings(settings)
+    message = alert_message(firings, config.sender, recipients, settings.alert_page_url, now)
+    try:
+        client = smtp_connect(config)
+        try:
+            client.send_message(message)
+        finally:
+            client.quit()
+    except (smtplib.SMTPException, OSError, ssl.SSLError) as error:
+        logger.warning("alert mail failed: %s", type(error).__name__)
+        return False
+    logger.info("alert mail: %d alert(s) sent to %d admin(s)", len(firings), len(recipients))
+    return True
 
 
 def notify_webhook(url: str, firings: list[Firing], timeout: float = 5.0) -> bool:

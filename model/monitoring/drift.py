@@ -7,15 +7,27 @@
 3. Per attribute, as in Evidently's drift report: the Population Stability Index over bins taken from
    the reference (its categories; its distinct deciles for numbers), and a statistical test, two-sample
    Kolmogorov-Smirnov for numeric attributes, chi-square (2 x k contingency table) for categorical ones.
-4. The verdict, by the threshold table (``model.schema.thresholds``): 'act' from PSI ``drift_act_psi``
+4. The level, by the threshold table (``model.schema.thresholds``): 'act' from PSI ``drift_act_psi``
    on (the drift alert's ``MATHSIGHT_ALERT_MAX_PSI``), 'watch' from ``drift_watch_psi``, else 'ok'; the
    test says the distributions differ below p ``drift_p_value``.
+5. **One verdict per attribute** (:data:`VERDICTS`), the one the page shows and the drift alert fires on:
+
+   * *too few rows* while the recent sample holds fewer than ``alert_min_drift_rows`` rows;
+   * up to ``drift_large_rows`` recent rows (a small sample): *drifted* when the PSI reaches the act level
+     **and** the column's test (KS for numbers, chi-square for categories) rejects equal distributions
+     at ``drift_p_value``: a small sample's PSI is noisy, the test says whether the shift is more than
+     sampling noise;
+   * above ``drift_large_rows`` (a large sample): *drifted* when the PSI reaches the act level; at that
+     size the tests reject differences too small to matter, so the effect size alone decides (as
+     Evidently switches from tests to distances for large samples).
+
+   The dataset line counts the drifted attributes: "N of 30 attributes drifted".
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -30,6 +42,8 @@ from model.schema.thresholds import DRIFT_STATUSES, Thresholds
 from model.settings import Settings
 from model.store import registry
 
+DRIFTED, NOT_DRIFTED, TOO_FEW_ROWS = "drifted", "not drifted", "too few rows"
+VERDICTS = (DRIFTED, NOT_DRIFTED, TOO_FEW_ROWS)
 NUMERIC_BINS = 10
 PSI_FLOOR = 1e-4  # share given to an empty bin so the logarithm stays finite
 
@@ -51,6 +65,8 @@ class AttributeDrift:
     recent_share: tuple[float, ...]
     status: str  # 'act', 'watch' or 'ok' by the PSI (see :func:`status_of`)
     test_drift: bool  # the test's p-value is below the threshold table's ``drift_p_value``
+    verdict: str = NOT_DRIFTED  # one of VERDICTS (see :func:`verdict_of`)
+    decided_by: str = ""  # how the verdict was reached, in words
 
     @property
     def label(self) -> str:
@@ -85,12 +101,29 @@ class DriftReport:
         """The attributes whose status is 'act'."""
         return tuple(a for a in self.attributes if a.status == "act")
 
+    @property
+    def drifted(self) -> tuple[AttributeDrift, ...]:
+        """The attributes whose one verdict is 'drifted' (what the drift alert fires on)."""
+        return tuple(a for a in self.attributes if a.verdict == DRIFTED)
+
+    @property
+    def too_few_rows(self) -> bool:
+        return self.n_recent < self.thresholds.alert_min_drift_rows
+
+    def summary(self) -> str:
+        """The dataset line: "N of 30 attributes drifted" (or why there is no verdict)."""
+        if self.too_few_rows:
+            return (f"No verdict: {self.n_recent:,} recent rows, fewer than the "
+                    f"{self.thresholds.alert_min_drift_rows:,} a verdict needs")  # fmt: skip
+        return f"{len(self.drifted)} of {len(self.attributes)} attributes drifted"
+
     def table(self) -> pd.DataFrame:
-        """One row per attribute, most drifted first, as a person reads it."""
+        """One row per attribute, drifted first, then by PSI, as a person reads it."""
         rows = [
             {
                 "attribute": a.attribute,
                 "label": a.label,
+                "verdict": a.verdict,
                 "test": a.test,
                 "statistic": a.statistic,
                 "p_value": a.p_value,
@@ -99,16 +132,16 @@ class DriftReport:
                 "status": a.status,
                 "test_drift": a.test_drift,
                 "n_recent": a.n_recent,
+                "decided_by": a.decided_by,
             }
             for a in self.attributes
         ]
-        columns = ["attribute", "label", "test", "statistic", "p_value", "psi", "threshold", "status", "test_drift",
-                   "n_recent"]  # fmt: skip
-        return (
-            pd.DataFrame(rows, columns=columns)
-            .sort_values("psi", ascending=False, kind="stable")
-            .reset_index(drop=True)
-        )
+        columns = ["attribute", "label", "verdict", "test", "statistic", "p_value", "psi", "threshold", "status",
+                   "test_drift", "n_recent", "decided_by"]  # fmt: skip
+        frame = pd.DataFrame(rows, columns=columns)
+        frame["_first"] = frame["verdict"] != DRIFTED
+        ordered = frame.sort_values(["_first", "psi"], ascending=[True, False], kind="stable")
+        return ordered.drop(columns="_first").reset_index(drop=True)
 
 
 # ------------------------------------------------------------------------------------------ statistics
@@ -151,14 +184,31 @@ def status_of(psi_value: float, thresholds: Thresholds) -> str:
     return act if psi_value >= thresholds.drift_act_psi else watch if psi_value >= thresholds.drift_watch_psi else ok
 
 
+def verdict_of(drift: AttributeDrift, thresholds: Thresholds) -> tuple[str, str]:
+    """The one verdict of an attribute (see the module's step 5) and how it was reached, in words."""
+    n = drift.n_recent
+    if n < thresholds.alert_min_drift_rows:
+        return TOO_FEW_ROWS, f"{n} recent rows < {thresholds.alert_min_drift_rows}"
+    large = n > thresholds.drift_large_rows
+    act = drift.psi >= thresholds.drift_act_psi
+    if large:
+        return (DRIFTED if act else NOT_DRIFTED), f"PSI vs {thresholds.drift_act_psi} (large sample)"
+    drifted = act and drift.test_drift
+    return (DRIFTED if drifted else NOT_DRIFTED), (
+        f"PSI vs {thresholds.drift_act_psi} and {drift.test} p vs {thresholds.drift_p_value}"
+    )
+
+
 def _judged(name: str, kind: str, test: str, statistic: float, p_value: float, reference: np.ndarray,
             recent: np.ndarray, bins: tuple[str, ...], thresholds: Thresholds) -> AttributeDrift:  # fmt: skip
     """The drift of one attribute from its test result and its binned counts, with its verdicts."""
     value = psi(reference, recent)
-    return AttributeDrift(
+    judged = AttributeDrift(
         name, kind, test, statistic, p_value, value, int(reference.sum()), int(recent.sum()), bins,
         _shares(reference), _shares(recent), status_of(value, thresholds), p_value < thresholds.drift_p_value,
     )  # fmt: skip
+    verdict, decided_by = verdict_of(judged, thresholds)
+    return replace(judged, verdict=verdict, decided_by=decided_by)
 
 
 def numeric_drift(

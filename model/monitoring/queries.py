@@ -26,6 +26,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
+from model.monitoring import uncertainty
 from model.schema.fields import BANDS, PASS_MARK
 from model.schema.thresholds import RISK_LEVELS
 from model.store.tables import (
@@ -44,6 +45,8 @@ PERCENTILES = (0.5, 0.95)
 UNION_LIMIT = 200  # SELECTs per UNION ALL (SQLite allows 500)
 SORT_ROWS = 200_000  # a window's latencies up to this many are sorted; beyond, the latency index is walked
 REALIZED_METRICS = ("n", "mae", "rmse", "accuracy", "precision", "recall", "f1", "roc_auc")
+WITH_INTERVALS = ("mae", "rmse", "accuracy", "precision", "recall", "roc_auc")  # F1 has no interval here
+INTERVAL_COLUMNS = tuple(f"{m}_{end}" for m in WITH_INTERVALS for end in ("low", "high"))
 
 
 @dataclass(frozen=True)
@@ -372,6 +375,7 @@ def _realized(
             sa.func.count().label("n"),
             sa.func.sum(sa.func.abs(r.error)).label("abs_error"),
             sa.func.sum(r.error * r.error).label("squared_error"),
+            sa.func.sum(r.error * r.error * r.error * r.error).label("fourth_error"),
             sa.func.sum(r.failed).label("failed"),
             sa.func.sum(r.flagged).label("flagged"),
             sa.func.sum(r.failed * r.flagged).label("hits"),
@@ -387,42 +391,63 @@ def _ratio(numerator: float, denominator: float) -> float | None:
     return numerator / denominator if denominator else None
 
 
-def _metrics(sums: Mapping[str, Any]) -> dict[str, float | int | None]:
-    """MAE and RMSE of the predicted grade; accuracy, precision, recall, F1 and ROC-AUC for *fail*."""
+def _metrics(sums: Mapping[str, Any], min_outcomes: int = 1) -> dict[str, Any]:
+    """MAE and RMSE of the predicted grade; accuracy, precision, recall, F1 and ROC-AUC for *fail*; each
+    (but F1) with its interval (:mod:`model.monitoring.uncertainty`) and ``too_few`` below ``min_outcomes``."""
     n = int(sums["n"])
     failed, flagged, hits = int(sums["failed"]), int(sums["flagged"]), int(sums["hits"])
     passed = n - failed
+    correct = n - failed - flagged + 2 * hits
     auc = None
     if failed and passed:
         auc = (float(sums["failed_rank_sum"]) - failed * (failed + 1) / 2) / (failed * passed)
+    squared, fourth = float(sums["squared_error"]), float(sums.get("fourth_error") or 0.0)
+    intervals = {
+        "mae": uncertainty.mean_interval(float(sums["abs_error"]), squared, n),
+        "rmse": uncertainty.rmse_interval(squared, fourth, n),
+        "accuracy": uncertainty.wilson(correct, n),
+        "precision": uncertainty.wilson(hits, flagged),
+        "recall": uncertainty.wilson(hits, failed),
+        "roc_auc": uncertainty.auc_interval(auc, failed, passed),
+    }
     return {
         "n": n,
         "mae": float(sums["abs_error"]) / n,
-        "rmse": math.sqrt(float(sums["squared_error"]) / n),
-        "accuracy": (n - failed - flagged + 2 * hits) / n,
+        "rmse": math.sqrt(squared / n),
+        "accuracy": correct / n,
         "precision": _ratio(hits, flagged),
         "recall": _ratio(hits, failed),
         "f1": _ratio(2 * hits, flagged + failed),
         "roc_auc": auc,
+        **{f"{m}_low": low for m, (low, _) in intervals.items()},
+        **{f"{m}_high": high for m, (_, high) in intervals.items()},
+        "too_few": n < min_outcomes,
     }
 
 
-def _metrics_table(sums: pd.DataFrame, key: str, with_setup: bool = False) -> pd.DataFrame:
-    rows = [{key: row["key"], **({"setup": row["setup"]} if with_setup else {}), **_metrics(row)}
+def _metrics_table(sums: pd.DataFrame, key: str, with_setup: bool = False, min_outcomes: int = 1) -> pd.DataFrame:
+    rows = [{key: row["key"], **({"setup": row["setup"]} if with_setup else {}), **_metrics(row, min_outcomes)}
             for row in sums.to_dict("records")]  # fmt: skip
-    return pd.DataFrame(rows, columns=[key, *(["setup"] if with_setup else []), *REALIZED_METRICS])
+    columns = [key, *(["setup"] if with_setup else []), *REALIZED_METRICS, *INTERVAL_COLUMNS, "too_few"]
+    return pd.DataFrame(rows, columns=columns)
 
 
-def realized_by_version(session: Session, window: Window, versions: Sequence[str] | None = None) -> pd.DataFrame:
-    """Realized metrics per model version (and its setup), with the count of rows each rests on;
-    ``versions`` limits the table to those ids."""
+def realized_by_version(
+    session: Session, window: Window, versions: Sequence[str] | None = None, min_outcomes: int = 1
+) -> pd.DataFrame:
+    """Realized metrics per model version (and its setup), with the count of rows each rests on, their
+    intervals and ``too_few`` (fewer than ``min_outcomes``); ``versions`` limits the table to those ids."""
     extra = [] if versions is None else [LOG.model_version_id.in_(list(versions))]
-    return _metrics_table(_realized(session, window, LOG.model_version_id, *extra), "model_version_id", True)
+    sums = _realized(session, window, LOG.model_version_id, *extra)
+    return _metrics_table(sums, "model_version_id", True, min_outcomes)
 
 
-def realized_over_time(session: Session, window: Window, period: str = "week") -> pd.DataFrame:
-    """Realized metrics per UTC ``period`` ("day", or "week" starting on Monday) of prediction time."""
-    table = _metrics_table(_realized(session, window, PERIODS[period]), "period")
+def realized_over_time(
+    session: Session, window: Window, period: str = "week", *extra: sa.ColumnElement[bool], min_outcomes: int = 1
+) -> pd.DataFrame:
+    """Realized metrics (with intervals) per UTC ``period`` ("day", or "week" starting on Monday) of
+    prediction time, of the rows matching ``extra``."""
+    table = _metrics_table(_realized(session, window, PERIODS[period], *extra), "period", min_outcomes=min_outcomes)
     table["period"] = pd.to_datetime(table["period"].astype(str))
     return table
 

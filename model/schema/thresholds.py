@@ -31,10 +31,13 @@ class Thresholds:
     drift_watch_psi: float = 0.1  # an attribute's PSI from this on: watch
     drift_act_psi: float = 0.25  # from this on: act, and the drift alert fires
     drift_p_value: float = 0.05  # the drift test's p-value below this: the distributions differ
+    drift_large_rows: int = 1_000  # above this many recent rows the PSI alone decides the drift verdict
     alert_error_rate: float = 0.05  # share of rows not predicted
     alert_p95_latency_ms: float = 2_000.0  # p95 latency per logged row
     alert_feedback_rate: float = 0.10  # "not useful" + "wrongly flagged" remarks per prediction
     alert_accuracy_drop: float = 0.10  # realized pass/fail accuracy below the version's protocol accuracy
+    alert_expected_accuracy_drop: float = 0.10  # CBPE expected accuracy below the version's protocol accuracy
+    alert_fairness_gap: float = 0.20  # FNR or FPR gap between subgroups (each with enough outcomes)
     alert_min_rows: int = 50  # rows a window needs before the error, latency and feedback rules judge it
     alert_min_drift_rows: int = 200  # recent rows the drift rule needs
     alert_min_outcomes: int = 30  # real grades the accuracy rule needs per version

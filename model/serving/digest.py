@@ -121,7 +121,8 @@ def build_message(digest: Digest, sender: str, today: date) -> EmailMessage:
     return message
 
 
-def _connect(config: SmtpConfig) -> smtplib.SMTP:
+def connect(config: SmtpConfig) -> smtplib.SMTP:
+    """An SMTP connection as configured: EHLO, STARTTLS when asked (verifying the certificate), login."""
     client = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
     try:
         client.ehlo()
@@ -156,7 +157,7 @@ def send_digests(digests: Sequence[Digest], config: SmtpConfig, today: date) -> 
             continue
         try:
             if client is None:
-                client = _connect(config)
+                client = connect(config)
             client.send_message(build_message(digest, config.sender, today))
             report.sent += 1
         except (smtplib.SMTPException, OSError, ssl.SSLError, ValueError) as error:

@@ -26,6 +26,7 @@ FEEDBACK_CATEGORIES = ("useful", "not_useful", "wrongly_flagged", "already_handl
 NEGATIVE_FEEDBACK = ("not_useful", "wrongly_flagged")  # what the alert on feedback rate counts
 MONITORING_COLUMNS = (
     *("latency_ms", "created_at", "is_demo", "status", "channel", "band", "risk", "error_type", "predicted_g3"),
+    *("p_pass", "model_version_id"),  # migration 0015: the expected-performance sums
 )
 
 NAMING_CONVENTION = {

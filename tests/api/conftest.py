@@ -84,8 +84,9 @@ class LiveServer:
 
 
 @contextmanager
-def running_server(home: Path, template: Path, **env_extra: str) -> Iterator[LiveServer]:
-    """A real uvicorn on 127.0.0.1 (a subprocess) serving a copy of the template database in ``home``."""
+def running_server(home: Path, template: Path, workers: int = 1, **env_extra: str) -> Iterator[LiveServer]:
+    """A real uvicorn on 127.0.0.1 (a subprocess, ``workers`` worker processes) serving a copy of the
+    template database in ``home``."""
     db = home / "app.db"
     shutil.copy(template, db)
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{db}", "MATHSIGHT_HOME": str(home), "MATHSIGHT_ENV": "test",
@@ -99,6 +100,8 @@ def running_server(home: Path, template: Path, **env_extra: str) -> Iterator[Liv
     get_settings.cache_clear()
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port)]
+    if workers > 1:
+        command += ["--workers", str(workers)]
     log = (home / "uvicorn.log").open("wb")
     process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

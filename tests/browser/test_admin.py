@@ -44,6 +44,25 @@ def test_admin_sees_monitoring_charts_and_drift_after_demo_traffic(page: Page, l
     expect(drift.get_by_text("against the training reference of")).to_be_visible()
     expect(drift.get_by_test_id("stDataFrame")).to_be_visible()
     expect(drift.locator(".js-plotly-plot").first).to_be_visible()
+    expect(drift.get_by_text("attributes drifted")).to_be_visible()  # the dataset line of the one verdict
+    screenshot(page, "monitoring-drift", top=drift)
+
+    page.get_by_role("tab", name="Expected performance").click()
+    settle(page)
+    expected = page.get_by_role("tabpanel").filter(visible=True)
+    expect(expected.get_by_text("rely on calibration")).to_be_visible()
+    expect(expected.get_by_text("expected accuracy").first).to_be_visible()  # the line in words
+    chart = expected.locator(".js-plotly-plot").first
+    expect(chart).to_be_visible()
+    expect(chart).to_contain_text("Expected vs realized pass/fail accuracy")
+    screenshot(page, "monitoring-expected", top=expected)
+
+    page.get_by_role("tab", name="Fairness").click()
+    settle(page)
+    fair = page.get_by_role("tabpanel").filter(visible=True)
+    expect(fair.get_by_test_id("stDataFrame")).to_be_visible()
+    expect(fair.locator(".js-plotly-plot").first).to_contain_text("Fairness over time by sex")
+    screenshot(page, "monitoring-fairness", top=fair)
 
 
 def test_admin_trains_compares_and_promotes_a_version(new_page: Callable[[], Page], live_app: LiveApp) -> None:

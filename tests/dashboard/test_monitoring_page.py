@@ -46,11 +46,24 @@ def test_the_admin_sees_every_chart_after_demo_traffic(demo: str, admin_account:
     assert "Demo data" in said and "Rows logged" in said
     assert len(at.get("plotly_chart")) >= 12  # traffic, predictions, drift and realized charts
     drift_table = _table(at, "psi")
-    assert drift_table["psi"].is_monotonic_decreasing
-    assert {"test", "statistic", "p_value", "threshold", "status"} <= set(drift_table.columns)
+    drifted = drift_table["verdict"] == "drifted"
+    assert drifted.tolist() == sorted(drifted, reverse=True)  # drifted first, then by PSI
+    assert drift_table[~drifted]["psi"].is_monotonic_decreasing and drift_table[drifted]["psi"].is_monotonic_decreasing
+    assert {"verdict", "test", "statistic", "p_value", "threshold", "status"} <= set(drift_table.columns)
     assert drift_table.iloc[0]["status"] in ("watch", "act")  # the demo's last week drifts
+    assert f"{int(drifted.sum())} of 30 attributes drifted" in said
     realized = _table(at, "roc_auc")
     assert realized["n"].sum() > 0 and {"mae", "rmse", "accuracy", "f1", "roc_auc"} <= set(realized.columns)
+    assert all("n = " in text for text in realized["accuracy"])  # every figure with its interval or "too few"
+    expected_charts = [c.proto.spec for c in at.get("plotly_chart") if "expected accuracy" in c.proto.spec]
+    assert len(expected_charts) == 3  # one per setup's active version
+    assert "rely on calibration" in said and "concept drift" in said
+    assert "expected accuracy" in said and "week of" in said
+    fair = _table(at, "false-negative rate")
+    assert set(fair["attribute"]) == {"sex", "school", "address", "age band"}
+    assert all("n = " in text for text in fair["false-negative rate"])
+    assert "limit" in said or "No gap can be judged yet" in said  # the fairness panel's line in words
+    assert any("Fairness over time by sex" in c.proto.spec for c in at.get("plotly_chart"))
 
 
 def test_feedback_is_counted_per_category(demo: str, admin_account: Account) -> None:
@@ -89,7 +102,7 @@ def test_the_drift_chart_follows_the_chosen_attribute(demo: str, admin_account: 
     at = page_test("monitoring.py", admin_account.user).run()
     chooser = next(s for s in at.selectbox if s.label == "Distribution of")
     chooser.set_value("Mother's job").run()
-    figure = at.get("plotly_chart")[-3].proto.spec  # the distribution chart precedes the two realized charts
+    [figure] = [c.proto.spec for c in at.get("plotly_chart") if "training reference" in c.proto.spec]
     assert "Mother's job" in figure and "training reference" in figure and "recent traffic" in figure
 
 

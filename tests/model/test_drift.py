@@ -217,3 +217,56 @@ def test_the_verdicts_follow_the_configured_threshold_table(
     row = relaxed.table().set_index("attribute").loc["absences"]
     assert row["threshold"] == f"PSI {absences.psi / 2} watch / {absences.psi * 2} act"
     assert (row["status"], row["test_drift"]) == ("watch", False)
+
+
+def test_one_verdict_per_attribute_drifted_first_with_the_dataset_line(engine: sa.Engine, raw_df: pd.DataFrame) -> None:
+    """A known shift on the real students: the shifted columns are 'drifted' (PSI at act and scipy's test
+    rejecting), the others not; the dataset line counts them; the alert names the same columns."""
+    recent = shifted(raw_df)
+    log_students(engine, recent)
+    report = report_of(engine, Window.last(1, NOW))
+    expected = set()
+    for name in ATTRIBUTES:
+        judged = report.get(name)
+        if judged.kind == "numeric":
+            p_value = ks_2samp(raw_df[name], recent[name]).pvalue
+        else:
+            cats = list(judged.bins)
+            table = np.array([raw_df[name].value_counts().reindex(cats, fill_value=0),
+                              recent[name].value_counts().reindex(cats, fill_value=0)])  # fmt: skip
+            table = table[:, table.sum(axis=0) > 0]
+            p_value = chi2_contingency(table).pvalue if table.shape[1] >= 2 else 1.0
+        if judged.psi >= DEFAULT_THRESHOLDS.drift_act_psi and p_value < DEFAULT_THRESHOLDS.drift_p_value:
+            expected.add(name)
+    assert expected == {"absences", "Mjob"}
+    assert {a.attribute for a in report.drifted} == expected
+    assert report.summary() == f"2 of {len(ATTRIBUTES)} attributes drifted" == "2 of 30 attributes drifted"
+    table = report.table()
+    assert set(table["verdict"]) <= set(drift.VERDICTS)
+    assert table["verdict"].tolist()[:2] == ["drifted", "drifted"] and "drifted" not in table["verdict"].tolist()[2:]
+    from model.monitoring.alerts import check_rules
+
+    with db.session_scope(engine) as session:
+        [firing] = [f for f in check_rules(session, get_settings(), NOW) if f.rule == "max_psi"]
+    assert firing.detail["drifted"] == sorted(expected) and "2 of 30 attributes drifted" in firing.message
+
+
+def test_too_few_rows_give_no_verdict_and_a_large_sample_is_judged_by_psi(
+    engine: sa.Engine, raw_df: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log_students(engine, shifted(raw_df).iloc[:150])
+    report = report_of(engine, Window.last(1, NOW))
+    assert report.too_few_rows and {a.verdict for a in report.attributes} == {"too few rows"}
+    assert report.summary().startswith("No verdict: 150 recent rows")
+    from model.monitoring.alerts import check_rules
+
+    with db.session_scope(engine) as session:
+        assert [f for f in check_rules(session, get_settings(), NOW) if f.rule == "max_psi"] == []
+    # the same rows as a "large" sample: the PSI alone decides, whatever the test's p-value
+    monkeypatch.setenv("MATHSIGHT_ALERT_MIN_DRIFT_ROWS", "100")
+    monkeypatch.setenv("MATHSIGHT_DRIFT_LARGE_ROWS", "120")
+    monkeypatch.setenv("MATHSIGHT_DRIFT_P_VALUE", "1e-300")
+    get_settings.cache_clear()
+    large = report_of(engine, Window.last(1, NOW))
+    assert {a.attribute for a in large.drifted} == {a.attribute for a in large.to_act_on} >= {"absences"}
+    assert all("large sample" in a.decided_by for a in large.attributes)
