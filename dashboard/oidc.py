@@ -20,7 +20,7 @@ import streamlit as st
 from sqlalchemy.engine import Engine
 from streamlit.auth_util import get_secrets_auth_section
 
-from dashboard.context import USER_KEY, CurrentUser, current_user
+from dashboard.context import USER_KEY, CurrentUser, current_user, settings
 from dashboard.text import md
 from model.accounts import oidc, sessions, users
 from model.store.audit import audit
@@ -102,7 +102,8 @@ def _first_run(engine: Engine) -> CurrentUser:
     issuer, subject, claims = _claims()
     with session_scope(engine) as session:
         resolution = oidc.resolve(session, issuer=issuer, subject=subject, email=claims.get("email"),
-                                  name=claims.get("name"), email_verified=claims.get("email_verified"))  # fmt: skip
+                                  name=claims.get("name"), email_verified=claims.get("email_verified"),
+                                  trust_unsent_verification=settings().oidc_trust_unsent_email_verified)  # fmt: skip
     if resolution.status != "ok" or resolution.user is None:
         if resolution.status == "inactive" and resolution.user is not None:
             with session_scope(engine) as session:
@@ -131,7 +132,9 @@ def sign_in(engine: Engine, *, sign_out: bool = False, end_all: bool = False) ->
     token = st.session_state.get(SESSION_KEY) or {}
     with session_scope(engine) as session:
         info = users.get_user(session, user.username)
-        valid = info is not None and sessions.is_valid(session, info.username, token.get("jti"), token.get("gen"))
+        valid = info is not None and sessions.is_valid(
+            session, info.username, token.get("jti"), token.get("gen"), token.get("exp")
+        )
         if valid and current_user() is None:
             users.record_login(session, user.username, ok=True, method="oidc")
     if info is None or not info.active:

@@ -123,7 +123,7 @@ class Settings(BaseSettings):
         default=DEFAULTS.alert_accuracy_drop, ge=0, le=1, description="vs the version's protocol accuracy"
     )
     min_training_outcomes: int = Field(
-        default=DEFAULTS.min_training_outcomes, ge=20, description="final grades needed to train or judge on them"
+        default=DEFAULTS.min_training_outcomes, ge=50, description="final grades needed to train or judge on them"
     )
     gate_accuracy_gap: float = Field(default=DEFAULTS.gate_accuracy_gap, gt=0, description="fairness gate (points)")
     gate_false_negative_gap: float = Field(default=DEFAULTS.gate_false_negative_gap, gt=0)
@@ -150,6 +150,11 @@ class Settings(BaseSettings):
         default="http://localhost:8501/alerts", description="the Alerts page's address, linked from alert e-mails"
     )
     # The weekly digest's mail server (python -m model digest).
+    oidc_trust_unsent_email_verified: bool = Field(
+        default=False,
+        description="accept provider sign-ins whose ID token has no email_verified claim (Microsoft Entra sends "
+        "none): only where the provider's e-mail addresses are set by the school's administrators",
+    )
     smtp_host: str = Field(default="", description="SMTP server of the weekly digest; empty: no digest is sent")
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_username: str = Field(default="", description="SMTP login (empty: no login)")

@@ -52,7 +52,7 @@ class TokenVerifier:
 
     def __init__(self, issuer: str, audience: str, *, scope_claim: str = "scope", scope_prefix: str = "",
                  jwks_url: str = "", timeout: float = 5.0) -> None:  # fmt: skip
-        self.issuer, self.audience = issuer.rstrip("/"), audience
+        self.issuer, self.audience = issuer, audience
         self.scope_claim, self.scope_prefix = scope_claim, scope_prefix
         self.timeout = timeout
         self._jwks_url = jwks_url
@@ -68,7 +68,7 @@ class TokenVerifier:
 
     def _discover(self) -> str:
         try:
-            answer = httpx.get(f"{self.issuer}/.well-known/openid-configuration", timeout=self.timeout)
+            answer = httpx.get(f"{self.issuer.rstrip('/')}/.well-known/openid-configuration", timeout=self.timeout)
             answer.raise_for_status()
             return str(answer.json()["jwks_uri"])
         except (httpx.HTTPError, ValueError, KeyError) as error:

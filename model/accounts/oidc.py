@@ -161,13 +161,15 @@ def _active_admins(session: Session) -> int:
 
 
 def resolve(session: Session, *, issuer: str, subject: str, email: str | None, name: str | None = None,
-            email_verified: object = None) -> Resolution:  # fmt: skip
+            email_verified: object = None, trust_unsent_verification: bool = False) -> Resolution:  # fmt: skip
     """Who a provider sign-in (ID token claims ``iss``, ``sub``, ``email``, ``name``, ``email_verified``)
     is in mathsight. Records the identity, creates its user the first time a rule matches, keeps the
     role in step with the rules, and records a waiting request when none matches."""
     if not issuer or not subject:
         raise AccountError("the identity provider's answer names no issuer or subject")
-    if email_verified is False:  # the provider says the address is not the person's (Google sends it)
+    # Roles follow the address, so only an address the provider vouches for counts; a provider that never
+    # sends the claim (Microsoft Entra) is trusted only when the installation says so.
+    if email_verified in (False, "false") or (email_verified not in (True, "true") and not trust_unsent_verification):
         return Resolution("unverified")
     email = (email or "").strip().lower()[:254] or None
     identity = session.scalar(sa.select(OidcIdentity).where(OidcIdentity.issuer == issuer[:255],
@@ -187,6 +189,9 @@ def resolve(session: Session, *, issuer: str, subject: str, email: str | None, n
             audit(session, "oidc_access_requested", email or "(no e-mail)", user.id if user else None, issuer=issuer)
         return Resolution("waiting")
     if user is None:
+        same = session.scalar(sa.select(User).where(sa.or_(User.email == email, User.username == email)))
+        if same is not None and not same.active:  # a deactivated person does not come back under a new subject
+            return Resolution("inactive", UserInfo.of(same))
         user = _create_user(session, identity, email, name, role)
     elif user.role != role and not (user.role == "admin" and _active_admins(session) <= 1):
         audit(session, "user_role_changed", "identity provider", None, username=user.username, role=role,

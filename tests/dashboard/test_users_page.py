@@ -100,7 +100,14 @@ def test_admin_sees_who_waits_and_gives_school_accounts_a_role(app_db_url: str, 
     from model.accounts import oidc
 
     with session_scope(get_engine(app_db_url)) as session:
-        oidc.resolve(session, issuer="https://idp.school.test", subject="s-1", email="sam@school.test", name="Sam")
+        oidc.resolve(
+            session,
+            issuer="https://idp.school.test",
+            subject="s-1",
+            email="sam@school.test",
+            name="Sam",
+            email_verified=True,
+        )
     at = page_test("users.py", admin_account.user).run()
     assert any("1 school account(s) wait for a role" in w.value for w in at.warning)
     assert "sam@school.test (Sam), last tried" in texts(at)
@@ -115,5 +122,7 @@ def test_admin_sees_who_waits_and_gives_school_accounts_a_role(app_db_url: str, 
     with session_scope(get_engine(app_db_url)) as session:
         assert [(r.pattern, r.role, r.created_by) for r in oidc.list_rules(session)] == [("@school.test", "teacher",
                                                                                           "head")]  # fmt: skip
-        resolution = oidc.resolve(session, issuer="https://idp.school.test", subject="s-1", email="sam@school.test")
+        resolution = oidc.resolve(
+            session, issuer="https://idp.school.test", subject="s-1", email="sam@school.test", email_verified=True
+        )
     assert resolution.status == "ok" and resolution.user is not None and resolution.user.role == "teacher"

@@ -20,6 +20,7 @@ def engine(db_url: str) -> sa.Engine:
 
 
 def _resolve(engine: sa.Engine, email: str | None, subject: str = "sub-1", **claims: object) -> oidc.Resolution:
+    claims.setdefault("email_verified", True)
     with session_scope(engine) as session:
         return oidc.resolve(session, issuer=ISSUER, subject=subject, email=email, name="Ana Silva", **claims)
 
@@ -77,11 +78,20 @@ def test_a_removed_rule_means_waiting_again_and_deactivation_wins_over_rules(eng
     with session_scope(engine) as session:
         users.deactivate(session, user.username, actor="admin")
     assert _resolve(engine, "ana@school.pt").status == "inactive"
+    # the same address under a new subject (a second provider, a recreated account) does not come back
+    assert _resolve(engine, "ana@school.pt", subject="sub-2").status == "inactive"
 
 
 def test_an_unverified_address_never_matches_a_rule(engine: sa.Engine) -> None:
     _rule(engine, "@school.pt", "admin")
     assert _resolve(engine, "ana@school.pt", email_verified=False).status == "unverified"
+    assert _resolve(engine, "ana@school.pt", email_verified="false").status == "unverified"
+    assert _resolve(engine, "ana@school.pt", email_verified=None).status == "unverified"  # claim not sent
+    unsent = _resolve(engine, "ana@school.pt", email_verified=None, trust_unsent_verification=True)
+    assert unsent.status == "ok"  # the installation trusts a provider that never sends the claim
+    assert _resolve(engine, "ana@school.pt", email_verified=False, trust_unsent_verification=True).status == (
+        "unverified"
+    )
     assert _resolve(engine, "ana@school.pt", email_verified=True).status == "ok"
 
 
@@ -111,14 +121,16 @@ def test_a_provider_sign_in_ends_with_sign_out_everywhere_and_deactivation(engin
     jti = oidc.session_id(ISSUER, "sub-1", 1_700_000_000, "nonce")
     with session_scope(engine) as session:
         generation = oidc.session_generation(session, jti, user, expires_at=4e9)
-        assert sessions.is_valid(session, user.username, jti, generation)
+        assert sessions.is_valid(session, user.username, jti, generation, 4e9)
         sessions.end_all(session, user.username, actor="admin")
     with session_scope(engine) as session:  # the same ID token keeps the generation it was opened under
         again = users.get_user(session, user.username)
         assert again is not None and oidc.session_generation(session, jti, again, 4e9) == generation
-        assert not sessions.is_valid(session, user.username, jti, generation)
+        assert not sessions.is_valid(session, user.username, jti, generation, 4e9)
         other = oidc.session_id(ISSUER, "sub-1", 1_700_000_100, "other nonce")  # a new sign-in at the provider
-        assert sessions.is_valid(session, user.username, other, oidc.session_generation(session, other, again, 4e9))
+        assert sessions.is_valid(
+            session, user.username, other, oidc.session_generation(session, other, again, 4e9), 4e9
+        )
         users.deactivate(session, user.username, actor="admin")
     with session_scope(engine) as session:
-        assert not sessions.is_valid(session, user.username, other, generation + 1)
+        assert not sessions.is_valid(session, user.username, other, generation + 1, 4e9)
