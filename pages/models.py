@@ -135,7 +135,7 @@ def _job_status(job: jobs.TrainingJob) -> None:
 def _cancel(job_id: str) -> None:
     try:
         user = current_user()
-        jobs.cancel_job(job_id, user.username if user is not None else "admin", settings=settings())
+        jobs.cancel_job(job_id, user.username if user is not None else "unknown", settings=settings())
     except jobs.JobError as error:
         st.session_state[FLASH_KEY] = (False, str(error))
 

@@ -155,7 +155,7 @@ def show_expected(session: Session, configured: Settings, window: monitoring.Win
             continue
         protocol = protocol_accuracy(version.metrics)
         st.markdown(expected_reading(frame, setup, protocol, min_outcomes))
-        st.plotly_chart(charts.expected_chart(frame, setup, version.id, protocol))
+        show_chart(charts.expected_chart(frame, setup, version.id, protocol))
 
 
 def show_realized(session: Session, configured: Settings, window: monitoring.Window) -> None:
@@ -219,7 +219,7 @@ def show_fairness(session: Session, configured: Settings, window: monitoring.Win
                                     for r in rows]  # fmt: skip
     show_table(shown, hide_index=True)
     attribute = st.selectbox("Subgroups by", list(GROUPS))
-    st.plotly_chart(charts.subgroup_chart(weekly, attribute))
+    show_chart(charts.subgroup_chart(weekly, attribute))
 
 
 def main() -> None:
