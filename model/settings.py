@@ -123,7 +123,7 @@ class Settings(BaseSettings):
         default=DEFAULTS.alert_accuracy_drop, ge=0, le=1, description="vs the version's protocol accuracy"
     )
     min_training_outcomes: int = Field(
-        default=DEFAULTS.min_training_outcomes, ge=50, description="final grades needed to train or judge on them"
+        default=DEFAULTS.min_training_outcomes, ge=20, description="final grades needed to train or judge on them"
     )
     gate_accuracy_gap: float = Field(default=DEFAULTS.gate_accuracy_gap, gt=0, description="fairness gate (points)")
     gate_false_negative_gap: float = Field(default=DEFAULTS.gate_false_negative_gap, gt=0)

@@ -178,7 +178,8 @@ def run_job(job_id: str, data: bytes, settings: Settings) -> None:
             return  # cancelled (or marked failed) before it started
         heartbeat.beat()
         heartbeat.start()
-        rows = _training_set(validate_training_data(data, job.setup), job)
+        least = min(MIN_TRAINING_ROWS, settings.min_training_outcomes)  # the school's minimum may be lower
+        rows = _training_set(validate_training_data(data, job.setup, min_rows=least), job)
 
         def progress(fraction: float) -> None:
             _update(settings, job_id, progress=round(_PROTOCOL_SHARE * fraction, 4))
