@@ -35,7 +35,7 @@ from model.errors import UserError
 from model.monitoring import queries as monitoring
 from model.monitoring.drift import drift_report
 from model.monitoring.expected import cbpe_sums, expected_metrics, expected_sums
-from model.monitoring.fairness import fairness_report
+from model.monitoring.fairness import outcome_gaps
 from model.schema.thresholds import Thresholds, setting
 from model.serving.digest import SmtpConfig
 from model.serving.digest import connect as smtp_connect
@@ -184,7 +184,7 @@ def _expected(session: Session, now: datetime, rules: AlertRules) -> list[Firing
 def _fairness(session: Session, settings: Settings, now: datetime, rules: AlertRules) -> list[Firing]:
     """Per subgroup attribute and rate (FNR, FPR) over the last ``realized_days``: a gap between subgroups
     holding at least ``alert_min_outcomes`` outcomes each above ``alert_fairness_gap``."""
-    _, _, found = fairness_report(session, settings, monitoring.Window.last(rules.realized_days, now))
+    found = outcome_gaps(session, settings, monitoring.Window.last(rules.realized_days, now))
     limit = rules.thresholds.alert_fairness_gap
     return [
         Firing(

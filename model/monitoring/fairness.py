@@ -52,10 +52,11 @@ RATES = ("high_risk_rate", "fnr", "fpr")
 
 
 def predictions_with_groups(
-    session: Session, settings: Settings, window: Window, max_rows: int = MAX_ROWS
+    session: Session, settings: Settings, window: Window, max_rows: int = MAX_ROWS, outcomes_only: bool = False
 ) -> pd.DataFrame:
     """The window's newest ``max_rows`` predicted rows: period (week), flagged, high_risk, failed (None
-    without an outcome) and one column per subgroup attribute of :data:`GROUPS`."""
+    without an outcome) and one column per subgroup attribute of :data:`GROUPS`. ``outcomes_only`` keeps
+    (and decrypts) only the sampled rows whose student has a recorded grade: all the gaps need."""
     sample = (
         sa.select(PERIODS["week"].label("period"), LOG.p_pass, LOG.risk, LOG.inputs, LOG.student_key)
         .where(window.where(LOG.status == "ok", LOG.p_pass.is_not(None), LOG.inputs.is_not(None)))
@@ -67,6 +68,8 @@ def predictions_with_groups(
     query = sa.select(sample.c.period, sample.c.p_pass, sample.c.risk, sample.c.inputs, latest.c.g3).select_from(
         sa.outerjoin(sample, latest, latest.c.student_key == sample.c.student_key)
     )
+    if outcomes_only:
+        query = query.where(latest.c.g3.is_not(None))
     ring = crypto.keyring(settings)
     rows = session.execute(query).all()
     records = []
@@ -153,6 +156,13 @@ def gaps(table: pd.DataFrame, min_outcomes: int) -> list[Gap]:
             found.append(Gap(str(attribute), rate, str(top["group"]), str(bottom["group"]), difference, low, high,
                              int(top[base]), int(bottom[base])))  # fmt: skip
     return found
+
+
+def outcome_gaps(session: Session, settings: Settings, window: Window, max_rows: int = MAX_ROWS) -> list[Gap]:
+    """The gaps of :func:`fairness_report` alone (what the alert needs): only rows with an outcome are decrypted,
+    and no weekly table is built."""
+    frame = predictions_with_groups(session, settings, window, max_rows, outcomes_only=True)
+    return gaps(subgroup_table(frame), settings.alert_min_outcomes) if len(frame) else []
 
 
 def fairness_report(

@@ -61,6 +61,7 @@ def test_subgroup_rates_match_fairlearn_on_the_real_students(
     truth = _log_real_students(engine, raw_df, trained_models, with_outcomes=len(raw_df))
     with db.session_scope(engine) as session:
         overall, weekly, found = fairness.fairness_report(session, get_settings(), WINDOW)
+        assert fairness.outcome_gaps(session, get_settings(), WINDOW) == found  # the alert's shorter way
     for attribute, column in (("sex", "sex"), ("school", "school"), ("address", "address"), ("age band", "band")):
         frame = MetricFrame(
             metrics={"fnr": false_negative_rate, "fpr": false_positive_rate},
@@ -92,6 +93,7 @@ def test_rates_without_outcomes_leave_only_the_high_risk_rate(
     truth = _log_real_students(engine, raw_df, trained_models, with_outcomes=0)
     with db.session_scope(engine) as session:
         overall, _, found = fairness.fairness_report(session, get_settings(), WINDOW)
+        assert fairness.outcome_gaps(session, get_settings(), WINDOW) == []
     sex = overall[overall["attribute"] == "sex"].set_index("group")
     assert sex["high_risk_rate"].to_dict() == pytest.approx(truth.groupby("sex")["high"].mean().to_dict())
     assert sex["fnr"].isna().all() and sex["outcomes"].eq(0).all() and found == []
@@ -113,3 +115,13 @@ def test_the_fairness_alert_fires_on_a_gap_beyond_the_limit_with_enough_outcomes
     assert f"fairness_gap:{widest.attribute}:{widest.rate}" in {f.rule for f in fired}
     assert quiet == [] and none == []
     assert np.isfinite(widest.gap) and widest.low is not None and widest.low <= widest.gap <= widest.high
+
+
+def test_the_alerts_gaps_from_outcome_rows_alone_equal_the_reports(
+    engine: sa.Engine, raw_df: pd.DataFrame, trained_models: dict
+) -> None:
+    _log_real_students(engine, raw_df, trained_models, with_outcomes=200)  # half the students have a grade
+    settings = Settings(alert_min_outcomes=20)
+    with db.session_scope(engine) as session:
+        _, _, found = fairness.fairness_report(session, settings, WINDOW)
+        assert found and fairness.outcome_gaps(session, settings, WINDOW) == found
