@@ -43,13 +43,10 @@ def wilson(successes: float, n: float, confidence: float = CONFIDENCE) -> Interv
 
 
 def rmse_interval(squared_sum: float, fourth_sum: float, n: int, confidence: float = CONFIDENCE) -> Interval:
-    """Interval of the RMSE from the sums of squared and fourth-power errors over ``n`` rows."""
-    if n < 2:
-        return None, None
-    mse = squared_sum / n
-    sd = math.sqrt(max(fourth_sum / n - mse * mse, 0.0) / n)
-    z = z_value(confidence)
-    return math.sqrt(max(mse - z * sd, 0.0)), math.sqrt(mse + z * sd)
+    """Interval of the RMSE from the sums of squared and fourth-power errors over ``n`` rows: the square
+    root of the MSE's normal interval (:func:`mean_interval` of the squared errors)."""
+    low, high = mean_interval(squared_sum, fourth_sum, n, confidence)
+    return (None, None) if low is None or high is None else (math.sqrt(low), math.sqrt(high))
 
 
 def mean_interval(total: float, squared_sum: float, n: int, confidence: float = CONFIDENCE) -> Interval:
