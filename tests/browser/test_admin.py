@@ -83,8 +83,8 @@ def test_admin_trains_compares_and_promotes_a_version(new_page: Callable[[], Pag
     expect(page.get_by_role("combobox", name="Version B")).to_have_value(new)
     page.get_by_role("button", name="Compare", exact=True).click()
     expect(page.get_by_text("Same pass/fail call")).to_be_visible(timeout=60_000)
-    expect(page.get_by_text(f"A: {old}")).to_be_visible()  # the importance charts name both versions
-    expect(page.get_by_text(f"B: {new}")).to_be_visible()
+    expect(page.get_by_text(f"A: {old}", exact=True)).to_be_visible()  # the importance charts name both versions
+    expect(page.get_by_text(f"B: {new}", exact=True)).to_be_visible()
 
     expect(page.get_by_role("combobox", name="Version to promote")).to_have_value(new)
     promote = page.get_by_role("button", name=f"Promote {new}")
