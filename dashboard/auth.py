@@ -68,7 +68,7 @@ cookie_model.CookieModel._token_decode = _read_cookie  # type: ignore[method-ass
 LOGOUT_REQUEST = "mathsight_logout_requested"
 END_ALL_REQUEST = "mathsight_end_all_requested"
 SESSION_KEY = oidc.SESSION_KEY  # {"jti", "gen", "exp"}: this browser session's sign-in token
-COOKIE_HANDOFF = "mathsight_cookie_handoff"  # (one-time code, issued at): the browser fetches its cookie
+COOKIE_HANDOFF = oidc.COOKIE_HANDOFF  # (one-time code, issued at): the browser fetches its cookie
 COOKIE_CLEAR = "mathsight_cookie_clear"  # the browser must drop its sign-in cookie
 # The session keys streamlit-authenticator keeps; everything else is cleared when a user signs out.
 AUTH_KEYS = ("name", "authentication_status", "username", "email", "roles", "logout")
@@ -235,10 +235,7 @@ def sign_in(engine: Engine, settings: Settings) -> CurrentUser | None:
 
 def _hand_off(user: CurrentUser, settings: Settings) -> None:
     """Have the browser fetch the sign-in cookie of this browser session's token."""
-    token = st.session_state[SESSION_KEY]
-    code = session_cookie.handoff_code(user.username, settings, jti=token["jti"], generation=token["gen"],
-                                       expires=token["exp"])  # fmt: skip
-    st.session_state[COOKIE_HANDOFF] = (code, time.time())
+    oidc.hand_off(user.username, settings)
 
 
 def _end_all(engine: Engine, user: CurrentUser) -> None:

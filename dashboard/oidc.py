@@ -20,13 +20,16 @@ import streamlit as st
 from sqlalchemy.engine import Engine
 from streamlit.auth_util import get_secrets_auth_section
 
+from dashboard import session_cookie
 from dashboard.context import USER_KEY, CurrentUser, current_user, settings
 from dashboard.text import md
 from model.accounts import oidc, sessions, users
+from model.settings import Settings
 from model.store.audit import audit
 from model.store.db import session_scope
 
 SESSION_KEY = "mathsight_session"  # dashboard.auth's key: {"jti", "gen", "exp"} of this browser session
+COOKIE_HANDOFF = "mathsight_cookie_handoff"  # (one-time code, issued at): the browser fetches its cookie
 PROVIDER_KEY = "mathsight_oidc"  # set while the session's user came through the identity provider
 COOKIE_SECONDS = 30 * 86_400  # Streamlit keeps its identity cookie 30 days
 TURNED_AWAY = {
@@ -117,7 +120,17 @@ def _first_run(engine: Engine) -> CurrentUser:
         generation = oidc.session_generation(session, jti, info, expires)
     st.session_state[SESSION_KEY] = {"jti": jti, "gen": generation, "exp": expires}
     st.session_state[PROVIDER_KEY] = True
+    hand_off(info.username, settings())  # downloads (dashboard.downloads) answer mathsight's own cookie only
     return CurrentUser(id=info.id, username=info.username, name=info.name, role=info.role)
+
+
+def hand_off(username: str, config: Settings) -> None:
+    """Have the browser fetch mathsight's own sign-in cookie for this browser session's token (after a
+    password or a provider sign-in): the download route knows a session only by that cookie."""
+    token = st.session_state[SESSION_KEY]
+    code = session_cookie.handoff_code(username, config, jti=token["jti"], generation=token["gen"],
+                                       expires=token["exp"])  # fmt: skip
+    st.session_state[COOKIE_HANDOFF] = (code, time.time())
 
 
 def sign_in(engine: Engine, *, sign_out: bool = False, end_all: bool = False) -> CurrentUser:

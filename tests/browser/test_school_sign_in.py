@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Browser, Locator, Page, expect
@@ -91,7 +92,7 @@ def person_page(browser: Browser, school_app: LiveApp) -> Iterator[Callable[[], 
     contexts = []
 
     def make() -> Page:
-        context = browser.new_context(base_url=school_app.url, viewport=VIEWPORT)
+        context = browser.new_context(base_url=school_app.url, viewport=VIEWPORT, accept_downloads=True)
         context.set_default_timeout(TIMEOUT_MS)
         contexts.append(context)
         return context.new_page()
@@ -148,6 +149,30 @@ def test_a_mapped_teacher_signs_in_sees_only_teacher_pages_and_signs_out(
     expect(login_form(page)).to_be_visible()
     assert _identity_cookie(page) is None
     assert any(action == "logout" for action, _ in _audit_actions(school_app, TEACHER.email))
+
+
+def test_a_provider_signed_in_teacher_downloads_their_predictions(
+    person_page: Callable[[], Page], school_app: LiveApp, student_csv_path: Path, tmp_path: Path
+) -> None:
+    """The download route knows a session by mathsight's own cookie: a provider sign-in gets it too."""
+    frame = pd.read_csv(student_csv_path, sep=";", dtype=str, keep_default_na=False).head(6).drop(columns="G3")
+    frame.insert(0, "student_id", [f"OIDC{i}" for i in range(6)])
+    class_file = tmp_path / "class.csv"
+    frame.to_csv(class_file, sep=";", index=False)
+    page = person_page()
+    sign_in_with_provider(page, TEACHER)
+    open_page(page, "Upload a class")
+    page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(class_file)
+    expect(heading(page, "Predictions")).to_be_visible()
+    settle(page)
+    link = page.get_by_role("button", name="Download the predictions (CSV)")
+    with page.expect_download() as download:
+        link.click()
+    rows = pd.read_csv(download.value.path(), dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    assert len(rows) == 6
+    url = school_app.url + link.get_attribute("href")
+    assert page.context.request.get(url).status == 200
+    assert person_page().context.request.get(url).status == 401  # another browser, signed in nowhere
 
 
 def test_deactivating_a_provider_account_ends_its_open_session(
