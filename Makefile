@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8501
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install data models run api test lint bench evaluate browser promtool clean
+.PHONY: install translations data models run api test lint bench evaluate browser promtool clean
 
 install: $(VENV)/.installed
 
@@ -16,7 +16,10 @@ $(VENV)/.installed: requirements.txt
 	$(VENV)/bin/pip install --quiet -r requirements.txt
 	touch $@
 
-data: install
+translations: install
+	$(PY) -m model compile-translations
+
+data: install translations
 	$(PY) -m model fetch-data
 
 models: data

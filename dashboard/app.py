@@ -20,7 +20,7 @@ from pydantic import ValidationError  # noqa: E402
 from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
 from streamlit.navigation.page import StreamlitPage  # noqa: E402
 
-from dashboard import auth, context, oidc, page_table  # noqa: E402
+from dashboard import auth, context, language, oidc, page_table  # noqa: E402
 from dashboard.context import CurrentUser, engine  # noqa: E402
 from dashboard.profile import profile_section  # noqa: E402
 from dashboard.text import md  # noqa: E402
@@ -102,6 +102,7 @@ READABLE_CAPTIONS = ("<style>[data-testid='stCaptionContainer'], [data-testid='s
 
 def main() -> None:
     st.set_page_config(page_title="mathsight", page_icon=":material/school:", layout="wide")
+    language.apply()  # the user's language (their profile), else the browser's: before anything is drawn
     st.html(READABLE_CAPTIONS)  # style only: Streamlit adds it to the page without drawing an element
     settings = _settings()
     _start(settings)

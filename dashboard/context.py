@@ -21,6 +21,7 @@ import streamlit as st
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from dashboard import language
 from dashboard.metrics import count_view
 from dashboard.page_table import page_spec
 from model.schema.thresholds import Thresholds
@@ -103,6 +104,7 @@ def open_page(script: str | Path) -> CurrentUser:
     its roles; else draws the page's title and returns the user. Admin-only pages also get the banner
     of open monitoring alerts.
     """
+    language.apply()
     spec = page_spec(script)
     user = current_user()
     page = Path(script).stem

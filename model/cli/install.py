@@ -1,9 +1,10 @@
-"""Getting an installation ready: ``fetch-data``, ``migrate`` and ``bootstrap``."""
+"""Getting an installation ready: ``fetch-data``, ``migrate``, ``bootstrap`` and ``compile-translations``."""
 
 from __future__ import annotations
 
 import argparse
 
+from model import i18n
 from model.accounts.users import ensure_first_admin, first_admin_message
 from model.cli.common import EXIT_OK, add_command, add_data_option, migrated_engine
 from model.ml import dataset
@@ -46,8 +47,16 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_compile_translations(args: argparse.Namespace) -> int:
+    for path in i18n.compile_catalogs():
+        print(f"compiled {path}")
+    return EXIT_OK
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``fetch-data``, ``migrate`` and ``bootstrap``."""
+    """Add ``fetch-data``, ``migrate``, ``bootstrap`` and ``compile-translations``."""
+    add_command(sub, "compile-translations", cmd_compile_translations,
+                "compile the dashboard's language catalogs (locales/*/*.po) into .mo files")  # fmt: skip
     add_data_option(add_command(sub, "fetch-data", cmd_fetch_data, "obtain and verify student-mat.csv"))
     add_command(sub, "migrate", cmd_migrate, "upgrade the database schema and re-sign model versions of the old scheme")
     boot = add_command(sub, "bootstrap", cmd_bootstrap, "migrate, then train and activate missing default models")

@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.auth import SESSION_KEY
 from dashboard.context import USER_KEY, CurrentUser
+from dashboard.language import LANGUAGE_KEY
 from model.accounts import users
 from model.store.db import get_engine, session_scope
 
@@ -52,9 +53,12 @@ def app_test() -> AppTest:
     return AppTest.from_file(str(APP), default_timeout=TIMEOUT)
 
 
-def page_test(page: str, user: CurrentUser | None) -> AppTest:
-    """One page run directly, as ``user`` (the way the entry script leaves the session; None: nobody)."""
+def page_test(page: str, user: CurrentUser | None, language: str | None = None) -> AppTest:
+    """One page run directly, as ``user`` (the way the entry script leaves the session; None: nobody),
+    in ``language`` (``"pt_PT"``; None: the default, English)."""
     at = AppTest.from_file(str(ROOT / "pages" / page), default_timeout=TIMEOUT)
+    if language is not None:
+        at.session_state[LANGUAGE_KEY] = language
     return at if user is None else signed_in(at, user)
 
 
