@@ -7,7 +7,7 @@
 - :func:`unmarked_prose` finds prose written in a page or the dashboard without ``tr``: a string
   literal (or the literal parts of an f-string) of two or more words passed to a call or assigned to a
   module constant. Docstrings, ``key=``/``icon=``-like arguments and strings inside ``tr``/``N_``
-  are not prose shown to a user.
+  are not prose shown to a user, nor is a string on a line marked ``# not shown to users``.
 - :func:`english_left` lists the English sentences an AppTest run still shows (for a run in Portuguese).
 """
 
@@ -37,6 +37,7 @@ TECHNICAL_KEYWORDS = frozenset({"key", "icon", "type", "mime", "format", "file_n
                                 "position", "unsafe_allow_html", "on_click", "on_change", "url", "href",
                                 "column_order", "selection_mode", "sep", "encoding", "dtype", "id"})  # fmt: skip
 PROSE = re.compile(r"[A-Za-z]{2,}[^A-Za-z{}]+[A-Za-z]{2,}")  # two words of letters
+NOT_SHOWN = "# not shown to users"  # on a string's line: it never reaches a page (a log line, a metric's help)
 NOT_PROSE = re.compile(r"^\s*<|^[\w.:/-]+$|^%|^SELECT|^INSERT")  # HTML, dotted names, printf, SQL
 
 
@@ -124,8 +125,10 @@ def _docstrings(tree: ast.AST) -> set[int]:
 
 def unmarked_prose(path: Path) -> list[str]:
     """Prose in ``path`` that reaches a user without passing through ``tr``/``N_``."""
-    tree = ast.parse(path.read_text("utf-8"), str(path))
+    source = path.read_text("utf-8")
+    tree = ast.parse(source, str(path))
     skip = _docstrings(tree)
+    lines = source.splitlines()
     inside_marker: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and _marked(node):
@@ -142,6 +145,9 @@ def unmarked_prose(path: Path) -> list[str]:
             if isinstance(child, ast.Call) and _marked(child):
                 continue
             text = _literal_parts(child)
+            at = getattr(child, "lineno", line)
+            if 0 < at <= len(lines) and NOT_SHOWN in lines[at - 1]:
+                continue
             if text is not None and _is_prose(text):
                 found.append(f"{_name(path)}:{getattr(child, 'lineno', line)}: {text[:70]!r}")
 

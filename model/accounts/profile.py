@@ -1,4 +1,4 @@
-"""What a user sets on their own profile: their e-mail address and the weekly digest opt-in.
+"""What a user sets on their own profile: their e-mail address, the weekly digest opt-in and their language.
 
 Only the signed-in user changes their own (the front passes their id); audited without the address.
 """
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from model import i18n
 from model.errors import Problem, UserError
 from model.store.audit import audit
 from model.store.tables import User
@@ -59,3 +60,24 @@ def set_digest_preference(session: Session, user_id: int, email: str | None, opt
     audit(session, "digest_preference_set", row.username, user_id, digest_opt_in=bool(opt_in),
           email_set=address is not None)  # fmt: skip
     return DigestPreference(address, bool(opt_in))
+
+
+def language(session: Session, user_id: int) -> str | None:
+    """The language the user chose (a code of ``i18n.LANGUAGES``), or None: they follow their browser."""
+    chosen = session.execute(sa.select(User.language).where(User.id == user_id)).scalar_one_or_none()
+    return chosen if chosen in i18n.LANGUAGES else None
+
+
+def set_language(session: Session, user_id: int, code: str | None) -> str | None:
+    """Set the user's own language (None: follow the browser); audited."""
+    if code is not None and code not in i18n.LANGUAGES:
+        allowed = ", ".join(i18n.LANGUAGES)
+        problem = Problem(None, "language", str(code), "not a language of mathsight", allowed)
+        raise ProfileError(f"language: {code!r} is not one of {allowed}", [problem])
+    row = session.get(User, user_id)
+    if row is None:
+        raise ProfileError("no such user")
+    if row.language != code:
+        row.language = code
+        audit(session, "language_set", row.username, user_id, language=code or "browser")
+    return code

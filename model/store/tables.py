@@ -160,6 +160,8 @@ class User(Base):
     session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
     # The weekly digest (python -m model digest) goes to ``email`` only when the user opted in.
     digest_opt_in: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    # The dashboard's (and the digest's) language the user chose (model.i18n.LANGUAGES); None: the browser's.
+    language: Mapped[str | None] = mapped_column(sa.String(8))
 
 
 class ApiKey(Base):
