@@ -22,17 +22,18 @@ from streamlit.navigation.page import StreamlitPage  # noqa: E402
 
 from dashboard import auth, context, language, oidc, page_table  # noqa: E402
 from dashboard.context import CurrentUser, engine  # noqa: E402
-from dashboard.profile import profile_section  # noqa: E402
+from dashboard.profile import apply_user_language, profile_section  # noqa: E402
 from dashboard.text import md  # noqa: E402
 from model.accounts.users import AccountError, ensure_first_admin, first_admin_message  # noqa: E402
+from model.i18n import tr  # noqa: E402
 from model.logs import configure_logging  # noqa: E402
 from model.settings import Settings  # noqa: E402
 
 
 def _fail(message: str) -> NoReturn:
     """Show why the app cannot run, tell the terminal too, and stop."""
-    print(f"mathsight: cannot start: {message}", file=sys.stderr, flush=True)
-    st.error(f"mathsight cannot start: {message}", icon=":material/error:")
+    print(f"mathsight: cannot start: {message}", file=sys.stderr, flush=True)  # not shown to users
+    st.error(tr("mathsight cannot start: {reason}", reason=message), icon=":material/error:")
     st.stop()
 
 
@@ -40,7 +41,7 @@ def _settings() -> Settings:
     try:
         return context.settings()
     except ValidationError as error:
-        _fail("; ".join(str(e["msg"]).removeprefix("Value error, ") for e in error.errors()))
+        _fail("; ".join(str(e["msg"]).removeprefix("Value error, ") for e in error.errors()))  # not shown to users
 
 
 @st.cache_resource(show_spinner=False)
@@ -66,15 +67,20 @@ def _start(settings: Settings) -> None:
         engine()
         _first_admin(settings.database_url)
     except SQLAlchemyError as error:
-        _fail(f"the database is not reachable ({type(error).__name__}); check DATABASE_URL")
+        _fail(tr("the database is not reachable ({error}); check DATABASE_URL", error=type(error).__name__))
     except AccountError as error:
-        _fail(f"MATHSIGHT_ADMIN_PASSWORD is not usable: {error}")
+        _fail(tr("MATHSIGHT_ADMIN_PASSWORD is not usable: {reason}", reason=error))
 
 
 def _sidebar(user: CurrentUser) -> None:
-    st.sidebar.markdown(f"Signed in as **{md(user.name)}**  \n{md(user.username)} · {user.role}")
+    role = tr(page_table.ROLE_NAMES.get(user.role, user.role))
+    st.sidebar.markdown(tr("Signed in as **{name}**", name=md(user.name)) + f"  \n{md(user.username)} · {role}")
     profile_section(user)
     auth.sign_out_button()
+
+
+def _translated_sections(sections: dict) -> dict:
+    return {tr(section): entries for section, entries in sections.items()}
 
 
 def _navigation(role: str) -> StreamlitPage:
@@ -82,14 +88,14 @@ def _navigation(role: str) -> StreamlitPage:
         section: [
             st.Page(
                 spec.path,
-                title=spec.title,
+                title=tr(spec.title),
                 icon=spec.icon,
                 default=spec.file == "needs_attention.py",
                 visibility="visible" if visible else "hidden",
             )  # fmt: skip
             for spec, visible in entries
         ]
-        for section, entries in page_table.navigation(role).items()
+        for section, entries in _translated_sections(page_table.navigation(role)).items()
     }
     return st.navigation(sections)
 
@@ -109,9 +115,12 @@ def main() -> None:
     user = auth.sign_in(engine(), settings)
     if user is None:
         oidc.sign_in_buttons()
-        st.caption("mathsight: early warning of maths failure, for teachers. Accounts are created by an administrator.")
+        st.caption(
+            tr("mathsight: early warning of maths failure, for teachers. Accounts are created by an administrator.")
+        )
         auth.cookie_removal()
         st.stop()
+    apply_user_language(user)
     _sidebar(user)
     auth.cookie_transfer()
     _navigation(user.role).run()

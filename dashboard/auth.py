@@ -28,6 +28,7 @@ from dashboard import context, oidc, session_cookie
 from dashboard.context import USER_KEY, CurrentUser, current_user
 from dashboard.text import md
 from model.accounts import clients, sessions, users
+from model.i18n import N_, tr
 from model.settings import Settings
 from model.store.audit import audit
 from model.store.db import session_scope
@@ -72,20 +73,40 @@ COOKIE_HANDOFF = oidc.COOKIE_HANDOFF  # (one-time code, issued at): the browser 
 COOKIE_CLEAR = "mathsight_cookie_clear"  # the browser must drop its sign-in cookie
 # The session keys streamlit-authenticator keeps; everything else is cleared when a user signs out.
 AUTH_KEYS = ("name", "authentication_status", "username", "email", "roles", "logout")
-LOGIN_FIELDS = {"Form name": "Sign in to mathsight", "Username": "Username", "Password": "Password",
-                "Login": "Sign in"}  # fmt: skip
+LOGIN_FIELDS = {  # the widget's field names (keys), each with the label it shows
+    "Form name": N_("Sign in to mathsight"),  # not shown to users: the key
+    "Username": N_("Username"),
+    "Password": N_("Password"),
+    "Login": N_("Sign in"),
+}
 # One message for every failed attempt (unknown user, wrong password, locked or deactivated account),
 # so the form never tells which usernames exist or what became of an account.
-FAILED = (f"Wrong username or password. After {users.MAX_FAILED_LOGINS} failed attempts in a row an account is "
-          f"locked for {users.LOCK_MINUTES} minutes.")  # fmt: skip
+FAILED = N_("Wrong username or password. After {attempts} failed attempts in a row an account is locked for "
+            "{minutes} minutes.")  # fmt: skip
 # Why a signed-in user is turned away: only after the right password of a deactivated account, or for a
 # browser session (or cookie) whose account was locked or deactivated since.
 REFUSED = {
-    "locked": f"Too many failed attempts: this account is locked for up to {users.LOCK_MINUTES} minutes.",
-    "inactive": "This account is deactivated; ask an administrator.",
-    "ended": "Your session has ended (signed out, signed out everywhere, or the password was changed): sign in again.",
+    "locked": N_("Too many failed attempts: this account is locked for up to {minutes} minutes."),
+    "inactive": N_("This account is deactivated; ask an administrator."),
+    "ended": N_(
+        "Your session has ended (signed out, signed out everywhere, or the password was changed): sign in again."
+    ),  # fmt: skip
 }
-THROTTLED = "Too many failed sign-in attempts from this computer: wait {seconds} seconds before trying again."
+THROTTLED = N_("Too many failed sign-in attempts from this computer: wait {seconds} seconds before trying again.")
+
+
+def failed_message() -> str:
+    """What every failed sign-in attempt says, in the session's language."""
+    return tr(FAILED, attempts=users.MAX_FAILED_LOGINS, minutes=users.LOCK_MINUTES)
+
+
+def refused_message(reason: str) -> str:
+    """Why a signed-in user is turned away (``locked``, ``inactive``, ``ended``), in the session's language."""
+    return tr(REFUSED[reason], minutes=users.LOCK_MINUTES) if reason == "locked" else tr(REFUSED[reason])
+
+
+def throttled_message(seconds: int) -> str:
+    return tr(THROTTLED, seconds=seconds)
 
 
 def _credentials(accounts: list[tuple[users.UserInfo, str]]) -> dict[str, Any]:
@@ -154,10 +175,10 @@ def _route(path: str) -> str:
 def _login_form(authenticator: stauth.Authenticate, by_password: list[str]) -> bool | None:
     """Run the widget (cookie check, then the form if needed); returns its authentication status."""
     try:
-        authenticator.login(location="main", fields=LOGIN_FIELDS, key="mathsight-login",
+        authenticator.login(location="main", fields={k: tr(v) for k, v in LOGIN_FIELDS.items()}, key="mathsight-login",
                             callback=lambda event: by_password.append(event["username"]))  # fmt: skip
     except LoginError as error:  # a cookie naming a user who no longer exists
-        st.error(f"Sign-in refused: {md(error)}")
+        st.error(tr("Sign-in refused: {reason}", reason=md(error)))
         _end_session(authenticator)
         return None
     return st.session_state.get("authentication_status")
@@ -245,7 +266,7 @@ def _end_all(engine: Engine, user: CurrentUser) -> None:
         generation = sessions.end_all(session, user.username, actor=user.username, actor_id=user.id)
     st.session_state[SESSION_KEY] = {**st.session_state[SESSION_KEY], "gen": generation}
     _hand_off(user, context.settings())
-    st.toast("Signed out everywhere else.", icon=":material/logout:")
+    st.toast(tr("Signed out everywhere else."), icon=":material/logout:")
 
 
 def _refuse(engine: Engine, username: str | None, client: str, waiting: bool) -> None:
@@ -259,7 +280,7 @@ def _refuse(engine: Engine, username: str | None, client: str, waiting: bool) ->
     if waiting:
         with session_scope(engine) as session:
             users.record_throttled(session, client, wait)
-    st.error(THROTTLED.format(seconds=math.ceil(wait)) if wait > 0 else FAILED)
+    st.error(throttled_message(math.ceil(wait)) if wait > 0 else failed_message())
     # Reset the widget's flag so a later rerun does not count this failure again.
     st.session_state["authentication_status"] = None
 
@@ -269,13 +290,13 @@ def _signed_in(engine: Engine, accounts: list[tuple[users.UserInfo, str]], metho
     username = st.session_state.get("username")
     info = next((info for info, _ in accounts if info.username == username), None)
     if info is None or not info.active or info.locked():
-        st.error(REFUSED["inactive" if info is None or not info.active else "locked"])
+        st.error(refused_message("inactive" if info is None or not info.active else "locked"))
         if info is not None and method == "password":  # the right password of a deactivated account
             with session_scope(engine) as session:
                 users.record_login(session, info.username, ok=False)
         return None
     if not _session_open(engine, info):
-        st.error(REFUSED["ended"])
+        st.error(refused_message("ended"))
         return None
     user = CurrentUser(id=info.id, username=info.username, name=info.name, role=info.role)
     previous = current_user()
@@ -320,10 +341,10 @@ def _request_end_all() -> None:
 def sign_out_button() -> None:
     """The sidebar's "Log out" button, and "Sign out everywhere else"; the next run (right after the
     click) carries it out."""
-    st.sidebar.button("Log out", key="mathsight-logout", icon=":material/logout:", on_click=_request_sign_out)
-    st.sidebar.button("Sign out everywhere else", key="mathsight-end-all", icon=":material/devices:",
-                      on_click=_request_end_all, help="Ends every other session of your account (other browsers, "
-                      "copies of your sign-in cookie); this one stays signed in.")  # fmt: skip
+    st.sidebar.button(tr("Log out"), key="mathsight-logout", icon=":material/logout:", on_click=_request_sign_out)
+    st.sidebar.button(tr("Sign out everywhere else"), key="mathsight-end-all", icon=":material/devices:",
+                      on_click=_request_end_all, help=tr("Ends every other session of your account (other browsers, "
+                      "copies of your sign-in cookie); this one stays signed in."))  # fmt: skip
 
 
 def keep_this_session(generation: int) -> None:

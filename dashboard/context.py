@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session
 
 from dashboard import language
 from dashboard.metrics import count_view
-from dashboard.page_table import page_spec
+from dashboard.page_table import ROLE_NAMES, page_spec
+from model.i18n import tr
 from model.schema.thresholds import Thresholds
 from model.settings import Settings, get_settings
 from model.store.db import get_engine, migrate, session_scope
@@ -110,13 +111,13 @@ def open_page(script: str | Path) -> CurrentUser:
     page = Path(script).stem
     if user is None:
         count_view(page, "signed_out")
-        st.error("Please log in to see this page.")
+        st.error(tr("Please log in to see this page."))
         st.stop()
     if user.role not in spec.roles:
         count_view(page, "refused")
-        st.error(
-            f"Access refused: this page is for {' or '.join(spec.roles)} accounts; you are signed in as a {user.role}."
-        )
+        allowed = tr(" or ").join(tr(ROLE_NAMES.get(role, role)) for role in spec.roles)
+        st.error(tr("Access refused: this page is for {roles} accounts; you are signed in as a {role}.",
+                    roles=allowed, role=tr(ROLE_NAMES.get(user.role, user.role))))  # fmt: skip
         st.stop()
     if spec.roles == ("admin",):
         from dashboard.monitor_charts import open_alerts_banner
@@ -124,5 +125,5 @@ def open_page(script: str | Path) -> CurrentUser:
         with transaction() as session:
             open_alerts_banner(session)
     count_view(page, "shown")
-    st.title(spec.title)
+    st.title(tr(spec.title))
     return user

@@ -24,6 +24,7 @@ from dashboard import session_cookie
 from dashboard.context import USER_KEY, CurrentUser, current_user, settings
 from dashboard.text import md
 from model.accounts import oidc, sessions, users
+from model.i18n import N_, tr
 from model.settings import Settings
 from model.store.audit import audit
 from model.store.db import session_scope
@@ -32,15 +33,15 @@ SESSION_KEY = "mathsight_session"  # dashboard.auth's key: {"jti", "gen", "exp"}
 COOKIE_HANDOFF = "mathsight_cookie_handoff"  # (one-time code, issued at): the browser fetches its cookie
 PROVIDER_KEY = "mathsight_oidc"  # set while the session's user came through the identity provider
 COOKIE_SECONDS = 30 * 86_400  # Streamlit keeps its identity cookie 30 days
-TURNED_AWAY = {
-    "waiting": "Your school account is known to mathsight, but no administrator has given it a role yet. "
-    "An administrator sees your request on the Users page; sign in again once they have. Until then "
-    "mathsight shows you nothing else.",
-    "inactive": "This account is deactivated; ask an administrator.",
-    "unverified": "Your identity provider has not verified your e-mail address, so mathsight cannot match it "
-    "to a role. Ask your school's IT team.",
-    "ended": "Your session has ended (signed out, signed out everywhere, or deactivated): sign in again.",
-}
+TURNED_AWAY = {  # shown with tr()
+    "waiting": N_("Your school account is known to mathsight, but no administrator has given it a role yet. "
+                  "An administrator sees your request on the Users page; sign in again once they have. Until then "
+                  "mathsight shows you nothing else."),
+    "inactive": N_("This account is deactivated; ask an administrator."),
+    "unverified": N_("Your identity provider has not verified your e-mail address, so mathsight cannot match it "
+                     "to a role. Ask your school's IT team."),
+    "ended": N_("Your session has ended (signed out, signed out everywhere, or deactivated): sign in again."),
+}  # fmt: skip
 
 
 def providers() -> dict[str, str]:
@@ -51,7 +52,7 @@ def providers() -> dict[str, str]:
         return {}
     found = {}
     if "client_id" in section:
-        found["default"] = str(section.get("label") or "your school account")
+        found["default"] = str(section.get("label") or tr("your school account"))
     for name, value in section.items():
         if isinstance(value, Mapping) and "client_id" in value and "_" not in name:
             found[name] = str(value.get("label") or name.title())
@@ -63,9 +64,13 @@ def sign_in_buttons() -> None:
     configured = providers()
     if not configured:
         return
-    st.markdown("Or sign in with your school account:")
+    st.markdown(tr("Or sign in with your school account:"))
     for name, label in configured.items():
-        if st.button(f"Sign in with {label}", key=f"mathsight-oidc-{name}", icon=":material/account_circle:"):
+        if st.button(
+            tr("Sign in with {provider}", provider=label),
+            key=f"mathsight-oidc-{name}",
+            icon=":material/account_circle:",
+        ):
             st.login(name)
 
 
@@ -85,12 +90,12 @@ def _turn_away(status: str) -> NoReturn:
     st.navigation([st.Page(_nothing, title="mathsight")], position="hidden")  # no links left from a session
     email = st.user.get("email")
     if status == "waiting":
-        st.title("Waiting for an administrator")
-        st.info(f"Signed in as **{md(email or st.user.get('sub'))}**. {TURNED_AWAY['waiting']}",
+        st.title(tr("Waiting for an administrator"))
+        st.info(tr("Signed in as **{who}**.", who=md(email or st.user.get("sub"))) + " " + tr(TURNED_AWAY["waiting"]),
                 icon=":material/hourglass_top:")  # fmt: skip
     else:
-        st.error(TURNED_AWAY[status], icon=":material/block:")
-    if st.button("Sign out", key="mathsight-oidc-signout", icon=":material/logout:"):
+        st.error(tr(TURNED_AWAY[status]), icon=":material/block:")
+    if st.button(tr("Sign out"), key="mathsight-oidc-signout", icon=":material/logout:"):
         st.logout()
     st.stop()
 
@@ -168,7 +173,7 @@ def _end_all(engine: Engine, user: CurrentUser) -> None:
         generation = sessions.end_all(session, user.username, actor=user.username, actor_id=user.id)
         oidc.carry_on(session, token["jti"], generation)
     st.session_state[SESSION_KEY] = {**token, "gen": generation}
-    st.toast("Signed out everywhere else.", icon=":material/logout:")
+    st.toast(tr("Signed out everywhere else."), icon=":material/logout:")
 
 
 def _sign_out(engine: Engine) -> None:

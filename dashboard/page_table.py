@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from model.i18n import N_
 from model.settings import PROJECT_ROOT
 
 PAGES_DIR = PROJECT_ROOT / "pages"
@@ -30,20 +31,22 @@ class PageSpec:
 
 
 _TEACHING, _ADMIN = ("teacher", "admin"), ("admin",)
+ROLE_NAMES = {"teacher": N_("teacher"), "admin": N_("admin")}  # a role as a page says it, with tr()
+_TEACH, _RUN = N_("Teaching"), N_("Administration")  # sections; titles and sections are shown with tr()
 PAGES = (
-    PageSpec("needs_attention.py", "Needs attention", ":material/priority_high:", _TEACHING, "Teaching"),
-    PageSpec("student.py", "Student timeline", ":material/timeline:", _TEACHING, "Teaching"),
-    PageSpec("predict.py", "Predict one student", ":material/person_search:", _TEACHING, "Teaching"),
-    PageSpec("upload.py", "Upload a class", ":material/upload_file:", _TEACHING, "Teaching"),
-    PageSpec("outcomes.py", "Record outcomes", ":material/grading:", _TEACHING, "Teaching"),
-    PageSpec("my_students.py", "My students", ":material/groups:", _TEACHING, "Teaching"),
-    PageSpec("monitoring.py", "Monitoring", ":material/monitoring:", _ADMIN, "Administration"),
-    PageSpec("alerts.py", "Alerts", ":material/notifications:", _ADMIN, "Administration"),
-    PageSpec("models.py", "Model versions", ":material/model_training:", _ADMIN, "Administration"),
-    PageSpec("users.py", "Users", ":material/manage_accounts:", _ADMIN, "Administration"),
-    PageSpec("api_keys.py", "API keys", ":material/key:", _ADMIN, "Administration"),
-    PageSpec("acting.py", "Did acting help?", ":material/volunteer_activism:", _ADMIN, "Administration"),
-    PageSpec("school_settings.py", "School settings", ":material/tune:", _ADMIN, "Administration"),
+    PageSpec("needs_attention.py", N_("Needs attention"), ":material/priority_high:", _TEACHING, _TEACH),
+    PageSpec("student.py", N_("Student timeline"), ":material/timeline:", _TEACHING, _TEACH),
+    PageSpec("predict.py", N_("Predict one student"), ":material/person_search:", _TEACHING, _TEACH),
+    PageSpec("upload.py", N_("Upload a class"), ":material/upload_file:", _TEACHING, _TEACH),
+    PageSpec("outcomes.py", N_("Record outcomes"), ":material/grading:", _TEACHING, _TEACH),
+    PageSpec("my_students.py", N_("My students"), ":material/groups:", _TEACHING, _TEACH),
+    PageSpec("monitoring.py", N_("Monitoring"), ":material/monitoring:", _ADMIN, _RUN),
+    PageSpec("alerts.py", N_("Alerts"), ":material/notifications:", _ADMIN, _RUN),
+    PageSpec("models.py", N_("Model versions"), ":material/model_training:", _ADMIN, _RUN),
+    PageSpec("users.py", N_("Users"), ":material/manage_accounts:", _ADMIN, _RUN),
+    PageSpec("api_keys.py", N_("API keys"), ":material/key:", _ADMIN, _RUN),
+    PageSpec("acting.py", N_("Did acting help?"), ":material/volunteer_activism:", _ADMIN, _RUN),
+    PageSpec("school_settings.py", N_("School settings"), ":material/tune:", _ADMIN, _RUN),
 )
 
 
@@ -52,7 +55,7 @@ def page_spec(script: str | Path) -> PageSpec:
     name = Path(script).name
     spec = next((spec for spec in PAGES if spec.file == name), None)
     if spec is None:
-        raise LookupError(f"{name} is not in the page table (dashboard/page_table.py)")
+        raise LookupError(f"{name} is not in the page table (dashboard/page_table.py)")  # not shown to users
     return spec
 
 

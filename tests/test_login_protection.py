@@ -113,12 +113,12 @@ def test_login_form_makes_a_failing_client_wait_even_with_the_right_password(
     at = app_test().run()
     for attempt in range(users.CLIENT_MAX_FAILURES):  # alternate a real and an unknown user
         log_in(at, "tina" if attempt % 2 else "nobody", "not-the-password")
-    assert [e.value for e in at.error] == [auth.THROTTLED.format(seconds=1)]
+    assert [e.value for e in at.error] == [auth.throttled_message(1)]
     log_in(at, "tina", teacher_account.password)  # right password, but the client must wait
     assert USER_KEY not in at.session_state
-    assert [e.value for e in at.error] == [auth.THROTTLED.format(seconds=2)]
+    assert [e.value for e in at.error] == [auth.throttled_message(2)]
     log_in(at, "ghost", "not-the-password")  # the same words whether the user exists or not
-    assert [e.value for e in at.error] == [auth.THROTTLED.format(seconds=4)]
+    assert [e.value for e in at.error] == [auth.throttled_message(4)]
     throttled = _audit(app_db_url, "login_throttled")
     assert [(row.detail["client"], row.detail["wait_seconds"]) for row in throttled] == [("unknown", 4), ("unknown", 2)]
     assert len(_audit(app_db_url, "login_failed")) == users.CLIENT_MAX_FAILURES  # unchecked ones are not

@@ -49,7 +49,7 @@ def test_unknown_username_is_refused_without_saying_which_part_was_wrong(
     app_db_url: str, admin_account: Account
 ) -> None:
     at = log_in(app_test().run(), "nobody", "whatever-password")
-    assert [e.value for e in at.error] == [auth.FAILED]
+    assert [e.value for e in at.error] == [auth.failed_message()]
     assert [row.actor for row in _audit(app_db_url, "login_failed")] == ["(unknown user)"]
 
 
@@ -75,11 +75,11 @@ def test_every_failure_says_the_same_until_the_password_is_right(app_db_url: str
         at = log_in(app_test().run(), username, password)
         assert not at.exception and USER_KEY not in at.session_state
         seen[(username, password)] = [e.value for e in at.error]
-    assert {key: messages for key, messages in seen.items() if messages != [auth.FAILED]} == {}
+    assert {key: messages for key, messages in seen.items() if messages != [auth.failed_message()]} == {}
     at = log_in(app_test().run(), "dora", "dora-password-1")
     assert USER_KEY not in at.session_state
-    assert [e.value for e in at.error] == [auth.REFUSED["inactive"]]
-    assert [e.value for e in log_in(at, "dora", "not-the-password").error] == [auth.FAILED]
+    assert [e.value for e in at.error] == [auth.refused_message("inactive")]
+    assert [e.value for e in log_in(at, "dora", "not-the-password").error] == [auth.failed_message()]
 
 
 def test_teacher_signs_in_and_sees_the_teacher_pages(app_db_url: str, teacher_account: Account) -> None:
