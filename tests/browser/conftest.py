@@ -154,12 +154,13 @@ def browser(chromium: Path) -> Iterator[Browser]:
 
 
 @pytest.fixture
-def new_page(browser: Browser, live_app: LiveApp) -> Iterator[Callable[[], Page]]:
+def new_page(browser: Browser, live_app: LiveApp) -> Iterator[Callable[..., Page]]:
     """A factory of pages, each in its own browser context (its own cookies: one person each)."""
     contexts = []
 
-    def make() -> Page:
-        context = browser.new_context(base_url=live_app.url, viewport=VIEWPORT, accept_downloads=True)
+    def make(locale: str = "en-US") -> Page:
+        """A page in a browser whose language is ``locale`` (``navigator.language``; pt-PT: Portuguese)."""
+        context = browser.new_context(base_url=live_app.url, viewport=VIEWPORT, accept_downloads=True, locale=locale)
         context.set_default_timeout(TIMEOUT_MS)
         contexts.append(context)
         return context.new_page()

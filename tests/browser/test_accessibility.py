@@ -1,5 +1,6 @@
 """axe-core (``axe-playwright-python``, its bundled ``axe.min.js``) in the real Chromium on every page, for
-a teacher and an admin, and on the sign-in page: no serious or critical violation.
+a teacher and an admin, and on the sign-in page, in English and in Portuguese (a browser asking for pt-PT):
+no serious or critical violation.
 
 With ``MATHSIGHT_A11Y_REPORT=1`` the violations per page (counted by impact, with the rule ids) are
 written to ``docs/accessibility.json``.
@@ -13,6 +14,8 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from dashboard.page_table import PAGES
+from model import i18n
+from model.i18n import tr
 from tests.browser.axe import audit, describe, report
 from tests.browser.ui import ADMIN, TEACHER, Account, heading, log_in, settle
 
@@ -23,27 +26,37 @@ def _report() -> Iterator[None]:
     report()
 
 
-def test_the_sign_in_page(page: Page) -> None:
+LANGUAGES = {"en": "en-US", "pt_PT": "pt-PT"}  # ours -> the browser's
+
+
+@pytest.mark.parametrize("language", list(LANGUAGES))
+def test_the_sign_in_page(new_page: Callable[..., Page], language: str) -> None:
+    page = new_page(LANGUAGES[language])
     page.goto("/")
-    expect(page.get_by_role("button", name="Sign in", exact=True)).to_be_visible()
-    blocking = audit(page, "sign-in")
+    with i18n.use_language(language):
+        sign_in = tr("Sign in")
+    expect(page.get_by_role("button", name=sign_in, exact=True)).to_be_visible()
+    blocking = audit(page, "sign-in" if language == "en" else f"sign-in ({language})")
     assert not blocking, describe(blocking)
 
 
+@pytest.mark.parametrize("language", list(LANGUAGES))
 @pytest.mark.parametrize("account", [TEACHER, ADMIN], ids=["teacher", "admin"])
-def test_every_page_of_the_role(new_page: Callable[[], Page], account: Account) -> None:
-    page = new_page()
-    log_in(page, account)
+def test_every_page_of_the_role(new_page: Callable[..., Page], account: Account, language: str) -> None:
+    page = new_page(LANGUAGES[language])
+    log_in(page, account, language)
     role = "admin" if account is ADMIN else "teacher"
     failures = []
     for spec in PAGES:
         if role not in spec.roles:
             continue
+        with i18n.use_language(language):
+            title = tr(spec.title)
         page.goto(f"/{spec.path.stem}")
-        expect(heading(page, spec.title)).to_be_visible()
-        blocking = audit(page, f"{role}: {spec.title}")
+        expect(heading(page, title)).to_be_visible()
+        blocking = audit(page, f"{role}: {spec.title}" if language == "en" else f"{role} ({language}): {title}")
         if blocking:
-            failures.append(f"{spec.title}:\n{describe(blocking)}")
+            failures.append(f"{title}:\n{describe(blocking)}")
     assert not failures, "\n".join(failures)
 
 

@@ -8,6 +8,9 @@ from pathlib import Path
 
 from playwright.sync_api import Locator, Page, expect
 
+from model import i18n
+from model.i18n import tr
+
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 TIMEOUT_MS = 30_000  # a 2-core machine under load: model loading and first renders are slow
@@ -28,20 +31,24 @@ TEACHER = Account("tina", "tina-browser-pass-01", "Tina Teacher")
 SECOND_TEACHER = Account("theo", "theo-browser-pass-01", "Theo Teacher")
 
 
-def log_in(page: Page, account: Account) -> None:
+def log_in(page: Page, account: Account, language: str = i18n.ENGLISH) -> None:
     """Open the app, sign in through the real form and wait until the browser holds the sign-in cookie.
 
     After a password sign-in the page loads ``auth/session`` once, whose answer sets the HttpOnly
     cookie; this waits for that answer, as a person would wait for the page to finish loading.
+    ``language`` is the one the browser asks for (its page's ``locale``), so the form's labels are in it.
     """
+    with i18n.use_language(language):
+        username, password, sign_in = tr("Username"), tr("Password"), tr("Sign in")
+        landing, signed_in = tr("Needs attention"), tr("Signed in as **{name}**", name=account.name).replace("**", "")
     page.goto("/")
-    page.get_by_role("textbox", name="Username").fill(account.username)
-    page.get_by_role("textbox", name="Password").fill(account.password)
+    page.get_by_role("textbox", name=username).fill(account.username)
+    page.get_by_role("textbox", name=password).fill(account.password)
     with page.expect_response(lambda response: "/auth/session?" in response.url) as answer:
-        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("button", name=sign_in).click()
     assert answer.value.status == 204
-    expect(heading(page, "Needs attention")).to_be_visible()
-    expect(page.get_by_test_id("stSidebar").get_by_text(f"Signed in as {account.name}").first).to_be_visible()
+    expect(heading(page, landing)).to_be_visible()
+    expect(page.get_by_test_id("stSidebar").get_by_text(signed_in).first).to_be_visible()
     settle(page)
 
 
