@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from model import i18n
-from model.i18n import N_, tr, tr_n
+from model.i18n import tr, tr_n
 from model.serving.attention import needs_attention
 from model.serving.history import short_key
 from model.serving.students import student_ids
@@ -35,10 +35,6 @@ from model.store.school import load_thresholds
 from model.store.tables import User
 
 log = logging.getLogger(__name__)
-SUBJECT = (
-    N_("mathsight: {count} of your students needs attention (week of {day})"),
-    N_("mathsight: {count} of your students need attention (week of {day})"),
-)
 
 
 @dataclass(frozen=True)
@@ -122,7 +118,9 @@ def _message(digest: Digest, sender: str, today: date) -> EmailMessage:
     message = EmailMessage()
     message["From"] = sender
     message["To"] = digest.email
-    message["Subject"] = tr_n(*SUBJECT, len(digest.lines), day=i18n.date(today))
+    message["Subject"] = tr_n("mathsight: {count} of your students needs attention (week of {day})",
+                              "mathsight: {count} of your students need attention (week of {day})",
+                              len(digest.lines), day=i18n.date(today))  # fmt: skip
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
     if digest.lines:
