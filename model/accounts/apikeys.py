@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from model.errors import UserError
+from model.i18n import tr
 from model.settings import Settings
 from model.store.audit import audit
 from model.store.tables import SCOPES, ApiKey, User, utcnow
@@ -89,9 +90,9 @@ def user_id_for(session: Session, username: str) -> int:
         sa.select(User.id, User.active).where(User.username == str(username).strip().lower())
     ).one_or_none()
     if row is None:
-        raise ApiKeyError(f'no user "{username}"')
+        raise ApiKeyError(tr('no user "{username}"', username=username))
     if not row.active:
-        raise ApiKeyError(f'user "{username}" is deactivated')
+        raise ApiKeyError(tr('user "{username}" is deactivated', username=username))
     return row.id
 
 
@@ -108,10 +109,10 @@ def create_key(
 
     ``actor`` (and ``actor_id``) name who does it, for the audit log."""
     if scope not in SCOPES:
-        raise ApiKeyError(f'scope "{scope}" is not allowed: use {" or ".join(SCOPES)}')
+        raise ApiKeyError(tr('scope "{scope}" is not allowed: use {scopes}', scope=scope, scopes=" or ".join(SCOPES)))
     user = session.get(User, user_id)
     if user is None or not user.active:
-        raise ApiKeyError(f"no active user with id {user_id}")
+        raise ApiKeyError(tr("no active user with id {user_id}", user_id=user_id))
     prefix = secrets.token_hex(PREFIX_BYTES)
     plaintext = f"{KEY_TAG}_{prefix}_{secrets.token_urlsafe(SECRET_BYTES)}"
     key = ApiKey(prefix=prefix, key_hash=hash_key(plaintext, settings=settings), user_id=user_id, scope=scope)
@@ -128,7 +129,7 @@ def revoke_key(session: Session, prefix: str, actor: str = "system", actor_id: i
         sa.select(ApiKey, User.username).join(User, User.id == ApiKey.user_id).where(ApiKey.prefix == prefix)
     ).one_or_none()
     if row is None:
-        raise ApiKeyError(f'no API key with prefix "{prefix}"')
+        raise ApiKeyError(tr('no API key with prefix "{prefix}"', prefix=prefix))
     key, username = row
     if key.revoked_at is None:
         key.revoked_at = utcnow()

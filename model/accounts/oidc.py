@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from model.accounts.users import AccountError, UserInfo
+from model.i18n import tr
 from model.store.audit import audit
 from model.store.tables import ROLES, OidcIdentity, OidcRule, OidcSession, User, utcnow
 
@@ -74,15 +75,15 @@ def normalize_pattern(pattern: str) -> str:
         text = "@" + text
     if _DOMAIN.fullmatch(text) or _ADDRESS.fullmatch(text):
         return text
-    raise AccountError(f'e-mail or domain "{pattern}" is not allowed: write an address such as ana@school.pt '
-                       "or a domain such as @school.pt")  # fmt: skip
+    raise AccountError(tr('e-mail or domain "{pattern}" is not allowed: write an address such as ana@school.pt '
+                          "or a domain such as @school.pt", pattern=pattern))  # fmt: skip
 
 
 def add_rule(session: Session, pattern: str, role: str, *, actor: str, actor_id: int | None = None) -> Rule:
     """Map an address or domain to ``role`` (replacing its earlier role); audited."""
     pattern = normalize_pattern(pattern)
     if role not in ROLES:
-        raise AccountError(f'role "{role}" is not allowed: use {" or ".join(ROLES)}')
+        raise AccountError(tr('role "{role}" is not allowed: use {roles}', role=role, roles=" or ".join(ROLES)))
     row = session.scalar(sa.select(OidcRule).where(OidcRule.pattern == pattern))
     if row is None:
         row = OidcRule(pattern=pattern, role=role, created_by=actor)
@@ -99,7 +100,7 @@ def remove_rule(session: Session, pattern: str, *, actor: str, actor_id: int | N
     pattern = normalize_pattern(pattern)
     row = session.scalar(sa.select(OidcRule).where(OidcRule.pattern == pattern))
     if row is None:
-        raise AccountError(f'no rule for "{pattern}"')
+        raise AccountError(tr('no rule for "{pattern}"', pattern=pattern))
     session.delete(row)
     audit(session, "oidc_rule_removed", actor, actor_id, pattern=pattern)
 
@@ -166,7 +167,7 @@ def resolve(session: Session, *, issuer: str, subject: str, email: str | None, n
     is in mathsight. Records the identity, creates its user the first time a rule matches, keeps the
     role in step with the rules, and records a waiting request when none matches."""
     if not issuer or not subject:
-        raise AccountError("the identity provider's answer names no issuer or subject")
+        raise AccountError(tr("the identity provider's answer names no issuer or subject"))
     # Roles follow the address, so only an address the provider vouches for counts; a provider that never
     # sends the claim (Microsoft Entra) is trusted only when the installation says so.
     if email_verified in (False, "false") or (email_verified not in (True, "true") and not trust_unsent_verification):

@@ -13,12 +13,13 @@ from sqlalchemy.orm import Session
 
 from model import i18n
 from model.errors import Problem, UserError
+from model.i18n import N_, tr
 from model.store.audit import audit
 from model.store.tables import User
 
 MAX_EMAIL = 254
 _EMAIL = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+")
-EMAIL_ALLOWED = "an address like name@school.example (at most 254 characters)"
+EMAIL_ALLOWED = N_("an address like name@school.example (at most 254 characters)")
 
 
 class ProfileError(UserError):
@@ -36,8 +37,8 @@ def _checked_email(email: str | None) -> str | None:
     if not text:
         return None
     if len(text) > MAX_EMAIL or not _EMAIL.fullmatch(text):
-        problem = Problem(None, "email", text, "not an e-mail address", EMAIL_ALLOWED)
-        raise ProfileError(f"email: not an e-mail address; allowed: {EMAIL_ALLOWED}", [problem])
+        problem = Problem(None, "email", text, tr("not an e-mail address"), tr(EMAIL_ALLOWED))
+        raise ProfileError(tr("email: not an e-mail address; allowed: {allowed}", allowed=tr(EMAIL_ALLOWED)), [problem])
     return text
 
 
@@ -51,11 +52,11 @@ def set_digest_preference(session: Session, user_id: int, email: str | None, opt
     """Set the user's own address and digest opt-in; opting in needs an address."""
     address = _checked_email(email)
     if opt_in and address is None:
-        problem = Problem(None, "email", "", "the weekly digest needs an e-mail address", EMAIL_ALLOWED)
-        raise ProfileError("email: the weekly digest needs an e-mail address", [problem])
+        problem = Problem(None, "email", "", tr("the weekly digest needs an e-mail address"), tr(EMAIL_ALLOWED))
+        raise ProfileError(tr("email: the weekly digest needs an e-mail address"), [problem])
     row = session.get(User, user_id)
     if row is None:
-        raise ProfileError("no such user")
+        raise ProfileError(tr("no such user"))
     row.email, row.digest_opt_in = address, bool(opt_in)
     audit(session, "digest_preference_set", row.username, user_id, digest_opt_in=bool(opt_in),
           email_set=address is not None)  # fmt: skip
@@ -72,11 +73,11 @@ def set_language(session: Session, user_id: int, code: str | None) -> str | None
     """Set the user's own language (None: follow the browser); audited."""
     if code is not None and code not in i18n.LANGUAGES:
         allowed = ", ".join(i18n.LANGUAGES)
-        problem = Problem(None, "language", str(code), "not a language of mathsight", allowed)
-        raise ProfileError(f"language: {code!r} is not one of {allowed}", [problem])
+        problem = Problem(None, "language", str(code), tr("not a language of mathsight"), allowed)
+        raise ProfileError(tr("language: {code} is not one of {allowed}", code=repr(code), allowed=allowed), [problem])
     row = session.get(User, user_id)
     if row is None:
-        raise ProfileError("no such user")
+        raise ProfileError(tr("no such user"))
     if row.language != code:
         row.language = code
         audit(session, "language_set", row.username, user_id, language=code or "browser")

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from zxcvbn import zxcvbn
 
 from model.errors import UserError
+from model.i18n import N_, tr
 from model.settings import Settings
 from model.store.audit import audit
 from model.store.db import UPSERT_INSERTS, get_engine
@@ -73,14 +74,51 @@ class UserInfo:
         return self.locked_until is not None and self.locked_until > (now or utcnow())
 
 
+# zxcvbn's own words (English only), so that a refused password is explained in the user's language too.
+ZXCVBN_WORDS = (
+    N_("Use a few words, avoid common phrases."),
+    N_("No need for symbols, digits, or uppercase letters."),
+    N_("Add another word or two. Uncommon words are better."),
+    N_("Straight rows of keys are easy to guess."),
+    N_("Short keyboard patterns are easy to guess."),
+    N_("Use a longer keyboard pattern with more turns."),
+    N_('Repeats like "aaa" are easy to guess.'),
+    N_('Repeats like "abcabcabc" are only slightly harder to guess than "abc".'),
+    N_("Avoid repeated words and characters."),
+    N_('Sequences like "abc" or "6543" are easy to guess.'),
+    N_("Avoid sequences."),
+    N_("Recent years are easy to guess."),
+    N_("Avoid recent years."),
+    N_("Avoid years that are associated with you."),
+    N_("Dates are often easy to guess."),
+    N_("Avoid dates and years that are associated with you."),
+    N_("This is a top-10 common password."),
+    N_("This is a top-100 common password."),
+    N_("This is a very common password."),
+    N_("This is similar to a commonly used password."),
+    N_("A word by itself is easy to guess."),
+    N_("Names and surnames by themselves are easy to guess."),
+    N_("Common names and surnames are easy to guess."),
+    N_("Capitalization doesn't help very much."),
+    N_("All-uppercase is almost as easy to guess as all-lowercase."),
+    N_("Reversed words aren't much harder to guess."),
+    N_("Predictable substitutions like '@' instead of 'a' don't help very much."),
+)
+
+
+def _zxcvbn_words(text: str) -> str:
+    """A zxcvbn warning or suggestion in this context's language (as it is when it is a new one)."""
+    return tr(text) if text in ZXCVBN_WORDS else text
+
+
 def normalize_username(username: str) -> str:
     """The stored form of a username (lower case, trimmed); raises :class:`AccountError` when malformed."""
     name = str(username).strip().lower()
     if not _USERNAME.fullmatch(name):
         raise AccountError(
-            f'username "{username}" is not allowed: use 2-64 characters a-z, 0-9, ".", "_" or "-", '
-            "starting with a letter or digit"
-        )
+            tr('username "{username}" is not allowed: use 2-64 characters a-z, 0-9, ".", "_" or "-", '
+               "starting with a letter or digit", username=username)
+        )  # fmt: skip
     return name
 
 
@@ -88,20 +126,20 @@ def check_password_rules(password: str, username: str | None = None) -> None:
     """Raise :class:`AccountError` unless ``password`` is 10-72 bytes without surrounding spaces and hard
     to guess (zxcvbn, with ``username`` as user input); the message says why, in zxcvbn's words."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise AccountError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+        raise AccountError(tr("the password must have at least {count} characters", count=MIN_PASSWORD_LENGTH))
     if len(password.encode("utf-8")) > MAX_PASSWORD_BYTES:
-        raise AccountError(f"the password may have at most {MAX_PASSWORD_BYTES} bytes")
+        raise AccountError(tr("the password may have at most {count} bytes", count=MAX_PASSWORD_BYTES))
     if password != password.strip():
-        raise AccountError("the password may not begin or end with a space")
+        raise AccountError(tr("the password may not begin or end with a space"))
     result = zxcvbn(password, user_inputs=[username] if username else [])
     if result["score"] >= MIN_PASSWORD_SCORE:
         return
     from_username = any(match.get("dictionary_name") == "user_inputs" for match in result["sequence"])
     feedback = result["feedback"]
-    reasons = ["it is built from the username." if from_username else "", feedback["warning"],
-               *feedback["suggestions"]]  # fmt: skip
-    why = " ".join(reason.strip() for reason in reasons if reason.strip()) or "choose a longer, less common one."
-    raise AccountError(f"the password is too easy to guess: {why}")
+    reasons = [tr("it is built from the username.") if from_username else "", _zxcvbn_words(feedback["warning"]),
+               *map(_zxcvbn_words, feedback["suggestions"])]  # fmt: skip
+    why = " ".join(reason.strip() for reason in reasons if reason.strip()) or tr("choose a longer, less common one.")
+    raise AccountError(tr("the password is too easy to guess: {why}", why=why))
 
 
 def random_password() -> str:
@@ -123,14 +161,14 @@ def hash_password(password: str, username: str | None = None) -> str:
 
 def _check_role(role: str) -> str:
     if role not in ROLES:
-        raise AccountError(f'role "{role}" is not allowed: use {" or ".join(ROLES)}')
+        raise AccountError(tr('role "{role}" is not allowed: use {roles}', role=role, roles=" or ".join(ROLES)))
     return role
 
 
 def _row(session: Session, username: str) -> User:
     row = session.scalar(sa.select(User).where(User.username == str(username).strip().lower()))
     if row is None:
-        raise AccountError(f'no user "{username}"')
+        raise AccountError(tr('no user "{username}"', username=username))
     return row
 
 
@@ -149,7 +187,7 @@ def create_user(
     username = normalize_username(username)
     _check_role(role)
     if session.scalar(sa.select(User.id).where(User.username == username)) is not None:
-        raise AccountError(f'username "{username}" is already taken')
+        raise AccountError(tr('username "{username}" is already taken', username=username))
     row = User(username=username, name=(name or "").strip() or username, email=email or None,
                password_hash=hash_password(password, username), role=role, active=True)  # fmt: skip
     session.add(row)
@@ -162,7 +200,9 @@ def set_password(session: Session, username: str, password: str, *, actor: str, 
     """Replace a user's password and lift any lockout; every sign-in session of the user ends."""
     row = _row(session, username)
     if session.scalar(sa.select(OidcIdentity.id).where(OidcIdentity.user_id == row.id)) is not None:
-        raise AccountError(f'"{row.username}" signs in through the identity provider and has no password here')
+        raise AccountError(
+            tr('"{username}" signs in through the identity provider and has no password here', username=row.username)
+        )
     row.password_hash = hash_password(password, row.username)
     row.failed_logins, row.locked_until = 0, None
     row.session_generation = (row.session_generation or 0) + 1
@@ -179,7 +219,7 @@ def deactivate(session: Session, username: str, *, actor: str, actor_id: int | N
     cannot be deactivated."""
     row = _row(session, username)
     if row.active and row.role == "admin" and _active_admins(session) <= 1:
-        raise AccountError(f'"{row.username}" is the last active admin and cannot be deactivated')
+        raise AccountError(tr('"{username}" is the last active admin and cannot be deactivated', username=row.username))
     row.active = False
     row.session_generation = (row.session_generation or 0) + 1  # its sign-in sessions end, for good
     audit(session, "user_deactivated", actor, actor_id, username=row.username)

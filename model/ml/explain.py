@@ -1,4 +1,10 @@
-"""Explanations in words: the top SHAP factors of one prediction as short plain sentences."""
+"""Explanations in words: the top SHAP factors of one prediction as short plain sentences.
+
+Every sentence is built when it is asked for, in the context's language (:func:`model.i18n.tr`): English
+for the API and the command line, the user's language in the dashboard. The constants a front shows
+itself (:data:`CAVEAT`, :data:`REVERSE_NOTE`, :data:`GROUP_LABELS`) are English marked with ``N_``: show
+them as ``tr(CAVEAT)`` (or :func:`group_label`). ``Factor.label`` is the field's English label (the API's).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from model import i18n
+from model.i18n import N_, tr
 from model.ml.grade_model import Explanation
 from model.schema.fields import FIELDS
 from model.schema.results import percent_text
@@ -40,8 +48,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-@lru_cache(maxsize=4096)
 def _phrase(name: str, value: Any) -> str:
+    return _phrase_in(name, value, i18n.language())
+
+
+@lru_cache(maxsize=8192)
+def _phrase_in(name: str, value: Any, language: str) -> str:
+    """The phrase of one value (cached per language: the language is part of the key)."""
     phrase = describe_value(name, value)
     if ": " in phrase:
         label, said = phrase.split(": ", 1)
@@ -52,7 +65,7 @@ def _phrase(name: str, value: Any) -> str:
 def sentence(name: str, value: Any, points: float) -> str:
     """'3 past class failures: −2.1 points' (a true minus sign, one decimal)."""
     sign = "+" if points >= 0 else "\u2212"
-    return f"{_phrase(name, _plain(value))}: {sign}{abs(points):.1f} points"
+    return tr("{factor}: {points} points", factor=_phrase(name, _plain(value)), points=sign + i18n.number(abs(points)))
 
 
 def top_factors(contributions: pd.Series, record: pd.Series | dict[str, Any], top: int = 5) -> list[Factor]:
@@ -146,14 +159,15 @@ def global_importance(explanation: Explanation) -> pd.Series:
 def summary_text(predicted: float, base_value: float, factors: list[Factor]) -> str:
     """One paragraph: where the average student lands and what moves this one most."""
     if not factors:
-        return f"Predicted grade {predicted:.1f}."
+        return tr("Predicted grade {grade}.", grade=i18n.number(predicted))
     down = [f.sentence for f in factors if f.points < 0][:3]
     up = [f.sentence for f in factors if f.points > 0][:3]
-    parts = [f"An average student is predicted {base_value:.1f}; this student {predicted:.1f}."]
+    parts = [tr("An average student is predicted {average}; this student {grade}.",
+                average=i18n.number(base_value), grade=i18n.number(predicted))]  # fmt: skip
     if down:
-        parts.append("Lowering the grade: " + "; ".join(down) + ".")
+        parts.append(tr("Lowering the grade: {factors}.", factors="; ".join(down)))
     if up:
-        parts.append("Raising it: " + "; ".join(up) + ".")
+        parts.append(tr("Raising it: {factors}.", factors="; ".join(up)))
     return " ".join(parts)
 
 
@@ -163,10 +177,18 @@ GRADES_SO_FAR = ("G1", "G2", "failures")
 # Given because a student struggles (support) or bought by worried families (paid classes): in past students
 # these go with lower grades, which says nothing about what they do. Never presented as something to remove.
 REVERSE_ASSOCIATION = ("schoolsup", "famsup", "paid")
-REVERSE_NOTE = ("given to students who already struggle, so past students with it did worse; this is not an "
-                "effect of the support, and removing it would not help")  # fmt: skip
-CAVEAT = ("These are associations seen in 395 past students, not promises: changing a factor need not change "
-          "this student's grade the way the model says.")  # fmt: skip
+REVERSE_NOTE = N_("given to students who already struggle, so past students with it did worse; this is not an "
+                   "effect of the support, and removing it would not help")  # fmt: skip
+CAVEAT = N_("These are associations seen in 395 past students, not promises: changing a factor need not change "
+             "this student's grade the way the model says.")  # fmt: skip
+
+
+GROUP_LABELS = {"levers": N_("Levers"), "grades so far": N_("Grades so far"), "background": N_("Background")}
+
+
+def group_label(group: str) -> str:
+    """A group's heading in this context's language ('Levers', 'Grades so far', 'Background')."""
+    return tr(GROUP_LABELS[group])
 
 
 def group_of(name: str) -> str:
@@ -186,21 +208,22 @@ def grouped(factors: list[Factor]) -> list[tuple[str, list[Factor]]]:
 def lever_sentence(factor: Factor) -> str:
     """The factor's sentence, with the reverse-association warning where it applies."""
     if factor.name in REVERSE_ASSOCIATION:
-        return f"{factor.sentence} (reverse association: {REVERSE_NOTE})"
+        return tr("{sentence} (reverse association: {note})", sentence=factor.sentence, note=tr(REVERSE_NOTE))
     return factor.sentence
 
 
 def chances_text(p_pass: float, p_no_grade: float) -> str:
     """P(pass) and P(no grade) in plain words."""
-    return (f"Of 100 past students like this one, about {_count(p_pass)} passed (chance of passing "
-            f"{percent_text(p_pass)}). The risk of no final grade is {percent_text(p_no_grade)}: about "
-            f"{_count(p_no_grade)} in 100 did not sit the final exam, which is a different warning from a low "
-            "grade (it often follows disengagement rather than difficulty).")  # fmt: skip
+    return tr("Of 100 past students like this one, about {passed} passed (chance of passing {p_pass}). The risk "
+              "of no final grade is {p_no_grade}: about {absent} in 100 did not sit the final exam, which is a "
+              "different warning from a low grade (it often follows disengagement rather than difficulty).",
+              passed=_count(p_pass), p_pass=percent_text(p_pass), p_no_grade=percent_text(p_no_grade),
+              absent=_count(p_no_grade))  # fmt: skip
 
 
 def _count(p: float) -> str:
     n = round(p * 100)
-    return "fewer than 1" if n < 1 else ("more than 99" if n > 99 else str(n))
+    return tr("fewer than 1") if n < 1 else (tr("more than 99") if n > 99 else str(n))
 
 
 @dataclass(frozen=True)
@@ -215,7 +238,11 @@ class Change:
 
     @property
     def text(self) -> str:
-        return f"{FIELDS[self.name].label}: {self.before} → {self.after}"
+        """'Weekly study time: 2 → 3' in this context's language (yes/no in words, numbers as codes)."""
+        spec = FIELDS[self.name]
+        before, after = (spec.value_label(self.before), spec.value_label(self.after)) if spec.kind == "binary" else (
+            self.before, self.after)  # fmt: skip
+        return tr("{field}: {before} → {after}", field=tr(spec.label), before=before, after=after)
 
 
 def _steps(record: Mapping[str, Any]) -> list[tuple[str, Any]]:

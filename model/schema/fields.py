@@ -2,6 +2,12 @@
 
 Every other part of mathsight (the form, the CSV upload, the API model, drift checks, docs) reads
 names, kinds, allowed values, ranges, labels and help text from :data:`FIELDS`.
+
+Languages: every word here is English, marked with ``N_`` for the catalog, and stays English on the
+objects (the API, the CLI and the published schema read them as they are). A front translates where
+it shows them: ``tr(spec.label)``, ``tr(spec.help)``, ``tr(group)`` for a name of :data:`GROUPS`.
+Field codes (``G1``, ``studytime``) and the codebook values (``at_home``) are never translated;
+:meth:`FieldSpec.value_label` already gives a value's words in the context's language.
 """
 
 from __future__ import annotations
@@ -15,9 +21,11 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from model.i18n import N_, tr
+
 Kind = Literal["categorical", "ordinal", "int", "binary"]
 
-GROUPS = ("School & person", "Family", "School life", "Habits & health", "Grades")
+GROUPS = (N_("School & person"), N_("Family"), N_("School life"), N_("Habits & health"), N_("Grades"))
 ID_COLUMN = "student_id"
 TARGET = "G3"
 GRADES = ("G1", "G2")
@@ -56,7 +64,7 @@ class FieldSpec:
     max: int | None = None
     actionable: bool = False
     value_labels: Mapping[str | int, str] = field(default_factory=dict, hash=False)
-    phrase: str = "{label}: {value}"
+    phrase: str = N_("{label}: {value}")
     required: bool = True
 
     @property
@@ -70,23 +78,25 @@ class FieldSpec:
         return ", ".join(self.allowed) if self.allowed is not None else f"{self.min}-{self.max}"
 
     def value_label(self, value: str | int) -> str:
-        """Words for a canonical value (the value itself when it has no label)."""
-        return self.value_labels.get(value, str(value))
+        """Words for a canonical value in this context's language (the value itself when it has no label)."""
+        label = self.value_labels.get(value)
+        return str(value) if label is None else tr(label)
 
 
 _YES_NO = ("yes", "no")
+_YES_NO_LABELS = {"yes": N_("yes"), "no": N_("no")}
 _JOBS = ("teacher", "health", "services", "at_home", "other")
-_JOB_LABELS = {"health": "health care", "services": "civil services", "at_home": "at home"}
+_JOB_LABELS = {"teacher": N_("teacher"), "health": N_("health care"), "services": N_("civil services"),
+               "at_home": N_("at home"), "other": N_("other")}  # fmt: skip
 _EDUCATION = {
-    0: "none",
-    1: "primary education (4th grade)",
-    2: "5th to 9th grade",
-    3: "secondary education",
-    4: "higher education",
+    0: N_("none"),
+    1: N_("primary education (4th grade)"),
+    2: N_("5th to 9th grade"),
+    3: N_("secondary education"),
+    4: N_("higher education"),
 }
-_LOW_HIGH = {1: "very low", 2: "low", 3: "medium", 4: "high", 5: "very high"}
-_BAD_GOOD = {1: "very bad", 2: "bad", 3: "fair", 4: "good"}
-_JOB_HELP = '"teacher", "health" care related, civil "services" (e.g. administrative or police), "at_home" or "other"'
+_LOW_HIGH = {1: N_("very low"), 2: N_("low"), 3: N_("medium"), 4: N_("high"), 5: N_("very high")}
+_BAD_GOOD = {1: N_("very bad"), 2: N_("bad"), 3: N_("fair"), 4: N_("good")}
 
 
 def _spec(name: str, kind: Kind, group: str, label: str, help: str, **kw: Any) -> FieldSpec:
@@ -97,7 +107,8 @@ def _spec(name: str, kind: Kind, group: str, label: str, help: str, **kw: Any) -
 
 
 def _yes_no(name: str, group: str, label: str, help: str, actionable: bool = False) -> FieldSpec:
-    return _spec(name, "binary", group, label, f"{help} (yes or no)", allowed=_YES_NO, actionable=actionable)
+    return _spec(name, "binary", group, label, help, allowed=_YES_NO, value_labels=_YES_NO_LABELS,
+                 actionable=actionable)  # fmt: skip
 
 
 def _scale(name: str, label: str, help: str, labels: Mapping[int, str], **kw: Any) -> FieldSpec:
@@ -106,79 +117,91 @@ def _scale(name: str, label: str, help: str, labels: Mapping[int, str], **kw: An
 
 _P, _F, _S, _H, _G = GROUPS
 _SPECS = (
-    _spec("school", "categorical", _P, "School",
-          "Student's school: GP (Gabriel Pereira) or MS (Mousinho da Silveira)",
+    _spec("school", "categorical", _P, N_("School"),
+          N_("Student's school: GP (Gabriel Pereira) or MS (Mousinho da Silveira)"),
           allowed=("GP", "MS"), value_labels={"GP": "Gabriel Pereira", "MS": "Mousinho da Silveira"}),
-    _spec("sex", "categorical", _P, "Sex", "Student's sex: F (female) or M (male)",
-          allowed=("F", "M"), value_labels={"F": "female", "M": "male"}),
-    _spec("age", "int", _P, "Age", "Student's age in years, from 15 to 22", min=15, max=22,
-          phrase="age {value}"),
-    _spec("address", "categorical", _P, "Home address", "Student's home address type: U (urban) or R (rural)",
-          allowed=("U", "R"), value_labels={"U": "urban", "R": "rural"}),
-    _spec("famsize", "categorical", _F, "Family size",
-          "Family size: LE3 (less or equal to 3) or GT3 (greater than 3)",
-          allowed=("LE3", "GT3"), value_labels={"LE3": "3 or fewer", "GT3": "more than 3"}),
-    _spec("Pstatus", "categorical", _F, "Parents' cohabitation",
-          "Parent's cohabitation status: T (living together) or A (apart)",
-          allowed=("T", "A"), value_labels={"T": "living together", "A": "apart"}),
-    _spec("Medu", "ordinal", _F, "Mother's education",
-          "Mother's education: 0 none, 1 primary education (4th grade), 2 5th to 9th grade, "
-          "3 secondary education, 4 higher education", min=0, max=4, value_labels=_EDUCATION),
-    _spec("Fedu", "ordinal", _F, "Father's education",
-          "Father's education: 0 none, 1 primary education (4th grade), 2 5th to 9th grade, "
-          "3 secondary education, 4 higher education", min=0, max=4, value_labels=_EDUCATION),
-    _spec("Mjob", "categorical", _F, "Mother's job", f"Mother's job: {_JOB_HELP}",
+    _spec("sex", "categorical", _P, N_("Sex"), N_("Student's sex: F (female) or M (male)"),
+          allowed=("F", "M"), value_labels={"F": N_("female"), "M": N_("male")}),
+    _spec("age", "int", _P, N_("Age"), N_("Student's age in years, from 15 to 22"), min=15, max=22,
+          phrase=N_("age {value}")),
+    _spec("address", "categorical", _P, N_("Home address"),
+          N_("Student's home address type: U (urban) or R (rural)"),
+          allowed=("U", "R"), value_labels={"U": N_("urban"), "R": N_("rural")}),
+    _spec("famsize", "categorical", _F, N_("Family size"),
+          N_("Family size: LE3 (less or equal to 3) or GT3 (greater than 3)"),
+          allowed=("LE3", "GT3"), value_labels={"LE3": N_("3 or fewer"), "GT3": N_("more than 3")}),
+    _spec("Pstatus", "categorical", _F, N_("Parents' cohabitation"),
+          N_("Parent's cohabitation status: T (living together) or A (apart)"),
+          allowed=("T", "A"), value_labels={"T": N_("living together"), "A": N_("apart")}),
+    _spec("Medu", "ordinal", _F, N_("Mother's education"),
+          N_("Mother's education: 0 none, 1 primary education (4th grade), 2 5th to 9th grade, "
+             "3 secondary education, 4 higher education"), min=0, max=4, value_labels=_EDUCATION),
+    _spec("Fedu", "ordinal", _F, N_("Father's education"),
+          N_("Father's education: 0 none, 1 primary education (4th grade), 2 5th to 9th grade, "
+             "3 secondary education, 4 higher education"), min=0, max=4, value_labels=_EDUCATION),
+    _spec("Mjob", "categorical", _F, N_("Mother's job"),
+          N_('Mother\'s job: "teacher", "health" care related, civil "services" (e.g. administrative or police), '
+             '"at_home" or "other"'),
           allowed=_JOBS, value_labels=_JOB_LABELS),
-    _spec("Fjob", "categorical", _F, "Father's job", f"Father's job: {_JOB_HELP}",
+    _spec("Fjob", "categorical", _F, N_("Father's job"),
+          N_('Father\'s job: "teacher", "health" care related, civil "services" (e.g. administrative or police), '
+             '"at_home" or "other"'),
           allowed=_JOBS, value_labels=_JOB_LABELS),
-    _spec("reason", "categorical", _S, "Reason for choosing the school",
-          'Reason to choose this school: close to "home", school "reputation", "course" preference '
-          'or "other"',
+    _spec("reason", "categorical", _S, N_("Reason for choosing the school"),
+          N_('Reason to choose this school: close to "home", school "reputation", "course" preference '
+             'or "other"'),
           allowed=("home", "reputation", "course", "other"),
-          value_labels={"home": "close to home", "reputation": "school reputation",
-                        "course": "course preference"}),
-    _spec("guardian", "categorical", _F, "Guardian", 'Student\'s guardian: "mother", "father" or "other"',
-          allowed=("mother", "father", "other")),
-    _spec("traveltime", "ordinal", _S, "Travel time to school",
-          "Home to school travel time: 1 <15 min, 2 15 to 30 min, 3 30 min to 1 hour, 4 >1 hour",
-          min=1, max=4, value_labels={1: "<15 min", 2: "15-30 min", 3: "30 min-1 hour", 4: ">1 hour"},
-          phrase="travel time to school {value}"),
-    _spec("studytime", "ordinal", _S, "Weekly study time",
-          "Weekly study time: 1 <2 hours, 2 2 to 5 hours, 3 5 to 10 hours, 4 >10 hours",
-          min=1, max=4, value_labels={1: "<2 hours", 2: "2-5 hours", 3: "5-10 hours", 4: ">10 hours"},
-          actionable=True, phrase="weekly study time {value}"),
-    _spec("failures", "int", _S, "Past class failures",
-          "Number of past class failures (n if 1 <= n < 3, else 4)", min=0, max=4),
-    _yes_no("schoolsup", _S, "Extra educational support", "Extra educational support", actionable=True),
-    _yes_no("famsup", _S, "Family educational support", "Family educational support", actionable=True),
-    _yes_no("paid", _S, "Extra paid classes",
-            "Extra paid classes within the course subject (Math or Portuguese)", actionable=True),
-    _yes_no("activities", _S, "Extra-curricular activities", "Extra-curricular activities", actionable=True),
-    _yes_no("nursery", _S, "Attended nursery school", "Attended nursery school"),
-    _yes_no("higher", _S, "Wants higher education", "Wants to take higher education"),
-    _yes_no("internet", _S, "Internet access at home", "Internet access at home", actionable=True),
-    _yes_no("romantic", _S, "In a romantic relationship", "With a romantic relationship"),
-    _spec("famrel", "ordinal", _F, "Quality of family relationships",
-          "Quality of family relationships: from 1 (very bad) to 5 (excellent)",
-          min=1, max=5, value_labels={**_BAD_GOOD, 5: "excellent"}),
-    _scale("freetime", "Free time after school", "Free time after school: from 1 (very low) to 5 (very high)",
-           _LOW_HIGH),
-    _scale("goout", "Going out with friends", "Going out with friends: from 1 (very low) to 5 (very high)",
-           _LOW_HIGH, actionable=True),
-    _scale("Dalc", "Workday alcohol consumption",
-           "Workday alcohol consumption: from 1 (very low) to 5 (very high)", _LOW_HIGH, actionable=True),
-    _scale("Walc", "Weekend alcohol consumption",
-           "Weekend alcohol consumption: from 1 (very low) to 5 (very high)", _LOW_HIGH, actionable=True),
-    _scale("health", "Current health", "Current health status: from 1 (very bad) to 5 (very good)",
-           {**_BAD_GOOD, 5: "very good"}),
-    _spec("absences", "int", _H, "School absences", "Number of school absences, from 0 to 93",
+          value_labels={"home": N_("close to home"), "reputation": N_("school reputation"),
+                        "course": N_("course preference"), "other": N_("other")}),
+    _spec("guardian", "categorical", _F, N_("Guardian"), N_('Student\'s guardian: "mother", "father" or "other"'),
+          allowed=("mother", "father", "other"),
+          value_labels={"mother": N_("mother"), "father": N_("father"), "other": N_("other")}),
+    _spec("traveltime", "ordinal", _S, N_("Travel time to school"),
+          N_("Home to school travel time: 1 <15 min, 2 15 to 30 min, 3 30 min to 1 hour, 4 >1 hour"),
+          min=1, max=4,
+          value_labels={1: N_("<15 min"), 2: N_("15-30 min"), 3: N_("30 min-1 hour"), 4: N_(">1 hour")},
+          phrase=N_("travel time to school {value}")),
+    _spec("studytime", "ordinal", _S, N_("Weekly study time"),
+          N_("Weekly study time: 1 <2 hours, 2 2 to 5 hours, 3 5 to 10 hours, 4 >10 hours"),
+          min=1, max=4,
+          value_labels={1: N_("<2 hours"), 2: N_("2-5 hours"), 3: N_("5-10 hours"), 4: N_(">10 hours")},
+          actionable=True, phrase=N_("weekly study time {value}")),
+    _spec("failures", "int", _S, N_("Past class failures"),
+          N_("Number of past class failures (n if 1 <= n < 3, else 4)"), min=0, max=4),
+    _yes_no("schoolsup", _S, N_("Extra educational support"), N_("Extra educational support (yes or no)"),
+            actionable=True),
+    _yes_no("famsup", _S, N_("Family educational support"), N_("Family educational support (yes or no)"),
+            actionable=True),
+    _yes_no("paid", _S, N_("Extra paid classes"),
+            N_("Extra paid classes within the course subject (Math or Portuguese) (yes or no)"), actionable=True),
+    _yes_no("activities", _S, N_("Extra-curricular activities"), N_("Extra-curricular activities (yes or no)"),
+            actionable=True),
+    _yes_no("nursery", _S, N_("Attended nursery school"), N_("Attended nursery school (yes or no)")),
+    _yes_no("higher", _S, N_("Wants higher education"), N_("Wants to take higher education (yes or no)")),
+    _yes_no("internet", _S, N_("Internet access at home"), N_("Internet access at home (yes or no)"),
+            actionable=True),
+    _yes_no("romantic", _S, N_("In a romantic relationship"), N_("With a romantic relationship (yes or no)")),
+    _spec("famrel", "ordinal", _F, N_("Quality of family relationships"),
+          N_("Quality of family relationships: from 1 (very bad) to 5 (excellent)"),
+          min=1, max=5, value_labels={**_BAD_GOOD, 5: N_("excellent")}),
+    _scale("freetime", N_("Free time after school"),
+           N_("Free time after school: from 1 (very low) to 5 (very high)"), _LOW_HIGH),
+    _scale("goout", N_("Going out with friends"),
+           N_("Going out with friends: from 1 (very low) to 5 (very high)"), _LOW_HIGH, actionable=True),
+    _scale("Dalc", N_("Workday alcohol consumption"),
+           N_("Workday alcohol consumption: from 1 (very low) to 5 (very high)"), _LOW_HIGH, actionable=True),
+    _scale("Walc", N_("Weekend alcohol consumption"),
+           N_("Weekend alcohol consumption: from 1 (very low) to 5 (very high)"), _LOW_HIGH, actionable=True),
+    _scale("health", N_("Current health"), N_("Current health status: from 1 (very bad) to 5 (very good)"),
+           {**_BAD_GOOD, 5: N_("very good")}),
+    _spec("absences", "int", _H, N_("School absences"), N_("Number of school absences, from 0 to 93"),
           min=0, max=93, actionable=True),
-    _spec("G1", "int", _G, "First period grade", "First period grade, from 0 to 20 (optional)",
-          min=0, max=20, required=False, phrase="{label}: {value}/20"),
-    _spec("G2", "int", _G, "Second period grade", "Second period grade, from 0 to 20 (optional)",
-          min=0, max=20, required=False, phrase="{label}: {value}/20"),
-    _spec("G3", "int", _G, "Final grade", "Final grade, from 0 to 20: what the model predicts",
-          min=0, max=20, required=False, phrase="{label}: {value}/20"),
+    _spec("G1", "int", _G, N_("First period grade"), N_("First period grade, from 0 to 20 (optional)"),
+          min=0, max=20, required=False, phrase=N_("{label}: {value}/20")),
+    _spec("G2", "int", _G, N_("Second period grade"), N_("Second period grade, from 0 to 20 (optional)"),
+          min=0, max=20, required=False, phrase=N_("{label}: {value}/20")),
+    _spec("G3", "int", _G, N_("Final grade"), N_("Final grade, from 0 to 20: what the model predicts"),
+          min=0, max=20, required=False, phrase=N_("{label}: {value}/20")),
 )  # fmt: skip
 
 FIELDS: dict[str, FieldSpec] = {spec.name: spec for spec in _SPECS}

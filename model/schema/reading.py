@@ -20,8 +20,15 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
+from model import i18n
 from model.errors import LONE_SURROGATE, BatchRejected
+from model.i18n import tr
 from model.schema.fields import _SPARE_COLUMNS, MAX_ROWS
+
+
+def count_text(count: int) -> str:
+    """A count of rows as read in this language (``100,000`` in English, ``100000`` in Portuguese)."""
+    return f"{count:,}" if i18n.language() == i18n.ENGLISH else i18n.number(count, 0)
 
 
 def _decode(data: bytes) -> str:
@@ -29,11 +36,11 @@ def _decode(data: bytes) -> str:
         try:
             return data.decode("utf-16")
         except UnicodeDecodeError as exc:
-            raise BatchRejected("the file is not readable text (broken UTF-16)") from exc
+            raise BatchRejected(tr("the file is not readable text (broken UTF-16)")) from exc
     if data.startswith(b"PK\x03\x04"):
-        raise BatchRejected("the file looks like an Excel workbook or a zip archive; save it as CSV")
+        raise BatchRejected(tr("the file looks like an Excel workbook or a zip archive; save it as CSV"))
     if b"\x00" in data:
-        raise BatchRejected("the file is not a text file (it contains NUL bytes); upload a CSV file")
+        raise BatchRejected(tr("the file is not a text file (it contains NUL bytes); upload a CSV file"))
     for encoding in ("utf-8-sig", "cp1252"):
         try:
             return data.decode(encoding)
@@ -50,11 +57,12 @@ def _to_text(data: bytes | str | Path | IO[Any]) -> str:
         data = getvalue() if callable(getvalue) else data.read()
     text = data if isinstance(data, str) else _decode(bytes(data))
     if "\x00" in text:
-        raise BatchRejected("the file is not a text file (it contains NUL characters); upload a CSV file")
+        raise BatchRejected(tr("the file is not a text file (it contains NUL characters); upload a CSV file"))
     if (found := LONE_SURROGATE.search(text)) is not None:
         line = text.count("\n", 0, found.start()) + 1
-        raise BatchRejected(f"line {line} of the file holds a character that is not valid text "
-                            "(a lone UTF-16 surrogate such as \\ud800); save the file as UTF-8")  # fmt: skip
+        message = tr("line {line} of the file holds a character that is not valid text "
+                     "(a lone UTF-16 surrogate such as \\ud800); save the file as UTF-8", line=line)  # fmt: skip
+        raise BatchRejected(message)
     return text.removeprefix("\ufeff")
 
 
@@ -72,8 +80,8 @@ def _header(text: str | IO[str], sep: str) -> tuple[int, list[str]]:
             if any(cell.strip() for cell in record):
                 return number, [cell.strip() for cell in record]
     except csv.Error as exc:
-        raise BatchRejected(f"the file could not be read as CSV: {exc}") from exc
-    raise BatchRejected("the file is empty")
+        raise BatchRejected(tr("the file could not be read as CSV: {error}", error=exc)) from exc
+    raise BatchRejected(tr("the file is empty"))
 
 
 def _records(text: str, sep: str, width: int, limit: int) -> pd.DataFrame:
@@ -92,7 +100,7 @@ def _records(text: str, sep: str, width: int, limit: int) -> pd.DataFrame:
     try:
         records = list(itertools.islice(csv.reader(io.StringIO(text, newline=""), delimiter=sep), limit))
     except csv.Error as exc:
-        raise BatchRejected(f"the file could not be read as CSV: {exc}") from exc
+        raise BatchRejected(tr("the file could not be read as CSV: {error}", error=exc)) from exc
     longest = max([width, *map(len, records)])
     return pd.DataFrame([r + [""] * (longest - len(r)) for r in records], dtype=object)
 
@@ -127,7 +135,7 @@ def _column_names(header: list[str]) -> list[str]:
     names = [name or f"(unnamed column {i})" for i, name in enumerate(header, start=1)]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
-        raise BatchRejected(f"the header names these columns more than once: {', '.join(duplicates)}")
+        raise BatchRejected(tr("the header names these columns more than once: {names}", names=", ".join(duplicates)))
     return names
 
 
@@ -143,20 +151,28 @@ def _parse_csv(text: str, max_rows: int) -> pd.DataFrame:
     """Raw string cells indexed by spreadsheet row (``row``); ``attrs["overlong_rows"]`` lists the
     rows holding more values than the header has columns."""
     if not text.strip():
-        raise BatchRejected("the file is empty")
+        raise BatchRejected(tr("the file is empty"))
     sep = _sniff_separator(text)
     header_row, header = _header(text, sep)
     width = len(header)
     limit = header_row + 2 * max_rows + 1
     cells = _records(text, sep, width, limit)
     if len(cells) >= limit:
-        raise BatchRejected(f"the file has more than {max_rows:,} data rows; split it into smaller files")
+        raise BatchRejected(
+            tr("the file has more than {limit} data rows; split it into smaller files", limit=count_text(max_rows))
+        )
     cells = cells.iloc[header_row:]
     rows = np.arange(header_row + 1, header_row + 1 + len(cells), dtype=np.int64)
     keep = ~_blank_rows(cells)
     cells, rows = cells.iloc[keep], rows[keep]
     if len(cells) > max_rows:
-        raise BatchRejected(f"the file has {len(cells):,} data rows; at most {max_rows:,} are allowed")
+        raise BatchRejected(
+            tr(
+                "the file has {rows} data rows; at most {limit} are allowed",
+                rows=count_text(len(cells)),
+                limit=count_text(max_rows),
+            )
+        )
     return _cells_frame(cells, rows, _column_names(header))
 
 
@@ -184,7 +200,7 @@ def _file_encoding(path: Path) -> str:
         head = handle.read(4)
         utf16 = head.startswith((b"\xff\xfe", b"\xfe\xff"))
         if head.startswith(b"PK\x03\x04"):
-            raise BatchRejected("the file looks like an Excel workbook or a zip archive; save it as CSV")
+            raise BatchRejected(tr("the file looks like an Excel workbook or a zip archive; save it as CSV"))
         handle.seek(0)
         decoder = codecs.getincrementaldecoder("utf-16" if utf16 else "utf-8")()
         utf8 = cp1252 = not utf16
@@ -193,12 +209,14 @@ def _file_encoding(path: Path) -> str:
                 try:
                     text = decoder.decode(block)
                 except UnicodeDecodeError as exc:
-                    raise BatchRejected("the file is not readable text (broken UTF-16)") from exc
+                    raise BatchRejected(tr("the file is not readable text (broken UTF-16)")) from exc
                 if "\x00" in text:
-                    raise BatchRejected("the file is not a text file (it contains NUL characters); upload a CSV file")
+                    raise BatchRejected(
+                        tr("the file is not a text file (it contains NUL characters); upload a CSV file")
+                    )
                 continue
             if b"\x00" in block:
-                raise BatchRejected("the file is not a text file (it contains NUL bytes); upload a CSV file")
+                raise BatchRejected(tr("the file is not a text file (it contains NUL bytes); upload a CSV file"))
             if utf8:
                 try:
                     decoder.decode(block)
@@ -209,7 +227,7 @@ def _file_encoding(path: Path) -> str:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError as exc:
             if utf16:
-                raise BatchRejected("the file is not readable text (broken UTF-16)") from exc
+                raise BatchRejected(tr("the file is not readable text (broken UTF-16)")) from exc
             utf8 = False
     return "utf-16" if utf16 else "utf-8-sig" if utf8 else "cp1252" if cp1252 else "latin-1"
 
@@ -228,7 +246,7 @@ def _file_header(path: Path, encoding: str) -> tuple[str, int, list[str]]:
             if stripped and "\n" in stripped:
                 break
     if not start.strip():
-        raise BatchRejected("the file is empty")
+        raise BatchRejected(tr("the file is empty"))
     sep = _sniff_separator(start)
     with _open_text(path, encoding) as handle:
         header_row, header = _header(handle, sep)
@@ -265,7 +283,9 @@ def _record_chunks(
                 yield done + 1, pd.DataFrame([r + [""] * (longest - len(r)) for r in chunk], dtype=object)
                 done += len(chunk)
         except csv.Error as exc:
-            raise BatchRejected(f"the file could not be read as CSV (after row {done:,}): {exc}") from exc
+            raise BatchRejected(
+                tr("the file could not be read as CSV (after row {row}): {error}", row=count_text(done), error=exc)
+            ) from exc
 
 
 def read_chunks(path: Path, chunk_rows: int = STREAM_CHUNK_ROWS) -> Iterator[pd.DataFrame]:

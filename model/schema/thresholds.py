@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import date
 
+from model.i18n import tr
+
 RISK_LEVELS = ("high", "medium", "low")
 DRIFT_STATUSES = ("act", "watch", "ok")
 SETTING_OF = {"drift_act_psi": "alert_max_psi"}  # fields whose setting has another name
@@ -52,20 +54,29 @@ class Thresholds:
     def __post_init__(self) -> None:
         if not 0 < self.risk_high_below < self.risk_medium_below <= 1:
             raise ThresholdError(
-                f"risk levels need 0 < {setting('risk_high_below')} < {setting('risk_medium_below')} <= 1, "
-                f"got {self.risk_high_below} and {self.risk_medium_below}"
-            )
+                tr("risk levels need 0 < {high} < {medium} <= 1, got {high_value} and {medium_value}",
+                   high=setting("risk_high_below"), medium=setting("risk_medium_below"),
+                   high_value=self.risk_high_below, medium_value=self.risk_medium_below)
+            )  # fmt: skip
         if not 0 < self.drift_watch_psi < self.drift_act_psi:
             raise ThresholdError(
-                f"drift levels need 0 < {setting('drift_watch_psi')} < {setting('drift_act_psi')}, "
-                f"got {self.drift_watch_psi} and {self.drift_act_psi}"
-            )
+                tr("drift levels need 0 < {watch} < {act}, got {watch_value} and {act_value}",
+                   watch=setting("drift_watch_psi"), act=setting("drift_act_psi"),
+                   watch_value=self.drift_watch_psi, act_value=self.drift_act_psi)
+            )  # fmt: skip
         if not 0 < self.attention_risk_rise < 1:
             raise ThresholdError(
-                f"{setting('attention_risk_rise')} must be between 0 and 1, got {self.attention_risk_rise}"
-            )
+                tr("{setting} must be between 0 and 1, got {value}",
+                   setting=setting("attention_risk_rise"), value=self.attention_risk_rise)
+            )  # fmt: skip
         if not 0 < self.drift_p_value < 1:
-            raise ThresholdError(f"{setting('drift_p_value')} must be between 0 and 1, got {self.drift_p_value}")
+            raise ThresholdError(
+                tr(
+                    "{setting} must be between 0 and 1, got {value}",
+                    setting=setting("drift_p_value"),
+                    value=self.drift_p_value,
+                )
+            )
 
     @classmethod
     def from_settings(cls, settings: object) -> Thresholds:

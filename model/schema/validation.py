@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 
 from model.errors import LONE_SURROGATE, BatchRejected, InvalidInput, Problem, has_lone_surrogate, shown_value
+from model.i18n import N_, tr
 from model.schema.fields import ATTRIBUTES, FIELDS, ID_COLUMN, MAX_ROWS, TARGET, FieldSpec
 from model.schema.published import StudentRecord
-from model.schema.reading import STREAM_CHUNK_ROWS, read_batch, read_chunks
+from model.schema.reading import STREAM_CHUNK_ROWS, count_text, read_batch, read_chunks
 from model.schema.values import (
     CANONICAL_NAMES,
     NOT_TEXT,
@@ -31,7 +32,21 @@ from model.schema.values import (
 MAX_LISTED = 20
 ALLOWED_NAMES = ", ".join((ID_COLUMN, *FIELDS))
 
-G2_WITHOUT_G1 = "G2 is given but G1 is missing; give G1 too, or leave both empty for the early prediction"
+G2_WITHOUT_G1 = N_("G2 is given but G1 is missing; give G1 too, or leave both empty for the early prediction")
+_IGNORED = {
+    "columns": (N_("ignored unknown columns: {names}"), N_("ignored unknown columns: {names} and {count} more")),
+    "fields": (N_("ignored unknown fields: {names}"), N_("ignored unknown fields: {names} and {count} more")),
+}
+
+
+def cell_message(row: int, column: str, reason: str) -> str:
+    """'row 3, column "age": ...': a problem of one cell of a file."""
+    return tr('row {row}, column "{column}": {reason}', row=row, column=column, reason=reason)
+
+
+def field_message(name: str, reason: str) -> str:
+    """'field "age": ...': a problem of one field of a record."""
+    return tr('field "{field}": {reason}', field=name, reason=reason)
 
 
 @dataclass
@@ -68,8 +83,10 @@ def ignored_note(names: Sequence[str], noun: str) -> Problem:
     refused (a spreadsheet often carries columns of its own, such as a name).
     """
     listed = ", ".join(f'"{shown_value(name)}"' for name in names[:MAX_LISTED])
-    more = f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else ""
-    return Problem(None, None, None, f"ignored unknown {noun}: {listed}{more}", ALLOWED_NAMES)
+    few, many = _IGNORED[noun]
+    more = len(names) - MAX_LISTED
+    message = tr(many, names=listed, count=more) if more > 0 else tr(few, names=listed)
+    return Problem(None, None, None, message, ALLOWED_NAMES)
 
 
 def record_notes(record: Mapping[str, Any]) -> list[Problem]:
@@ -87,7 +104,7 @@ def _canonical_columns(columns: Iterable[Any]) -> tuple[dict[str, Any], list[str
         if name is None:
             extra.append(str(label))
         elif name in known:
-            raise BatchRejected(f'the column "{name}" appears more than once')
+            raise BatchRejected(tr('the column "{name}" appears more than once', name=name))
         else:
             known[name] = label
     return known, extra
@@ -161,12 +178,22 @@ def _check_shape(df: pd.DataFrame, required: set[str], max_rows: int) -> tuple[d
     known, extra = _canonical_columns(df.columns)
     missing = [name for name in FIELDS if name in required and name not in known]
     if missing:
-        hint = "" if len(missing) < len(required) else "no expected column was found (separator ';' or ','); "
-        raise BatchRejected(f"{hint}missing required columns: {', '.join(missing)}")
+        names = ", ".join(missing)
+        if len(missing) < len(required):
+            raise BatchRejected(tr("missing required columns: {names}", names=names))
+        raise BatchRejected(
+            tr("no expected column was found (separator ';' or ','); missing required columns: {names}", names=names)
+        )
     if len(df) == 0:
-        raise BatchRejected("the file has a header but no data rows")
+        raise BatchRejected(tr("the file has a header but no data rows"))
     if len(df) > max_rows:
-        raise BatchRejected(f"the file has {len(df):,} data rows; at most {max_rows:,} are allowed")
+        raise BatchRejected(
+            tr(
+                "the file has {rows} data rows; at most {limit} are allowed",
+                rows=count_text(len(df)),
+                limit=count_text(max_rows),
+            )
+        )
     unnamed_blank = {c for c in extra if c.startswith("(unnamed column ") and df[c].map(is_blank).all()}
     return known, [c for c in extra if c not in unnamed_blank]
 
@@ -191,7 +218,10 @@ def validate_frame(df: pd.DataFrame, require_target: bool = False, max_rows: int
     for pos in np.flatnonzero(np.isin(rows, list(overlong))) if overlong else ():
         row = int(rows[pos])
         bad_rows[pos] = True
-        message = f"row {row}: {overlong[row]} values but the header has {len(df.columns)} columns"
+        message = tr(
+            "row {row}: {count} values but the header has {columns} columns",
+            row=row, count=overlong[row], columns=len(df.columns),
+        )  # fmt: skip
         problems.append((row, -1, Problem(row, None, None, message)))
 
     ids: np.ndarray | None = None
@@ -200,8 +230,8 @@ def validate_frame(df: pd.DataFrame, require_target: bool = False, max_rows: int
         bad_rows |= bad_ids
         for pos in np.flatnonzero(bad_ids):
             row = int(rows[pos])
-            message = f'row {row}, column "{ID_COLUMN}": {NOT_TEXT}'
-            problems.append((row, -1, Problem(row, ID_COLUMN, ids[pos], message, "any text")))
+            message = cell_message(row, ID_COLUMN, tr(NOT_TEXT))
+            problems.append((row, -1, Problem(row, ID_COLUMN, ids[pos], message, tr("any text"))))
 
     columns: dict[str, _Column] = {}
     for order, (name, spec) in enumerate(FIELDS.items()):
@@ -212,7 +242,7 @@ def validate_frame(df: pd.DataFrame, require_target: bool = False, max_rows: int
         bad_rows |= bad
         for pos in np.flatnonzero(bad):
             code, row = column.codes[pos], int(rows[pos])
-            message = f'row {row}, column "{name}": {column.reasons_u[code]}'
+            message = cell_message(row, name, column.reasons_u[code])
             problems.append((row, order, Problem(row, name, column.raws_u[code], message, spec.allowed_text)))
 
     lone_g2 = _lone_g2(columns.get("G1"), columns.get("G2"), len(df))
@@ -220,7 +250,7 @@ def validate_frame(df: pd.DataFrame, require_target: bool = False, max_rows: int
     g1_order, g1_spec = list(FIELDS).index("G1"), FIELDS["G1"]
     for pos in np.flatnonzero(lone_g2):
         row = int(rows[pos])
-        problem = Problem(row, "G1", None, f'row {row}, column "G1": {G2_WITHOUT_G1}', g1_spec.allowed_text)
+        problem = Problem(row, "G1", None, cell_message(row, "G1", tr(G2_WITHOUT_G1)), g1_spec.allowed_text)
         problems.append((row, g1_order, problem))
 
     keep = np.flatnonzero(~bad_rows)
@@ -271,20 +301,21 @@ def validate_record(record: Mapping[str, Any], require_target: bool = False) -> 
     (``row=None``; messages read ``field "age": 25 is out of range 15-22``).
     """
     if not isinstance(record, Mapping):
-        raise InvalidInput([Problem(None, None, None, "expected a mapping of field names to values")])
+        raise InvalidInput([Problem(None, None, None, tr("expected a mapping of field names to values"))])
     given: dict[str, Any] = {}
     problems: list[Problem] = []
     for key, raw in record.items():
         name = CANONICAL_NAMES.get(str(key).strip().casefold())
         if name in given:
-            problems.append(Problem(None, name, None, f'field "{name}" is given more than once'))
+            problems.append(Problem(None, name, None, tr('field "{field}" is given more than once', field=name)))
         elif name is not None:
             given[name] = raw
     result: dict[str, Any] = {}
     if ID_COLUMN in given:
         result[ID_COLUMN] = None if is_blank(given[ID_COLUMN]) else str(given[ID_COLUMN])
         if result[ID_COLUMN] is not None and text_reason(result[ID_COLUMN]) is not None:
-            problems.append(Problem(None, ID_COLUMN, result[ID_COLUMN], f'field "{ID_COLUMN}": {NOT_TEXT}', "any text"))
+            message = field_message(ID_COLUMN, tr(NOT_TEXT))
+            problems.append(Problem(None, ID_COLUMN, result[ID_COLUMN], message, tr("any text")))
     for name, spec in FIELDS.items():
         raw = given.get(name)
         value, reason = parse_cell(spec, raw)
@@ -292,11 +323,12 @@ def validate_record(record: Mapping[str, Any], require_target: bool = False) -> 
             reason = missing_reason(spec)
         if reason is not None:
             text = None if raw is None else str(raw)
-            problems.append(Problem(None, name, text, f'field "{name}": {reason}', spec.allowed_text))
+            problems.append(Problem(None, name, text, field_message(name, reason), spec.allowed_text))
         elif value is not None:
             result[name] = value
     if "G2" in result and "G1" not in result and not any(p.column == "G1" for p in problems):
-        problems.append(Problem(None, "G1", None, f'field "G1": {G2_WITHOUT_G1}', FIELDS["G1"].allowed_text))
+        message = field_message("G1", tr(G2_WITHOUT_G1))
+        problems.append(Problem(None, "G1", None, message, FIELDS["G1"].allowed_text))
     if problems:
         raise InvalidInput(problems)
     StudentRecord.model_validate(result)

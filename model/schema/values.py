@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 
 from model.errors import has_lone_surrogate
+from model.i18n import N_, tr, tr_n
 from model.schema.fields import FIELDS, ID_COLUMN, FieldSpec
 
 _WHOLE = re.compile(r"[+-]?[0-9]+(?:[.,]0*)?")
-_MISSING = "missing value"
-NOT_TEXT = "holds a character that is not valid text (a lone UTF-16 surrogate such as \\ud800)"
+NOT_TEXT = N_("holds a character that is not valid text (a lone UTF-16 surrogate such as \\ud800)")
 # Field names by their case-folded spelling: headers and keys match ignoring case and spaces.
 CANONICAL_NAMES = {name.casefold(): name for name in (*FIELDS, ID_COLUMN)}
 
@@ -47,29 +47,33 @@ def _unquote(text: str) -> str:
     return text
 
 
+def _out_of_range(value: Any, spec: FieldSpec) -> str:
+    return tr("{value} is out of range {allowed}", value=value, allowed=spec.allowed_text)
+
+
 def _parse_number(spec: FieldSpec, raw: Any) -> tuple[int | None, str | None]:
     if isinstance(raw, bool | np.bool_):
-        return None, f"{_quote(str(raw))} is not a whole number"
+        return None, tr("{value} is not a whole number", value=_quote(str(raw)))
     if isinstance(raw, int | np.integer):
         number = int(raw)
     elif isinstance(raw, float | np.floating):
         if not float(raw).is_integer():
-            return None, f"{raw} is not a whole number"
+            return None, tr("{value} is not a whole number", value=raw)
         if abs(raw) >= 10**9:  # before int(): 1e300 has 301 digits, and is not echoed in full
-            return None, f"{_quote(str(raw))} is out of range {spec.allowed_text}"
+            return None, _out_of_range(_quote(str(raw)), spec)
         number = int(raw)
     else:
         text = _unquote(str(raw))
         if not text:
             return None, None
         if not _WHOLE.fullmatch(text):
-            return None, f"{_quote(text)} is not a whole number"
+            return None, tr("{value} is not a whole number", value=_quote(text))
         digits = re.split(r"[.,]", text)[0]
         if len(digits.lstrip("+-").lstrip("0")) > 9:  # int() of huge digit strings is slow or refused
-            return None, f"{_quote(text)} is out of range {spec.allowed_text}"
+            return None, _out_of_range(_quote(text), spec)
         number = int(digits)
     if not spec.min <= number <= spec.max:  # type: ignore[operator]
-        return None, f"{_quote(str(number)) if abs(number) >= 10**9 else number} is out of range {spec.allowed_text}"
+        return None, _out_of_range(_quote(str(number)) if abs(number) >= 10**9 else number, spec)
     return number, None
 
 
@@ -81,13 +85,13 @@ def _parse_category(spec: FieldSpec, raw: Any) -> tuple[str | None, str | None]:
         return None, None
     value = _CATEGORY_KEYS[spec.name].get(_category_key(text))
     if value is None:
-        return None, f"{_quote(text)} is not allowed; allowed: {spec.allowed_text}"
+        return None, tr("{value} is not allowed; allowed: {allowed}", value=_quote(text), allowed=spec.allowed_text)
     return value, None
 
 
 def text_reason(raw: Any) -> str | None:
     """Why a text cell cannot be taken as it is (a lone surrogate cannot be stored or sent), or None."""
-    return NOT_TEXT if isinstance(raw, str) and has_lone_surrogate(raw) else None
+    return tr(NOT_TEXT) if isinstance(raw, str) and has_lone_surrogate(raw) else None
 
 
 def parse_cell(spec: FieldSpec, raw: Any) -> tuple[Any, str | None]:
@@ -101,7 +105,7 @@ def parse_cell(spec: FieldSpec, raw: Any) -> tuple[Any, str | None]:
 
 def missing_reason(spec: FieldSpec) -> str:
     """The reason given for a required value left blank."""
-    return f"{_MISSING}; allowed: {spec.allowed_text}"
+    return tr("missing value; allowed: {allowed}", allowed=spec.allowed_text)
 
 
 def raw_text(raw: Any) -> str | None:
@@ -109,11 +113,8 @@ def raw_text(raw: Any) -> str | None:
     return None if is_blank(raw) and not isinstance(raw, str) else str(raw)
 
 
-_COUNT_NOUNS = {"failures": "past class failure", "absences": "school absence"}
-
-
 def describe_value(name: str, value: Any) -> str:
-    """A short phrase for a field's value, as used in plain-language explanations.
+    """A short phrase for a field's value, as used in plain-language explanations, in this context's language.
 
     ``describe_value("failures", 3) == "3 past class failures"``,
     ``describe_value("studytime", 1) == "weekly study time <2 hours"``,
@@ -124,10 +125,16 @@ def describe_value(name: str, value: Any) -> str:
     canonical, reason = parse_cell(spec, value)
     if reason is not None:
         raise ValueError(f'field "{name}": {reason}')
-    label = spec.label[0].lower() + spec.label[1:]
+    label = tr(spec.label)
+    label = label[0].lower() + label[1:]
     if canonical is None:
-        return f"{label}: unknown"
-    if name in _COUNT_NOUNS:
-        noun = _COUNT_NOUNS[name]
-        return f"no {noun}s" if canonical == 0 else f"{canonical} {noun}{'' if canonical == 1 else 's'}"
-    return spec.phrase.format(label=label, value=spec.value_label(canonical))
+        return tr("{label}: unknown", label=label)
+    if name == "failures":
+        if canonical == 0:
+            return tr("no past class failures")
+        return tr_n("{count} past class failure", "{count} past class failures", canonical)
+    if name == "absences":
+        if canonical == 0:
+            return tr("no school absences")
+        return tr_n("{count} school absence", "{count} school absences", canonical)
+    return tr(spec.phrase, label=label, value=spec.value_label(canonical))

@@ -20,6 +20,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from model import i18n
+from model.i18n import tr
 from model.schema.results import percent_text
 from model.schema.thresholds import Thresholds
 from model.serving.interventions import OPEN_STATUSES
@@ -35,13 +37,14 @@ LIMIT = 500
 def _describe(row: dict, thresholds: Thresholds) -> str:
     said = []
     if row["high_risk"]:
-        said.append(f"high risk (P(pass) {percent_text(row['p_pass'])}) and no intervention planned")
+        said.append(tr("high risk (P(pass) {p_pass}) and no intervention planned", p_pass=percent_text(row["p_pass"])))
     if row["review_due"]:
-        said.append(f"intervention review was due {row['review_date']:%Y-%m-%d}")
+        said.append(tr("intervention review was due {day}", day=i18n.date(row["review_date"])))
     if row["risk_rose"]:
-        said.append(f"P(pass) fell from {percent_text(row['previous_p_pass'])} to {percent_text(row['p_pass'])}")
+        said.append(tr("P(pass) fell from {before} to {now}", before=percent_text(row["previous_p_pass"]),
+                       now=percent_text(row["p_pass"])))  # fmt: skip
     if row["no_grade"]:
-        said.append(f"no final grade recorded since the year ended {thresholds.year_end:%Y-%m-%d}")
+        said.append(tr("no final grade recorded since the year ended {day}", day=i18n.date(thresholds.year_end)))
     text = "; ".join(said)
     return text[:1].upper() + text[1:]
 
@@ -97,7 +100,7 @@ def needs_attention(
     session: Session, user_id: int, thresholds: Thresholds, today: date, limit: int = LIMIT
 ) -> pd.DataFrame:
     """The user's students needing attention, most pressing first: :data:`COLUMNS` (reason flags as
-    booleans) and ``why``, the reasons in words."""
+    booleans) and ``why``, the reasons in words (in the context's language)."""
     rows = session.execute(attention_query(user_id, thresholds, today, limit)).mappings().all()
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     for name in REASONS:

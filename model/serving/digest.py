@@ -4,6 +4,9 @@ A message holds only the student ids the teacher typed (or the short key when th
 the reasons (:mod:`model.serving.attention`); never an attribute. Messages are built with
 :mod:`email.message` and sent with :mod:`smtplib`, upgraded with STARTTLS when configured. A failure
 for one teacher is recorded and the run goes on; the log gets counts only, never an address or id.
+
+Each message is written in its recipient's language (``users.language``; none chosen: English), the
+reasons included: the list and the message are made inside :func:`model.i18n.use_language`.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from model import i18n
+from model.i18n import tr, tr_n
 from model.serving.attention import needs_attention
 from model.serving.history import short_key
 from model.serving.students import student_ids
@@ -30,7 +35,6 @@ from model.store.school import load_thresholds
 from model.store.tables import User
 
 log = logging.getLogger(__name__)
-SUBJECT = "mathsight: {count} of your students need attention (week of {today:%Y-%m-%d})"
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class Digest:
     email: str
     lines: tuple[tuple[str, str], ...]
     problem: str | None = None
+    language: str | None = None  # the recipient's (None: English)
 
 
 @dataclass
@@ -74,49 +79,66 @@ class DigestReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
-def recipients(session: Session) -> list[tuple[int, str, str]]:
-    """(id, username, address) of every active teacher who opted in and has an address."""
+def recipients(session: Session) -> list[tuple[int, str, str, str | None]]:
+    """(id, username, address, language) of every active teacher who opted in and has an address."""
     query = (
-        sa.select(User.id, User.username, User.email)
+        sa.select(User.id, User.username, User.email, User.language)
         .where(User.role == "teacher", User.active.is_(True), User.digest_opt_in.is_(True), User.email.is_not(None))
         .order_by(User.id)
     )
-    return [(row.id, row.username, row.email) for row in session.execute(query) if row.email]
+    return [(row.id, row.username, row.email, row.language) for row in session.execute(query) if row.email]
 
 
 def collect_digests(session: Session, settings: Any, today: date) -> list[Digest]:
     """The digest of every teacher who opted in, each from that teacher's own predictions only."""
     thresholds = load_thresholds(session, settings)
     digests = []
-    for user_id, username, email in recipients(session):
-        listed = needs_attention(session, user_id, thresholds, today)
+    for user_id, username, email, language in recipients(session):
+        with i18n.use_language(language):  # the reasons in the recipient's language
+            listed = needs_attention(session, user_id, thresholds, today)
         try:
             ids = student_ids(session, settings, user_id, listed["student_key"])
         except (DecryptionError, DataKeyError) as error:  # a key not configured here: that teacher only
-            digests.append(Digest(user_id, username, email, (), f"student ids not readable ({type(error).__name__})"))
+            problem = f"student ids not readable ({type(error).__name__})"  # for the run's report (CLI, English)
+            digests.append(Digest(user_id, username, email, (), problem, language))
             continue
         pairs = zip(listed["student_key"], listed["why"], strict=True)
         lines = tuple((ids.get(key) or short_key(key), why) for key, why in pairs)
-        digests.append(Digest(user_id, username, email, lines))
+        digests.append(Digest(user_id, username, email, lines, language=language))
     return digests
 
 
 def build_message(digest: Digest, sender: str, today: date) -> EmailMessage:
-    """The digest as a plain-text e-mail."""
+    """The digest as a plain-text e-mail, in the recipient's language."""
+    with i18n.use_language(digest.language):
+        return _message(digest, sender, today)
+
+
+def _message(digest: Digest, sender: str, today: date) -> EmailMessage:
     message = EmailMessage()
     message["From"] = sender
     message["To"] = digest.email
-    message["Subject"] = SUBJECT.format(count=len(digest.lines), today=today)
+    message["Subject"] = tr_n("mathsight: {count} of your students needs attention (week of {day})",
+                              "mathsight: {count} of your students need attention (week of {day})",
+                              len(digest.lines), day=i18n.date(today))  # fmt: skip
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
     if digest.lines:
-        body = [f"{len(digest.lines)} of your students need attention, most pressing first:", ""]
+        body = [
+            tr_n(
+                "{count} of your students needs attention, most pressing first:",
+                "{count} of your students need attention, most pressing first:",
+                len(digest.lines),
+            ),
+            "",
+        ]
         body += [f"- {student}: {why}" for student, why in digest.lines]
     else:
-        body = ["Nothing calls for action this week: no student of yours is at high risk without a plan,",
-                "fell since their last prediction, has a review due or lacks a final grade."]  # fmt: skip
-    body += ["", "Open mathsight's Needs attention page for the details.",
-             "You get this because you opted in on your profile; opt out there."]  # fmt: skip
+        calm = tr("Nothing calls for action this week: no student of yours is at high risk without a plan,\n"
+                  "fell since their last prediction, has a review due or lacks a final grade.")  # fmt: skip
+        body = calm.splitlines()
+    body += ["", tr("Open mathsight's Needs attention page for the details."),
+             tr("You get this because you opted in on your profile; opt out there.")]  # fmt: skip
     message.set_content("\n".join(body) + "\n")
     return message
 

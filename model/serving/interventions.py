@@ -19,7 +19,9 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from model import i18n
 from model.errors import InvalidInput, Problem, UserError
+from model.i18n import N_, tr
 from model.schema.fields import ID_COLUMN
 from model.serving.downloads import to_csv_bytes
 from model.serving.students import NotYourStudent, check_own_key, own_student_key, student_ids
@@ -30,15 +32,15 @@ from model.store.tables import INTERVENTION_KINDS, INTERVENTION_STATUSES, Interv
 
 MAX_NOTE = 280
 PURPOSE = "note"
-KIND_LABELS = {
-    "tutoring": "Tutoring",
-    "study_plan": "Study plan",
-    "guardian_meeting": "Parent/guardian meeting",
-    "attendance_plan": "Attendance plan",
-    "support_referral": "Referral to school support",
-    "other": "Other",
+KIND_LABELS = {  # English, marked: a front shows tr(KIND_LABELS[kind]) (and tr(STATUS_LABELS[status]))
+    "tutoring": N_("Tutoring"),
+    "study_plan": N_("Study plan"),
+    "guardian_meeting": N_("Parent/guardian meeting"),
+    "attendance_plan": N_("Attendance plan"),
+    "support_referral": N_("Referral to school support"),
+    "other": N_("Other"),
 }
-STATUS_LABELS = {"planned": "Planned", "active": "Active", "done": "Done", "stopped": "Stopped"}
+STATUS_LABELS = {"planned": N_("Planned"), "active": N_("Active"), "done": N_("Done"), "stopped": N_("Stopped")}
 OPEN_STATUSES = ("planned", "active")
 COLUMNS = ("intervention_id", ID_COLUMN, "student_key", "kind", "status", "start_date", "review_date", "note",
            "created_at", "updated_at")  # fmt: skip
@@ -49,7 +51,9 @@ class InterventionNotFound(UserError, LookupError):
     """No intervention with that id is the user's (someone else's and missing look the same)."""
 
     def __init__(self, intervention_id: int) -> None:
-        super().__init__(f"intervention {intervention_id} is not one of your interventions")
+        super().__init__(
+            tr("intervention {intervention} is not one of your interventions", intervention=intervention_id)
+        )
         self.intervention_id = intervention_id
 
 
@@ -68,7 +72,8 @@ def _one_of(field: str, value: Any, allowed: tuple[str, ...], problems: list[Pro
     text = "" if value is None else str(value).strip()
     if text not in allowed:
         shown = ", ".join(allowed)
-        problems.append(Problem(None, field, text or None, f'field "{field}": {text!r} is not one of {shown}', shown))
+        message = tr('field "{field}": {value} is not one of {allowed}', field=field, value=repr(text), allowed=shown)
+        problems.append(Problem(None, field, text or None, message, shown))
     return text
 
 
@@ -79,15 +84,17 @@ def _date(field: str, value: Any, problems: list[Problem]) -> date | None:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        problems.append(Problem(None, field, text or None, f'field "{field}": {text!r} is not a date', "YYYY-MM-DD"))
+        message = tr('field "{field}": {value} is not a date', field=field, value=repr(text))
+        problems.append(Problem(None, field, text or None, message, "YYYY-MM-DD"))
         return None
 
 
 def _note(value: Any, problems: list[Problem]) -> str | None:
     text = "" if value is None else str(value).strip()
     if len(text) > MAX_NOTE:
-        message = f'field "note": {len(text)} characters; at most {MAX_NOTE} are allowed'
-        problems.append(Problem(None, "note", text[:40], message, f"0-{MAX_NOTE} characters, no names"))
+        message = tr('field "note": {count} characters; at most {limit} are allowed', count=len(text), limit=MAX_NOTE)
+        allowed = tr("0-{limit} characters, no names", limit=MAX_NOTE)
+        problems.append(Problem(None, "note", text[:40], message, allowed))
     return text or None
 
 
@@ -99,8 +106,10 @@ def check_plan(fields: dict[str, Any], problems: list[Problem]) -> Plan | None:
     start = _date("start_date", fields.get("start_date"), problems)
     review = _date("review_date", fields.get("review_date"), problems)
     if start is not None and review is not None and review < start:
-        message = f'field "review_date": {review.isoformat()} is before the start date {start.isoformat()}'
-        problems.append(Problem(None, "review_date", review.isoformat(), message, f"{start.isoformat()} or later"))
+        message = tr('field "review_date": {review} is before the start date {start}',
+                     review=i18n.date(review), start=i18n.date(start))  # fmt: skip
+        allowed = tr("{start} or later", start=i18n.date(start))
+        problems.append(Problem(None, "review_date", review.isoformat(), message, allowed))
     note = _note(fields.get("note"), problems)
     if len(problems) > before or start is None or review is None:
         return None
@@ -212,6 +221,6 @@ def list_interventions(
 def interventions_csv(session: Session, settings: Settings, user_id: int) -> bytes:
     """The user's interventions as spreadsheet-safe CSV (formulas escaped; types and statuses in words)."""
     frame = list_interventions(session, settings, user_id)
-    frame["kind"] = frame["kind"].map(KIND_LABELS)
-    frame["status"] = frame["status"].map(STATUS_LABELS)
+    frame["kind"] = frame["kind"].map(lambda kind: tr(KIND_LABELS[kind]))
+    frame["status"] = frame["status"].map(lambda status: tr(STATUS_LABELS[status]))
     return to_csv_bytes(frame.drop(columns=["student_key"]))

@@ -20,8 +20,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from model.errors import BatchRejected, InvalidInput, Problem, UserError
+from model.i18n import N_, tr
 from model.schema.fields import FIELDS, ID_COLUMN, TARGET
 from model.schema.reading import read_batch
+from model.schema.validation import cell_message, field_message
 from model.schema.values import parse_cell
 from model.serving.predlog.writer import student_keys
 from model.serving.students import NotYourStudent, own_student_key, own_student_keys
@@ -29,12 +31,19 @@ from model.settings import Settings
 from model.store.tables import FEEDBACK_CATEGORIES, Feedback, Outcome, PredictionLog
 
 MAX_REASON = 500
-FEEDBACK_LABELS = {
-    "useful": "Useful",
-    "not_useful": "Not useful",
-    "wrongly_flagged": "Wrongly flagged",
-    "already_handled": "Already handled",
-    "not_applicable": "Not applicable",
+FEEDBACK_LABELS = {  # English, marked: a front shows tr(FEEDBACK_LABELS[category])
+    "useful": N_("Useful"),
+    "not_useful": N_("Not useful"),
+    "wrongly_flagged": N_("Wrongly flagged"),
+    "already_handled": N_("Already handled"),
+    "not_applicable": N_("Not applicable"),
+}
+_FEEDBACK_GIVEN = {
+    "useful": N_("prediction {prediction} already has your feedback: useful"),
+    "not_useful": N_("prediction {prediction} already has your feedback: not useful"),
+    "wrongly_flagged": N_("prediction {prediction} already has your feedback: wrongly flagged"),
+    "already_handled": N_("prediction {prediction} already has your feedback: already handled"),
+    "not_applicable": N_("prediction {prediction} already has your feedback: not applicable"),
 }
 assert tuple(FEEDBACK_LABELS) == FEEDBACK_CATEGORIES
 
@@ -43,7 +52,7 @@ class PredictionNotFound(UserError, LookupError):
     """No prediction with that id belongs to the user (missing and someone else's look the same)."""
 
     def __init__(self, prediction_id: int) -> None:
-        super().__init__(f"prediction {prediction_id} is not one of your predictions")
+        super().__init__(tr("prediction {prediction} is not one of your predictions", prediction=prediction_id))
         self.prediction_id = prediction_id
 
 
@@ -66,16 +75,17 @@ def template_csv(sep: str = ",") -> str:
     return f"{ID_COLUMN}{sep}{TARGET}\nS001{sep}12\n"
 
 
-def _grade_problem(raw: Any, where: str, row: int | None) -> tuple[int | None, Problem | None]:
-    """The final grade as an int, or the problem with it (``where`` prefixes the message)."""
+def _grade_problem(raw: Any, row: int | None) -> tuple[int | None, Problem | None]:
+    """The final grade as an int, or the problem with it (of a file's ``row``, or of a form's field)."""
     spec = FIELDS[TARGET]
     value, reason = parse_cell(spec, raw)
     if value is None and reason is None:
-        reason = f"missing value; allowed: {spec.allowed_text}"
+        reason = tr("missing value; allowed: {allowed}", allowed=spec.allowed_text)
     if reason is None:
         return int(value), None
     text = None if raw is None else str(raw)
-    return None, Problem(row, TARGET, text, f"{where}: {reason}", spec.allowed_text)
+    message = field_message(TARGET, reason) if row is None else cell_message(row, TARGET, reason)
+    return None, Problem(row, TARGET, text, message, spec.allowed_text)
 
 
 def record_outcome(session: Session, settings: Settings, student_id: str, g3: Any, user_id: int) -> int:
@@ -89,7 +99,7 @@ def record_outcome(session: Session, settings: Settings, student_id: str, g3: An
         key = own_student_key(session, settings, user_id, student_id)
     except NotYourStudent as error:
         id_problem = error.problem
-    grade, grade_problem = _grade_problem(g3, f'field "{TARGET}"', None)
+    grade, grade_problem = _grade_problem(g3, None)
     problems = [p for p in (id_problem, grade_problem) if p is not None]
     if problems:
         raise InvalidInput(problems)
@@ -104,7 +114,10 @@ def _outcome_columns(frame: pd.DataFrame) -> dict[str, Any]:
     found = {name: labels.get(name.casefold()) for name in (ID_COLUMN, TARGET)}
     missing = [name for name, label in found.items() if label is None]
     if missing:
-        raise BatchRejected(f"missing required columns: {', '.join(missing)} (expected {ID_COLUMN},{TARGET})")
+        names, expected = ", ".join(missing), f"{ID_COLUMN},{TARGET}"
+        raise BatchRejected(
+            tr("missing required columns: {names} (expected {expected})", names=names, expected=expected)
+        )
     return found
 
 
@@ -119,7 +132,7 @@ def record_outcomes_csv(
     """
     frame = read_batch(data)
     if frame.empty:
-        raise BatchRejected("the file has a header but no data rows")
+        raise BatchRejected(tr("the file has a header but no data rows"))
     columns = _outcome_columns(frame)
     ids, grades = frame[columns[ID_COLUMN]], frame[columns[TARGET]]
     keys = student_keys([None if raw is None else str(raw) for raw in ids], settings)
@@ -127,7 +140,7 @@ def record_outcomes_csv(
     rows, problems = [], []
     for row, student_id, raw_grade, key in zip(frame.index, ids, grades, keys, strict=True):
         id_problem = None if key in own else NotYourStudent(student_id, row=int(row)).problem
-        grade, grade_problem = _grade_problem(raw_grade, f'row {row}, column "{TARGET}"', int(row))
+        grade, grade_problem = _grade_problem(raw_grade, int(row))
         found = [p for p in (id_problem, grade_problem) if p is not None]
         problems.extend(found)
         if not found:
@@ -140,15 +153,19 @@ def record_outcomes_csv(
 def _clean_reason(reason: str | None) -> str | None:
     text = (reason or "").strip()
     if len(text) > MAX_REASON:
-        message = f'field "reason": {len(text)} characters; at most {MAX_REASON} are allowed'
-        raise InvalidInput([Problem(None, "reason", text[:60], message, f"0-{MAX_REASON} characters")])
+        message = tr(
+            'field "reason": {count} characters; at most {limit} are allowed', count=len(text), limit=MAX_REASON
+        )
+        allowed = tr("0-{limit} characters", limit=MAX_REASON)
+        raise InvalidInput([Problem(None, "reason", text[:60], message, allowed)])
     return text or None
 
 
 def _check_category(category: str) -> str:
     if category not in FEEDBACK_CATEGORIES:
         allowed = ", ".join(FEEDBACK_CATEGORIES)
-        message = f'field "category": "{category}" is not a feedback category; allowed: {allowed}'
+        message = tr('field "category": "{category}" is not a feedback category; allowed: {allowed}',
+                     category=category, allowed=allowed)  # fmt: skip
         raise InvalidInput([Problem(None, "category", str(category)[:60], message, allowed)])
     return category
 
@@ -173,8 +190,7 @@ def record_feedback(
         sa.select(Feedback.category).where(Feedback.prediction_id == prediction_id, Feedback.user_id == user_id)
     ).first()
     if already is not None:
-        label = FEEDBACK_LABELS[already.category].lower()
-        message = f"prediction {prediction_id} already has your feedback: {label}"
+        message = tr(_FEEDBACK_GIVEN[already.category], prediction=prediction_id)
         raise InvalidInput([Problem(None, "prediction_id", str(prediction_id), message, None)])
     values = {"prediction_id": prediction_id, "user_id": user_id, "category": category, "reason": text}
     return session.execute(sa.insert(Feedback).values(**values).returning(Feedback.id)).scalar_one()

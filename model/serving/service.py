@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from model.errors import Problem, UserError
+from model.i18n import tr
 from model.logs import log_request
 from model.ml.explain import FactorTable
 from model.ml.grade_model import Explanation, GradeModel
@@ -60,7 +61,10 @@ class NoActiveModel(RuntimeError):
     """A setup has no active model version (train one: ``python -m model train --activate``)."""
 
     def __init__(self, setup: str, message: str | None = None) -> None:
-        super().__init__(message or f"no active model for setup {setup!r}; run `python -m model train --activate`")
+        super().__init__(
+            message
+            or tr("no active model for setup {setup}; run `python -m model train --activate`", setup=repr(setup))
+        )
         self.setup = setup
 
 
@@ -68,8 +72,9 @@ class ModelUnavailable(NoActiveModel):
     """The active version of a setup failed its integrity check, so it is not served (the reason is logged)."""
 
     def __init__(self, setup: str, refusal: registry.ArtifactIntegrityError) -> None:
-        super().__init__(setup, f"the model for setup {setup!r} is unavailable: its active version {refusal.label} "
-                                "failed the integrity check (an admin sees why on the models page)")  # fmt: skip
+        super().__init__(setup, tr("the model for setup {setup} is unavailable: its active version {version} failed "
+                                   "the integrity check (an admin sees why on the models page)",
+                                   setup=repr(setup), version=refusal.label))  # fmt: skip
         self.version_id = refusal.label
         self.reason = str(refusal)
 
@@ -78,9 +83,9 @@ class LegacyModel(NoActiveModel):
     """The active version of a setup was trained by grade model v1 and cannot give the v2 figures."""
 
     def __init__(self, setup: str) -> None:
-        super().__init__(setup, f"the active {setup} model was trained by grade model v1 and cannot give the risk of "
-                                f"no final grade; train and promote a new one: "
-                                f"`python -m model train --setup {setup} --activate`")  # fmt: skip
+        super().__init__(setup, tr("the active {setup} model was trained by grade model v1 and cannot give the risk "
+                                   "of no final grade; train and promote a new one: "
+                                   "`python -m model train --setup {setup} --activate`", setup=setup))  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from model.errors import InvalidInput, Problem
+from model.i18n import N_, tr
 from model.schema.fields import ID_COLUMN
+from model.schema.validation import cell_message, field_message
 from model.serving.predlog.insert import DB_UNAVAILABLE
 from model.serving.predlog.writer import student_key
 from model.settings import Settings
@@ -30,8 +32,8 @@ from model.store.tables import PredictionLog, StudentRef, utcnow
 
 PURPOSE = "student_ref"
 IN_LIST = 1_000  # keys per IN list: bounded statements on both databases
-OWN_ALLOWED = "the id of a student you predicted"
-ONLY_YOURS = "only students you predicted can be named here"
+OWN_ALLOWED = N_("the id of a student you predicted")
+ONLY_YOURS = N_("only students you predicted can be named here")
 
 
 def _insert_new(engine: Engine) -> sa.Insert:
@@ -113,14 +115,13 @@ class NotYourStudent(InvalidInput, LookupError):
                  by_key: bool = False) -> None:  # fmt: skip
         shown = "" if student_id is None else str(student_id).strip()
         field = "student_key" if by_key else field
-        where = f'row {row}, column "{field}"' if row is not None else f'field "{field}"'
         if by_key:
-            message = "this student is not one of yours: open one from Needs attention or My students"
-        elif shown:
-            message = f'{where}: no prediction of yours for student id "{shown}"; {ONLY_YOURS}'
+            message = tr("this student is not one of yours: open one from Needs attention or My students")
         else:
-            message = f"{where}: missing value"
-        super().__init__([Problem(row, field, None if student_id is None else shown, message, OWN_ALLOWED)])
+            reason = (tr('no prediction of yours for student id "{student}"; {only_yours}', student=shown,
+                         only_yours=tr(ONLY_YOURS)) if shown else tr("missing value"))  # fmt: skip
+            message = field_message(field, reason) if row is None else cell_message(row, field, reason)
+        super().__init__([Problem(row, field, None if student_id is None else shown, message, tr(OWN_ALLOWED))])
         self.student_id = shown
 
     @property

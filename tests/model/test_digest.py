@@ -42,6 +42,7 @@ from model.store.db import get_engine, session_scope
 from tests.model.test_attention import T0, TODAY, _set_p_pass
 from tests.model.test_history import _class, add_user
 from tests.test_privacy import everything_logged  # noqa: F401 (a fixture used below)
+from tests.translations import english_words
 
 SENDER = "mathsight@school.example"
 A, B, X, Z = "STU-4711-A", "STU-4712-B", "STU-4801-X", "STU-4901-Z"
@@ -358,3 +359,27 @@ def test_a_teacher_whose_ids_cannot_be_read_is_reported_and_the_others_are_sent(
     assert "sent 1 of 2 digest(s)" in captured.out
     assert "not sent to ana: student ids not readable (DecryptionError)" in captured.err
     assert sorted(_by_recipient(mailbox)) == [BEN]
+
+
+def test_each_teacher_reads_the_digest_in_their_own_language(school: dict, monkeypatch) -> None:
+    """Ben chose Portuguese on his profile, Ana chose nothing: his digest is Portuguese, hers English, in one run
+    (and the run itself, the command line's, stays English)."""
+    from model.accounts.profile import set_language
+    from model.store.tables import User
+
+    with session_scope(school["engine"]) as session:
+        ben = session.scalar(sa.select(User.id).where(User.username == "ben"))
+        set_language(session, ben, "pt_PT")
+    mailbox = Mailbox()
+    with smtp_server(mailbox) as port:
+        _smtp_env(monkeypatch, port)
+        assert _run() == 0
+    messages = _by_recipient(mailbox)
+    ben_body, ana_body = messages[BEN].get_content(), messages[ANA].get_content()
+    assert messages[BEN]["Subject"] == "mathsight: 1 dos seus alunos precisa de atenção (semana de 20/11/2026)"
+    assert f"- {X}: Risco alto (P(aprovação) 10%) e nenhuma intervenção planeada" in ben_body
+    assert "Abrir a página Precisa de atenção do mathsight para ver os pormenores." in ben_body
+    assert not english_words(ben_body.replace(X, ""))
+    assert messages[ANA]["Subject"] == "mathsight: 2 of your students need attention (week of 2026-11-20)"
+    assert f"- {A}: High risk (P(pass) 35%) and no intervention planned" in ana_body
+    assert "Open mathsight's Needs attention page for the details." in ana_body
