@@ -102,10 +102,25 @@ def _values(data: object) -> list:
     return [value.item() if hasattr(value, "item") else value for value in list(data)]  # type: ignore[call-overload]
 
 
+def _histogram_sentence(name: str, values: list) -> str | None:
+    """A histogram in words: how many values, their range and median (it has no y values of its own)."""
+    numbers = sorted(float(v) for v in values if isinstance(v, int | float) and v == v)
+    if not numbers:
+        return None
+    middle = len(numbers) // 2
+    median = numbers[middle] if len(numbers) % 2 else (numbers[middle - 1] + numbers[middle]) / 2
+    said = tr_n("{count} value from {low} to {high}, median {median}",
+                "{count} values from {low} to {high}, median {median}", len(numbers),
+                low=_number(numbers[0]), high=_number(numbers[-1]), median=_number(median))  # fmt: skip
+    return tr("{name}: {values}", name=name, values=said) if name else said
+
+
 def _trace_sentence(trace: go.BaseTraceType) -> str | None:
     """One trace in words: its largest bars, or its range and latest value; None when it has no data."""
     name = getattr(trace, "name", None) or ""
     xs, ys = _values(getattr(trace, "x", None)), _values(getattr(trace, "y", None))
+    if trace.type == "histogram":
+        return _histogram_sentence(name, xs or ys)
     if getattr(trace, "orientation", None) == "h":
         xs, ys = ys, xs  # categories on the y axis, values on the x axis
     pairs = [(x, y) for x, y in zip(xs, ys, strict=False) if isinstance(y, int | float) and y == y]

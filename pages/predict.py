@@ -125,6 +125,12 @@ def _compare(before: pd.Series, after: pd.Series) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index", columns=[tr("As entered"), tr("What if"), tr("Change")])
 
 
+def _said(name: str, value: Any) -> Any:
+    """A value as the what-if names it: yes/no in words of the language, numbers as they are."""
+    spec = FIELDS[name]
+    return tr(spec.value_label(value)) if spec.kind == "binary" else value
+
+
 def _what_if(user: CurrentUser, state: dict[str, Any]) -> None:
     st.header(tr("What if…"))
     st.caption(tr("Change the factors a school or family can act on and recompute. Hypothetical: not written to "
@@ -145,7 +151,8 @@ def _what_if(user: CurrentUser, state: dict[str, Any]) -> None:
     if "what_if" not in state:
         return
     changed, alternative = state["what_if"]
-    differences = [f"{tr(FIELDS[n].label)}: {record[n]} → {changed[n]}" for n in ACTIONABLE if changed[n] != record[n]]
+    differences = [f"{tr(FIELDS[n].label)}: {_said(n, record[n])} → {_said(n, changed[n])}" for n in ACTIONABLE
+                   if changed[n] != record[n]]  # fmt: skip
     said = "; ".join(differences) if differences else tr("nothing (same as entered)")
     st.markdown(tr("**Changed:** {changes}", changes=said))
     before = state["prediction"].results.iloc[0]
