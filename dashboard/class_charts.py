@@ -8,6 +8,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from dashboard.charts import signed
+from model import i18n
+from model.i18n import tr, tr_n
 from model.ml.grade_model import Explanation
 from model.schema.fields import FIELDS, PASS_MARK
 from model.schema.results import RISK_LABELS, RISKS
@@ -24,15 +27,20 @@ def grade_histogram(results: pd.DataFrame, pass_mark: int = PASS_MARK) -> go.Fig
             x=results["predicted_g3"].astype(float),
             xbins={"start": -0.5, "end": 20.5, "size": 1},
             marker={"color": BAR_COLOUR},
-            hovertemplate="predicted grade %{x}: %{y} students<extra></extra>",
+            hovertemplate=tr("predicted grade %{x}: %{y} students") + "<extra></extra>",
         )
     )
-    figure.add_vline(x=pass_mark - 0.5, line={"color": RISK_COLOURS["high"], "dash": "dash", "width": 2},
-                     annotation_text=f"pass mark {pass_mark}", annotation_position="top right")  # fmt: skip
+    figure.add_vline(
+        x=pass_mark - 0.5,
+        line={"color": RISK_COLOURS["high"], "dash": "dash", "width": 2},
+        annotation_text=tr("pass mark {mark}", mark=pass_mark),
+        annotation_position="top right",  # not shown to users
+    )
     figure.update_layout(
-        title="Predicted final grades",
-        xaxis={"title": "predicted grade (0-20)", "range": [-0.5, 20.5], "dtick": 2},
-        yaxis={"title": "students"},
+        title=tr("Predicted final grades"),
+        xaxis={"title": tr("predicted grade (0-20)"), "range": [-0.5, 20.5], "dtick": 2},
+        yaxis={"title": tr("students")},
+        separators=i18n.chart_separators(),
         bargap=0.05,
         margin=MARGIN,
         height=320,
@@ -50,15 +58,16 @@ def risk_chart(results: pd.DataFrame) -> go.Figure:
     counts = risk_counts(results)
     figure = go.Figure(
         go.Bar(
-            x=[RISK_LABELS[level].capitalize() for level in counts.index],
+            x=[tr(RISK_LABELS[level]).capitalize() for level in counts.index],
             y=counts.to_numpy(),
             marker={"color": [RISK_COLOURS[level] for level in counts.index]},
             text=counts.to_numpy(),
             textposition="outside",
-            hovertemplate="%{x}: %{y} students<extra></extra>",
+            hovertemplate=tr("%{x}: %{y} students") + "<extra></extra>",
         )
     )
-    figure.update_layout(title="Students per risk level", yaxis={"title": "students"}, margin=MARGIN, height=320)
+    figure.update_layout(title=tr("Students per risk level"), yaxis={"title": tr("students")}, margin=MARGIN,
+                         height=320, separators=i18n.chart_separators())  # fmt: skip
     return figure
 
 
@@ -80,7 +89,7 @@ def lowering_factors(explanations: Mapping[str, Explanation], top: int = 3) -> p
     negative = picked < 0
     found = pd.DataFrame({"attribute": contributions.columns.to_numpy()[order][negative], "points": picked[negative]})
     table = found.groupby("attribute")["points"].agg(students="size", mean_points="mean").reset_index()
-    table.insert(1, "label", table["attribute"].map(lambda name: FIELDS[name].label))
+    table.insert(1, "label", table["attribute"].map(lambda name: tr(FIELDS[name].label)))
     return table.sort_values(["students", "mean_points"], ascending=[False, True], kind="stable")[columns].reset_index(
         drop=True
     )
@@ -96,16 +105,17 @@ def lowering_factors_chart(table: pd.DataFrame, show: int = 10) -> go.Figure:
             x=shown["students"],
             marker={"color": RISK_COLOURS["high"]},
             customdata=shown["mean_points"].round(1),
-            text=[f"{n} students, {p:+.1f} points on average" for n, p in zip(shown["students"],
-                                                                                shown["mean_points"], strict=True)],
+            text=[tr_n("{count} student, {points} points on average", "{count} students, {points} points on average",
+                       int(n), points=signed(p)) for n, p in zip(shown["students"], shown["mean_points"], strict=True)],
             textposition="auto",
-            hovertemplate="%{y}: %{x} students, %{customdata:+.1f} points on average<extra></extra>",
+            hovertemplate=tr("%{y}: %{x} students, %{customdata:+.1f} points on average") + "<extra></extra>",
         )
     )  # fmt: skip
     figure.update_layout(
-        title="What most often lowers predicted grades in this class",
+        title=tr("What most often lowers predicted grades in this class"),
         yaxis={"autorange": "reversed"},
-        xaxis={"title": "students with this among their 3 largest negative factors"},
+        xaxis={"title": tr("students with this among their 3 largest negative factors")},
+        separators=i18n.chart_separators(),
         margin=MARGIN,
         height=80 + 34 * max(len(shown), 1),
     )

@@ -28,6 +28,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dashboard import session_cookie
+from model.i18n import tr
 from model.settings import get_settings
 
 DOWNLOAD_PATH = "downloads"
@@ -127,7 +128,7 @@ def download_link(label: str, data: bytes | str, file_name: str, mime: str, *, p
 
     user, token = current_user(), st.session_state.get(SESSION_KEY)
     if user is None or not isinstance(token, dict):
-        st.caption(f"{label}: sign in again to download.")
+        st.caption(tr("{label}: sign in again to download.", label=label))
         return
     payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
     links = st.session_state.setdefault(_LINKS_KEY, {})  # file name -> (digest, id): one file per name

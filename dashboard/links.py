@@ -13,7 +13,7 @@ from dashboard.page_table import page_spec
 from dashboard.text import md
 
 STUDENT_PAGE = page_spec("student.py").path  # as st.navigation registered it
-STUDENT_URL = "student?key={}"
+STUDENT_URL = "student?key={}"  # not shown to users (an address)
 
 
 def student_url(key: str) -> str:

@@ -18,13 +18,20 @@ from streamlit.delta_generator import DeltaGenerator
 
 from dashboard.charts import shap_waterfall
 from dashboard.columns import RISK_COLOURS
+from model import i18n
 from model.errors import Problem
+from model.i18n import N_, tr
 from model.ml.explain import CAVEAT, Factor, chances_text, grouped, lever_sentence
 from model.ml.grade_model import Explanation
 from model.schema import results
 from model.schema.fields import ATTRIBUTES, EXAMPLE_RECORD, FIELDS, GRADES, GROUPS, ID_COLUMN, FieldSpec
 
 COLUMNS = 3
+GROUP_TITLES = {  # the explanation's groups (model.ml.explain.group_of) -> their titles
+    "levers": N_("Levers"),
+    "grades so far": N_("Grades so far"),  # not shown to users (the key)
+    "background": N_("Background"),
+}
 
 
 @dataclass
@@ -37,7 +44,7 @@ class StudentForm:
 
 
 def _choice_label(spec: FieldSpec, value: Any) -> str:
-    words = spec.value_label(value)
+    words = tr(spec.value_label(value))
     return words if words == str(value) else f"{words} ({value})"
 
 
@@ -47,31 +54,36 @@ def field_widget(spec: FieldSpec, default: Any, key: str, container: DeltaGenera
     if spec.allowed is not None:
         options = list(spec.allowed)
         index = options.index(default) if default in options else 0
-        return box.selectbox(spec.label, options, index=index, format_func=lambda v: _choice_label(spec, v),
-                             help=spec.help, key=key)  # fmt: skip
+    label, tip = tr(spec.label), tr(spec.help)
+    if spec.allowed is not None:
+        options = list(spec.allowed)
+        index = options.index(default) if default in options else 0
+        return box.selectbox(label, options, index=index, format_func=lambda v: _choice_label(spec, v),
+                             help=tip, key=key)  # fmt: skip
     if spec.kind == "ordinal" and (spec.min, spec.max) == (1, 5):
-        return box.select_slider(spec.label, options=list(range(1, 6)), value=int(default), help=spec.help,
-                                 format_func=lambda v: f"{v} · {spec.value_label(v)}", key=key)  # fmt: skip
+        return box.select_slider(label, options=list(range(1, 6)), value=int(default), help=tip,
+                                 format_func=lambda v: f"{v} · {tr(spec.value_label(v))}", key=key)  # fmt: skip
     if spec.kind == "ordinal":
         options = list(range(spec.min or 0, (spec.max or 0) + 1))
         index = options.index(int(default)) if int(default) in options else 0
-        return box.selectbox(spec.label, options, index=index, format_func=lambda v: f"{v} · {spec.value_label(v)}",
-                             help=spec.help, key=key)  # fmt: skip
-    return box.number_input(spec.label, value=int(default), step=1, help=spec.help, key=key)
+        return box.selectbox(label, options, index=index, format_func=lambda v: f"{v} · {tr(spec.value_label(v))}",
+                             help=tip, key=key)  # fmt: skip
+    return box.number_input(label, value=int(default), step=1, help=tip, key=key)
 
 
 def _grade_inputs(name: str, default: Any, key: str, slots: dict[str, DeltaGenerator]) -> int | None:
     spec = FIELDS[name]
-    known = st.checkbox(f"{spec.label} known", value=default is not None, key=f"{key}:{name}:known",
-                        help="Tick when the grade exists; the model that uses it is then chosen.")  # fmt: skip
-    value = st.number_input(spec.label, value=int(default) if default is not None else 10, step=1,
-                            help=spec.help, key=f"{key}:{name}")  # fmt: skip
+    known = st.checkbox(tr("{grade} known", grade=tr(spec.label)), value=default is not None,
+                        key=f"{key}:{name}:known",
+                        help=tr("Tick when the grade exists; the model that uses it is then chosen."))  # fmt: skip
+    value = st.number_input(tr(spec.label), value=int(default) if default is not None else 10, step=1,
+                            help=tr(spec.help), key=f"{key}:{name}")  # fmt: skip
     slots[name] = st.empty()
     return int(value) if known else None
 
 
 def student_form(
-    key: str = "student", defaults: Mapping[str, Any] | None = None, submit_label: str = "Predict"
+    key: str = "student", defaults: Mapping[str, Any] | None = None, submit_label: str = N_("Predict")
 ) -> StudentForm:
     """The whole student form in ``st.form``, grouped as in the schema; G1/G2 optional.
 
@@ -82,13 +94,13 @@ def student_form(
     slots: dict[str, DeltaGenerator] = {}
     with st.form(key):
         student_id = st.text_input(
-            "Student id (optional)", value=str(values.get(ID_COLUMN) or ""), key=f"{key}:{ID_COLUMN}",
-            help="Your own reference for this student, so the real final grade can be linked later. "
-            "Only a keyed hash of it is stored, never the id itself.",
+            tr("Student id (optional)"), value=str(values.get(ID_COLUMN) or ""), key=f"{key}:{ID_COLUMN}",
+            help=tr("Your own reference for this student, so the real final grade can be linked later. "
+                    "Only a keyed hash of it is stored, never the id itself."),
         )  # fmt: skip
         for group in GROUPS:
             names = [n for n in (*ATTRIBUTES, *GRADES) if FIELDS[n].group == group]
-            st.subheader(group)
+            st.subheader(tr(group))
             columns = st.columns(COLUMNS)
             for i, name in enumerate(names):
                 with columns[i % COLUMNS]:
@@ -97,7 +109,7 @@ def student_form(
                     else:
                         record[name] = field_widget(FIELDS[name], values[name], f"{key}:{name}")
                         slots[name] = st.empty()
-        submitted = st.form_submit_button(submit_label, type="primary")
+        submitted = st.form_submit_button(tr(submit_label), type="primary")
     record = {name: value for name, value in record.items() if value is not None}
     if student_id.strip():
         record[ID_COLUMN] = student_id.strip()
@@ -108,7 +120,7 @@ def problem_text(problem: Problem) -> str:
     """A problem in words, naming the field, the value and what is allowed."""
     text = problem.message
     if problem.allowed and problem.allowed not in text:
-        text += f" (allowed: {problem.allowed})"
+        text = tr("{problem} (allowed: {allowed})", problem=text, allowed=problem.allowed)
     return text
 
 
@@ -121,7 +133,7 @@ def show_problems(problems: Iterable[Problem], slots: Mapping[str, DeltaGenerato
 
 def setup_note(setup: str) -> str:
     """One line on which model was used and why (G2 without G1 never gets here: validation refuses it)."""
-    return results.SETUP_NOTES[setup]
+    return tr(results.SETUP_NOTES[setup])
 
 
 def risk_badge(risk: str) -> None:
@@ -137,25 +149,44 @@ def prediction_panel(
     grade, p_pass, p_zero = float(result["predicted_g3"]), float(result["p_pass"]), float(result["p_no_grade"])
     left, middle, zero, right = st.columns(4)
     figure = {name: results.COLUMNS[name] for name in ("predicted_g3", "p_pass", "p_no_grade", "band")}
-    left.metric(figure["predicted_g3"].heading, f"{grade:.0f} / 20", help=figure["predicted_g3"].help)
-    left.caption(f"{results.INTERVAL}: {result['lower']:.0f} to {result['upper']:.0f}")
-    middle.metric(figure["p_pass"].heading, results.percent_text(p_pass), help=figure["p_pass"].help)
+    left.metric(tr(figure["predicted_g3"].heading), f"{i18n.number(grade, 0)} / 20",
+                help=tr(figure["predicted_g3"].help))  # fmt: skip
+    left.caption(
+        tr(
+            "{interval}: {lower} to {upper}",
+            interval=tr(results.INTERVAL),
+            lower=i18n.number(float(result["lower"]), 0),
+            upper=i18n.number(float(result["upper"]), 0),
+        )
+    )
+    middle.metric(tr(figure["p_pass"].heading), results.percent_text(p_pass), help=tr(figure["p_pass"].help))
     with middle:
         risk_badge(str(result["risk"]))
-    zero.metric(figure["p_no_grade"].heading, results.percent_text(p_zero), help=figure["p_no_grade"].help)
-    right.metric(figure["band"].heading, str(result["band"]), help=figure["band"].help)
-    right.caption(f"Band {result['band']}: {results.band_text(str(result['band']))}")
+    zero.metric(tr(figure["p_no_grade"].heading), results.percent_text(p_zero), help=tr(figure["p_no_grade"].help))
+    right.metric(tr(figure["band"].heading), str(result["band"]), help=tr(figure["band"].help))
+    right.caption(tr("Band {band}: {meaning}", band=result["band"], meaning=results.band_text(str(result["band"]))))
     st.markdown(chances_text(p_pass, p_zero))
-    st.caption("Every figure comes from one predicted distribution: the grade is its median (so it is 10 or "
-               "more exactly when the chance of passing is 50% or more), the interval holds 90% of it, and the "
-               "risk of no final grade is its share at 0.")  # fmt: skip
-    st.caption(f"Model version `{result['model_version']}` · setup **{result['setup']}**. "
-               f"{setup_note(str(result['setup']))}")  # fmt: skip
+    st.caption(tr("Every figure comes from one predicted distribution: the grade is its median (so it is 10 or "
+                  "more exactly when the chance of passing is 50% or more), the interval holds 90% of it, and the "
+                  "risk of no final grade is its share at 0."))  # fmt: skip
+    st.caption(tr("Model version `{version}` · setup **{setup}**. {note}", version=result["model_version"],
+                  setup=result["setup"], note=setup_note(str(result["setup"]))))  # fmt: skip
     contributions = explanation.contributions.loc[row]
     sitting = float(explanation.raw_prediction[explanation.contributions.index.get_loc(row)])
     st.plotly_chart(shap_waterfall(explanation.base_value, contributions, sitting), key=f"waterfall:{row}")
-    st.caption(f"The waterfall explains the expected grade if the student sits the final exam ({sitting:.1f}); "
-               f"{CAVEAT}")  # fmt: skip
+    st.caption(waterfall_note(sitting))
+    show_factors(factors)
+
+
+def waterfall_note(sitting: float) -> str:
+    """The caption under a waterfall: which grade it explains, and the caveat."""
+    return tr("The waterfall explains the expected grade if the student sits the final exam ({grade}); {caveat}",
+              grade=i18n.number(sitting, 1), caveat=tr(CAVEAT))  # fmt: skip
+
+
+def show_factors(factors: list[Factor]) -> None:
+    """The factors as sentences, grouped levers first, each group under its title."""
     for group, members in grouped(factors):
-        st.markdown(f"**{group.capitalize()}**")
+        title = tr(GROUP_TITLES[group]) if group in GROUP_TITLES else tr(group).capitalize()
+        st.markdown(f"**{title}**")
         st.markdown("\n".join(f"- {lever_sentence(factor)}" for factor in members))

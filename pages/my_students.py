@@ -8,12 +8,15 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard.columns import RISK_MARKDOWN, table_columns
+from dashboard.columns import risk_label, risk_markdown, table_columns
 from dashboard.context import open_page, settings, transaction
 from dashboard.links import student_url
 from dashboard.tables import show_table
+from dashboard.text import count
+from model import i18n
+from model.i18n import tr
 from model.schema.fields import ID_COLUMN
-from model.schema.results import HISTORY_COLUMNS, RISK_LABELS, RISKS
+from model.schema.results import HISTORY_COLUMNS, RISKS
 from model.serving.history import history_counts, short_key, teacher_history
 from model.serving.students import student_ids
 
@@ -38,10 +41,12 @@ def date_bounds(chosen: tuple[date, ...]) -> tuple[datetime | None, datetime | N
 def choose_filters() -> dict[str, Any]:
     """The risk level, student id and date range to filter by."""
     risk_col, id_col, date_col = st.columns(3)
-    risk = risk_col.selectbox("Risk level", [ALL, *RISKS], key="history_risk",
-                              format_func=lambda level: RISK_LABELS.get(level, level).capitalize())  # fmt: skip
-    student_id = id_col.text_input("Student id", key="history_student", placeholder="e.g. S042").strip() or None
-    chosen = date_col.date_input("Latest prediction between", value=(), key="history_dates")
+    risk = risk_col.selectbox(tr("Risk level"), [ALL, *RISKS], key="history_risk",
+                              format_func=lambda level: tr("All") if level == ALL else risk_label(level))  # fmt: skip
+    student_id = id_col.text_input(tr("Student id"), key="history_student", placeholder=tr("e.g. S042")).strip()
+    student_id = student_id or None
+    day_first = "YYYY/MM/DD" if i18n.language() == i18n.ENGLISH else "DD/MM/YYYY"
+    chosen = date_col.date_input(tr("Latest prediction between"), value=(), key="history_dates", format=day_first)
     since, until = date_bounds(tuple(chosen))
     return {"student_id": student_id, "risk": None if risk == ALL else risk, "since": since, "until": until}
 
@@ -49,32 +54,33 @@ def choose_filters() -> dict[str, Any]:
 def show_counts(counts: dict[str, int]) -> None:
     """Students in total and per risk level."""
     total, *levels = st.columns(1 + len(RISKS))
-    total.metric("Students", f"{sum(counts.values()):,}")
+    total.metric(tr("Students"), count(sum(counts.values())))
     for column, level in zip(levels, RISKS, strict=True):
-        column.metric(RISK_MARKDOWN[level], f"{counts[level]:,}")
+        column.metric(risk_markdown(level), count(counts[level]))
 
 
 def show_history(history: pd.DataFrame, filtered: bool) -> None:
     """The latest prediction per student: the id the teacher typed (and the start of its pseudonymous key)."""
     if history.empty:
-        st.info("No predictions match." if filtered else "You have made no predictions with a student id yet.")
+        st.info(tr("No predictions match.") if filtered else tr("You have made no predictions with a student id yet."))
         return
     if len(history) == LIMIT:
-        st.caption(f"Showing the {LIMIT:,} most recent students; narrow the filters to see others.")
+        st.caption(tr("Showing the {count} most recent students; narrow the filters to see others.",
+                      count=count(LIMIT)))  # fmt: skip
     shown = history.assign(student_key=history["student_key"].map(short_key))
     shown.insert(0, "timeline", history["student_key"].map(student_url))
     config, order = table_columns((ID_COLUMN, *HISTORY_COLUMNS), first=SHOWN_FIRST, hide=HIDDEN)
-    config["timeline"] = st.column_config.LinkColumn("Timeline", display_text="open")
+    config["timeline"] = st.column_config.LinkColumn(tr("Timeline"), display_text=tr("open"))
     order = ["timeline", *order]
     show_table(shown, hide_index=True, width="stretch", column_config=config, column_order=order)
 
 
 def main() -> None:
     user = open_page(__file__)
-    st.caption("Your own predictions only: the latest per student, with the real final grade once it is recorded. "
-               "Students appear under the id you typed (only you see it; encrypted when the school set a data key) "
-               "and the start of their pseudonymous key; type an id to find one. "
-               "Predictions made without a student id are listed under Record outcomes.")  # fmt: skip
+    st.caption(tr("Your own predictions only: the latest per student, with the real final grade once it is "
+                  "recorded. Students appear under the id you typed (only you see it; encrypted when the school set "
+                  "a data key) and the start of their pseudonymous key; type an id to find one. Predictions made "
+                  "without a student id are listed under Record outcomes."))  # fmt: skip
     filters = choose_filters()
     with transaction() as session:
         counts = history_counts(session, settings(), user.id, **filters)

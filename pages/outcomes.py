@@ -11,8 +11,10 @@ from dashboard.columns import table_columns
 from dashboard.context import CurrentUser, open_page, settings, transaction
 from dashboard.downloads import download_link
 from dashboard.tables import show_table
-from dashboard.text import md
+from dashboard.text import count, md
+from model import i18n
 from model.errors import BatchRejected, InvalidInput
+from model.i18n import tr, tr_n
 from model.schema.results import PROBLEM_COLUMNS, RECENT_COLUMNS, RISK_LABELS
 from model.serving.downloads import problems_table
 from model.serving.history import recent_predictions, short_key
@@ -33,10 +35,11 @@ RECENT = 50
 def one_outcome(user: CurrentUser) -> None:
     """A form for one student's final grade."""
     with st.form("outcome_one", clear_on_submit=False):
-        student_id = st.text_input("Student id", key="outcome_student", help="The id used when predicting.")
-        grade = st.number_input("Final grade (G3)", min_value=0, max_value=20, step=1, value=None, key="outcome_g3",
-                                help="The real final maths grade, a whole number from 0 to 20.")  # fmt: skip
-        submitted = st.form_submit_button("Record the grade", type="primary")
+        student_id = st.text_input(tr("Student id"), key="outcome_student", help=tr("The id used when predicting."))
+        grade = st.number_input(tr("Final grade (G3)"), min_value=0, max_value=20, step=1, value=None,
+                                key="outcome_g3",
+                                help=tr("The real final maths grade, a whole number from 0 to 20."))  # fmt: skip
+        submitted = st.form_submit_button(tr("Record the grade"), type="primary")
     if not submitted:
         return
     try:
@@ -46,7 +49,8 @@ def one_outcome(user: CurrentUser) -> None:
         for problem in error.problems:
             st.error(md(problem.message))
     else:
-        st.success(f"Recorded final grade {grade} for student {md(student_id.strip())}.")
+        st.success(tr("Recorded final grade {grade} for student {student}.", grade=grade,
+                      student=md(student_id.strip())))  # fmt: skip
 
 
 def import_file(upload: Any, user: CurrentUser) -> dict[str, Any]:
@@ -56,15 +60,15 @@ def import_file(upload: Any, user: CurrentUser) -> dict[str, Any]:
         with transaction() as session:
             result["imported"] = record_outcomes_csv(session, settings(), upload.getvalue(), user.id)
     except BatchRejected as error:
-        result["error"] = f"**{md(upload.name)}** was not accepted: {md(error)}."
+        result["error"] = tr("**{file}** was not accepted: {reason}.", file=md(upload.name), reason=md(error))
     return result
 
 
 def outcomes_file(user: CurrentUser) -> None:
     """Grades for many students from a CSV with the columns student_id and G3."""
-    download_link("Download the outcomes template", outcomes_template(), "mathsight-outcomes-template.csv",
+    download_link(tr("Download the outcomes template"), outcomes_template(), "mathsight-outcomes-template.csv",
                   "text/csv")  # fmt: skip
-    upload = st.file_uploader("Outcomes file (.csv: student_id, G3)", type=["csv"], key="outcomes_file")
+    upload = st.file_uploader(tr("Outcomes file (.csv: student_id, G3)"), type=["csv"], key="outcomes_file")
     last = st.session_state.get(IMPORT_KEY)
     if upload is not None and (last is None or last["file_id"] != upload.file_id):
         last = st.session_state[IMPORT_KEY] = import_file(upload, user)
@@ -74,24 +78,29 @@ def outcomes_file(user: CurrentUser) -> None:
         st.error(last["error"])
         return
     imported = last["imported"]
-    st.success(f"**{md(last['name'])}**: stored {imported.stored:,} of {imported.n_rows:,} grades.")
+    st.success(tr("**{file}**: stored {stored} of {rows} grades.", file=md(last["name"]),
+                  stored=count(imported.stored), rows=count(imported.n_rows)))  # fmt: skip
     if imported.problems:
-        st.warning(f"{len(imported.rejected_rows):,} rows were not stored; fix them and upload those rows again.")
+        st.warning(tr_n("{count} row was not stored; fix it and upload that row again.",
+                        "{count} rows were not stored; fix them and upload those rows again.",
+                        len(imported.rejected_rows), count=count(len(imported.rejected_rows))))  # fmt: skip
         config, order = table_columns(PROBLEM_COLUMNS)
         show_table(problems_table(imported.problems), hide_index=True, width="stretch", column_config=config,
                      column_order=order)  # fmt: skip
 
 
 def _prediction_label(row: pd.Series) -> str:
-    who = f"student {short_key(row['student_key'])}" if row["student_key"] else "no student id"
-    return (f"#{row['prediction_id']} · {row['created_at']:%Y-%m-%d %H:%M} · {who} · "
-            f"predicted {row['predicted_g3']:.1f} ({RISK_LABELS[row['risk']]})")  # fmt: skip
+    who = tr("student {key}", key=short_key(row["student_key"])) if row["student_key"] else tr("no student id")
+    return tr("#{number} · {when} · {who} · predicted {grade} ({risk})", number=row["prediction_id"],
+              when=i18n.moment(row["created_at"]), who=who, grade=i18n.number(float(row["predicted_g3"]), 1),
+              risk=tr(RISK_LABELS[row["risk"]]))  # fmt: skip
 
 
 def show_recent(recent: pd.DataFrame) -> None:
     """The recent predictions table (students by key prefix, feedback in words)."""
     shown = recent.assign(
-        student_key=recent["student_key"].map(short_key), feedback=recent["feedback"].map(FEEDBACK_LABELS)
+        student_key=recent["student_key"].map(short_key),
+        feedback=recent["feedback"].map(lambda category: tr(FEEDBACK_LABELS[category]), na_action="ignore"),
     )
     config, order = table_columns(RECENT_COLUMNS)
     show_table(shown, hide_index=True, width="stretch", column_config=config, column_order=order)
@@ -101,16 +110,17 @@ def feedback_form(recent: pd.DataFrame, user: CurrentUser) -> bool:
     """A form to give feedback on one of ``recent`` (a category, an optional why); True when it was stored."""
     rows = recent.set_index("prediction_id", drop=False)
     with st.form("feedback"):
-        chosen = st.selectbox("Prediction", list(rows.index), index=None, key="feedback_id",
+        chosen = st.selectbox(tr("Prediction"), list(rows.index), index=None, key="feedback_id",
+                              placeholder=tr("Choose an option"),
                               format_func=lambda i: _prediction_label(rows.loc[i]))  # fmt: skip
-        category = st.radio("This prediction was", list(FEEDBACK_LABELS), index=None, key="feedback_category",
-                            format_func=FEEDBACK_LABELS.get, horizontal=True)  # fmt: skip
-        reason = st.text_area("Why? (optional; no names, please)", max_chars=MAX_REASON, key="feedback_reason")
-        submitted = st.form_submit_button("Give feedback")
+        category = st.radio(tr("This prediction was"), list(FEEDBACK_LABELS), index=None, key="feedback_category",
+                            format_func=lambda category: tr(FEEDBACK_LABELS[category]), horizontal=True)  # fmt: skip
+        reason = st.text_area(tr("Why? (optional; no names, please)"), max_chars=MAX_REASON, key="feedback_reason")
+        submitted = st.form_submit_button(tr("Give feedback"))
     if not submitted:
         return False
     if chosen is None or category is None:
-        st.error("Choose the prediction and what it was first.")
+        st.error(tr("Choose the prediction and what it was first."))
         return False
     try:
         with transaction() as session:
@@ -120,8 +130,9 @@ def feedback_form(recent: pd.DataFrame, user: CurrentUser) -> bool:
     except PredictionNotFound as error:
         st.error(str(error))
     else:
-        label = FEEDBACK_LABELS[category].lower()
-        st.success(f"Prediction #{chosen} marked {label}. Thank you: this feeds the model monitoring.")
+        label = tr(FEEDBACK_LABELS[category]).lower()
+        st.success(tr("Prediction #{number} marked {label}. Thank you: this feeds the model monitoring.",
+                      number=chosen, label=label))  # fmt: skip
         return True
     return False
 
@@ -135,7 +146,7 @@ def recent_with_feedback(user: CurrentUser) -> None:
     """The user's recent predictions, and the form to give feedback on one."""
     recent = _recent(user)
     if recent.empty:
-        st.info("You have no predictions yet.")
+        st.info(tr("You have no predictions yet."))
         return
     table = st.container()
     if feedback_form(recent, user):
@@ -146,14 +157,14 @@ def recent_with_feedback(user: CurrentUser) -> None:
 
 def main() -> None:
     user = open_page(__file__)
-    st.write("Record the real final grades of the students you predicted (by the id you gave them) so the "
-             "predictions can be checked, and tell us what you made of a prediction.")  # fmt: skip
-    one, many = st.tabs(["One student", "From a CSV file"])
+    st.write(tr("Record the real final grades of the students you predicted (by the id you gave them) so the "
+                "predictions can be checked, and tell us what you made of a prediction."))  # fmt: skip
+    one, many = st.tabs([tr("One student"), tr("From a CSV file")])
     with one:
         one_outcome(user)
     with many:
         outcomes_file(user)
-    st.subheader("Your recent predictions")
+    st.subheader(tr("Your recent predictions"))
     recent_with_feedback(user)
 
 

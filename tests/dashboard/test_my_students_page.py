@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
-from dashboard.columns import RISK_MARKDOWN
+from dashboard.columns import risk_markdown
 from dashboard.context import CurrentUser
 from model.accounts import users
 from model.serving.outcomes import record_outcome
@@ -98,7 +98,7 @@ def test_filters_by_student_id_risk_and_dates(app_db_url: str, classes: dict) ->
         at.selectbox(key="history_risk").set_value(level).run()
         shown = at.dataframe[0].value if at.dataframe else pd.DataFrame(columns=["risk"])
         assert set(shown["risk"]) <= {level}
-        assert len(shown) == counts[RISK_MARKDOWN[level]]
+        assert len(shown) == counts[risk_markdown(level)]
 
 
 def test_anonymous_is_refused_admin_sees_own_empty_history(app_db_url: str, admin_account) -> None:
