@@ -21,8 +21,12 @@ from model.settings import get_settings
 
 METRICS_PATH = "_mathsight/metrics"
 REGISTRY = CollectorRegistry()
-PAGE_VIEWS = Counter("mathsight_dashboard_page_views", "Dashboard page runs by page and outcome", ["page", "outcome"],
-                     registry=REGISTRY)  # fmt: skip
+PAGE_VIEWS = Counter(
+    "mathsight_dashboard_page_views",
+    "Dashboard page runs by page and outcome",  # not shown to users
+    ["page", "outcome"],
+    registry=REGISTRY,
+)
 
 
 def count_view(page: str, outcome: str) -> None:
@@ -32,7 +36,7 @@ def count_view(page: str, outcome: str) -> None:
 def serve(request: Request) -> Response:
     token = get_settings().dashboard_metrics_token
     if not token:
-        return Response("not found", status_code=404)
+        return Response("not found", status_code=404)  # not shown to users
     given = request.headers.get("authorization", "")
     if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
         return Response("unauthorized", status_code=401)

@@ -8,26 +8,41 @@ from sqlalchemy.orm import Session
 
 from dashboard.context import CurrentUser, engine, open_page, settings
 from dashboard.tables import show_table
-from model.monitoring.alerts import AlertRules, acknowledge, alert_history, evaluate_alerts, open_alerts
+from model.i18n import N_, tr, tr_n
+from model.monitoring.alerts import AlertRules, acknowledge, alert_history, alert_text, evaluate_alerts, open_alerts
 from model.settings import Settings
 from model.store.db import session_scope
+
+# The history's column headers by column name (the data keeps the English column names).
+HISTORY_HEADERS = {
+    "id": N_("id"),
+    "rule": N_("rule"),
+    "message": N_("message"),
+    "value": N_("value"),
+    "threshold": N_("threshold"),
+    "first seen": N_("first seen"),  # not shown to users (a column name; its header is translated)
+    "last seen": N_("last seen"),  # not shown to users (a column name; its header is translated)
+    "acknowledged by": N_("acknowledged by"),  # not shown to users (a column name; its header is translated)
+    "acknowledged at": N_("acknowledged at"),  # not shown to users (a column name; its header is translated)
+}
+RULE_HEADERS = {"setting": N_("setting"), "value": N_("value")}
 
 
 def check_now(session: Session, configured: Settings) -> None:
     """The button that evaluates the rules at once."""
-    if st.button("Check the rules now"):
+    if st.button(tr("Check the rules now")):
         fired = evaluate_alerts(session, configured)
-        st.toast(f"{len(fired)} rule(s) firing" if fired else "No rule fires")
+        st.toast(tr_n("{count} rule firing", "{count} rules firing", len(fired)) if fired else tr("No rule fires"))
 
 
 def acknowledge_form(session: Session, user: CurrentUser) -> str | None:
     """A form to acknowledge one of the open alerts; returns the one acknowledged (None when none)."""
-    pending = {f"#{a.id} {a.rule}: {(a.detail or {}).get('message', '')}": a.id for a in open_alerts(session)}
+    pending = {f"#{a.id} {a.rule}: {alert_text(a.rule, a.value, a.detail)}": a.id for a in open_alerts(session)}
     if not pending:
         return None
     with st.form("acknowledge"):
-        chosen = st.selectbox("Open alert", list(pending))
-        if st.form_submit_button("Acknowledge"):
+        chosen = st.selectbox(tr("Open alert"), list(pending))
+        if st.form_submit_button(tr("Acknowledge")):
             acknowledge(session, pending[chosen], by=user.username)
             return chosen
     return None
@@ -40,7 +55,7 @@ def alert_table(session: Session) -> pd.DataFrame:
             {
                 "id": a.id,
                 "rule": a.rule,
-                "message": (a.detail or {}).get("message", ""),
+                "message": alert_text(a.rule, a.value, a.detail),
                 "value": a.value,
                 "threshold": a.threshold,
                 "first seen": a.first_seen,
@@ -54,17 +69,23 @@ def alert_table(session: Session) -> pd.DataFrame:
 
 
 def show_history(history: pd.DataFrame) -> None:
-    st.subheader("History (last 90 days)")
+    st.subheader(tr("History (last 90 days)"))
     if history.empty:
-        st.info("No alert has fired in the last 90 days.")
+        st.info(tr("No alert has fired in the last 90 days."))
     else:
-        show_table(history, hide_index=True)
+        show_table(history, hide_index=True, column_config=_headers(HISTORY_HEADERS))
 
 
 def show_rules(configured: Settings) -> None:
-    with st.expander("Rules and thresholds (set with MATHSIGHT_ALERT_* environment variables)"):
+    with st.expander(tr("Rules and thresholds (set with MATHSIGHT_ALERT_* environment variables)")):
         rules = AlertRules.from_settings(configured).described()
-        show_table(pd.DataFrame({"setting": list(rules), "value": [str(v) for v in rules.values()]}), hide_index=True)
+        table = pd.DataFrame({"setting": list(rules), "value": [str(v) for v in rules.values()]})
+        show_table(table, hide_index=True, column_config=_headers(RULE_HEADERS))
+
+
+def _headers(names: dict[str, str]) -> dict[str, str]:
+    """A table's column headers in this language (the data keeps its column names)."""
+    return {column: tr(label) for column, label in names.items()}
 
 
 def main() -> None:
@@ -75,7 +96,7 @@ def main() -> None:
         acknowledged = acknowledge_form(session, user)
         history = alert_table(session)
     if acknowledged is not None:  # committed: show the page again without it
-        st.success(f"Acknowledged {acknowledged.split(':')[0]}")
+        st.success(tr("Acknowledged {alert}", alert=acknowledged.split(":")[0]))
         st.rerun()
     show_history(history)
     show_rules(configured)

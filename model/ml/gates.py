@@ -28,12 +28,14 @@ import pandas as pd
 from sklearn.model_selection import KFold
 from sqlalchemy.orm import Session
 
+from model import i18n
 from model.errors import Problem, UserError
+from model.i18n import N_, tr
 from model.ml.dataset import load_raw
 from model.ml.evaluation import LOWER_IS_BETTER, score
 from model.ml.grade_model import GradeModel
+from model.ml.modelcard import METRIC_LABELS, fairness_gaps, group_metrics
 from model.ml.modelcard import Thresholds as GapLimits
-from model.ml.modelcard import fairness_gaps, group_metrics
 from model.ml.schooldata import SchoolSet, kept_rows, outcome_training_set, require_enough, split_at, training_data
 from model.ml.training import frame_sha256
 from model.schema.fields import PASS_MARK, TARGET
@@ -48,6 +50,13 @@ NOISE_FACTOR = 2.0
 BOOTSTRAP = 200
 FOLDS = 10
 MAX_REASON = 1000
+# The gate's words as shown (the gate is stored in English, with its codes; a page translates it when shown).
+CHECK_LABELS = {"quality": N_("quality"), "fairness": N_("fairness")}
+VERDICT_LABELS = {"pass": N_("passes"), "fail": N_("fails")}
+HOW_LABELS = {"plain scoring": N_("plain scoring"), "time split": N_("time split")}
+GAP_NAMES = {"accuracy": N_("{attribute} accuracy gap"),
+             "false_negative_rate": N_("{attribute} false-negative rate gap"),
+             "grade_bias": N_("{attribute} grade bias gap")}  # fmt: skip
 
 
 class GateFailed(UserError):
@@ -60,8 +69,9 @@ class GateFailed(UserError):
                     f"{row['check']} gate: {row['metric']} {_shown(row['candidate'])} against {row['against']}")
             for row in failed
         ]  # fmt: skip
-        super().__init__(f"version {version_id} failed {len(failed)} check(s) of its promotion gate on "
-                         f"{gate['data']}; write a reason to promote it anyway", problems)  # fmt: skip
+        message = tr("version {version} failed {count} check(s) of its promotion gate on {data}; write a reason to "
+                     "promote it anyway", version=version_id, count=len(failed), data=gate_data(gate))  # fmt: skip
+        super().__init__(message, problems)
         self.gate = gate
 
 
@@ -186,15 +196,16 @@ def judge(
         school = school or outcome_training_set(session, candidate.setup, settings=settings)
         require_enough(school, Thresholds.from_settings(settings))
         rows = school.training_rows
-        label = f"the school's recorded outcomes ({len(rows)} students)"
+        label = data_label("school", len(rows))
         before, after = split_at(school, split) if split is not None else (None, None)
     else:
-        rows, label, before, after = bundled, f"the bundled UCI maths file ({len(bundled)} students)", None, None
+        rows, label, before, after = bundled, data_label("bundled", len(bundled)), None, None
     if split is not None:
         if before is None or len(before) < FOLDS or len(after) < FOLDS:
-            raise UserError(f"a time split at {split:%Y-%m-%d} leaves too few students on one side (at least "
-                            f"{FOLDS} needed before and after)")  # fmt: skip
-        label += f", trained on those predicted before {split:%Y-%m-%d}, scored on the {len(after)} after"
+            raise UserError(tr("a time split at {day} leaves too few students on one side (at least {folds} needed "
+                               "before and after)", day=i18n.date(split.date()), folds=FOLDS))  # fmt: skip
+        label = tr("{data}, trained on those predicted before {day}, scored on the {count} after", data=label,
+                   day=i18n.date(split.date()), count=len(after))  # fmt: skip
     scored = after if split is not None else rows
     y = scored[TARGET].to_numpy(float)
     details: dict[str, pd.DataFrame] = {}
@@ -261,7 +272,8 @@ def _fairness_rows(judgement: Judgement, thresholds: Thresholds) -> list[dict[st
                        grade_bias=thresholds.gate_grade_bias_gap)  # fmt: skip
     gaps = fairness_gaps(group_metrics(judgement.rows, judgement.candidate_details), limits)
     return [{"check": "fairness", "metric": f"{gap.attribute} {gap.measure} gap", "candidate": float(gap.value),
-             "active": None, "difference": None, "noise": None, "limit": gap.threshold,
+             "active": None, "difference": None, "noise": None, "limit": gap.threshold, "attribute": gap.attribute,
+             "measure": gap.measure, "groups": [gap.low_group, gap.high_group],
              "against": f"limit {gap.threshold:g} ({gap.low_group} vs {gap.high_group})",
              "verdict": "fail" if gap.flagged else "pass"} for gap in gaps]  # fmt: skip
 
@@ -270,10 +282,52 @@ def gate_table(session: Session, candidate_id: str, *, settings: Settings) -> di
     """The promotion gate of ``candidate_id`` on the evaluation data of record (a JSON-ready table)."""
     candidate = registry.get_version(session, candidate_id)
     kind, school = data_of_record(session, candidate.setup, settings=settings)
-    judgement = judge(session, candidate_id, settings=settings, on=kind, school=school)
+    with i18n.use_language(i18n.ENGLISH):  # kept on the timeline and in the audit log: English, shown translated
+        judgement = judge(session, candidate_id, settings=settings, on=kind, school=school)
     rows = _metric_rows(judgement) + _fairness_rows(judgement, Thresholds.from_settings(settings))
     return {"passed": all(row["verdict"] == "pass" for row in rows), "data": judgement.data, "n": judgement.n,
-            "active_id": judgement.active_id, "how": judgement.how, "rows": rows}  # fmt: skip
+            "on": kind, "active_id": judgement.active_id, "how": judgement.how, "rows": rows}  # fmt: skip
+
+
+def data_label(kind: str, count: int) -> str:
+    """What a version was judged on, in words: the school's outcomes or the bundled file, and how many students."""
+    if kind == "school":
+        return tr("the school's recorded outcomes ({count} students)", count=count)
+    return tr("the bundled UCI maths file ({count} students)", count=count)
+
+
+def gate_data(gate: dict[str, Any]) -> str:
+    """A stored gate's data in this context's language (its stored English words for an older gate)."""
+    if gate.get("on") in ("school", "bundled") and gate.get("n") is not None:
+        return data_label(gate["on"], int(gate["n"]))
+    return str(gate.get("data", ""))
+
+
+def how_text(how: str) -> str:
+    """How a version was scored (plain scoring, time split, out-of-fold), in this context's language."""
+    if how.startswith("out-of-fold"):
+        return tr("out-of-fold ({folds}-fold)", folds=FOLDS)
+    return tr(HOW_LABELS[how]) if how in HOW_LABELS else how
+
+
+def shown_rows(gate: dict[str, Any]) -> list[dict[str, Any]]:
+    """A stored gate's rows with their words in this context's language (the figures unchanged)."""
+    shown = []
+    for row in gate["rows"]:
+        words = dict(row)
+        words["check"] = tr(CHECK_LABELS[row["check"]]) if row["check"] in CHECK_LABELS else row["check"]
+        words["verdict"] = tr(VERDICT_LABELS[row["verdict"]]) if row["verdict"] in VERDICT_LABELS else row["verdict"]
+        if row["check"] == "quality" and row["metric"] in METRIC_LABELS:
+            words["metric"] = tr(METRIC_LABELS[row["metric"]])
+            words["against"] = tr("the active version, allowed to be worse by {factor} x noise",
+                                  factor=i18n.number(NOISE_FACTOR, 0))  # fmt: skip
+        elif row["check"] == "fairness" and {"attribute", "measure", "groups"} <= set(row):
+            low, high = row["groups"]
+            words["metric"] = tr(GAP_NAMES[row["measure"]], attribute=tr(row["attribute"]))
+            limit = f"{row['limit']:g}"
+            words["against"] = tr("limit {limit} ({low} vs {high})", limit=limit, low=low, high=high)
+        shown.append(words)
+    return shown
 
 
 def promote(
@@ -285,7 +339,8 @@ def promote(
     reason are kept on the timeline and in the audit log."""
     text = (reason or "").strip()
     if len(text) > MAX_REASON:
-        raise UserError(f"the reason has {len(text)} characters; at most {MAX_REASON} are allowed")
+        raise UserError(tr("the reason has {count} characters; at most {limit} are allowed", count=len(text),
+                           limit=MAX_REASON))  # fmt: skip
     gate = gate_table(session, version_id, settings=settings)
     if not gate["passed"] and not text:
         raise GateFailed(version_id, gate)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import signal
 import socket
@@ -41,6 +42,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from model.errors import UserError
+from model.i18n import N_, tr, tr_n
 from model.ml.schooldata import SOURCES, TrainingChoice, TrainingSet, school_training_set, training_set
 from model.ml.trainingdata import MIN_TRAINING_ROWS, TrainingDataRejected, validate_training_data
 from model.schema.fields import ID_COLUMN, SETUPS
@@ -61,6 +63,44 @@ QUEUED_GRACE_SECONDS = 60.0
 _PROTOCOL_SHARE, _FIT_SHARE = 0.8, 0.15
 _NICENESS = 10
 HOST = socket.gethostname()[:255]
+
+
+# A job's words as shown: its row keeps them in English, a page translates them when shown.
+STATUS_LABELS = {"queued": N_("queued"), "running": N_("running"), "done": N_("done"), "failed": N_("failed"),
+                 "cancelled": N_("cancelled")}  # fmt: skip
+STAGE_LABELS = {"waiting for the training process": N_("waiting for the training process"),
+                "storing the new version": N_("storing the new version"), "cancelling": N_("cancelling")}  # fmt: skip
+ERROR_LABELS = {"the training process stopped unexpectedly": N_("the training process stopped unexpectedly")}
+BUNDLED_SOURCE = "bundled UCI data"  # not shown to users as is: see source_text
+SCHOOL_SOURCE = re.compile(r"^(?P<source>.+) \((?P<count>\d+) students\)$")
+
+
+def stage_text(stage: str, runs: int) -> str:
+    """A job's stage in this context's language (an unknown stage as stored)."""
+    if stage.startswith("scoring by the protocol"):
+        return tr_n("scoring by the protocol ({count} run)", "scoring by the protocol ({count} runs)", runs)
+    if stage in STATUS_LABELS:
+        return tr(STATUS_LABELS[stage])
+    return tr(STAGE_LABELS[stage]) if stage in STAGE_LABELS else stage
+
+
+def error_text(error: str | None) -> str:
+    """Why a job failed, in this context's language where the words are ours (an exception's text as stored)."""
+    text = error or ""
+    return tr(ERROR_LABELS[text]) if text in ERROR_LABELS else text
+
+
+def source_text(source: str) -> str:
+    """What a job trains on, in this context's language (a file's name as given)."""
+    if source == BUNDLED_SOURCE:
+        return tr("bundled UCI data")
+    if source.startswith("upload "):
+        return tr("upload {name}", name=source.removeprefix("upload "))
+    found = SCHOOL_SOURCE.match(source)
+    words = {v: k for k, v in SOURCES.items()}
+    if found and found["source"] in words and words[found["source"]] != "bundled":
+        return tr("{source} ({count} students)", source=tr(found["source"]), count=int(found["count"]))
+    return source
 
 
 class JobError(UserError):
@@ -236,7 +276,7 @@ def _read(job_id: str, settings: Settings) -> TrainingJob:
     with session_scope(_engine(settings)) as session:
         row = session.get(TABLE, job_id)
         if row is None:
-            raise JobError(f"no training job {job_id!r}")
+            raise JobError(tr("no training job {job!r}", job=job_id))
         return TrainingJob.of(row)
 
 
@@ -269,7 +309,7 @@ def cancel_job(job_id: str, by: str, *, settings: Settings) -> TrainingJob:
     from another replica it is flagged, and its process ends itself at its next heartbeat."""
     job = get_job(job_id, settings=settings)
     if job.finished:
-        raise JobError(f"training job {job_id} is already {job.status}")
+        raise JobError(tr("training job {job} is already {status}", job=job_id, status=tr(STATUS_LABELS[job.status])))
     with session_scope(_engine(settings)) as session:
         session.execute(sa.update(TABLE).where(TABLE.id == job_id).values(cancel_requested=True, stage="cancelling"))
         audit(session, "training.cancel", by, job_id=job_id, setup=job.setup)
@@ -305,8 +345,10 @@ def _claim(settings: Settings, job: tables.TrainingJob, by: str) -> None:
         except IntegrityError:
             busy = running_job(settings=settings)  # marks a dead holder failed, freeing the slot
             if busy is not None or attempt == 1:
-                who = f"{busy.id} ({busy.setup}, started by {busy.created_by})" if busy is not None else "another job"
-                raise JobError(f"training job {who} is still running; wait for it to finish") from None
+                if busy is None:
+                    raise JobError(tr("another training job is still running; wait for it to finish")) from None
+                raise JobError(tr("training job {job} ({setup}, started by {who}) is still running; wait for it to "
+                                  "finish", job=busy.id, setup=busy.setup, who=busy.created_by)) from None  # fmt: skip
 
 
 def start_training(

@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.orm import Session
 
+from model import i18n
+from model.i18n import N_, tr, tr_n
 from model.ml.dataset import CSV_SHA256, UCI_URL, load_raw
 from model.ml.evaluation import METRICS, PAPER_BEST, cross_validated_details
 from model.ml.schooldata import kept_rows, training_data
@@ -25,20 +27,24 @@ from model.schema.fields import PASS_MARK, TARGET
 from model.settings import Settings
 from model.store import registry
 
-INTENDED_USE = (
+INTENDED_USE = N_(
     "A decision aid for teachers: it estimates a student's final maths grade (G3, 0-20), the chance "
     "of passing (G3 >= 10) and the factors behind the estimate, so that a teacher can look sooner at "
     "students who may need support. It is never an automatic judgment: no grade, placement, "
     "sanction or support decision may be taken on the prediction alone."
 )
 LIMITS = (
-    "Trained on 395 students of two Portuguese secondary schools in 2005-2006 (one subject, "
-    "maths); other schools, countries, years or subjects may behave differently.",
-    "Predictions are uncertain: read the 90% interval, not only the point estimate.",
-    "Attributes such as sex, address or family background describe groups, not the student; "
-    "they are inputs because the original study used them, not because they cause grades.",
-    "Small groups (e.g. students aged 19 or more) give unstable fairness figures.",
-    "Before the first period grades are known (setup 'early'), accuracy is much lower.",
+    N_(
+        "Trained on 395 students of two Portuguese secondary schools in 2005-2006 (one subject, "
+        "maths); other schools, countries, years or subjects may behave differently."
+    ),
+    N_("Predictions are uncertain: read the 90% interval, not only the point estimate."),
+    N_(
+        "Attributes such as sex, address or family background describe groups, not the student; "
+        "they are inputs because the original study used them, not because they cause grades."
+    ),
+    N_("Small groups (e.g. students aged 19 or more) give unstable fairness figures."),
+    N_("Before the first period grades are known (setup 'early'), accuracy is much lower."),
 )
 CITATION = (
     "P. Cortez and A. Silva. Using Data Mining to Predict Secondary School Student Performance. "
@@ -47,19 +53,20 @@ CITATION = (
 LICENCE = "CC BY 4.0"
 SOURCE = "UCI Machine Learning Repository, Student Performance (id 320), student-mat.csv"
 METRIC_LABELS = {
-    "binary_accuracy": "pass/fail accuracy (%)",
-    "five_level_accuracy": "5-level accuracy (%)",
-    "rmse": "RMSE (grade points)",
-    "roc_auc": "ROC-AUC",
-    "brier": "Brier score",
-    "ece": "expected calibration error",
-    "interval_coverage": "90% interval coverage (%)",
-    "interval_width": "90% interval width (points)",
+    "binary_accuracy": N_("pass/fail accuracy (%)"),
+    "five_level_accuracy": N_("5-level accuracy (%)"),
+    "rmse": N_("RMSE (grade points)"),
+    "roc_auc": N_("ROC-AUC"),
+    "brier": N_("Brier score"),
+    "ece": N_("expected calibration error"),
+    "interval_coverage": N_("90% interval coverage (%)"),
+    "interval_width": N_("90% interval width (points)"),
 }
 GROUP_ATTRIBUTES = ("sex", "school", "address", "age band")
 AGE_BANDS = (("15-16", 15, 16), ("17-18", 17, 18), ("19+", 19, 99))
-GAP_MEASURES = {"accuracy": "accuracy (points of %)", "false_negative_rate": "false-negative rate (points of %)",
-                "grade_bias": "mean predicted - mean real grade (grade points)"}  # fmt: skip
+GAP_MEASURES = {"accuracy": N_("accuracy (points of %)"),
+                "false_negative_rate": N_("false-negative rate (points of %)"),
+                "grade_bias": N_("mean predicted - mean real grade (grade points)")}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -288,106 +295,128 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _number(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
+    return "-" if value is None or not np.isfinite(value) else i18n.number(value, digits)
+
+
+def _g(value: float) -> str:
+    """A threshold as set (``1.5``, ``10``), with this language's decimal mark."""
+    text = f"{value:g}"
+    return text if i18n.language() == i18n.ENGLISH else text.replace(".", ",")
+
+
+def _signed(value: float) -> str:
+    text = i18n.number(value, 2)
+    return text if text.startswith("-") else f"+{text}"
 
 
 def _metrics_lines(card: ModelCard) -> list[str]:
     runs = int(card.metrics.get("protocol_runs", 0))
     if runs == 0:
-        return ["Not scored by the protocol (trained with 0 runs)."]
+        return [tr("Not scored by the protocol (trained with 0 runs).")]
     rows = []
     for name in METRICS:
         value = card.metrics.get(name)
         if not isinstance(value, dict):
             continue
         paper = PAPER_BEST[card.setup].get(name)
-        rows.append([METRIC_LABELS[name], f"{value['mean']:.3f} ± {value['std']:.3f}", _number(paper, 2)])
-    intro = (f"Cortez & Silva (2008) protocol: 10-fold cross-validation repeated {runs} time(s) on the "
-             "training data; mean ± standard deviation over the repetitions.")  # fmt: skip
-    return [intro, "", *_table(["metric", "this version", "paper best"], rows)]
+        rows.append([tr(METRIC_LABELS[name]), f"{_number(value['mean'], 3)} ± {_number(value['std'], 3)}",
+                     _number(paper, 2)])  # fmt: skip
+    intro = tr("Cortez & Silva (2008) protocol: 10-fold cross-validation repeated {runs} time(s) on the training "
+               "data; mean ± standard deviation over the repetitions.", runs=runs)  # fmt: skip
+    return [intro, "", *_table([tr("metric"), tr("this version"), tr("paper best")], rows)]
 
 
 def _fairness_lines(card: ModelCard) -> list[str]:
     t = card.thresholds
     lines = [
-        f"Out-of-fold predictions (one repetition of 10-fold cross-validation of this version's setup and "
-        f"parameters) for the {card.n_reference} students of the reference data (what the version learned from: "
-        "the rows kept with it, else the real UCI maths file). "
-        "Accuracy is pass/fail accuracy; the false-negative rate is the share of students who failed "
-        "(G3 < 10) but were predicted to pass, the error that withholds support.",
+        tr("Out-of-fold predictions (one repetition of 10-fold cross-validation of this version's setup and "
+           "parameters) for the {count} students of the reference data (what the version learned from: the rows "
+           "kept with it, else the real UCI maths file). Accuracy is pass/fail accuracy; the false-negative rate is "
+           "the share of students who failed (G3 < 10) but were predicted to pass, the error that withholds "
+           "support.", count=card.n_reference),
         "",
-    ]
+    ]  # fmt: skip
     rows = [
-        [g.attribute, g.group, str(g.n), str(g.n_failed), _number(g.accuracy), _number(g.false_negative_rate),
-         _number(g.mean_predicted, 2), _number(g.mean_actual, 2), f"{g.grade_bias:+.2f}"]
+        [tr(g.attribute), g.group, str(g.n), str(g.n_failed), _number(g.accuracy), _number(g.false_negative_rate),
+         _number(g.mean_predicted, 2), _number(g.mean_actual, 2), _signed(g.grade_bias)]
         for g in card.groups
     ]  # fmt: skip
-    header = ["attribute", "group", "students", "failed", "accuracy %", "false-negative rate %",
-              "mean predicted", "mean real", "predicted - real"]  # fmt: skip
+    header = [tr("attribute"), tr("group"), tr("students"), tr("failed"), tr("accuracy %"),
+              tr("false-negative rate %"), tr("mean predicted"), tr("mean real"), tr("predicted - real")]  # fmt: skip
     lines += _table(header, rows)
     lines += [
         "",
-        "### Gaps between groups",
+        "### " + tr("Gaps between groups"),
         "",
-        f"Flagged when the spread between groups exceeds {t.accuracy:g} points of accuracy, "
-        f"{t.false_negative_rate:g} points of false-negative rate or {t.grade_bias:g} grade points of "
-        f"(mean predicted - mean real); groups under {t.min_group} students (under {t.min_failed} failed "
-        "students for the false-negative rate) are not compared.",
+        tr("Flagged when the spread between groups exceeds {accuracy} points of accuracy, {false_negative} points "
+           "of false-negative rate or {bias} grade points of (mean predicted - mean real); groups under {min_group} "
+           "students (under {min_failed} failed students for the false-negative rate) are not compared.",
+           accuracy=_g(t.accuracy), false_negative=_g(t.false_negative_rate), bias=_g(t.grade_bias),
+           min_group=t.min_group, min_failed=t.min_failed),
         "",
-    ]
+    ]  # fmt: skip
     gap_rows = [
-        [gap.attribute, GAP_MEASURES[gap.measure], f"{gap.low_group} → {gap.high_group}", _number(gap.value, 2),
-         f"{gap.threshold:g}", "**FLAGGED**" if gap.flagged else "ok"]
+        [tr(gap.attribute), tr(GAP_MEASURES[gap.measure]), f"{gap.low_group} → {gap.high_group}",
+         _number(gap.value, 2), _g(gap.threshold), tr("**FLAGGED**") if gap.flagged else tr("ok")]
         for gap in card.gaps
     ]  # fmt: skip
-    lines += _table(["attribute", "measure", "lowest → highest group", "gap", "threshold", "flag"], gap_rows)
+    header = [tr("attribute"), tr("measure"), tr("lowest → highest group"), tr("gap"), tr("threshold"), tr("flag")]
+    lines += _table(header, gap_rows)
     flagged = card.flagged
-    summary = (f"{len(flagged)} gap(s) flagged: check these groups before relying on the model for them."
-               if flagged else "No gap above its threshold.")  # fmt: skip
+    summary = (tr_n("{count} gap flagged: check these groups before relying on the model for them.",
+                    "{count} gaps flagged: check these groups before relying on the model for them.", len(flagged))
+               if flagged else tr("No gap above its threshold."))  # fmt: skip
     return [*lines, "", summary]
 
 
 def to_markdown(card: ModelCard) -> str:
     """The model card as Markdown: use and limits, data and provenance, metrics, fairness."""
     d = card.data
-    origin = ("the bundled UCI maths file (all of it)" if d.bundled
-              else "an uploaded file (not the bundled one; the rows below are what was uploaded)")  # fmt: skip
+    origin = (tr("the bundled UCI maths file (all of it)") if d.bundled
+              else tr("an uploaded file (not the bundled one; the rows below are what was uploaded)"))  # fmt: skip
     if d.reference is not None and not d.bundled:
-        origin = f"{d.reference['label']} ({d.reference['rows']} rows, of which {d.reference['school_rows']} kept " \
-                 f"with the version; school rows weighted x{d.reference['weight']})"  # fmt: skip
+        origin = tr("{label} ({rows} rows, of which {school_rows} kept with the version; school rows weighted "
+                    "x{weight})", label=d.reference["label"], rows=d.reference["rows"],
+                    school_rows=d.reference["school_rows"], weight=d.reference["weight"])  # fmt: skip
     lines = [
-        f"# Model card: {card.version_id}",
+        "# " + tr("Model card: {version}", version=card.version_id),
         "",
         *_table(
-            ["field", "value"],
+            [tr("field"), tr("value")],
             [
-                ["setup", card.setup],
-                ["algorithm", card.algorithm],
-                ["created", f"{card.created_at:%Y-%m-%d %H:%M} UTC by {card.created_by}"],
-                ["active", "yes" if card.active else "no"],
+                [tr("setup"), card.setup],
+                [tr("algorithm"), card.algorithm],
+                [tr("created"), tr("{when} UTC by {who}", when=i18n.moment(card.created_at), who=card.created_by)],
+                [tr("active"), tr("yes") if card.active else tr("no")],
             ],
         ),  # fmt: skip
         "",
-        "## Intended use",
+        "## " + tr("Intended use"),
         "",
-        card.intended_use,
+        tr(card.intended_use),
         "",
-        "## Limits",
+        "## " + tr("Limits"),
         "",
-        *[f"- {limit}" for limit in card.limits],
+        *[f"- {tr(limit)}" for limit in card.limits],
         "",
-        "## Data and provenance",
+        "## " + tr("Data and provenance"),
         "",
-        f"- Trained on {origin}: {d.n_rows} rows, data SHA-256 `{d.data_sha256}` (canonical CSV of the rows).",
-        f"- Source: {d.source} ({d.url}), file SHA-256 `{d.file_sha256}`.",
-        f"- Citation: {d.citation}",
-        f"- Licence: {d.licence}.",
+        "- "
+        + tr(
+            "Trained on {origin}: {rows} rows, data SHA-256 `{sha}` (canonical CSV of the rows).",
+            origin=origin,
+            rows=d.n_rows,
+            sha=d.data_sha256,
+        ),
+        "- " + tr("Source: {source} ({url}), file SHA-256 `{sha}`.", source=d.source, url=d.url, sha=d.file_sha256),
+        "- " + tr("Citation: {citation}", citation=d.citation),
+        "- " + tr("Licence: {licence}.", licence=d.licence),
         "",
-        "## Metrics",
+        "## " + tr("Metrics"),
         "",
         *_metrics_lines(card),
         "",
-        "## Fairness",
+        "## " + tr("Fairness"),
         "",
         *_fairness_lines(card),
         "",

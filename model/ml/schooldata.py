@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, undefer
 
 from model.errors import UserError
+from model.i18n import N_, tr
 from model.ml.dataset import CSV_NAME, load_raw
 from model.ml.training import TRAINING_ROWS_PURPOSE as PURPOSE
 from model.ml.training import frame_sha256
@@ -37,9 +38,9 @@ from model.store.tables import Outcome, PredictionLog, TrainingData
 
 SOURCES = {
     "bundled": f"the bundled UCI maths file ({CSV_NAME})",
-    "file": "a training file",
-    "outcomes": "the school's recorded outcomes",
-    "pooled": "the school's recorded outcomes pooled with the bundled UCI file",
+    "file": N_("a training file"),
+    "outcomes": N_("the school's recorded outcomes"),
+    "pooled": N_("the school's recorded outcomes pooled with the bundled UCI file"),
 }
 MAX_WEIGHT = 5
 PREDICTED_AT = "predicted_at"
@@ -120,10 +121,11 @@ def require_enough(school: SchoolSet, thresholds: Thresholds) -> None:
     if n < needed:
         c = school.counts
         raise NotEnoughOutcomes(
-            f"only {n} students of the {school.setup} setup have a recorded final grade and a prediction with its "
-            f"inputs ({c.get('students_with_outcome', 0)} outcomes recorded, {c.get('incomplete_inputs', 0)} without "
-            f"the setup's inputs); at least {needed} are needed (MATHSIGHT_MIN_TRAINING_OUTCOMES)"
-        )
+            tr("only {count} students of the {setup} setup have a recorded final grade and a prediction with its "
+               "inputs ({recorded} outcomes recorded, {incomplete} without the setup's inputs); at least {needed} are "
+               "needed (MATHSIGHT_MIN_TRAINING_OUTCOMES)", count=n, setup=school.setup,
+               recorded=c.get("students_with_outcome", 0), incomplete=c.get("incomplete_inputs", 0), needed=needed)
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,8 @@ class TrainingChoice:
         if self.source not in SOURCES:
             raise ValueError(f"unknown training source {self.source!r}; expected one of {', '.join(SOURCES)}")
         if not 1 <= self.weight <= MAX_WEIGHT:
-            raise UserError(f"the weight of the school's rows must be a whole number from 1 to {MAX_WEIGHT}")
+            raise UserError(tr("the weight of the school's rows must be a whole number from 1 to {most}",
+                               most=MAX_WEIGHT))  # fmt: skip
 
     @property
     def uses_school(self) -> bool:

@@ -14,12 +14,13 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from model.i18n import N_
 from model.schema.thresholds import RISK_LEVELS
 from model.store.tables import Intervention, Outcome, PredictionLog
 
 MIN_GROUP = 10
 PASS_MARK = 10
-CAVEAT = ("Association, not effect: no student was assigned at random, and teachers choose whom to help, so a "
+CAVEAT = N_("Association, not effect: no student was assigned at random, and teachers choose whom to help, so a "
           "difference can come from who was chosen as much as from what was done.")  # fmt: skip
 COLUMNS = ("kind", "risk", "students", "passed", "pass_rate", "others", "others_passed", "others_pass_rate")
 

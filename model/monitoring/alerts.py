@@ -31,11 +31,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from model import i18n
 from model.errors import UserError
+from model.i18n import tr
 from model.monitoring import queries as monitoring
 from model.monitoring.drift import drift_report
 from model.monitoring.expected import cbpe_sums, expected_metrics, expected_sums
-from model.monitoring.fairness import outcome_gaps
+from model.monitoring.fairness import gap_text, outcome_gaps
 from model.schema.thresholds import Thresholds, setting
 from model.serving.digest import SmtpConfig
 from model.serving.digest import connect as smtp_connect
@@ -102,15 +104,16 @@ def _operational(session: Session, window: monitoring.Window, thresholds: Thresh
     firings = []
     rate = errors["error_rate"]
     if rate > thresholds.alert_error_rate:
-        message = f"{rate:.1%} of rows failed ({errors['failed']} of {errors['total']})"
-        firings.append(Firing("error_rate", rate, thresholds.alert_error_rate, message))
+        counts = {"failed": int(errors["failed"]), "total": int(errors["total"])}
+        message = alert_text("error_rate", rate, counts)
+        firings.append(Firing("error_rate", rate, thresholds.alert_error_rate, message, counts))
     p95 = monitoring.latency_summary(session, window)["p95"]
     if p95 is not None and p95 > thresholds.alert_p95_latency_ms:
-        message = f"p95 latency {p95:.0f} ms per row"
+        message = alert_text("p95_latency_ms", p95, {})
         firings.append(Firing("p95_latency_ms", p95, thresholds.alert_p95_latency_ms, message))
     feedback = monitoring.feedback_summary(session, window)
     if feedback["predictions"] >= thresholds.alert_min_rows and feedback["rate"] > thresholds.alert_feedback_rate:
-        message = f"{feedback['rate']:.1%} of predictions marked not useful or wrongly flagged"
+        message = alert_text("feedback_rate", feedback["rate"], {})
         firings.append(Firing("feedback_rate", feedback["rate"], thresholds.alert_feedback_rate, message))
     return firings
 
@@ -122,9 +125,10 @@ def _drift(session: Session, settings: Settings, now: datetime, rules: AlertRule
         return []
     worst = max(report.drifted, key=lambda a: a.psi)
     drifted = sorted(a.attribute for a in report.drifted)
-    return [Firing("max_psi", worst.psi, report.thresholds.drift_act_psi,
-                   f"input drift: {report.summary()}; PSI {worst.psi:.2f} on {worst.attribute}",
-                   {"attribute": worst.attribute, "drifted": drifted, "version_id": report.version_id})]  # fmt: skip
+    detail = {"attribute": worst.attribute, "drifted": drifted, "version_id": report.version_id,
+              "attributes": len(report.attributes)}  # fmt: skip
+    return [Firing("max_psi", worst.psi, report.thresholds.drift_act_psi, alert_text("max_psi", worst.psi, detail),
+                   detail)]  # fmt: skip
 
 
 def protocol_accuracy(metrics: dict[str, Any]) -> float | None:
@@ -145,11 +149,10 @@ def _realized(session: Session, now: datetime, rules: AlertRules) -> list[Firing
         expected = None if version is None else protocol_accuracy(version.metrics)
         if expected is None or row.n < min_outcomes or expected - row.accuracy <= drop:
             continue
-        firings.append(Firing(
-            f"accuracy_drop:{version.setup}", expected - row.accuracy, drop,
-            f"{version.setup}: realized accuracy {row.accuracy:.1%} on {row.n} students vs {expected:.1%} by protocol",
-            {"version_id": version.id, "realized": row.accuracy, "protocol": expected, "n": int(row.n)},
-        ))  # fmt: skip
+        rule = f"accuracy_drop:{version.setup}"
+        detail = {"version_id": version.id, "realized": row.accuracy, "protocol": expected, "n": int(row.n)}
+        firings.append(Firing(rule, expected - row.accuracy, drop, alert_text(rule, expected - row.accuracy, detail),
+                              detail))  # fmt: skip
     return firings
 
 
@@ -172,12 +175,11 @@ def _expected(session: Session, now: datetime, rules: AlertRules) -> list[Firing
             continue
         if protocol - estimate <= drop:
             continue
-        firings.append(Firing(
-            f"expected_accuracy_drop:{version.setup}", protocol - estimate, drop,
-            f"{version.setup}: expected accuracy {estimate:.1%} ({figures['accuracy_low']:.1%}–"
-            f"{figures['accuracy_high']:.1%}) on {row['n']} predictions vs {protocol:.1%} by protocol",
-            {"version_id": version.id, "expected": estimate, "protocol": protocol, "n": int(row["n"])},
-        ))  # fmt: skip
+        rule = f"expected_accuracy_drop:{version.setup}"
+        detail = {"version_id": version.id, "expected": estimate, "protocol": protocol, "n": int(row["n"]),
+                  "interval": [figures["accuracy_low"], figures["accuracy_high"]]}  # fmt: skip
+        firings.append(Firing(rule, protocol - estimate, drop, alert_text(rule, protocol - estimate, detail),
+                              detail))  # fmt: skip
     return firings
 
 
@@ -191,7 +193,7 @@ def _fairness(session: Session, settings: Settings, now: datetime, rules: AlertR
             f"fairness_gap:{g.attribute}:{g.rate}",
             g.gap,
             limit,
-            g.text(),
+            gap_text(g.attribute, g.rate, g.gap, g.high_group, g.low_group, g.n_high, g.n_low, g.low, g.high),
             {
                 "attribute": g.attribute,
                 "rate": g.rate,
@@ -206,17 +208,59 @@ def _fairness(session: Session, settings: Settings, now: datetime, rules: AlertR
 
 
 def check_rules(session: Session, settings: Settings, now: datetime | None = None) -> list[Firing]:
-    """Every rule that fires at ``now`` under the configured rules (nothing is recorded)."""
+    """Every rule that fires at ``now`` under the configured rules (nothing is recorded).
+
+    The messages are in English whoever asks (they are stored, posted and mailed): a page shows an alert
+    in its reader's language with :func:`alert_text`."""
     now = now or datetime.now(UTC)
     rules = AlertRules.from_settings(settings)
     window = monitoring.Window.last(rules.window_days, now)
-    return [
-        *_operational(session, window, rules.thresholds),
-        *_drift(session, settings, now, rules),
-        *_realized(session, now, rules),
-        *_expected(session, now, rules),
-        *_fairness(session, settings, now, rules),
-    ]
+    with i18n.use_language(i18n.ENGLISH):
+        return [
+            *_operational(session, window, rules.thresholds),
+            *_drift(session, settings, now, rules),
+            *_realized(session, now, rules),
+            *_expected(session, now, rules),
+            *_fairness(session, settings, now, rules),
+        ]
+
+
+def alert_text(rule: str, value: float | None, detail: dict[str, Any] | None) -> str:
+    """An alert's message in this context's language, rebuilt from its rule, value and detail (the stored
+    row keeps the English message and the figures); the stored message when a figure is missing."""
+    kind, _, scope = rule.partition(":")
+    found = detail or {}
+    try:
+        share = float(value)  # type: ignore[arg-type]
+        if kind == "error_rate":
+            return tr("{rate} of rows failed ({failed} of {total})", rate=i18n.percent(share, 1),
+                      failed=found["failed"], total=found["total"])  # fmt: skip
+        if kind == "p95_latency_ms":
+            return tr("p95 latency {milliseconds} ms per row", milliseconds=i18n.number(share, 0))
+        if kind == "feedback_rate":
+            return tr("{rate} of predictions marked not useful or wrongly flagged", rate=i18n.percent(share, 1))
+        if kind == "max_psi":
+            summary = tr("{drifted} of {count} attributes drifted", drifted=len(found["drifted"]),
+                         count=found["attributes"])  # fmt: skip
+            return tr("input drift: {summary}; PSI {psi} on {attribute}", summary=summary, psi=i18n.number(share, 2),
+                      attribute=found["attribute"])  # fmt: skip
+        if kind == "accuracy_drop":
+            return tr("{setup}: realized accuracy {realized} on {count} students vs {protocol} by protocol",
+                      setup=scope, realized=i18n.percent(found["realized"], 1), count=found["n"],
+                      protocol=i18n.percent(found["protocol"], 1))  # fmt: skip
+        if kind == "expected_accuracy_drop":
+            low, high = found["interval"]
+            return tr("{setup}: expected accuracy {expected} ({low}–{high}) on {count} predictions vs {protocol} by "
+                      "protocol", setup=scope, expected=i18n.percent(found["expected"], 1),
+                      low=i18n.percent(low, 1), high=i18n.percent(high, 1), count=found["n"],
+                      protocol=i18n.percent(found["protocol"], 1))  # fmt: skip
+        if kind == "fairness_gap":
+            (high_group, low_group), (n_high, n_low) = found["groups"], found["n"]
+            low, high = found.get("interval") or (None, None)
+            return gap_text(found["attribute"], found["rate"], share, high_group, low_group, n_high, n_low, low, high)
+    except (KeyError, TypeError, ValueError):
+        pass
+    return str(found.get("message", ""))
 
 
 def _record(session: Session, firing: Firing, now: datetime) -> Alert | None:

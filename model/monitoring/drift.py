@@ -35,8 +35,10 @@ import pandas as pd
 from scipy.stats import chi2_contingency, ks_2samp
 from sqlalchemy.orm import Session
 
+from model.i18n import N_, tr
 from model.monitoring.queries import Window
 from model.monitoring.samples import MAX_ROWS, recent_counts
+from model.monitoring.uncertainty import count_text
 from model.schema.fields import ATTRIBUTES, FIELDS, SETUP_FEATURES
 from model.schema.thresholds import DRIFT_STATUSES, Thresholds
 from model.settings import Settings
@@ -44,6 +46,9 @@ from model.store import registry
 
 DRIFTED, NOT_DRIFTED, TOO_FEW_ROWS = "drifted", "not drifted", "too few rows"
 VERDICTS = (DRIFTED, NOT_DRIFTED, TOO_FEW_ROWS)
+# The verdicts and levels as shown (the stored and compared values stay the codes above).
+VERDICT_LABELS = {DRIFTED: N_("drifted"), NOT_DRIFTED: N_("not drifted"), TOO_FEW_ROWS: N_("too few rows")}
+STATUS_LABELS = {"act": N_("act"), "watch": N_("watch"), "ok": N_("ok")}
 NUMERIC_BINS = 10
 PSI_FLOOR = 1e-4  # share given to an empty bin so the logarithm stays finite
 
@@ -70,7 +75,7 @@ class AttributeDrift:
 
     @property
     def label(self) -> str:
-        return FIELDS[self.attribute].label
+        return tr(FIELDS[self.attribute].label)
 
     def distributions(self) -> pd.DataFrame:
         """Reference and recent shares per bin (bins empty in both left out): bin, reference, recent."""
@@ -113,9 +118,12 @@ class DriftReport:
     def summary(self) -> str:
         """The dataset line: "N of 30 attributes drifted" (or why there is no verdict)."""
         if self.too_few_rows:
-            return (f"No verdict: {self.n_recent:,} recent rows, fewer than the "
-                    f"{self.thresholds.alert_min_drift_rows:,} a verdict needs")  # fmt: skip
-        return f"{len(self.drifted)} of {len(self.attributes)} attributes drifted"
+            return tr(
+                "No verdict: {rows} recent rows, fewer than the {needed} a verdict needs",
+                rows=count_text(self.n_recent),
+                needed=count_text(self.thresholds.alert_min_drift_rows),
+            )
+        return tr("{drifted} of {count} attributes drifted", drifted=len(self.drifted), count=len(self.attributes))
 
     def table(self) -> pd.DataFrame:
         """One row per attribute, drifted first, then by PSI, as a person reads it."""
@@ -128,7 +136,11 @@ class DriftReport:
                 "statistic": a.statistic,
                 "p_value": a.p_value,
                 "psi": a.psi,
-                "threshold": f"PSI {self.thresholds.drift_watch_psi} watch / {self.thresholds.drift_act_psi} act",
+                "threshold": tr(
+                    "PSI {watch} watch / {act} act",
+                    watch=self.thresholds.drift_watch_psi,
+                    act=self.thresholds.drift_act_psi,
+                ),
                 "status": a.status,
                 "test_drift": a.test_drift,
                 "n_recent": a.n_recent,
@@ -188,14 +200,17 @@ def verdict_of(drift: AttributeDrift, thresholds: Thresholds) -> tuple[str, str]
     """The one verdict of an attribute (see the module's step 5) and how it was reached, in words."""
     n = drift.n_recent
     if n < thresholds.alert_min_drift_rows:
-        return TOO_FEW_ROWS, f"{n} recent rows < {thresholds.alert_min_drift_rows}"
+        return TOO_FEW_ROWS, tr("{rows} recent rows < {needed}", rows=n, needed=thresholds.alert_min_drift_rows)
     large = n > thresholds.drift_large_rows
     act = drift.psi >= thresholds.drift_act_psi
     if large:
-        return (DRIFTED if act else NOT_DRIFTED), f"PSI vs {thresholds.drift_act_psi} (large sample)"
+        return (DRIFTED if act else NOT_DRIFTED), tr("PSI vs {act} (large sample)", act=thresholds.drift_act_psi)
     drifted = act and drift.test_drift
-    return (DRIFTED if drifted else NOT_DRIFTED), (
-        f"PSI vs {thresholds.drift_act_psi} and {drift.test} p vs {thresholds.drift_p_value}"
+    return (DRIFTED if drifted else NOT_DRIFTED), tr(
+        "PSI vs {act} and {test} p vs {p_value}",
+        act=thresholds.drift_act_psi,
+        test=drift.test,
+        p_value=thresholds.drift_p_value,
     )
 
 

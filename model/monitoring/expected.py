@@ -33,13 +33,14 @@ import sqlalchemy as sa
 from scipy.stats import norm
 from sqlalchemy.orm import Session
 
+from model.i18n import N_
 from model.monitoring import queries as monitoring
 from model.monitoring.queries import DAY, LOG, Window, _row_day
 from model.monitoring.uncertainty import CONFIDENCE, clip
 from model.store import registry
 
 EXPECTED_METRICS = ("accuracy", "precision", "recall", "f1")
-LIMITATION = (
+LIMITATION = N_(
     "The expected figures rely on calibration (that the model's P(pass) holds for today's students): "
     "they follow changes "
     "in who is predicted (input drift) but cannot see a change in how inputs relate to grades (concept drift). "

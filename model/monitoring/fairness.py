@@ -26,6 +26,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from model import i18n
+from model.i18n import N_, tr
 from model.monitoring.queries import LOG, PERIODS, Window, latest_outcomes
 from model.monitoring.samples import MAX_ROWS
 from model.monitoring.uncertainty import gap_interval, wilson
@@ -49,6 +51,8 @@ GROUPS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "age band": ("age", age_band),
 }
 RATES = ("high_risk_rate", "fnr", "fpr")
+# The subgroup attributes as shown (the keys of GROUPS stay the stored and compared names).
+ATTRIBUTE_LABELS = {"sex": N_("sex"), "school": N_("school"), "address": N_("address"), "age band": N_("age band")}
 
 
 def predictions_with_groups(
@@ -135,10 +139,30 @@ class Gap:
     n_low: int
 
     def text(self) -> str:
-        name = {"fnr": "false-negative rate", "fpr": "false-positive rate"}[self.rate]
-        interval = "" if self.low is None else f" (95% interval {self.low:+.0%} to {self.high:+.0%})"
-        return (f"{self.attribute}: {name} {self.gap:.0%} higher for {self.high_group} (n = {self.n_high}) than "
-                f"{self.low_group} (n = {self.n_low}){interval}")  # fmt: skip
+        """The gap in words, in this context's language (the alert stores it in English)."""
+        return gap_text(self.attribute, self.rate, self.gap, self.high_group, self.low_group, self.n_high, self.n_low,
+                        self.low, self.high)  # fmt: skip
+
+
+RATE_NAMES = {"fnr": N_("false-negative rate"), "fpr": N_("false-positive rate")}
+
+
+def _signed(share: float) -> str:
+    text = i18n.percent(share, 0)
+    return text if text.startswith("-") else f"+{text}"
+
+
+def gap_text(attribute: str, rate: str, gap: float, high_group: str, low_group: str, n_high: int, n_low: int,
+             low: float | None = None, high: float | None = None) -> str:  # fmt: skip
+    """ "sex: false-negative rate 12% higher for M (n = 40) than F (n = 38) (95% interval -3% to +27%)"."""
+    values = {"attribute": tr(ATTRIBUTE_LABELS.get(attribute, attribute)), "rate": tr(RATE_NAMES[rate]),
+              "gap": i18n.percent(gap, 0), "high_group": high_group, "n_high": n_high, "low_group": low_group,
+              "n_low": n_low}  # fmt: skip
+    if low is None or high is None:
+        return tr("{attribute}: {rate} {gap} higher for {high_group} (n = {n_high}) than {low_group} (n = {n_low})",
+                  **values)  # fmt: skip
+    return tr("{attribute}: {rate} {gap} higher for {high_group} (n = {n_high}) than {low_group} (n = {n_low}) "
+              "(95% interval {low} to {high})", low=_signed(low), high=_signed(high), **values)  # fmt: skip
 
 
 def gaps(table: pd.DataFrame, min_outcomes: int) -> list[Gap]:

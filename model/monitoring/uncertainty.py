@@ -15,11 +15,21 @@ from __future__ import annotations
 
 import math
 
+from babel.numbers import format_decimal
 from scipy.stats import norm
 
+from model import i18n
+from model.i18n import N_, tr
+
 CONFIDENCE = 0.95
-TOO_FEW = "too few outcomes"
+TOO_FEW = N_("too few outcomes")
 Interval = tuple[float | None, float | None]
+
+
+def count_text(n: int) -> str:
+    """A count with its thousands mark: ``1,000`` in English, Babel's grouping in another language."""
+    code = i18n.language()
+    return f"{n:,}" if code == i18n.ENGLISH else format_decimal(n, format="#,##0", locale=code)
 
 
 def z_value(confidence: float = CONFIDENCE) -> float:
@@ -84,13 +94,13 @@ def figure_text(value: float | None, low: float | None, high: float | None, n: i
                 percent: bool = True) -> str:  # fmt: skip
     """A figure as a person reads it: "72% (64-79%, n = 120)", or "too few outcomes (n = 12)"."""
     if n < min_n:
-        return f"{TOO_FEW} (n = {n})"
+        return tr("too few outcomes (n = {n})", n=n)
     if value is None:
-        return f"undefined (n = {n})"
+        return tr("undefined (n = {n})", n=n)
 
     def shown(x: float) -> str:
-        return f"{x:.0%}" if percent else f"{x:.2f}"
+        return i18n.percent(x, 0) if percent else i18n.number(x, 2)
 
     if low is None or high is None:
-        return f"{shown(value)} (n = {n})"
-    return f"{shown(value)} ({shown(low)}–{shown(high)}, n = {n})"
+        return tr("{value} (n = {n})", value=shown(value), n=n)
+    return tr("{value} ({low}–{high}, n = {n})", value=shown(value), low=shown(low), high=shown(high), n=n)

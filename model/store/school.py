@@ -19,16 +19,17 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from model.errors import InvalidInput, Problem
+from model.i18n import N_
 from model.schema.thresholds import ThresholdError, Thresholds, setting
 from model.settings import Settings
 from model.store.audit import audit
 from model.store.tables import SchoolSetting, utcnow
 
 SCHOOL_FIELDS = {
-    "risk_high_below": "P(pass) below this: high risk (a share between 0 and 1)",
-    "risk_medium_below": "P(pass) below this: medium risk (above the high-risk level, at most 1)",
-    "attention_risk_rise": "a fall in P(pass) larger than this since the previous prediction needs attention",
-    "year_end": "the school year's last day (YYYY-MM-DD): then a student without a final grade needs attention",
+    "risk_high_below": N_("P(pass) below this: high risk (a share between 0 and 1)"),
+    "risk_medium_below": N_("P(pass) below this: medium risk (above the high-risk level, at most 1)"),
+    "attention_risk_rise": N_("a fall in P(pass) larger than this since the previous prediction needs attention"),
+    "year_end": N_("the school year's last day (YYYY-MM-DD): then a student without a final grade needs attention"),
 }
 
 

@@ -34,7 +34,7 @@ def test_admin_creates_a_key_shown_once_then_revokes_it(
     engine = get_engine(app_db_url)
     holder = authenticate(engine, shown)
     assert holder is not None and (holder.username, holder.scope) == ("tina", "predict")
-    assert "shown only this once" in texts(at) and "1 active keys" in texts(at)
+    assert "shown only this once" in texts(at) and "1 active key" in texts(at)
     table = at.dataframe[0].value
     assert list(table.prefix) == [holder.prefix] and shown not in table.to_string()
     with session_scope(engine) as session:

@@ -109,7 +109,7 @@ def test_admin_sees_who_waits_and_gives_school_accounts_a_role(app_db_url: str, 
             email_verified=True,
         )
     at = page_test("users.py", admin_account.user).run()
-    assert any("1 school account(s) wait for a role" in w.value for w in at.warning)
+    assert any("1 school account waits for a role" in w.value for w in at.warning)
     assert "sam@school.test (Sam), last tried" in texts(at)
     at.text_input(key="oidc:pattern").input("school")
     at = _submit(at, "Give this role")
