@@ -63,8 +63,8 @@ def test_module_entry_point_runs(app_db_url: str) -> None:
 
 
 COMMANDS = {"fetch-data", "compile-translations", "migrate", "bootstrap", "train", "evaluate", "versions",
-            "promote", "rollback", "timeline", "compare", "judge", "gate", "card", "export", "predict", "monitor", "demo-traffic", "apikey", "users",
-            "rotate-key", "spool", "retention", "digest"}  # fmt: skip
+            "promote", "rollback", "timeline", "compare", "judge", "gate", "card", "export", "predict",
+            "monitor", "demo-traffic", "apikey", "users", "rotate-key", "spool", "retention", "digest"}  # fmt: skip
 
 
 def _parsers(
