@@ -11,6 +11,7 @@ import streamlit as st
 
 from dashboard import auth
 from dashboard.context import CurrentUser, open_page, transaction
+from dashboard.page_table import ROLE_NAMES
 from dashboard.tables import show_table
 from dashboard.text import md
 from model import i18n
@@ -18,7 +19,6 @@ from model.accounts import oidc, sessions, users
 from model.i18n import N_, tr, tr_n
 from model.store.tables import ROLES
 
-ROLE_LABELS = {"teacher": N_("teacher"), "admin": N_("admin")}
 # Each table's column headers by column name (the data keeps the English column names).
 HEADERS = {
     "username": N_("username"),
@@ -37,7 +37,7 @@ RULE_HEADERS = {
 
 
 def role_label(role: str) -> str:
-    return tr(ROLE_LABELS[role]) if role in ROLE_LABELS else role
+    return tr(ROLE_NAMES[role]) if role in ROLE_NAMES else role
 
 
 def _headers(names: dict[str, str]) -> dict[str, str]:

@@ -214,7 +214,7 @@ def test_an_unmapped_person_waits_and_the_mapped_admin_lets_them_in(
     sign_in_with_provider(admin, ADMIN)
     expect(admin.get_by_test_id("stSidebar").get_by_text(f"Signed in as {ADMIN.name}").first).to_be_visible()
     open_page(admin, "Users")
-    expect(admin.get_by_text("1 school account(s) wait for a role")).to_be_visible()
+    expect(admin.get_by_text("1 school account waits for a role")).to_be_visible()
     admin.get_by_role("tab", name="School accounts").click()
     expect(admin.get_by_text(STRANGER.email).first).to_be_visible()
     admin.get_by_role("textbox", name="E-mail address or domain").fill(STRANGER.email)
