@@ -88,3 +88,22 @@ def texts(at: AppTest) -> str:
     parts += [e.value for e in (*at.error, *at.success, *at.info, *at.warning)]
     parts += [f"{m.label} {m.value}" for m in at.metric]
     return "\n".join(str(p) for p in parts)
+
+
+def fill_student(at: AppTest, record: dict, grades: tuple[str, ...] = (), student_id: str = "") -> AppTest:
+    """Fill the predict page's form with ``record`` (the grades in ``grades`` ticked as known); not submitted."""
+    from model.schema.fields import ATTRIBUTES, FIELDS, GRADES
+
+    for name in ATTRIBUTES:
+        spec, key = FIELDS[name], f"student:{name}"
+        if spec.allowed is not None or (spec.kind == "ordinal" and (spec.min, spec.max) != (1, 5)):
+            at.selectbox(key=key).set_value(record[name])
+        elif spec.kind == "ordinal":
+            at.select_slider(key=key).set_value(record[name])
+        else:
+            at.number_input(key=key).set_value(record[name])
+    for grade in GRADES:
+        at.checkbox(key=f"student:{grade}:known").set_value(grade in grades)
+        at.number_input(key=f"student:{grade}").set_value(record[grade])
+    at.text_input(key="student:student_id").input(student_id)
+    return at

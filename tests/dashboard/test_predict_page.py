@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
-from model.schema.fields import ATTRIBUTES, FIELDS, GRADES
+from model.schema.fields import ATTRIBUTES, GRADES
 from model.schema.results import COLUMNS, INTERVAL, SETUP_NOTES, percent_text
 from model.schema.validation import G2_WITHOUT_G1
 from model.serving.service import ModelStore, predict_one
@@ -17,7 +17,7 @@ from model.settings import get_settings
 from model.store.db import get_engine, session_scope
 from model.store.tables import PredictionLog
 from tests.conftest import swap_artifact
-from tests.dashboard.conftest import ROOT, TIMEOUT, Account, page_test, texts
+from tests.dashboard.conftest import ROOT, TIMEOUT, Account, fill_student, page_test, texts
 
 
 @pytest.fixture
@@ -28,19 +28,7 @@ def student(raw_df: pd.DataFrame) -> dict[str, Any]:
 
 
 def _fill(at: AppTest, record: dict[str, Any], grades: tuple[str, ...] = (), student_id: str = "") -> AppTest:
-    for name in ATTRIBUTES:
-        spec, key = FIELDS[name], f"student:{name}"
-        if spec.allowed is not None or (spec.kind == "ordinal" and (spec.min, spec.max) != (1, 5)):
-            at.selectbox(key=key).set_value(record[name])
-        elif spec.kind == "ordinal":
-            at.select_slider(key=key).set_value(record[name])
-        else:
-            at.number_input(key=key).set_value(record[name])
-    for grade in GRADES:
-        at.checkbox(key=f"student:{grade}:known").set_value(grade in grades)
-        at.number_input(key=f"student:{grade}").set_value(record[grade])
-    at.text_input(key="student:student_id").input(student_id)
-    return _submit(at, "Predict")
+    return _submit(fill_student(at, record, grades, student_id), "Predict")
 
 
 def _submit(at: AppTest, label: str) -> AppTest:

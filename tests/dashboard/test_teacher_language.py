@@ -32,7 +32,7 @@ from model.serving.service import ModelStore, predict_batch
 from model.settings import get_settings
 from model.store.db import get_engine, session_scope
 from model.store.tables import PredictionLog
-from tests.dashboard.conftest import Account, download_labels, page_test, texts
+from tests.dashboard.conftest import Account, download_labels, fill_student, page_test, texts
 from tests.translations import english_left, english_words, shown_texts
 
 PT = i18n.PORTUGUESE
@@ -115,19 +115,7 @@ def year(app_db_url: str, teacher_account: Account, raw_df: pd.DataFrame) -> Cur
 
 
 def _fill_and_predict(at: AppTest, record: dict[str, Any]) -> AppTest:
-    for name in ATTRIBUTES:
-        spec, key = FIELDS[name], f"student:{name}"
-        if spec.allowed is not None or (spec.kind == "ordinal" and (spec.min, spec.max) != (1, 5)):
-            at.selectbox(key=key).set_value(record[name])
-        elif spec.kind == "ordinal":
-            at.select_slider(key=key).set_value(record[name])
-        else:
-            at.number_input(key=key).set_value(record[name])
-    at.checkbox(key="student:G1:known").set_value(True)
-    at.number_input(key="student:G1").set_value(record["G1"])
-    at.checkbox(key="student:G2:known").set_value(False)
-    at.text_input(key="student:student_id").input("S-042")
-    return at.form_submit_button[0].click().run()
+    return fill_student(at, record, grades=("G1",), student_id="S-042").form_submit_button[0].click().run()
 
 
 def _predict(at: AppTest, risky: dict[str, Any], user: CurrentUser, raw: pd.DataFrame, csv: Path) -> AppTest:
