@@ -26,11 +26,11 @@ def insert_rows(engine: Engine, rows: Sequence[dict[str, Any]]) -> int:
     if not rows:
         return 0
     with engine.begin() as connection:
-        return len(connection.execute(_statement(engine).returning(PredictionLog.id), list(rows)).all())
+        return len(connection.execute(_statement(engine.dialect).returning(PredictionLog.id), list(rows)).all())
 
 
-def _statement(engine: Engine) -> sa.Insert:
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[engine.dialect.name]
+def _statement(dialect: sa.Dialect) -> sa.Insert:
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect.name]
     return insert(PredictionLog).on_conflict_do_nothing(index_elements=["idempotency_key"])
 
 
@@ -38,9 +38,7 @@ def insert_columns(engine: Engine, columns: Columns, n: int) -> None:
     """One ``executemany`` of plain tuples at the driver: each column's bind conversion runs once per
     distinct value and the inputs are serialized by orjson, which for a 100k-row class saves seconds
     of per-row work in SQLAlchemy. Columns left out take their scalar default (as SQLAlchemy would)."""
-    # inline(): no RETURNING of the new ids (PostgreSQL would send back one per row for nothing)
-    compiled = _statement(engine).inline().compile(dialect=engine.dialect, column_keys=list(columns))
-    names = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
+    sql, names, positional = _compiled(engine.dialect, tuple(columns))
     values = {}
     for name in names:
         if name in columns:
@@ -51,12 +49,28 @@ def insert_columns(engine: Engine, columns: Columns, n: int) -> None:
                 raise ValueError(f"prediction log rows lack a value for {name}")
             column = default.arg
         values[name] = _driver_values(engine.dialect, name, column, n)
-    if compiled.positional:
+    if positional:
         parameters: list[Any] = list(zip(*values.values(), strict=True))
     else:
         parameters = [dict(zip(names, row, strict=True)) for row in zip(*values.values(), strict=True)]
     with engine.begin() as connection:
-        connection.exec_driver_sql(str(compiled), parameters)
+        connection.exec_driver_sql(sql, parameters)
+
+
+_COMPILED: dict[tuple[Any, ...], tuple[str, list[str], bool]] = {}
+
+
+def _compiled(dialect: sa.Dialect, keys: tuple[str, ...]) -> tuple[str, list[str], bool]:
+    """The insert's SQL, its bind names in order and whether they are positional, compiled once per dialect
+    and set of columns (compiling costs about as much as a one-student prediction's trees)."""
+    key = (type(dialect), dialect.paramstyle, dialect.server_version_info, keys)
+    found = _COMPILED.get(key)
+    if found is None:
+        # inline(): no RETURNING of the new ids (PostgreSQL would send back one per row for nothing)
+        compiled = _statement(dialect).inline().compile(dialect=dialect, column_keys=list(keys))
+        names = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
+        found = _COMPILED.setdefault(key, (str(compiled), names, bool(compiled.positional)))
+    return found
 
 
 def _driver_values(dialect: sa.Dialect, key: str, value: Any, n: int) -> list[Any]:
