@@ -100,7 +100,7 @@ def student_form(
         )  # fmt: skip
         for group in GROUPS:
             names = [n for n in (*ATTRIBUTES, *GRADES) if FIELDS[n].group == group]
-            st.subheader(tr(group))
+            st.header(tr(group))
             columns = st.columns(COLUMNS)
             for i, name in enumerate(names):
                 with columns[i % COLUMNS]:

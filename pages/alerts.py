@@ -69,7 +69,7 @@ def alert_table(session: Session) -> pd.DataFrame:
 
 
 def show_history(history: pd.DataFrame) -> None:
-    st.subheader(tr("History (last 90 days)"))
+    st.header(tr("History (last 90 days)"))
     if history.empty:
         st.info(tr("No alert has fired in the last 90 days."))
     else:

@@ -89,7 +89,7 @@ def main() -> None:
         _revoke(admin, active)
     with transaction() as session:
         keys = apikeys.list_keys(session)
-    st.subheader(tr_n("{count} active key", "{count} active keys", sum(k.active for k in keys)))
+    st.header(tr_n("{count} active key", "{count} active keys", sum(k.active for k in keys)))
     show_table(_table(keys), hide_index=True, column_config={name: tr(label) for name, label in HEADERS.items()})
 
 

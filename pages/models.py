@@ -195,7 +195,7 @@ def school_counts(session: Session, setup: str) -> None:
 
 
 def show_training(session: Session, user: CurrentUser, setup: str) -> None:
-    st.subheader(tr("Train a new version"))
+    st.header(tr("Train a new version"))
     st.caption(tr("Training runs in a separate process, so predictions go on as usual. The new version is stored "
                   "inactive: nobody uses it until it is promoted."))  # fmt: skip
     school_counts(session, setup)
@@ -249,7 +249,7 @@ def _importance(importance: pd.Series) -> pd.Series:
 
 
 def compare_section(session: Session, ids: list[str], active_id: str | None) -> None:
-    st.subheader(tr("Compare two versions"))
+    st.header(tr("Compare two versions"))
     if len(ids) < 2:
         st.info(tr("Train a second version to compare."))
         return
@@ -340,7 +340,7 @@ def _confirmed_button(label: str, confirm: str, key: str, action: Callable[..., 
 
 def promotion_section(user: CurrentUser, setup: str, ids: list[str], active_id: str | None,
                       previous_id: str | None) -> None:  # fmt: skip
-    st.subheader(tr("Promote or roll back"))
+    st.header(tr("Promote or roll back"))
     st.caption(tr("The switch is one database transaction and is audited; every instance serves the new version "
                   "within {seconds} seconds.", seconds=i18n.number(store().refresh_seconds, 0)))  # fmt: skip
     candidates = [i for i in ids if i != active_id]
@@ -380,7 +380,7 @@ def _earlier_versions(setup: str, active_id: str | None) -> list[str]:
 
 
 def judge_section(session: Session, ids: list[str], active_id: str | None) -> None:
-    st.subheader(tr("Compare on our students"))
+    st.header(tr("Compare on our students"))
     st.caption(tr("The chosen version and the active one scored on our students' recorded outcomes: out-of-fold "
                   "(10-fold) for a version that learned from them, plain scoring otherwise; noise is the spread of "
                   "the difference over bootstrap resamples of the students."))  # fmt: skip
@@ -407,7 +407,7 @@ def judge_section(session: Session, ids: list[str], active_id: str | None) -> No
 
 
 def timeline_section(session: Session, setup: str) -> None:
-    st.subheader(tr("Timeline"))
+    st.header(tr("Timeline"))
     periods = registry.timeline(session, setup)
     if not periods:
         st.caption(tr("No version has served this setup yet."))
@@ -441,7 +441,7 @@ def active_integrity(session: Session, active_id: str | None) -> None:
 
 
 def card_and_export_section(session: Session, ids: list[str], active_id: str | None) -> None:
-    st.subheader(tr("Model card and export"))
+    st.header(tr("Model card and export"))
     first = ids.index(active_id) if active_id in ids else 0
     version_id = st.selectbox(tr("Version"), ids, index=first, key="card_choice")
     try:

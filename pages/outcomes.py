@@ -164,7 +164,7 @@ def main() -> None:
         one_outcome(user)
     with many:
         outcomes_file(user)
-    st.subheader(tr("Your recent predictions"))
+    st.header(tr("Your recent predictions"))
     recent_with_feedback(user)
 
 

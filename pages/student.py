@@ -81,7 +81,7 @@ def show_explanation(timeline: Timeline, user_id: int) -> None:
     """The latest prediction's main factors, recomputed from its logged inputs by today's model."""
     if not timeline.latest_inputs:
         return
-    st.subheader(tr("Why, at the latest prediction"))
+    st.header(tr("Why, at the latest prediction"))
     try:
         prediction = predict_one(store(), engine(), timeline.latest_inputs, channel="ui", user_id=user_id, log=False)
     except UserError as error:
@@ -173,7 +173,7 @@ def outcome_form(timeline: Timeline, user: object) -> None:
 
 
 def show_interventions(timeline: Timeline, user: object) -> None:
-    st.subheader(tr("Interventions"))
+    st.header(tr("Interventions"))
     plans = timeline.interventions
     if plans.empty:
         st.info(tr("No intervention recorded for this student yet."))
@@ -208,7 +208,7 @@ def main() -> None:
     st.plotly_chart(timeline_figure(timeline, thresholds.risk_high_below), key="timeline")
     show_explanation(timeline, user.id)
     show_interventions(timeline, user)
-    st.subheader(tr("Outcome"))
+    st.header(tr("Outcome"))
     outcome_form(timeline, user)
 
 

@@ -84,7 +84,7 @@ def show_problems(prediction: Prediction, problems_csv: bytes) -> None:
     if not prediction.problems:
         st.success(tr("Every row was valid."))
         return
-    st.subheader(tr("Validation report"))
+    st.header(tr("Validation report"))
     st.caption(tr("Rows with a problem were not predicted; every other row was. Row numbers are as in a "
                   "spreadsheet (the header is row 1). Fix these cells and upload the file again to predict "
                   "them."))  # fmt: skip
@@ -96,7 +96,7 @@ def show_problems(prediction: Prediction, problems_csv: bytes) -> None:
 
 def show_results(table: pd.DataFrame, results_csv: bytes) -> pd.DataFrame:
     """The sortable results table; returns it in the chosen order."""
-    st.subheader(tr("Predictions"))
+    st.header(tr("Predictions"))
     order = st.radio(tr("Order"), list(ORDERS), horizontal=True, key="upload_order", format_func=tr)
     column, ascending = ORDERS[order]
     ordered = table.sort_values([column, "row"], ascending=[ascending, True], kind="stable")
@@ -115,7 +115,7 @@ def _student_label(row: pd.Series) -> str:
 
 def show_explanation(prediction: Prediction, ordered: pd.DataFrame) -> None:
     """The SHAP waterfall and the plain sentences for one student the teacher picks."""
-    st.subheader(tr("Why? One student's explanation"))
+    st.header(tr("Why? One student's explanation"))
     choices = ordered.head(MAX_PICK).set_index("row", drop=False)
     if len(ordered) > MAX_PICK:
         st.caption(tr("The list holds the first {count} students in the order above; change the order to reach "
@@ -137,7 +137,7 @@ def show_explanation(prediction: Prediction, ordered: pd.DataFrame) -> None:
 
 def show_class_charts(prediction: Prediction) -> None:
     """Predicted grades, risk levels and the factors that most often lower grades in this class."""
-    st.subheader(tr("The class at a glance"))
+    st.header(tr("The class at a glance"))
     left, right = st.columns(2)
     show_chart(grade_histogram(prediction.results), left, width="stretch")
     show_chart(risk_chart(prediction.results), right, width="stretch")

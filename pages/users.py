@@ -211,7 +211,7 @@ def main() -> None:
         _provider_rules(admin)
     with transaction() as session:
         accounts = users.list_users(session)
-    st.subheader(tr_n("{count} account", "{count} accounts", len(accounts)))
+    st.header(tr_n("{count} account", "{count} accounts", len(accounts)))
     show_table(_table(accounts), hide_index=True, column_config=_headers(HEADERS))
 
 
