@@ -38,6 +38,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, undefer
 
 from model.errors import UserError
+from model.i18n import N_, tr
 from model.settings import Settings
 from model.store import crypto
 from model.store.audit import audit
@@ -56,7 +57,7 @@ class VersionNotFound(RegistryError, LookupError):
     """No model version has the requested id."""
 
     def __init__(self, version_id: str) -> None:
-        super().__init__(f"no model version {version_id!r}")
+        super().__init__(tr("no model version {version}", version=repr(version_id)))
         self.version_id = version_id
 
 
@@ -64,7 +65,7 @@ class NothingToRollBack(RegistryError):
     """The setup has no active version, or no previous version to return to."""
 
     def __init__(self, setup: str) -> None:
-        super().__init__(f"setup {setup!r} has no previous model version to roll back to")
+        super().__init__(tr("setup {setup} has no previous model version to roll back to", setup=repr(setup)))
         self.setup = setup
 
 
@@ -72,16 +73,17 @@ class ArtifactIntegrityError(RegistryError):
     """An artifact does not match its SHA-256 or its signature: it was not loaded (``label`` names it)."""
 
     def __init__(self, label: str, reason: str, action: str | None = None) -> None:
-        action = action or (
+        action = action or tr(
             "the artifact was modified or signed with another key, or moved from another version: check "
             "MATHSIGHT_SECRET_KEY, then train this setup again or import a trusted export of the version"
         )
-        super().__init__(f"refusing to load the artifact of model version {label}: {reason}; {action}")
+        super().__init__(tr("refusing to load the artifact of model version {label}: {reason}; {action}",
+                            label=label, reason=reason, action=action))  # fmt: skip
         self.label = label
         self.reason = reason
 
 
-_LEGACY_ACTION = (
+_LEGACY_ACTION = N_(
     "it was signed before signatures bound the version; run `python -m model migrate` with this installation's "
     "MATHSIGHT_SECRET_KEY to check and re-sign it"
 )
@@ -149,13 +151,15 @@ def verify_artifact_bytes(
 ) -> None:
     """Raise `ArtifactIntegrityError` unless ``blob`` matches its SHA-256 and ``signature`` signs ``signed``."""
     if not hmac_lib.compare_digest(sha256_hex(blob), signed.artifact_sha256):
-        raise ArtifactIntegrityError(label, "its SHA-256 does not match the recorded one")
+        raise ArtifactIntegrityError(label, tr("its SHA-256 does not match the recorded one"))
     if scheme != SIGNATURE_SCHEME:
-        raise ArtifactIntegrityError(label, f"it carries a signature of the old scheme {scheme}", _LEGACY_ACTION)
+        raise ArtifactIntegrityError(
+            label, tr("it carries a signature of the old scheme {scheme}", scheme=scheme), tr(_LEGACY_ACTION)
+        )
     if not hmac_lib.compare_digest(sign_fields(signed, settings=settings), signature):
         raise ArtifactIntegrityError(
-            label, "its HMAC signature does not match its version id, setup, schema version, training data and metrics "
-            "under this installation's key"
+            label, tr("its HMAC signature does not match its version id, setup, schema version, training data and "
+                      "metrics under this installation's key")
         )  # fmt: skip
 
 
@@ -406,7 +410,7 @@ def rollback(session: Session, setup: str, by: str, *, settings: Settings) -> st
                 previous_version_id=row.version_id,
             )
             return row.previous_version_id
-    raise RegistryError(f"the active model of {setup!r} kept changing during the rollback; try again")
+    raise RegistryError(tr("the active model of {setup} kept changing during the rollback; try again", setup=repr(setup)))
 
 
 def rollback_to(session: Session, setup: str, version_id: str, by: str, *, settings: Settings) -> str:
@@ -416,17 +420,20 @@ def rollback_to(session: Session, setup: str, version_id: str, by: str, *, setti
     for a version of another setup, one that never served, or the one serving now."""
     version = get_version(session, version_id)
     if version.setup != setup:
-        raise RegistryError(f"version {version_id} is a {version.setup} model, not a {setup} one")
+        raise RegistryError(tr("version {version} is a {model_setup} model, not a {setup} one",
+                               version=version_id, model_setup=version.setup, setup=setup))  # fmt: skip
     served = session.scalar(sa.select(sa.func.count()).where(ModelServing.version_id == version_id))
     if not served:
-        raise RegistryError(f"version {version_id} never served {setup}: promote it instead (its gate is checked)")
+        raise RegistryError(tr("version {version} never served {setup}: promote it instead (its gate is checked)",
+                               version=version_id, setup=setup))  # fmt: skip
     verify_artifact(version, settings=settings)
     for _ in range(_ROLLBACK_ATTEMPTS):
         current = session.scalar(sa.select(ActiveModel.version_id).where(ActiveModel.setup == setup).with_for_update())
         if current is None:
             raise NothingToRollBack(setup)
         if current == version_id:
-            raise RegistryError(f"version {version_id} is already the active {setup} model")
+            raise RegistryError(tr("version {version} is already the active {setup} model", version=version_id,
+                                   setup=setup))  # fmt: skip
         result = session.execute(
             sa.update(ActiveModel)
             .where(ActiveModel.setup == setup, ActiveModel.version_id == current)
@@ -436,7 +443,7 @@ def rollback_to(session: Session, setup: str, version_id: str, by: str, *, setti
             _open_period(session, setup, version_id, by, "rollback")
             audit(session, "model.rollback", by, setup=setup, version_id=version_id, previous_version_id=current)
             return version_id
-    raise RegistryError(f"the active model of {setup!r} kept changing during the rollback; try again")
+    raise RegistryError(tr("the active model of {setup} kept changing during the rollback; try again", setup=repr(setup)))
 
 
 def _dialect_insert(session: Session) -> Any:

@@ -458,3 +458,37 @@ def test_the_timeline_says_which_version_served_when_and_any_earlier_one_can_com
         assert registry.rollback(session, "period2", by="erin", settings=get_settings()) == v3
     with db.session_scope(engine) as session:
         assert [p.version_id for p in registry.timeline(session, "period2")][-1] == v3
+
+
+def test_the_registry_refuses_in_the_admins_language(engine: sa.Engine, fitted) -> None:
+    """An admin reading Portuguese gets the registry's refusals in Portuguese; without a language, English."""
+    from model import i18n
+    from tests.translations import english_words
+
+    version_id = _register(engine, fitted)
+    with db.session_scope(engine) as session:
+        version = registry.get_version(session, version_id)
+        tampered = bytearray(version.artifact)
+        tampered[len(tampered) // 2] ^= 0xFF
+        session.execute(sa.update(ModelVersion).where(ModelVersion.id == version_id).values(artifact=bytes(tampered)))
+
+    def refusals() -> list[str]:
+        messages = []
+        with db.session_scope(engine) as session:
+            for attempt in (
+                lambda: registry.get_version(session, "nope"),
+                lambda: registry.rollback(session, "early", by="admin", settings=get_settings()),
+                lambda: registry.load_artifact(registry.get_version(session, version_id), settings=get_settings()),
+            ):
+                with pytest.raises(registry.RegistryError) as caught:
+                    attempt()
+                messages.append(str(caught.value))
+        return messages
+
+    assert refusals()[:2] == ["no model version 'nope'", "setup 'early' has no previous model version to roll back to"]
+    with i18n.use_language(i18n.PORTUGUESE):
+        portuguese = refusals()
+    assert portuguese[:2] == ["não existe a versão do modelo 'nope'",
+                              "a fase 'early' não tem uma versão anterior do modelo para onde reverter"]  # fmt: skip
+    assert portuguese[2].startswith(f"o artefacto da versão do modelo {version_id} não foi carregado: o seu SHA-256")
+    assert not english_words(portuguese[2].replace("MATHSIGHT_SECRET_KEY", "")), portuguese[2]
