@@ -410,7 +410,7 @@ def rollback(session: Session, setup: str, by: str, *, settings: Settings) -> st
                 previous_version_id=row.version_id,
             )
             return row.previous_version_id
-    raise RegistryError(tr("the active model of {setup} kept changing during the rollback; try again", setup=repr(setup)))
+    raise _still_changing(setup)
 
 
 def rollback_to(session: Session, setup: str, version_id: str, by: str, *, settings: Settings) -> str:
@@ -443,7 +443,12 @@ def rollback_to(session: Session, setup: str, version_id: str, by: str, *, setti
             _open_period(session, setup, version_id, by, "rollback")
             audit(session, "model.rollback", by, setup=setup, version_id=version_id, previous_version_id=current)
             return version_id
-    raise RegistryError(tr("the active model of {setup} kept changing during the rollback; try again", setup=repr(setup)))
+    raise _still_changing(setup)
+
+
+def _still_changing(setup: str) -> RegistryError:
+    message = tr("the active model of {setup} kept changing during the rollback; try again", setup=repr(setup))
+    return RegistryError(message)
 
 
 def _dialect_insert(session: Session) -> Any:
