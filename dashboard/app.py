@@ -114,6 +114,7 @@ def main() -> None:
     _start(settings)
     user = auth.sign_in(engine(), settings)
     if user is None:
+        language.mark_document()
         oidc.sign_in_buttons()
         st.caption(
             tr("mathsight: early warning of maths failure, for teachers. Accounts are created by an administrator.")
@@ -121,6 +122,8 @@ def main() -> None:
         auth.cookie_removal()
         st.stop()
     apply_user_language(user)
+    with st.sidebar:
+        language.mark_document()
     _sidebar(user)
     auth.cookie_transfer()
     _navigation(user.role).run()

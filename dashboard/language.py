@@ -6,11 +6,14 @@ string of the run, from the pages and from the core, is in that language (:mod:`
 
 from __future__ import annotations
 
+import json
+
 import streamlit as st
 
 from model import i18n
 
 LANGUAGE_KEY = "mathsight_language"  # the signed-in user's chosen language; absent: the browser's
+DOCUMENT_TAGS = {i18n.ENGLISH: "en", i18n.PORTUGUESE: "pt-PT"}  # ours -> BCP 47, for <html lang>
 
 
 def browser_language() -> str:
@@ -33,3 +36,10 @@ def remember(code: str | None) -> str:
     else:
         st.session_state.pop(LANGUAGE_KEY, None)
     return apply()
+
+
+def mark_document() -> None:
+    """Set ``<html lang>`` to the run's language, so a screen reader reads Portuguese as Portuguese
+    (WCAG 3.1.1); Streamlit's page always says ``en``. A fixed script, no user input in it."""
+    tag = json.dumps(DOCUMENT_TAGS.get(i18n.language(), "en"))
+    st.html(f"<script>document.documentElement.lang = {tag};</script>", unsafe_allow_javascript=True)

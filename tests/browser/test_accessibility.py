@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
+from dashboard.language import DOCUMENT_TAGS
 from dashboard.page_table import PAGES
 from model import i18n
 from model.i18n import tr
@@ -36,6 +37,7 @@ def test_the_sign_in_page(new_page: Callable[..., Page], language: str) -> None:
     with i18n.use_language(language):
         sign_in = tr("Sign in")
     expect(page.get_by_role("button", name=sign_in, exact=True)).to_be_visible()
+    expect(page.locator("html")).to_have_attribute("lang", DOCUMENT_TAGS[language])  # WCAG 3.1.1
     blocking = audit(page, "sign-in" if language == "en" else f"sign-in ({language})")
     assert not blocking, describe(blocking)
 

@@ -60,6 +60,7 @@ def test_a_portuguese_teacher_predicts_uploads_and_reads_needs_attention(
     page = new_page(BROWSER_LANGUAGE)
     log_in(page, PROFESSORA, i18n.PORTUGUESE)
     expect(page.get_by_test_id("stSidebar").get_by_role("button", name=pt("Log out"))).to_be_visible()
+    expect(page.locator("html")).to_have_attribute("lang", "pt-PT")  # a screen reader reads it as Portuguese
 
     open_page(page, pt("Predict one student"))
     page.get_by_role("spinbutton", name=pt("School absences")).fill("0")
