@@ -27,6 +27,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from model import i18n
 from model.errors import Problem, UserError
 from model.i18n import tr
 from model.logs import log_request
@@ -150,7 +151,9 @@ class ModelStore:
     def _load(self, session: Session, setup: str, version_id: str) -> None:
         version = registry.get_version(session, version_id)
         try:
-            estimator = registry.load_artifact(version, settings=self.settings)
+            # the store is shared by every session: a refusal is kept (and logged) in English, whoever's run loaded it
+            with i18n.use_language(i18n.ENGLISH):
+                estimator = registry.load_artifact(version, settings=self.settings)
         except registry.ArtifactIntegrityError as error:
             log.error("not serving setup %s: %s", setup, error)
             self._models.pop(setup, None)

@@ -6,11 +6,14 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from streamlit.testing.v1 import AppTest
 
+from model import i18n
+from model.i18n import tr
 from model.ml import jobs
 from model.serving.outcomes import record_outcomes_csv
-from model.serving.service import ModelStore, predict_batch
+from model.serving.service import ModelStore, ModelUnavailable, predict_batch
 from model.settings import get_settings
 from model.store.audit import list_audit
 from model.store.db import get_engine, session_scope
@@ -170,6 +173,27 @@ def test_a_swapped_artifact_shows_a_red_box_not_a_traceback(app_db_url: str, adm
     assert any(e.startswith(f"refusing to load the artifact of model version {victim}") for e in errors[1:])
     assert "Traceback" not in texts(at) and "ArtifactIntegrityError" not in texts(at)
     assert victim in versions(at)["version"].tolist()
+
+
+def test_a_refused_artifact_reads_in_each_admins_language_and_the_shared_store_keeps_it_in_english(
+    app_db_url: str, admin_account: Account
+) -> None:
+    """The page checks the active version in its reader's language. The model store, shared by every session,
+    keeps (and logs) its refusal in English whoever's run loaded the version first."""
+    victim = swap_artifact(app_db_url, into="early", source="period2")
+    store = ModelStore(get_engine(app_db_url), settings=get_settings())
+    with i18n.use_language(i18n.PORTUGUESE):
+        frame = tr("The active model is not being served. {reason}", reason="")
+        with pytest.raises(ModelUnavailable) as unavailable:
+            store.get("early")
+        assert "indisponível" in str(unavailable.value)  # what the reader is told: their language
+    assert unavailable.value.reason.startswith(f"refusing to load the artifact of model version {victim}: its HMAC")
+    portuguese = page_test("models.py", admin_account.user, language="pt_PT").run()
+    assert not portuguese.exception
+    assert portuguese.error[0].value.startswith(frame + f"o artefacto da versão do modelo {victim} não foi carregado")
+    english = open_page(admin_account)
+    assert english.error[0].value.startswith(f"The active model is not being served. refusing to load the artifact "
+                                             f"of model version {victim}")  # fmt: skip
 
 
 def test_train_from_our_outcomes_judge_promote_past_a_gate_with_a_reason_and_the_timeline(
